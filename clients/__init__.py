@@ -1,0 +1,1 @@
+"""What users touch: the softphone simulator, the demo, and the web pages."""

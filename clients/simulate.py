@@ -1,0 +1,116 @@
+"""The softphone simulator: streams a WAV as a live call and prints the events that come back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import websockets
+
+from clients.wavfile import read_wav
+from models.codecs import encode, to_int16
+from models.resample import resample
+
+FRAME_SECONDS = 0.02
+
+
+@dataclass
+class CallRun:
+    call_id: str
+    replies: list[dict] = field(default_factory=list)  # what the ingest socket said
+    events: list[dict] = field(default_factory=list)  # what the event socket carried for this call
+    received_at: list[float] = field(default_factory=list)  # monotonic time each event arrived
+    started_at: float = 0.0  # monotonic time audio time 0 was sent
+    speed: float = 1.0
+
+    def sent_at(self, audio_time: float) -> float:
+        """When the audio at ``audio_time`` seconds left the simulator."""
+        return self.started_at + audio_time / self.speed
+
+    def final_delays(self) -> list[float]:
+        return [got - self.sent_at(e["end"]) for e, got in zip(self.events, self.received_at)
+                if e["type"] == "transcript.final"]
+
+
+def describe(event: dict) -> str:
+    """One readable line per event."""
+    kind = event["type"]
+    head = f"[{event.get('t', 0):7.2f}s] {kind:<18}"
+    if kind.startswith("transcript."):
+        return f"{head} {event['speaker']:<6} {event['text']}"
+    if kind == "call.started":
+        return f"{head} call {event['call_id']} for agent {event['agent_id']}"
+    if kind == "call.ended":
+        return f"{head} call {event['call_id']} ended after {event['summary']['duration']:.1f} s"
+    rest = {k: v for k, v in event.items() if k not in ("type", "call_id", "seq", "t", "ts")}
+    return f"{head} {json.dumps(rest)}"
+
+
+def frames_of(audio: np.ndarray, rate_in: int, rate: int, encoding: str) -> list[bytes]:
+    """Resample every channel, encode and interleave, then cut into 20 ms frames."""
+    channels = [to_int16(resample(audio[:, c], rate_in, rate)) for c in range(audio.shape[1])]
+    interleaved = np.stack(channels, axis=1).reshape(-1)
+    per_frame = int(rate * FRAME_SECONDS) * audio.shape[1]
+    return [encode(encoding, interleaved[i : i + per_frame]) for i in range(0, len(interleaved), per_frame)]
+
+
+async def stream_call(wav: str | Path, url: str, agent: str, key: str, *, watch_token: str | None = None,
+                      speed: float = 1.0, encoding: str = "pcm16", rate: int = 8000, call_id: str | None = None,
+                      metadata: dict | None = None, on_event=None, end_timeout: float = 120.0) -> CallRun:
+    audio, rate_in = read_wav(wav)
+    roles = ["caller", "agent"][: audio.shape[1]]
+    frames = frames_of(audio, rate_in, rate, encoding)
+    run = CallRun(call_id or f"sim-{uuid.uuid4().hex[:10]}", speed=speed)
+    base = url.rstrip("/")
+    ended = asyncio.Event()
+    watcher = None
+    if watch_token:
+        watch_url = f"{base}/v1/agents/{quote(agent)}/events?token={quote(watch_token)}"
+        ws_events = await websockets.connect(watch_url, max_size=None)
+        watcher = asyncio.create_task(_watch(ws_events, run, ended, on_event))
+    try:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with websockets.connect(f"{base}/v1/stream", additional_headers=headers, max_size=None) as ws:
+            await ws.send(json.dumps({"type": "start", "call_id": run.call_id, "agent_id": agent, "encoding": encoding,
+                                      "sample_rate": rate, "channels": len(roles), "roles": roles,
+                                      "metadata": metadata or {}}))
+            reply = json.loads(await ws.recv())
+            run.replies.append(reply)
+            if reply.get("type") != "started":
+                raise RuntimeError(f"server refused the call: {reply.get('code')}: {reply.get('message')}")
+            run.started_at = time.monotonic()
+            for i, frame in enumerate(frames):
+                # Pace against the clock, not sleep-per-frame, so scheduling jitter does not accumulate.
+                delay = run.started_at + i * FRAME_SECONDS / speed - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await ws.send(frame)
+            await ws.send(json.dumps({"type": "stop"}))
+            async for message in ws:
+                run.replies.append(json.loads(message))
+        if watcher is not None:
+            await asyncio.wait_for(ended.wait(), end_timeout)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            await ws_events.close()
+    return run
+
+
+async def _watch(ws, run: CallRun, ended: asyncio.Event, on_event) -> None:
+    async for message in ws:
+        event = json.loads(message)
+        if event.get("call_id") != run.call_id:
+            continue
+        run.events.append(event)
+        run.received_at.append(time.monotonic())
+        if on_event:
+            on_event(event)
+        if event["type"] == "call.ended":
+            ended.set()

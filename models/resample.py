@@ -1,0 +1,29 @@
+"""Sample-rate conversion to the 16 kHz the models expect, streaming or whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+MODEL_RATE = 16000
+
+
+class StreamResampler:
+    """Keeps filter state across frames so 20 ms chunks join without clicks."""
+
+    def __init__(self, rate_in: int, rate_out: int = MODEL_RATE):
+        self.rate_in = rate_in
+        self.rate_out = rate_out
+        self._stream = None if rate_in == rate_out else soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="HQ")
+
+    def __call__(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        if self._stream is None:
+            return samples
+        return self._stream.resample_chunk(samples, last=last)
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int = MODEL_RATE) -> np.ndarray:
+    if rate_in == rate_out:
+        return np.asarray(samples, dtype=np.float32)
+    return soxr.resample(np.asarray(samples, dtype=np.float32), rate_in, rate_out).astype(np.float32)

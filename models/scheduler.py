@@ -1,0 +1,133 @@
+"""The one transcription queue every call submits to.
+
+Policies: finals go before partials (a final is what the coach and the record
+need); a newer partial for the same speaker replaces a pending older one (only the
+latest snapshot is worth showing); finals run in the order their utterances ended.
+Work runs on worker threads so the event loop keeps taking audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.resample import MODEL_RATE
+from models.transcriber import Transcript
+
+FINAL, PARTIAL = 0, 1
+
+
+@dataclass
+class Job:
+    call_id: str
+    speaker: str
+    utterance: int
+    kind: int  # FINAL or PARTIAL
+    audio: np.ndarray
+    submitted: float = field(default_factory=time.monotonic)
+    future: asyncio.Future | None = None
+
+
+@dataclass
+class SchedulerStats:
+    jobs_done: int = 0
+    partials_superseded: int = 0
+    audio_seconds: float = 0.0
+    busy_seconds: float = 0.0
+
+
+class TranscriptionScheduler:
+    def __init__(self, transcriber, workers: int = 1, final_beam_size: int = 1):
+        self._transcriber = transcriber
+        self._final_beam = final_beam_size
+        self._finals: list[tuple[int, Job]] = []
+        self._partials: dict[tuple[str, str], Job] = {}
+        self._order = itertools.count()
+        self._cv = threading.Condition()
+        self._closed = False
+        self.stats = SchedulerStats()
+        self._threads = [threading.Thread(target=self._work, name=f"transcribe-{i}", daemon=True) for i in range(workers)]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def depth(self) -> int:
+        with self._cv:
+            return len(self._finals) + len(self._partials)
+
+    def submit(self, job: Job) -> asyncio.Future:
+        """Queue a job; the future resolves to a Transcript, or None when superseded or dropped."""
+        loop = asyncio.get_running_loop()
+        job.future = loop.create_future()
+        key = (job.call_id, job.speaker)
+        with self._cv:
+            if job.kind == FINAL:
+                self._finals.append((next(self._order), job))
+                stale = self._partials.pop(key, None)
+            else:
+                stale = self._partials.get(key)
+                self._partials[key] = job
+            self._cv.notify()
+        if stale is not None:
+            self.stats.partials_superseded += 1
+            _resolve(stale, None)
+        return job.future
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            pending = [j for _, j in self._finals] + list(self._partials.values())
+            self._finals.clear()
+            self._partials.clear()
+            self._cv.notify_all()
+        for job in pending:
+            _resolve(job, None)
+
+    def _next(self) -> Job | None:
+        with self._cv:
+            while not self._closed and not self._finals and not self._partials:
+                self._cv.wait()
+            if self._closed:
+                return None
+            if self._finals:
+                return self._finals.pop(0)[1]
+            # Oldest pending partial first, so no speaker starves.
+            key = min(self._partials, key=lambda k: self._partials[k].submitted)
+            return self._partials.pop(key)
+
+    def _work(self) -> None:
+        while (job := self._next()) is not None:
+            started = time.monotonic()
+            try:
+                beam = self._final_beam if job.kind == FINAL else 1
+                result: Transcript | BaseException = self._transcriber.transcribe(job.audio, beam_size=beam)
+            except BaseException as exc:  # reported to the submitter, the worker lives on
+                result = exc
+            self.stats.busy_seconds += time.monotonic() - started
+            self.stats.audio_seconds += len(job.audio) / MODEL_RATE
+            self.stats.jobs_done += 1
+            _resolve(job, result)
+
+
+def _resolve(job: Job, result) -> None:
+    fut = job.future
+    if fut is None:
+        return
+
+    def settle() -> None:
+        if fut.done():
+            return
+        if isinstance(result, BaseException):
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)
+
+    try:
+        fut.get_loop().call_soon_threadsafe(settle)
+    except RuntimeError:  # loop already closed at shutdown
+        pass

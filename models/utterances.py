@@ -1,0 +1,153 @@
+"""Cuts one speaker's 16 kHz stream into utterances, with partial snapshots while they speak.
+
+Input: float32 samples in arbitrary frame sizes. Output: plain dataclasses, in order:
+``SpeechStarted``, ``PartialDue`` (about every ``partial_interval`` seconds of speech),
+``UtteranceEnded`` (after ``end_silence`` seconds without speech). Times are seconds of
+this speaker's audio since the call started.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.resample import MODEL_RATE
+from models.vad import CHUNK, SileroStream
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    start_threshold: float = 0.5
+    end_threshold: float = 0.35
+    end_silence: float = 0.5  # seconds of non-speech that end an utterance
+    min_speech: float = 0.2  # shorter bursts (clicks, coughs) are dropped
+    pre_roll: float = 0.25  # audio kept before the detected start, for the first phoneme
+    post_roll: float = 0.2
+    partial_interval: float = 1.0
+    max_utterance: float = 25.0  # whisper's window is 30 s; cut long monologues before it
+
+
+@dataclass(frozen=True)
+class VoiceChunk:
+    """One VAD decision: for consumers that follow the floor chunk by chunk."""
+
+    t: float
+    prob: float
+    rms: float
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    utterance: int
+    start: float
+
+
+@dataclass(frozen=True)
+class PartialDue:
+    utterance: int
+    start: float
+    end: float
+    audio: np.ndarray
+
+
+@dataclass(frozen=True)
+class UtteranceEnded:
+    utterance: int
+    start: float
+    end: float
+    audio: np.ndarray
+    too_short: bool = False  # a click or cough: nothing to transcribe
+
+
+class UtteranceSegmenter:
+    def __init__(self, config: SegmenterConfig | None = None, vad: SileroStream | None = None):
+        self.config = config or SegmenterConfig()
+        self._vad = vad or SileroStream()
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._samples = 0  # samples consumed by the VAD so far
+        self._history: list[np.ndarray] = []  # recent chunks, for pre-roll
+        self._speech: list[np.ndarray] | None = None
+        self._start = 0.0
+        self._speech_end = 0.0
+        self._silence = 0.0
+        self._voiced = 0.0
+        self._last_partial = 0.0
+        self._utterance = 0
+
+    @property
+    def now(self) -> float:
+        return self._samples / MODEL_RATE
+
+    @property
+    def in_speech(self) -> bool:
+        return self._speech is not None
+
+    def feed(self, samples: np.ndarray) -> list:
+        """Consume samples; returns the VoiceChunks and utterance events they caused."""
+        self._pending = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
+        out: list = []
+        n = len(self._pending) // CHUNK
+        for i in range(n):
+            self._step(self._pending[i * CHUNK : (i + 1) * CHUNK], out)
+        self._pending = self._pending[n * CHUNK :]
+        return out
+
+    def flush(self) -> list:
+        """End of stream (or pause): close any open utterance now."""
+        out: list = []
+        if self._speech is not None:
+            self._close(out, self.now)
+        self._pending = np.zeros(0, dtype=np.float32)
+        return out
+
+    def skip(self, seconds: float) -> list:
+        """Time passes with no audio to analyse (the call is paused)."""
+        out = self.flush()
+        self._samples += int(seconds * MODEL_RATE)
+        self._history.clear()
+        return out
+
+    def _step(self, chunk: np.ndarray, out: list) -> None:
+        cfg = self.config
+        prob = self._vad(chunk)
+        t0 = self.now
+        self._samples += CHUNK
+        dt = CHUNK / MODEL_RATE
+        out.append(VoiceChunk(t=self.now, prob=prob, rms=float(np.sqrt(np.mean(chunk * chunk)))))
+        if self._speech is None:
+            self._history.append(chunk)
+            keep = int(cfg.pre_roll * MODEL_RATE / CHUNK) + 1
+            del self._history[:-keep]
+            if prob >= cfg.start_threshold:
+                self._speech = list(self._history)
+                self._history = []
+                self._start = max(0.0, t0 - (len(self._speech) - 1) * dt)
+                self._voiced = dt
+                self._silence = 0.0
+                self._speech_end = self.now
+                self._last_partial = self.now
+                self._utterance += 1
+                out.append(SpeechStarted(self._utterance, round(self._start, 3)))
+            return
+        self._speech.append(chunk)
+        if prob >= cfg.end_threshold:
+            self._silence = 0.0
+            self._voiced += dt
+            self._speech_end = self.now
+        else:
+            self._silence += dt
+        if self._silence >= cfg.end_silence:
+            self._close(out, min(self.now, self._speech_end + cfg.post_roll))
+        elif self.now - self._start >= cfg.max_utterance:
+            self._close(out, self.now)
+        elif self._silence == 0.0 and self.now - self._last_partial >= cfg.partial_interval and self._voiced >= cfg.min_speech:
+            self._last_partial = self.now
+            out.append(PartialDue(self._utterance, round(self._start, 3), round(self.now, 3), np.concatenate(self._speech)))
+
+    def _close(self, out: list, end: float) -> None:
+        audio = np.concatenate(self._speech)[: max(0, int((end - self._start) * MODEL_RATE))]
+        too_short = self._voiced < self.config.min_speech
+        self._speech = None
+        self._history = []
+        out.append(UtteranceEnded(self._utterance, round(self._start, 3), round(self._speech_end, 3), audio, too_short))

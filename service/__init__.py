@@ -1,0 +1,1 @@
+"""The running Calmline server: ingest, sessions, events, storage, auth, config and CLI."""

@@ -1,0 +1,46 @@
+"""Checks on every endpoint: who the token belongs to, and whether they may touch this call."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket
+
+from service.auth import Principal, token_from
+
+
+def principal(conn: HTTPConnection) -> Principal | None:
+    return conn.app.state.services.credentials.identify(token_from(conn.headers, conn.query_params))
+
+
+def require(conn: HTTPConnection, *roles: str) -> Principal:
+    who = principal(conn)
+    if who is None:
+        raise HTTPException(401, "missing or unknown token", headers={"WWW-Authenticate": "Bearer"})
+    if who.role not in roles:
+        raise HTTPException(403, f"a {who.role} token cannot use this endpoint")
+    return who
+
+
+def require_call_access(who: Principal, call_agent_id: str) -> None:
+    if not who.may_read_call(call_agent_id):
+        raise HTTPException(403, "this call belongs to another agent")
+
+
+async def deny(ws: WebSocket, status: int, message: str) -> None:
+    """Refuse a websocket handshake with a real HTTP status and a JSON reason."""
+    code = "unauthorized" if status == 401 else "forbidden"
+    await ws.send_denial_response(JSONResponse({"type": "error", "code": code, "message": message}, status_code=status))
+
+
+async def ws_principal(ws: WebSocket, *roles: str) -> Principal | None:
+    """The websocket's principal, or None after refusing it (401 unknown, 403 wrong kind)."""
+    who = principal(ws)
+    if who is None:
+        await deny(ws, 401, "missing or unknown token")
+        return None
+    if who.role not in roles:
+        await deny(ws, 403, f"a {who.role} token cannot use this endpoint")
+        return None
+    return who

@@ -1,0 +1,121 @@
+"""REST: calls, their annotated timelines and recordings; health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from service import metrics
+from service.access import require, require_call_access
+from service.auth import AGENT, SUPERVISOR
+
+READERS = (AGENT, SUPERVISOR)
+
+
+def _call_view(svc, row: dict) -> dict:
+    live = svc.calls.get(row["call_id"])
+    view = {k: row[k] for k in ("call_id", "agent_id", "status", "end_reason", "source", "started_at",
+                                 "ended_at", "audio_seconds", "metadata", "media", "summary")}
+    if live is not None:
+        view["audio_seconds"] = round(live.audio_seconds, 3)
+        view["connected"] = live.connected
+    return view
+
+
+async def _readable_call(request: Request) -> tuple:
+    who = require(request, *READERS)
+    svc = request.app.state.services
+    call_id = request.path_params["call_id"]
+    row = await asyncio.to_thread(svc.store.get_call, call_id)
+    if row is None:
+        # Created calls are queued for the writer; a very new live call may not be there yet.
+        live = svc.calls.get(call_id)
+        if live is None:
+            raise HTTPException(404, f"no call {call_id}")
+        await svc.recorder.flush()
+        row = await asyncio.to_thread(svc.store.get_call, call_id)
+    require_call_access(who, row["agent_id"])
+    return svc, row
+
+
+def _time_param(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        try:
+            return datetime.fromisoformat(raw).timestamp()
+        except ValueError:
+            raise HTTPException(400, f"{name} must be unix seconds or an ISO date") from None
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    try:
+        value = int(request.query_params.get(name, default))
+    except ValueError:
+        raise HTTPException(400, f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise HTTPException(400, f"{name} must be between {low} and {high}")
+    return value
+
+
+async def list_calls(request: Request) -> JSONResponse:
+    who = require(request, *READERS)
+    svc = request.app.state.services
+    agent_id = request.query_params.get("agent_id")
+    if who.role == AGENT:
+        if agent_id and agent_id != who.agent_id:
+            raise HTTPException(403, "an agent can list only their own calls")
+        agent_id = who.agent_id
+    limit = _int_param(request, "limit", 50, 1, 500)
+    offset = _int_param(request, "offset", 0, 0, 10**9)
+    page = await asyncio.to_thread(
+        svc.store.list_calls, agent_id=agent_id, status=request.query_params.get("status"),
+        since=_time_param(request, "since"), until=_time_param(request, "until"), limit=limit, offset=offset)
+    return JSONResponse({"calls": [_call_view(svc, r) for r in page.calls], "total": page.total,
+                         "limit": limit, "offset": offset})
+
+
+async def get_call(request: Request) -> JSONResponse:
+    svc, row = await _readable_call(request)
+    return JSONResponse(_call_view(svc, row))
+
+
+async def get_events(request: Request) -> JSONResponse:
+    svc, row = await _readable_call(request)
+    types = [t for t in request.query_params.get("type", "").split(",") if t]
+    await svc.recorder.flush()
+    return JSONResponse(await asyncio.to_thread(svc.store.get_events, row["call_id"], types or None))
+
+
+async def get_audio(request: Request) -> Response:
+    svc, row = await _readable_call(request)
+    live = svc.calls.get(row["call_id"])
+    if live is not None:
+        live.audio.flush()
+    wav = await asyncio.to_thread(svc.audio_files.wav, row["call_id"])
+    if wav is None:
+        raise HTTPException(404, "this call has no audio")
+    return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, no-store"})
+
+
+async def whoami(request: Request) -> JSONResponse:
+    who = require(request, AGENT, SUPERVISOR)
+    return JSONResponse({"role": who.role, "agent_id": who.agent_id})
+
+
+async def healthz(request: Request) -> JSONResponse:
+    svc = request.app.state.services
+    return JSONResponse({"status": "ok", "model": svc.transcriber.model_name, "device": svc.transcriber.device,
+                         "live_calls": len(svc.calls.all()), "queue_depth": svc.scheduler.depth})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    require(request, SUPERVISOR)
+    return Response(metrics.render(request.app.state.services), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,64 @@
+"""Each call's audio, per role, appended to files as it arrives; read back as one WAV."""
+
+from __future__ import annotations
+
+import io
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from models.codecs import to_int16
+from models.resample import MODEL_RATE
+
+ROLE_ORDER = ("caller", "agent")  # WAV channels: caller left, agent right
+
+
+class CallAudio:
+    """Open files of one call; appends are buffered by the OS and flushed about once a second."""
+
+    def __init__(self, directory: Path, roles: list[str]):
+        directory.mkdir(parents=True, exist_ok=True)
+        self._files = {role: open(directory / f"{role}.pcm", "ab") for role in roles}
+
+    def append(self, role: str, samples: np.ndarray) -> None:
+        self._files[role].write(to_int16(samples).tobytes())
+
+    def flush(self) -> None:
+        for f in self._files.values():
+            f.flush()
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+
+
+class AudioFiles:
+    def __init__(self, data_dir: Path):
+        self.root = data_dir / "audio"
+
+    def open(self, call_id: str, roles: list[str]) -> CallAudio:
+        return CallAudio(self.root / call_id, roles)
+
+    def seconds(self, call_id: str) -> float:
+        sizes = [p.stat().st_size for p in (self.root / call_id).glob("*.pcm")]
+        return max(sizes, default=0) / 2 / MODEL_RATE
+
+    def wav(self, call_id: str) -> bytes | None:
+        directory = self.root / call_id
+        tracks = {role: np.fromfile(directory / f"{role}.pcm", dtype="<i2")
+                  for role in ROLE_ORDER if (directory / f"{role}.pcm").exists()}
+        if not tracks:
+            return None
+        length = max(len(t) for t in tracks.values())
+        stereo = np.zeros((length, 2), dtype="<i2")
+        for channel, role in enumerate(ROLE_ORDER):
+            if role in tracks:
+                stereo[: len(tracks[role]), channel] = tracks[role]
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(2)
+            w.setsampwidth(2)
+            w.setframerate(MODEL_RATE)
+            w.writeframes(stereo.tobytes())
+        return buf.getvalue()

@@ -1,0 +1,90 @@
+"""Who is calling: ingest keys, agent tokens and supervisor tokens, and the checks on them."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service.config import Settings
+
+INGEST, AGENT, SUPERVISOR = "ingest", "agent", "supervisor"
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: str  # INGEST, AGENT or SUPERVISOR
+    agent_id: str | None = None
+
+    def may_read_call(self, call_agent_id: str) -> bool:
+        return self.role == SUPERVISOR or (self.role == AGENT and self.agent_id == call_agent_id)
+
+
+@dataclass
+class Credentials:
+    ingest_keys: list[str] = field(default_factory=list)
+    agent_tokens: dict[str, str] = field(default_factory=dict)  # agent_id -> token
+    supervisor_tokens: list[str] = field(default_factory=list)
+    development: bool = False  # generated here, to be printed for the developer
+
+    def identify(self, token: str | None) -> Principal | None:
+        if not token:
+            return None
+        # compare_digest against every entry: no early exit that times out the secret.
+        found = None
+        for key in self.ingest_keys:
+            if hmac.compare_digest(key, token):
+                found = Principal(INGEST)
+        for agent_id, agent_token in self.agent_tokens.items():
+            if hmac.compare_digest(agent_token, token):
+                found = Principal(AGENT, agent_id)
+        for sup in self.supervisor_tokens:
+            if hmac.compare_digest(sup, token):
+                found = Principal(SUPERVISOR)
+        return found
+
+
+def load_credentials(settings: Settings) -> Credentials:
+    creds = Credentials(list(settings.ingest_keys), dict(settings.agent_tokens), list(settings.supervisor_tokens))
+    if settings.auth_file:
+        data = json.loads(Path(settings.auth_file).read_text())
+        creds.ingest_keys += list(data.get("ingest_keys", []))
+        creds.agent_tokens.update(data.get("agent_tokens", {}))
+        creds.supervisor_tokens += list(data.get("supervisor_tokens", []))
+    if creds.ingest_keys or creds.agent_tokens or creds.supervisor_tokens:
+        return creds
+    return _development_credentials(settings.data_dir)
+
+
+def _development_credentials(data_dir: Path) -> Credentials:
+    """Random tokens kept in the data dir, so a developer's browser tabs survive a restart."""
+    path = data_dir / "dev-tokens.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+    else:
+        data = {
+            "ingest_keys": ["ik-" + secrets.token_urlsafe(12)],
+            "agent_tokens": {"a-1": "at-" + secrets.token_urlsafe(12), "a-2": "at-" + secrets.token_urlsafe(12)},
+            "supervisor_tokens": ["st-" + secrets.token_urlsafe(12)],
+        }
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=1))
+        path.chmod(0o600)
+    return Credentials(data["ingest_keys"], data["agent_tokens"], data["supervisor_tokens"], development=True)
+
+
+def token_from(headers, query_params) -> str | None:
+    """Bearer header, HTTP Basic password (jambonz wsAuth) or ?token= (browsers, Twilio)."""
+    auth = headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    if scheme.lower() == "basic" and value:
+        try:
+            return base64.b64decode(value).decode().partition(":")[2] or None
+        except ValueError:
+            return None
+    return query_params.get("token") or None

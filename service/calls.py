@@ -1,0 +1,99 @@
+"""The live calls of this process: open, resume within the grace period, end, and who owns each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from service.audio_files import AudioFiles
+from service.bus import EventBus
+from service.events import CallEvents
+from service.ingest.calls import ProtocolError, Start
+from service.session import CallSession, SessionDeps
+from service.storage import LIVE, Store
+
+log = logging.getLogger("calmline.calls")
+
+
+class LiveCalls:
+    def __init__(self, deps: SessionDeps, bus: EventBus, store: Store, audio_files: AudioFiles, resume_grace: float):
+        self.deps = deps
+        self.bus = bus
+        self.store = store
+        self.audio_files = audio_files
+        self.resume_grace = resume_grace
+        self._sessions: dict[str, CallSession] = {}
+        self._grace: dict[str, asyncio.Task] = {}
+
+    def get(self, call_id: str) -> CallSession | None:
+        return self._sessions.get(call_id)
+
+    def all(self) -> list[CallSession]:
+        return list(self._sessions.values())
+
+    async def open(self, start: Start) -> CallSession:
+        session = self._sessions.get(start.call_id)
+        if start.resume:
+            if session is None:
+                raise ProtocolError("unknown_call", f"no live call {start.call_id} to resume (ended, or never started)")
+            if session.connected:
+                raise ProtocolError("call_in_use", f"call {start.call_id} is still streaming on another connection")
+            if session.agent_id != start.agent_id or set(session.start.roles) != set(start.roles):
+                raise ProtocolError("bad_start", "a resumed call must keep its agent_id and roles")
+            self._grace.pop(start.call_id).cancel()
+            session.connected = True
+            log.info("call resumed", extra={"call_id": start.call_id})
+            return session
+        if session is not None:
+            raise ProtocolError("call_exists", f"call {start.call_id} is live; reconnect with resume: true")
+        if await asyncio.to_thread(self.store.get_call, start.call_id) is not None:
+            raise ProtocolError("call_exists", f"call {start.call_id} already exists; use a new call_id")
+        session = CallSession(start, self.deps, self.audio_files.open(start.call_id, list(start.roles)),
+                              CallEvents(start.call_id, start.agent_id, self.bus))
+        self._sessions[start.call_id] = session
+        self.deps.recorder.create_call({
+            "call_id": start.call_id, "agent_id": start.agent_id, "status": LIVE, "source": start.source,
+            "started_at": session.started_at, "metadata": start.metadata, "audio_seconds": 0.0,
+            "media": {"encoding": start.encoding, "sample_rate": start.sample_rate, "roles": list(start.roles)},
+        })
+        session.events.emit("call.started", 0.0, agent_id=start.agent_id, metadata=start.metadata)
+        log.info("call started", extra={"call_id": start.call_id, "source": start.source})
+        return session
+
+    def detach(self, session: CallSession) -> None:
+        """The stream vanished without a stop: wait for a resume, then end the call as dropped."""
+        if session.ended or not session.connected:
+            return
+        session.connected = False
+        session.audio.flush()
+        self._grace[session.call_id] = asyncio.get_running_loop().create_task(self._expire(session))
+        log.info("call detached", extra={"call_id": session.call_id, "grace_s": self.resume_grace})
+
+    async def _expire(self, session: CallSession) -> None:
+        await asyncio.sleep(self.resume_grace)
+        self._grace.pop(session.call_id, None)
+        await self.end(session, "dropped", "stream lost and not resumed")
+
+    async def end(self, session: CallSession, status: str = "ended", reason: str | None = None) -> float:
+        if session.ended:
+            return session.audio_seconds
+        session.ended = True  # no second end, whatever happens next
+        audio_seconds = await session.finish()
+        summary = {"duration": round(audio_seconds, 3), "end_status": status}
+        session.events.emit("call.ended", audio_seconds, agent_id=session.agent_id,
+                            metadata=session.start.metadata, summary=summary)
+        session.close_audio()
+        self.deps.recorder.update_call(session.call_id, {
+            "status": status, "end_reason": reason, "ended_at": time.time(),
+            "audio_seconds": round(audio_seconds, 3), "summary": summary})
+        await self.deps.recorder.flush()
+        self._sessions.pop(session.call_id, None)
+        log.info("call ended", extra={"call_id": session.call_id, "status": status})
+        return audio_seconds
+
+    async def shutdown(self) -> None:
+        for task in self._grace.values():
+            task.cancel()
+        for session in self.all():
+            await self.end(session, "interrupted", "server shut down")

@@ -1,0 +1,103 @@
+"""The ``calmline`` command: serve, simulate, demo, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from service import config, logs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="calmline", description="Live assist for call-center agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    config.add_arguments(serve)
+
+    demo = sub.add_parser("demo", help="run the server and stream the bundled sample call through it")
+    config.add_arguments(demo)
+    demo.add_argument("--once", action="store_true", help="exit after the sample call")
+    demo.add_argument("--speed", type=float, default=1.0, help="stream faster than real time (e.g. 2)")
+
+    sim = sub.add_parser("simulate", help="stream a WAV file as a live call")
+    sim.add_argument("wav", help="mono or stereo WAV (caller left, agent right), any rate")
+    sim.add_argument("--url", default=os.environ.get("CALMLINE_URL", "ws://127.0.0.1:8080"))
+    sim.add_argument("--agent", default="a-1", help="agent_id of the call")
+    sim.add_argument("--key", default=os.environ.get("CALMLINE_INGEST_KEY"), help="ingest key (env CALMLINE_INGEST_KEY)")
+    sim.add_argument("--token", default=os.environ.get("CALMLINE_TOKEN"),
+                     help="agent or supervisor token to print the call's events (env CALMLINE_TOKEN)")
+    sim.add_argument("--speed", type=float, default=1.0)
+    sim.add_argument("--encoding", default="pcm16", choices=["pcm16", "mulaw", "alaw"])
+    sim.add_argument("--rate", type=int, default=8000, choices=[8000, 16000])
+    sim.add_argument("--call-id")
+
+    bench = sub.add_parser("bench", help="measure transcript delay and real-time factor with N concurrent calls")
+    bench.add_argument("--calls", default="1", help="comma-separated numbers of concurrent calls, e.g. 1,4,8")
+    bench.add_argument("--wav", help="call to stream (default: the bundled sample call)")
+    bench.add_argument("--speed", type=float, default=1.0)
+    bench.add_argument("--model", default="bundled")
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(config.load(args))
+    if args.command == "demo":
+        settings = config.load(args)
+        logs.setup(settings.log_level)
+        try:
+            return asyncio.run(__import__("clients.demo", fromlist=["run_demo"]).run_demo(settings, args.once, args.speed))
+        except KeyboardInterrupt:
+            return 0
+    if args.command == "simulate":
+        return _simulate(args)
+    if args.command == "bench":
+        from clients.bench import run_bench
+
+        return run_bench([int(n) for n in args.calls.split(",")], args.wav, args.speed, args.model)
+    return 2
+
+
+def _serve(settings: config.Settings) -> int:
+    import uvicorn
+
+    from service.app import build_services, create_app
+
+    logs.setup(settings.log_level)
+    services = build_services(settings)
+    if services.credentials.development:
+        c = services.credentials
+        print("Development tokens (set CALMLINE_INGEST_KEYS, CALMLINE_AGENT_TOKENS, CALMLINE_SUPERVISOR_TOKENS for real ones):")
+        print(f"  ingest key: {c.ingest_keys[0]}")
+        for aid, tok in c.agent_tokens.items():
+            print(f"  agent {aid}: {tok}")
+        print(f"  supervisor: {c.supervisor_tokens[0]}", flush=True)
+    print(f"Calmline serving on http://{settings.host}:{settings.port} (model {services.transcriber.model_name} "
+          f"on {services.transcriber.device})", flush=True)
+    uvicorn.run(create_app(settings, services), host=settings.host, port=settings.port, log_level="warning",
+                ws_max_size=16 * 2**20)
+    return 0
+
+
+def _simulate(args) -> int:
+    from clients.simulate import describe, stream_call
+
+    if not args.key:
+        print("calmline simulate: an ingest key is needed (--key or CALMLINE_INGEST_KEY)", file=sys.stderr)
+        return 2
+    try:
+        run = asyncio.run(stream_call(args.wav, args.url, args.agent, args.key, watch_token=args.token,
+                                      speed=args.speed, encoding=args.encoding, rate=args.rate,
+                                      call_id=args.call_id, on_event=lambda e: print(describe(e), flush=True)))
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"calmline simulate: {exc}", file=sys.stderr)
+        return 1
+    for reply in run.replies:
+        if reply.get("type") == "stopped":
+            print(f"stopped: call {reply['call_id']}, {reply['audio_seconds']:.1f} s of audio")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

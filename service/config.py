@@ -1,0 +1,95 @@
+"""All settings in one place: each is an environment variable CALMLINE_X and a flag --x."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _pairs(value: str) -> dict[str, str]:
+    out = {}
+    for item in _csv(value):
+        if "=" not in item:
+            raise ValueError(f"expected agent_id=token, got {item.split('=')[0][:20]!r}")
+        agent, token = item.split("=", 1)
+        out[agent.strip()] = token.strip()
+    return out
+
+
+@dataclass
+class Settings:
+    host: str = field(default="127.0.0.1", metadata={"help": "listen address"})
+    port: int = field(default=8080, metadata={"help": "listen port"})
+    data_dir: Path = field(default=Path("./calmline-data"), metadata={"help": "recordings and the SQLite file"})
+    database_url: str = field(default="", metadata={"help": "SQLAlchemy URL; default SQLite in the data dir"})
+    redis_url: str = field(default="", metadata={"help": "event bus across nodes (not yet used)"})
+    model: str = field(default="bundled", metadata={"help": "faster-whisper model name or directory"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    compute_type: str = field(default="default", metadata={"help": "CTranslate2 compute type; int8 on CPU, float16 on CUDA"})
+    cpu_threads: int = field(default=0, metadata={"help": "threads per transcription worker (0: cores, at most 4)"})
+    workers: int = field(default=1, metadata={"help": "transcription worker threads"})
+    language: str = field(default="en", metadata={"help": "spoken language for multilingual models"})
+    ingest_keys: list = field(default_factory=list, metadata={"help": "comma-separated ingest keys", "parse": _csv})
+    agent_tokens: dict = field(default_factory=dict, metadata={"help": "agent_id=token pairs, comma-separated", "parse": _pairs})
+    supervisor_tokens: list = field(default_factory=list, metadata={"help": "comma-separated supervisor tokens", "parse": _csv})
+    auth_file: str = field(default="", metadata={"help": "JSON file with ingest_keys, agent_tokens, supervisor_tokens"})
+    resume_grace: float = field(default=30.0, metadata={"help": "seconds a dropped call waits for its stream to resume"})
+    max_frame_bytes: int = field(default=65536, metadata={"help": "largest accepted ingest frame"})
+    end_silence: float = field(default=0.5, metadata={"help": "seconds of silence that end an utterance"})
+    partial_interval: float = field(default=1.0, metadata={"help": "seconds between transcript.partial events"})
+    log_level: str = field(default="warning", metadata={"help": "debug, info, warning or error"})
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'calmline.db').resolve()}"
+
+
+def env_name(name: str) -> str:
+    return "CALMLINE_" + name.upper()
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _parser_for(f):
+    if "parse" in f.metadata:
+        return f.metadata["parse"]
+    if f.type in ("int", int):
+        return int
+    if f.type in ("float", float):
+        return float
+    if f.type in ("Path", Path):
+        return Path
+    return str
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags for every setting; their defaults come from the environment, then the code."""
+    for f in fields(Settings):
+        parser.add_argument(flag_name(f.name), dest=f.name, type=_parser_for(f), default=None,
+                            help=f"{f.metadata.get('help', '')} (env {env_name(f.name)})")
+
+
+def load(args: argparse.Namespace | None = None, environ: dict | None = None, **overrides) -> Settings:
+    environ = os.environ if environ is None else environ
+    values = {}
+    for f in fields(Settings):
+        parse = _parser_for(f)
+        value = getattr(args, f.name, None) if args is not None else None
+        if value is None and env_name(f.name) in environ:
+            raw = environ[env_name(f.name)]
+            try:
+                value = parse(raw)
+            except ValueError as exc:
+                raise SystemExit(f"{env_name(f.name)}: {exc}") from None
+        if value is not None:
+            values[f.name] = value
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)

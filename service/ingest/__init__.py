@@ -1,0 +1,1 @@
+"""Ingest protocol adapters: pure translators from wire messages to session calls."""

@@ -1,0 +1,75 @@
+"""What an adapter asks of the session, and what it asks the socket to send: plain dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ROLES = ("caller", "agent")
+
+
+@dataclass(frozen=True)
+class Start:
+    call_id: str
+    agent_id: str
+    source: str
+    encoding: str
+    sample_rate: int
+    channels: int
+    roles: tuple[str, ...]
+    resume: bool = False
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Audio:
+    """16 kHz mono float32 per role, all the same length."""
+
+    frames: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    digit: str
+
+
+@dataclass(frozen=True)
+class Pause:
+    pass
+
+
+@dataclass(frozen=True)
+class Resume:
+    pass
+
+
+@dataclass(frozen=True)
+class Stop:
+    pass
+
+
+@dataclass(frozen=True)
+class Send:
+    """A message for the peer (JSON object)."""
+
+    message: dict
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close the connection. ``code`` is the websocket close code; ``error`` ends the call as failed."""
+
+    code: int
+    reason: str
+    error: str | None = None
+
+
+class ProtocolError(Exception):
+    """Raised by the session side (unknown call, call exists...); the driver reports it like an adapter error."""
+
+    def __init__(self, code: str, message: str, close_code: int = 1008):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.close_code = close_code

@@ -1,0 +1,38 @@
+"""Prometheus metrics: read from the live objects at scrape time, plus the final-delay histogram."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+REGISTRY = CollectorRegistry()
+FINAL_DELAY = Histogram(
+    "calmline_transcript_final_delay_seconds",
+    "From the arrival of the audio that ends an utterance to its transcript.final leaving the server",
+    buckets=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0), registry=REGISTRY)
+
+
+class ServiceCollector:
+    def __init__(self, services):
+        self.services = services
+
+    def collect(self):
+        svc = self.services
+        stats = svc.scheduler.stats
+        yield GaugeMetricFamily("calmline_live_calls", "Calls streaming now", value=len(svc.calls.all()))
+        yield GaugeMetricFamily("calmline_transcription_queue_depth", "Jobs waiting for a worker", value=svc.scheduler.depth)
+        yield CounterMetricFamily("calmline_transcription_jobs", "Transcription jobs run", value=stats.jobs_done)
+        yield CounterMetricFamily("calmline_transcription_partials_superseded", "Partials replaced before they ran",
+                                  value=stats.partials_superseded)
+        yield CounterMetricFamily("calmline_transcription_busy_seconds", "Worker time spent transcribing", value=stats.busy_seconds)
+        yield CounterMetricFamily("calmline_transcribed_audio_seconds", "Audio seconds transcribed", value=stats.audio_seconds)
+
+
+_registered: set[int] = set()
+
+
+def render(services) -> bytes:
+    if id(services) not in _registered:
+        REGISTRY.register(ServiceCollector(services))
+        _registered.add(id(services))
+    return generate_latest(REGISTRY)

@@ -1,0 +1,162 @@
+"""One live call: audio in, utterances out to the shared transcriber, events out to the bus.
+
+The session owns the call's clock (seconds of audio received), its recording, one
+utterance segmenter per role, and the order of its transcript events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.resample import MODEL_RATE
+from models.scheduler import FINAL, PARTIAL, Job, TranscriptionScheduler
+from models.utterances import PartialDue, SegmenterConfig, UtteranceEnded, UtteranceSegmenter
+from service.audio_files import CallAudio
+from service.events import CallEvents
+from service.ingest.calls import Start
+from service.metrics import FINAL_DELAY
+from service.recorder import Recorder
+
+log = logging.getLogger("calmline.session")
+
+FINAL_WAIT = 60.0  # at stop, how long pending finals may still take
+
+
+@dataclass
+class SessionDeps:
+    """What every session shares with the rest of the process."""
+
+    scheduler: TranscriptionScheduler
+    recorder: Recorder
+    segmenter: SegmenterConfig
+
+
+class RoleTrack:
+    """One speaker: segmenter, finals kept in utterance order, and the last final per utterance."""
+
+    def __init__(self, role: str, config: SegmenterConfig):
+        self.role = role
+        self.segmenter = UtteranceSegmenter(config)
+        self.last_final: asyncio.Task | None = None
+        self.finalized = 0  # highest utterance whose final is submitted: its partials are stale
+        self.arrivals: list[tuple[float, float]] = []  # (audio time, monotonic arrival)
+
+
+class CallSession:
+    def __init__(self, start: Start, deps: SessionDeps, audio: CallAudio, events: CallEvents):
+        self.start = start
+        self.call_id = start.call_id
+        self.agent_id = start.agent_id
+        self.deps = deps
+        self.audio = audio
+        self.events = events
+        self.tracks = {role: RoleTrack(role, deps.segmenter) for role in start.roles}
+        self.paused = False
+        self.connected = True
+        self.ended = False
+        self.started_at = time.time()
+        self._tasks: set[asyncio.Task] = set()
+        self._last_flush = time.monotonic()
+
+    @property
+    def audio_seconds(self) -> float:
+        return max(t.segmenter.now for t in self.tracks.values())
+
+    # -- session calls made by the ingest adapters --------------------------------
+
+    def feed(self, frames: dict[str, np.ndarray]) -> None:
+        now = time.monotonic()
+        for role, samples in frames.items():
+            track = self.tracks[role]
+            if self.paused:
+                # The timeline keeps running so the recording stays in sync; nothing is heard.
+                self.audio.append(role, np.zeros_like(samples))
+                track.segmenter.skip(len(samples) / MODEL_RATE)
+                continue
+            self.audio.append(role, samples)
+            for item in track.segmenter.feed(samples):
+                self._on_segment(track, item)
+            track.arrivals.append((track.segmenter.now, now))
+            del track.arrivals[:-500]
+        if now - self._last_flush > 1.0:
+            self.audio.flush()
+            self._last_flush = now
+
+    def dtmf(self, digit: str) -> None:
+        # Digits are often card numbers: acknowledged, never recorded.
+        log.debug("dtmf received", extra={"call_id": self.call_id})
+
+    def pause(self) -> None:
+        if not self.paused:
+            for track in self.tracks.values():
+                for item in track.segmenter.flush():
+                    self._on_segment(track, item)
+            self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    async def finish(self) -> float:
+        """Close open utterances and wait for their finals; returns the call's audio seconds."""
+        for track in self.tracks.values():
+            for item in track.segmenter.flush():
+                self._on_segment(track, item)
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=FINAL_WAIT)
+        self.audio.flush()
+        return self.audio_seconds
+
+    def close_audio(self) -> None:
+        self.audio.close()
+        for task in self._tasks:
+            task.cancel()
+
+    # -- from utterances to transcript events -------------------------------------
+
+    def _on_segment(self, track: RoleTrack, item) -> None:
+        if isinstance(item, PartialDue):
+            self._spawn(self._partial(track, item))
+        elif isinstance(item, UtteranceEnded) and not item.too_short:
+            track.finalized = item.utterance
+            previous = track.last_final
+            track.last_final = self._spawn(self._final(track, item, previous))
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _job(self, track: RoleTrack, item, kind: int) -> asyncio.Future:
+        return self.deps.scheduler.submit(Job(self.call_id, track.role, item.utterance, kind, item.audio))
+
+    async def _partial(self, track: RoleTrack, item: PartialDue) -> None:
+        result = await self._job(track, item, PARTIAL)
+        if result is None or not result.text or track.finalized >= item.utterance or self.ended:
+            return
+        self.events.emit("transcript.partial", item.end, speaker=track.role, text=result.text,
+                         start=round(item.start, 3), end=round(item.end, 3))
+
+    async def _final(self, track: RoleTrack, item: UtteranceEnded, previous: asyncio.Task | None) -> None:
+        future = self._job(track, item, FINAL)
+        try:
+            result = await future
+        except Exception:
+            log.exception("transcription failed", extra={"call_id": self.call_id, "speaker": track.role})
+            result = None
+        if previous is not None:
+            await asyncio.wait([previous])  # finals of one speaker go out in the order spoken
+        if result is None or not result.text:
+            return
+        end = item.end
+        self.events.emit("transcript.final", end, speaker=track.role, text=result.text,
+                         start=round(item.start, 3), end=round(end, 3))
+        arrived = next((wall for t, wall in track.arrivals if t >= end), None)
+        if arrived is not None:
+            FINAL_DELAY.observe(time.monotonic() - arrived)
