@@ -14,7 +14,8 @@ class StreamResampler:
     def __init__(self, rate_in: int, rate_out: int = MODEL_RATE):
         self.rate_in = rate_in
         self.rate_out = rate_out
-        self._stream = None if rate_in == rate_out else soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="HQ")
+        # MQ: 15 ms of filter delay at 8 kHz, against 78 ms for HQ, and clean for speech.
+        self._stream = None if rate_in == rate_out else soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="MQ")
 
     def __call__(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
         samples = np.ascontiguousarray(samples, dtype=np.float32)

@@ -44,6 +44,7 @@ class RoleTrack:
         self.segmenter = UtteranceSegmenter(config)
         self.last_final: asyncio.Task | None = None
         self.finalized = 0  # highest utterance whose final is submitted: its partials are stale
+        self.samples = 0  # 16 kHz samples received: this speaker's clock
         self.arrivals: list[tuple[float, float]] = []  # (audio time, monotonic arrival)
 
 
@@ -65,7 +66,7 @@ class CallSession:
 
     @property
     def audio_seconds(self) -> float:
-        return max(t.segmenter.now for t in self.tracks.values())
+        return max(t.samples for t in self.tracks.values()) / MODEL_RATE
 
     # -- session calls made by the ingest adapters --------------------------------
 
@@ -73,6 +74,7 @@ class CallSession:
         now = time.monotonic()
         for role, samples in frames.items():
             track = self.tracks[role]
+            track.samples += len(samples)
             if self.paused:
                 # The timeline keeps running so the recording stays in sync; nothing is heard.
                 self.audio.append(role, np.zeros_like(samples))
@@ -81,7 +83,7 @@ class CallSession:
             self.audio.append(role, samples)
             for item in track.segmenter.feed(samples):
                 self._on_segment(track, item)
-            track.arrivals.append((track.segmenter.now, now))
+            track.arrivals.append((track.samples / MODEL_RATE, now))
             del track.arrivals[:-500]
         if now - self._last_flush > 1.0:
             self.audio.flush()

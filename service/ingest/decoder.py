@@ -18,3 +18,7 @@ class StreamDecoder:
     def __call__(self, data: bytes) -> dict[str, np.ndarray]:
         samples = to_float(decode(self.encoding, data)).reshape(-1, len(self.roles))
         return {role: self._resamplers[role](samples[:, i]) for i, role in enumerate(self.roles)}
+
+    def flush(self) -> dict[str, np.ndarray]:
+        """The audio still inside the resampler filters, at the end of the stream."""
+        return {role: r(np.zeros(0, dtype=np.float32), last=True) for role, r in self._resamplers.items()}

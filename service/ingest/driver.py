@@ -42,6 +42,7 @@ async def run_ingest(ws: WebSocket, adapter, calls: LiveCalls) -> None:
                 elif isinstance(action, Resume):
                     session.resume()
                 elif isinstance(action, Stop):
+                    _drain(adapter, session)
                     audio_seconds = await calls.end(session, "ended")
                     reply = adapter.ended(audio_seconds)
                     if reply is not None:
@@ -50,6 +51,7 @@ async def run_ingest(ws: WebSocket, adapter, calls: LiveCalls) -> None:
                     await ws.close(1000, "call ended")
                     return
                 elif isinstance(action, Close):
+                    _drain(adapter, session)
                     if session is not None and action.error:
                         await calls.end(session, "error", action.reason)
                         session = None
@@ -59,7 +61,15 @@ async def run_ingest(ws: WebSocket, adapter, calls: LiveCalls) -> None:
         pass
     finally:
         if session is not None and not session.ended:
+            _drain(adapter, session)
             calls.detach(session)
+
+
+def _drain(adapter, session) -> None:
+    if session is None or session.ended:
+        return
+    for action in adapter.flush():
+        session.feed(action.frames)
 
 
 async def _send_error(ws: WebSocket, code: str, message: str, close_code: int) -> None:

@@ -78,6 +78,13 @@ class NativeProtocol:
                          f"{self._decoder.frame_bytes}-byte samples ({self.start.encoding}, {self.start.channels} channels)", INVALID_DATA)
         return [Audio(self._decoder(data))] if data else []
 
+    def flush(self) -> list:
+        """Audio the adapter still holds; the driver asks before the stream ends for any reason."""
+        if self._decoder is None:
+            return []
+        tail = self._decoder.flush()
+        return [Audio(tail)] if any(len(x) for x in tail.values()) else []
+
     def started(self, call: dict) -> Send:
         return Send({"type": "started", "call_id": self.start.call_id, "agent_id": self.start.agent_id,
                      "resumed": self.start.resume, "audio_seconds": call.get("audio_seconds", 0.0)})

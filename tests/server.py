@@ -1,0 +1,50 @@
+"""A real Calmline server (uvicorn, real sockets, real model) in a thread, for tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from service import config
+from service.app import build_services, create_app
+
+INGEST_KEY = "test-ingest-key"
+AGENT_TOKENS = {"a-1": "test-agent-1", "a-2": "test-agent-2"}
+SUPERVISOR_TOKEN = "test-supervisor"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningServer:
+    def __init__(self, data_dir: Path, transcriber, **overrides):
+        env = {
+            "CALMLINE_INGEST_KEYS": INGEST_KEY,
+            "CALMLINE_AGENT_TOKENS": ",".join(f"{a}={t}" for a, t in AGENT_TOKENS.items()),
+            "CALMLINE_SUPERVISOR_TOKENS": SUPERVISOR_TOKEN,
+        }
+        self.settings = config.load(environ=env, data_dir=data_dir, port=free_port(), **overrides)
+        self.services = build_services(self.settings, transcriber)
+        app = create_app(self.settings, self.services)
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.settings.port,
+                                                    log_level="warning", ws_max_size=16 * 2**20))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        self.http = f"http://127.0.0.1:{self.settings.port}"
+        self.ws = f"ws://127.0.0.1:{self.settings.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)

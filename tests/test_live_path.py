@@ -1,0 +1,126 @@
+"""End to end: the bundled sample call through /v1/stream, the real model, the recorder and REST."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import wave
+
+import pytest
+
+from clients.simulate import stream_call
+from models.wer import corpus_wer
+from tests.conftest import SAMPLE_GOLD, SAMPLE_WAV
+from tests.server import AGENT_TOKENS, INGEST_KEY
+
+SPEED = 3.0
+
+
+@pytest.fixture(scope="module")
+async def sample_run(server):
+    return await stream_call(SAMPLE_WAV, server.ws, "a-1", INGEST_KEY, watch_token=AGENT_TOKENS["a-1"], speed=SPEED)
+
+
+def finals(events, speaker=None):
+    return [e for e in events if e["type"] == "transcript.final" and speaker in (None, e["speaker"])]
+
+
+@pytest.mark.parametrize("speaker", ["caller", "agent"])
+def test_finals_match_the_script(sample_run, speaker):
+    script = " ".join(p["text"] for p in SAMPLE_GOLD["parts"] if p["speaker"] == speaker)
+    heard = " ".join(e["text"] for e in finals(sample_run.events, speaker))
+    assert corpus_wer([(script, heard)]) <= 0.10, heard
+
+
+def test_finals_are_in_time_order_and_inside_the_spoken_parts(sample_run):
+    got = finals(sample_run.events)
+    assert [e["start"] for e in got] == sorted(e["start"] for e in got)
+    for e in got:
+        assert e["start"] < e["end"] <= e["t"] + 1e-6
+        # Each final lies over speech the script put on that speaker's channel.
+        parts = [p for p in SAMPLE_GOLD["parts"] if p["speaker"] == e["speaker"]]
+        assert any(p["start"] - 0.5 <= e["start"] and e["end"] <= p["end"] + 0.5 or
+                   (e["start"] < p["end"] and p["start"] < e["end"]) for p in parts), e
+
+
+def test_partials_come_while_speaking_before_the_final(sample_run):
+    partials = [e for e in sample_run.events if e["type"] == "transcript.partial"]
+    assert len(partials) >= 10
+    first_final = {}
+    for e in finals(sample_run.events):
+        first_final.setdefault((e["speaker"], e["start"]), e["seq"])
+    for p in partials:
+        assert p["end"] - p["start"] >= 0.9  # about once a second of speech
+        final_seq = first_final.get((p["speaker"], p["start"]))
+        if final_seq is not None:
+            assert p["seq"] < final_seq
+
+
+def test_call_lifecycle_events_and_stopped_reply(sample_run):
+    types = [e["type"] for e in sample_run.events]
+    assert types[0] == "call.started" and types[-1] == "call.ended"
+    assert [e["seq"] for e in sample_run.events] == list(range(1, len(types) + 1))
+    stopped = sample_run.replies[-1]
+    assert stopped["type"] == "stopped" and stopped["call_id"] == sample_run.call_id
+    assert stopped["audio_seconds"] == pytest.approx(SAMPLE_GOLD["duration"], abs=0.1)
+    assert sample_run.events[-1]["summary"]["duration"] == pytest.approx(SAMPLE_GOLD["duration"], abs=0.1)
+
+
+def test_recorded_timeline_is_exactly_what_went_live(sample_run, supervisor):
+    recorded = supervisor.get(f"/v1/calls/{sample_run.call_id}/events").json()
+    assert recorded == sample_run.events
+    only_finals = supervisor.get(f"/v1/calls/{sample_run.call_id}/events", params={"type": "transcript.final"}).json()
+    assert only_finals == finals(sample_run.events)
+
+
+def test_call_record_and_audio(sample_run, supervisor):
+    call = supervisor.get(f"/v1/calls/{sample_run.call_id}").json()
+    assert call["status"] == "ended" and call["agent_id"] == "a-1"
+    assert call["audio_seconds"] == pytest.approx(SAMPLE_GOLD["duration"], abs=0.1)
+    listing = supervisor.get("/v1/calls", params={"agent_id": "a-1", "limit": 5}).json()
+    assert sample_run.call_id in [c["call_id"] for c in listing["calls"]]
+    audio = supervisor.get(f"/v1/calls/{sample_run.call_id}/audio")
+    assert audio.headers["content-type"] == "audio/wav"
+    with wave.open(io.BytesIO(audio.content)) as w:
+        assert w.getnchannels() == 2 and w.getframerate() == 16000
+        assert w.getnframes() / 16000 == pytest.approx(SAMPLE_GOLD["duration"], abs=0.1)
+
+
+async def test_pause_blanks_the_recording_and_transcription(server, supervisor):
+    """While paused (a card number read out), nothing is heard or kept, and the timeline stays in sync."""
+    import json
+    import uuid
+
+    import numpy as np
+    import websockets
+
+    from clients.simulate import frames_of
+    from clients.wavfile import read_wav
+
+    audio, rate = read_wav(SAMPLE_WAV)
+    frames = frames_of(audio, rate, 8000, "pcm16")
+    call_id = f"pause-{uuid.uuid4().hex[:6]}"
+    pause_from, pause_to = 7.0, 14.0  # the caller's 2nd and 3rd sentences
+    async with websockets.connect(server.ws + "/v1/stream", additional_headers={"Authorization": f"Bearer {INGEST_KEY}"}) as ws:
+        await ws.send(json.dumps({"type": "start", "call_id": call_id, "agent_id": "a-1", "encoding": "pcm16",
+                                  "sample_rate": 8000, "channels": 2, "roles": ["caller", "agent"]}))
+        await ws.recv()
+        for i, frame in enumerate(frames[: 18 * 50]):
+            if i == int(pause_from * 50):
+                await ws.send(json.dumps({"type": "pause"}))
+            if i == int(pause_to * 50):
+                await ws.send(json.dumps({"type": "resume"}))
+            await ws.send(frame)
+            await asyncio.sleep(0.001)
+        await ws.send(json.dumps({"type": "stop"}))
+        assert json.loads(await ws.recv())["audio_seconds"] == pytest.approx(18.0, abs=0.02)
+    events = supervisor.get(f"/v1/calls/{call_id}/events").json()
+    spoken = [e for e in events if e["type"].startswith("transcript.")]
+    assert not [e for e in spoken if e["end"] > pause_from + 0.1 and e["start"] < pause_to - 0.1]
+    text = " ".join(e["text"] for e in spoken if e["type"] == "transcript.final").lower()
+    assert "twelve" not in text.replace("12", "twelve") and "card" not in text
+    assert "what are you going to do" in text  # after resume, heard again
+    with wave.open(io.BytesIO(supervisor.get(f"/v1/calls/{call_id}/audio").content)) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)
+    assert np.abs(pcm[int((pause_from + 0.05) * 16000): int((pause_to - 0.05) * 16000)]).max() == 0
+    assert np.abs(pcm[int(pause_to * 16000):]).max() > 1000
