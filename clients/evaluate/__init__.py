@@ -1,0 +1,1 @@
+"""``calmline eval``: measures the product's judgement on data, printed as tables."""

@@ -1,0 +1,66 @@
+"""A fresh Calmline server in its own process, on loopback, for the bench and the evals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+KEY, SUP, AGENT = "local-ingest", "local-supervisor", "local-agent"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_stats(pid: int) -> tuple[float, int]:
+    """(CPU seconds used, resident bytes) of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    rss_pages = int(fields[21])
+    return (int(fields[11]) + int(fields[12])) / ticks, rss_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.split()[-1])
+    return 0.0
+
+
+class LocalServer:
+    def __init__(self, model: str):
+        self.port = _free_port()
+        self.dir = tempfile.TemporaryDirectory(prefix="calmline-local-")
+        env = {**os.environ, "CALMLINE_INGEST_KEYS": KEY, "CALMLINE_SUPERVISOR_TOKENS": SUP,
+               "CALMLINE_AGENT_TOKENS": f"{AGENT}=local-agent-token", "CALMLINE_MODEL": model}
+        self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port),
+                                      "--data-dir", self.dir.name], env=env, stdout=subprocess.DEVNULL)
+        self.http = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.http + "/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise RuntimeError("local server did not start")
+
+    def metrics(self) -> str:
+        return httpx.get(self.http + "/metrics", headers={"Authorization": f"Bearer {SUP}"}).text
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.dir.cleanup()
+
+
