@@ -142,22 +142,25 @@ class FloorTracker:
         caller_talking = caller.talking(self.cfg.min_talk[CALLER])
         agent_talking = self.voices[AGENT].talking(self.cfg.min_talk[AGENT])
         if caller_talking:
-            if not self.turn_open:
-                self.turn_open, self.finished, self._turn_scores = True, False, []
-            elif self._paused_since is not None and not self._agent_spoke_in_pause:
+            # Pauses the caller makes without the agent speaking teach us their habit, including
+            # the ones we took for the end of a turn: a release they talked straight through.
+            if self._paused_since is not None and not self._agent_spoke_in_pause:
                 pause = caller.run_start - self._paused_since
                 if 0.2 <= pause <= 3.0:
                     self._pauses.append(pause)
                     del self._pauses[:-20]
+            if not self.turn_open:
+                self.turn_open, self.finished, self._turn_scores = True, False, []
             self._paused_since = None
             self._agent_spoke_in_pause = False
-        elif self.turn_open:
-            if self._paused_since is None:
+        else:
+            if self._paused_since is None and caller.last_voice > 0:
                 self._paused_since = caller.last_voice
             self._agent_spoke_in_pause |= agent_talking
-            confidence = self._release(t - caller.last_voice, agent_talking)
-            if confidence:
-                self.turn_open, self.finished, self.release_confidence = False, True, confidence
+            if self.turn_open:
+                confidence = self._release(t - caller.last_voice, agent_talking)
+                if confidence:
+                    self.turn_open, self.finished, self.release_confidence = False, True, confidence
         return self._emit(t)
 
     def _release(self, pause: float, agent_talking: bool) -> float:

@@ -20,7 +20,7 @@ COMPLAINT_CUES: list[tuple[str, float]] = [
     (rf"\b(?:this is|it's|that's|for) the {_NTH} time\b", 0.4),
     (rf"\b{_NTH} time (?:i|this|that|you)\b", 0.3),
     (r"\bcancel+(?:ing|ed)? (?:my|the|our|this) (?:account|subscription|order|service|contract|card|membership|plan)\b", 0.45),
-    (r"\b(?:nobody|no one|no-one|none of you)\b.{0,20}\b(?:helps?|helped|cares?|answers?|answered|listens?|calls? back|called back|does anything|did anything|fixe[sd]|knows)\b", 0.45),
+    (r"\b(?:nobody|no one|no-one|none of you)\b.{0,20}\b(?:helps?|helped|cares?|answers?|answered|listens?|call(?:s|ed)? (?:me |us )?back|does anything|did anything|fixe[sd]|knows)\b", 0.45),
     (r"\bnever (?:arrived|came|showed up|received|got|heard back|called back|fixed|answered)\b", 0.35),
     (r"\b(?:still|yet)\b.{0,20}\b(?:not|n't|no)\b.{0,20}\b(?:arrived|here|received|fixed|working|refunded|resolved|heard)\b", 0.35),
     (r"\b(?:has|have|hasn't|haven't) (?:still )?not (?:arrived|been fixed|been refunded|been resolved)\b", 0.35),

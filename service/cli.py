@@ -1,4 +1,4 @@
-"""The ``calmline`` command: serve, simulate, demo, bench."""
+"""The ``calmline`` command: serve, simulate, demo, bench, eval."""
 
 from __future__ import annotations
 
@@ -40,6 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--speed", type=float, default=1.0)
     bench.add_argument("--model", default="bundled")
 
+    ev = sub.add_parser("eval", help="measure the caller-state judgement and text sentiment on data")
+    ev.add_argument("what", nargs="?", default="all", choices=["all", "calls", "sentiment"])
+    ev.add_argument("--speed", type=float, default=1.0, help="pace of the dev-set calls (1 = real time)")
+    ev.add_argument("--concurrency", type=int, default=3, help="dev-set calls streamed at once")
+    ev.add_argument("--only", help="dev-set calls whose name contains this")
+    ev.add_argument("--save", help="directory to write each call's events to")
+    ev.add_argument("--model", default="bundled")
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(config.load(args))
@@ -52,6 +60,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "eval":
+        from pathlib import Path
+
+        from clients.evaluate import calls, sentiment
+
+        if args.what in ("all", "sentiment"):
+            sentiment.run()
+            print()
+        if args.what in ("all", "calls"):
+            calls.run(args.speed, args.concurrency, args.model, args.only, Path(args.save) if args.save else None)
+        return 0
     if args.command == "bench":
         from clients.bench import run_bench
 

@@ -1,0 +1,115 @@
+"""The floor state machine, chunk by chunk, with voice activity and transcripts as they would arrive."""
+
+import pytest
+
+from models.floor import AGENT, CALLER, FloorTracker, completeness
+from models.utterances import VoiceChunk
+
+CHUNK = 0.032
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("What are you going to do about it?", "question"),
+    ("I am sick of this.", "complete"),
+    ("I ordered a blender two weeks ago and", "incomplete"),
+    ("I ordered a blender two weeks ago and...", "incomplete"),
+    ("and then you charged me,", "incomplete"),
+    ("It never arrived!", "complete"),
+    ("I waited all week for the", "incomplete"),
+    ("", "incomplete"),
+])
+def test_completeness(text, kind):
+    assert completeness(text) == kind
+
+
+class Call:
+    """Plays voice activity on a 32 ms grid; finals are delivered when told, as the transcriber would."""
+
+    def __init__(self):
+        self.floor = FloorTracker()
+        self.t = 0.0
+        self.out = []
+
+    def run(self, seconds, caller=False, agent=False, pitch=140.0):
+        for _ in range(int(round(seconds / CHUNK))):
+            self.t += CHUNK
+            self.out += self.floor.voice(CALLER, VoiceChunk(self.t, 0.9 if caller else 0.02, -20.0, pitch if caller else None))
+            self.out += self.floor.voice(AGENT, VoiceChunk(self.t, 0.9 if agent else 0.02, -20.0, None))
+
+    def final(self, text, end, score=-0.5, heat=0.7, rising=False):
+        self.out += self.floor.final(CALLER, text, end, score, heat, rising, self.t)
+
+    def releases(self):
+        return [s.t for s in self.out if s.finished_venting]
+
+
+def test_breath_pauses_never_release():
+    call = Call()
+    for sentence in range(5):
+        call.run(2.5, caller=True)
+        end = call.t
+        call.run(0.6)  # a breath
+        call.final("This is the second time this happened.", end)
+    assert call.releases() == []
+    assert {s.state for s in call.out} >= {"caller_speaking", "caller_pausing"}
+    assert any(s.venting for s in call.out)
+
+
+def test_a_question_releases_as_soon_as_its_transcript_is_in():
+    call = Call()
+    call.run(3.0, caller=True)
+    end = call.t
+    call.run(0.9)  # the final typically lands about 0.9 s after the end of speech
+    call.final("What are you going to do about it?", end)
+    released = call.releases()
+    assert released and released[0] - end <= 1.0
+    last = call.out[-1]
+    assert last.state == "open" and last.finished_venting and not last.venting and last.confidence >= 0.8
+
+
+def test_a_thought_left_hanging_waits_longer():
+    call = Call()
+    call.run(2.0, caller=True)
+    end = call.t
+    call.run(0.9)
+    call.final("I ordered a blender two weeks ago and", end)
+    call.run(1.2)
+    assert call.releases() == []  # 2.1 s after the end, still holding
+    call.run(1.0)
+    assert call.releases() and call.releases()[0] - end >= 2.4
+
+
+def test_pause_habit_adapts_to_a_slow_talker():
+    """A caller who pauses 1.1 s between sentences: once two such pauses are seen, they stop releasing."""
+    call = Call()
+    releases = []
+    for _ in range(6):
+        call.run(2.0, caller=True)
+        end = call.t
+        call.run(0.5)
+        call.final("I lost a client meeting because of it.", end)
+        before = len(call.releases())
+        call.run(0.6)
+        releases.append(len(call.releases()) > before)
+    assert releases[2:] == [False] * 4
+    assert call.floor.habit >= 1.2
+
+
+def test_agent_over_a_venting_caller_is_overlap_and_a_backchannel_is_not():
+    call = Call()
+    call.run(1.0, caller=True)
+    call.final("I am furious with you people.", call.t, score=-0.8, heat=0.8)
+    call.run(0.2, caller=True, agent=True)  # "mm-hm"
+    assert "overlap" not in [s.state for s in call.out]
+    call.run(1.5, caller=True)
+    call.run(1.0, caller=True, agent=True)
+    overlaps = [s for s in call.out if s.state == "overlap"]
+    assert overlaps and overlaps[0].venting
+
+
+def test_agent_taking_the_floor_in_a_pause_ends_the_turn():
+    call = Call()
+    call.run(2.0, caller=True)
+    call.run(0.5)
+    call.run(1.0, agent=True)
+    assert call.releases() and call.out[-1].state == "agent_speaking"
