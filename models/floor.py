@@ -123,8 +123,12 @@ class FloorTracker:
 
     @property
     def venting(self) -> bool:
-        return self.turn_open and not self.finished and (
-            self.heat >= self.cfg.vent_heat or any(s <= self.cfg.vent_text for s in self._turn_scores))
+        if not self.turn_open or self.finished:
+            return False
+        if any(s <= self.cfg.vent_text for s in self._turn_scores):
+            return True
+        # Heat lingers from earlier turns: a turn of plainly positive words ("yes, that's right, please") is not venting.
+        return self.heat >= self.cfg.vent_heat and not any(s >= 0.2 for s in self._turn_scores)
 
     def state_at(self) -> str:
         caller = self.voices[CALLER].talking(self.cfg.min_talk[CALLER])

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
+from models.coach import playbook as playbook_file
 from models.scheduler import TranscriptionScheduler
 from models.transcriber import Transcriber
 from models.utterances import SegmenterConfig
@@ -42,6 +43,7 @@ class Services:
 
 def build_services(settings: Settings, transcriber: Transcriber | None = None) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    playbook = playbook_file.load(settings.playbook or None)  # a bad playbook stops the start before the model loads
     credentials = load_credentials(settings)
     transcriber = transcriber or Transcriber(settings.model, settings.device, settings.compute_type,
                                              settings.cpu_threads, settings.language,
@@ -56,7 +58,7 @@ def build_services(settings: Settings, transcriber: Transcriber | None = None) -
     bus.add_sink(recorder)
     audio_files = AudioFiles(settings.data_dir)
     segmenter = SegmenterConfig(end_silence=settings.end_silence, partial_interval=settings.partial_interval)
-    calls = LiveCalls(SessionDeps(scheduler, recorder, segmenter), bus, store, audio_files, settings.resume_grace)
+    calls = LiveCalls(SessionDeps(scheduler, recorder, segmenter, playbook), bus, store, audio_files, settings.resume_grace)
     return Services(settings, credentials, transcriber, scheduler, store, recorder, bus, audio_files, calls)
 
 

@@ -80,7 +80,7 @@ class LiveCalls:
             return session.audio_seconds
         session.ended = True  # no second end, whatever happens next
         audio_seconds = await session.finish()
-        summary = {"duration": round(audio_seconds, 3), "end_status": status}
+        summary = {"duration": round(audio_seconds, 3), "end_status": status, **session.summary()}
         session.events.emit("call.ended", audio_seconds, agent_id=session.agent_id,
                             metadata=session.start.metadata, summary=summary)
         session.close_audio()

@@ -43,6 +43,7 @@ class Settings:
     max_frame_bytes: int = field(default=65536, metadata={"help": "largest accepted ingest frame"})
     end_silence: float = field(default=0.5, metadata={"help": "seconds of silence that end an utterance"})
     partial_interval: float = field(default=1.0, metadata={"help": "seconds between transcript.partial events"})
+    playbook: str = field(default="", metadata={"help": "the coach's rules (TOML); default: the bundled playbook"})
     log_level: str = field(default="warning", metadata={"help": "debug, info, warning or error"})
 
     @property

@@ -15,6 +15,8 @@ import numpy as np
 
 from models.resample import MODEL_RATE
 from models.scheduler import FINAL, PARTIAL, Job, TranscriptionScheduler
+from models.coach.coach import Alert, Coach, Cue, StepDone, Warning
+from models.coach.playbook import Playbook
 from models.floor import FloorState, FloorTracker
 from models.heat import HeatTracker
 from models.utterances import PartialDue, SegmenterConfig, UtteranceEnded, UtteranceSegmenter, VoiceChunk
@@ -36,6 +38,7 @@ class SessionDeps:
     scheduler: TranscriptionScheduler
     recorder: Recorder
     segmenter: SegmenterConfig
+    playbook: Playbook
 
 
 class RoleTrack:
@@ -61,6 +64,7 @@ class CallSession:
         self.tracks = {role: RoleTrack(role, deps.segmenter) for role in start.roles}
         self.floor = FloorTracker()
         self.heat = {role: HeatTracker(role) for role in start.roles}
+        self.coach = Coach(deps.playbook, time.time())
         self.paused = False
         self.connected = True
         self.ended = False
@@ -129,6 +133,7 @@ class CallSession:
         if isinstance(item, VoiceChunk):
             self.heat[track.role].voice(item)
             self._emit_floor(self.floor.voice(track.role, item))
+            self._emit_coach(self.coach.tick(item.t))
         elif isinstance(item, PartialDue):
             self._spawn(self._partial(track, item))
         elif isinstance(item, UtteranceEnded) and not item.too_short:
@@ -149,6 +154,23 @@ class CallSession:
         for st in states:
             self.events.emit("floor", st.t, state=st.state, venting=st.venting,
                              finished_venting=st.finished_venting, confidence=st.confidence)
+            self._emit_coach(self.coach.floor(st))
+
+    def _emit_coach(self, outputs: list) -> None:
+        for out in outputs:
+            if isinstance(out, Cue):
+                self.events.emit("cue", out.t, move=out.move, say=out.say, why=out.why, hold=out.hold)
+            elif isinstance(out, StepDone):
+                self.events.emit("step.done", out.t, move=out.move, evidence=out.evidence)
+            elif isinstance(out, Warning):
+                self.events.emit("warning", out.t, kind=out.kind, quote=out.quote, advice=out.advice)
+            elif isinstance(out, Alert):
+                self.events.emit("alert", out.t, kind=out.kind, detail=out.detail)
+
+    def summary(self) -> dict:
+        caller = self.heat.get("caller")
+        final_heat = caller.heat if caller is not None and caller.heat is not None else 0.0
+        return self.coach.summary(final_heat)
 
     async def _partial(self, track: RoleTrack, item: PartialDue) -> None:
         result = await self._job(track, item, PARTIAL)
@@ -156,6 +178,8 @@ class CallSession:
             return
         self.events.emit("transcript.partial", item.end, speaker=track.role, text=result.text,
                          start=round(item.start, 3), end=round(item.end, 3))
+        if track.role == "agent":
+            self.coach.agent_words(result.text)
 
     async def _final(self, track: RoleTrack, item: UtteranceEnded, previous: asyncio.Task | None) -> None:
         future = self._job(track, item, FINAL)
@@ -174,8 +198,16 @@ class CallSession:
         reading = self.heat[track.role].utterance(result.text, item.start, item.end)
         self.events.emit("sentiment", end, speaker=track.role, text_score=reading.text_score,
                          arousal=reading.arousal, heat=reading.heat, trend=reading.trend)
+        now = self.tracks[track.role].segmenter.now
+        if track.role == "caller":
+            self.coach.caller_said(result.text)
+        # Then the floor: a release or a venting turn decides what the coach shows.
         self._emit_floor(self.floor.final(track.role, result.text, item.end, reading.text_score, reading.heat,
-                                          reading.trend == "rising", self.tracks[track.role].segmenter.now))
+                                          reading.trend == "rising", now))
+        if track.role == "caller":
+            self._emit_coach(self.coach.caller_heat(reading.heat, now) + self.coach.refresh(now))
+        else:
+            self._emit_coach(self.coach.agent_final(result.text, now))
         arrived = next((wall for t, wall in track.arrivals if t >= end), None)
         if arrived is not None:
             FINAL_DELAY.observe(time.monotonic() - arrived)

@@ -124,3 +124,24 @@ async def test_pause_blanks_the_recording_and_transcription(server, supervisor):
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)
     assert np.abs(pcm[int((pause_from + 0.05) * 16000): int((pause_to - 0.05) * 16000)]).max() == 0
     assert np.abs(pcm[int(pause_to * 16000):]).max() > 1000
+
+
+def test_the_coach_on_the_sample_call(sample_run):
+    events = sample_run.events
+    cues = [e for e in events if e["type"] == "cue"]
+    vent = [p for p in SAMPLE_GOLD["parts"] if p["turn"] == 1]
+    during = [c for c in cues if vent[0]["start"] < c["t"] < vent[-1]["end"]]
+    assert during and all(c["hold"] for c in during) and "listen" in [c["move"] for c in during]
+    released = [c for c in cues if not c["hold"] and c["t"] >= vent[-1]["end"]]
+    assert released[0]["move"] == "thank" and released[0]["why"]
+    restate = [c for c in cues if c["move"] == "restate"]
+    assert restate, [c["move"] for c in cues]
+    for number in ("one book", "12", "$35"):
+        assert number in restate[0]["say"]
+    steps = [e["move"] for e in events if e["type"] == "step.done"]
+    assert steps[:2] == ["thank", "restate"] and {"apologize", "make_it_right", "follow_up"} <= set(steps)
+    assert not [e for e in events if e["type"] == "warning"]
+    summary = events[-1]["summary"]
+    assert [s["move"] for s in summary["steps_done"]] == steps
+    assert summary["follow_up"]["promised"] is True and "Thursday" in summary["follow_up"]["item"]
+    assert summary["peak_heat"] >= 0.6 and summary["final_heat"] < summary["peak_heat"]

@@ -64,6 +64,14 @@ class CallScore:
     wer_pairs: list[tuple[str, str]] = field(default_factory=list)
     overlap_expected: int = 0
     overlap_found: int = 0
+    cue_turns: int = 0
+    cue_ok: int = 0
+    cue_misses: list[str] = field(default_factory=list)
+    warnings_gold: list[str] = field(default_factory=list)
+    warnings_got: list[str] = field(default_factory=list)
+    steps_gold: list[str] = field(default_factory=list)
+    steps_got: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
 
 
 def score_call(name: str, gold: dict, events: list[dict]) -> CallScore:
@@ -90,6 +98,7 @@ def score_call(name: str, gold: dict, events: list[dict]) -> CallScore:
         said = " ".join(p["text"] for p in gold["parts"] if p["speaker"] == speaker)
         heard = " ".join(e["text"] for e in events if e["type"] == "transcript.final" and e["speaker"] == speaker)
         score.wer_pairs.append((said, heard))
+    _score_coach(score, turns, events, rel)
     for prev, turn in zip(turns, turns[1:]):
         if turn.speaker == "agent" and prev.speaker == "caller" and turn.start < prev.end:
             score.overlap_expected += 1
@@ -97,6 +106,33 @@ def score_call(name: str, gold: dict, events: list[dict]) -> CallScore:
                    for e in events):
                 score.overlap_found += 1
     return score
+
+
+def _score_coach(score: CallScore, turns: list[Turn], events: list[dict], rel: list[float]) -> None:
+    """The first released cue after each caller turn, against the turn's acceptable next moves."""
+    caller_turns = [t for t in turns if t.speaker == "caller"]
+    for i, turn in enumerate(caller_turns):
+        acceptable = turn.labels.get("next_moves")
+        hit = [r for r in rel if turn.end <= r <= turn.end + HIT_WINDOW]
+        if not acceptable or not hit:
+            continue
+        until = caller_turns[i + 1].start if i + 1 < len(caller_turns) else float("inf")
+        cue = next((e for e in events if e["type"] == "cue" and not e["hold"] and hit[0] - 0.01 <= e["t"] < until), None)
+        score.cue_turns += 1
+        if cue and cue["move"] in acceptable:
+            score.cue_ok += 1
+        else:
+            score.cue_misses.append(f"turn at {turn.end:.1f}s: {cue['move'] if cue else 'no cue'} not in {acceptable}")
+    for turn in turns:
+        score.warnings_gold += turn.labels.get("warnings", [])
+        score.steps_gold += turn.labels.get("steps", [])
+    score.warnings_got = [e["kind"] for e in events if e["type"] == "warning"]
+    score.steps_got = [e["move"] for e in events if e["type"] == "step.done"]
+    score.alerts = [e["kind"] for e in events if e["type"] == "alert"]
+
+
+def _matched(gold: list[str], got: list[str]) -> int:
+    return sum(min(gold.count(k), got.count(k)) for k in set(gold))
 
 
 async def _stream_all(server: LocalServer, wavs: list[Path], speed: float, concurrency: int) -> dict[str, list[dict]]:
@@ -163,4 +199,32 @@ def report(scores: list[CallScore]) -> dict:
     print(f"heat vs gold turn labels: r {totals['heat_r']:.2f}, mean abs error {totals['heat_mae']:.2f}, "
           f"low/mid/high agreement {totals['heat_bucket_agreement']:.2f} (n={len(heat)})")
     print(f"agent talking over the caller seen as overlap: {totals['overlap_found']}")
+    totals.update(report_coach(scores))
     return totals
+
+
+def report_coach(scores: list[CallScore]) -> dict:
+    print("\nthe coach")
+    for s in scores:
+        extra = [m for m in s.cue_misses]
+        wrong_w = sorted(set(s.warnings_got) ^ set(s.warnings_gold))
+        if extra or wrong_w or s.alerts:
+            print(f"  {s.name}: cue misses {extra or '-'}; warnings got {s.warnings_got} gold {s.warnings_gold}; "
+                  f"alerts {s.alerts or '-'}")
+    cue_turns = sum(s.cue_turns for s in scores)
+    out = {"cue_accuracy": sum(s.cue_ok for s in scores) / max(1, cue_turns)}
+    for name in ("warnings", "steps"):
+        gold = sum(len(getattr(s, f"{name}_gold")) for s in scores)
+        got = sum(len(getattr(s, f"{name}_got")) for s in scores)
+        ok = sum(_matched(getattr(s, f"{name}_gold"), getattr(s, f"{name}_got")) for s in scores)
+        out[f"{name}_precision"] = ok / max(1, got)
+        out[f"{name}_recall"] = ok / max(1, gold)
+    controls = [s for s in scores if "control" in s.name]
+    out["controls_clean"] = all(not s.warnings_got and not s.alerts for s in controls)
+    print(f"first released cue after a finished turn is acceptable: {out['cue_accuracy']:.3f} "
+          f"({sum(s.cue_ok for s in scores)}/{cue_turns})")
+    print(f"warnings: precision {out['warnings_precision']:.3f}, recall {out['warnings_recall']:.3f}")
+    print(f"steps done: precision {out['steps_precision']:.3f}, recall {out['steps_recall']:.3f}")
+    print(f"calm control calls without warnings or alerts: {'yes' if out['controls_clean'] else 'NO'} "
+          f"({', '.join(s.name for s in controls)})")
+    return out

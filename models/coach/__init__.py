@@ -1,0 +1,1 @@
+"""The coach: the playbook turned into live cues, steps done, warnings and alerts."""

@@ -1,0 +1,276 @@
+"""The coach's state machine: from the caller's state and both speakers' words to cues, steps, warnings, alerts.
+
+The next move is chosen from what the agent has already done, what facts are known
+and how heated the caller is (PLAYBOOK.md: the order is not fixed). While the caller
+holds the floor the cue is held back (``hold``); ``listen`` while they vent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+from models.coach.facts import Facts
+from models.coach.playbook import Playbook
+from models.floor import FloorState
+from models.text_sentiment import complaint_cues, text_score
+
+CLOSING = re.compile(r"\b(?:that'?s all|have a (?:nice|good|great) (?:day|one|evening)|thank(?:s| you)|appreciate|"
+                     r"that (?:would be|sounds) (?:great|wonderful|good|perfect)|perfect|bye)\b", re.I)
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+@dataclass(frozen=True)
+class Cue:
+    t: float
+    move: str
+    say: str
+    why: str
+    hold: bool
+
+
+@dataclass(frozen=True)
+class StepDone:
+    t: float
+    move: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class Warning:
+    t: float
+    kind: str
+    quote: str
+    advice: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    t: float
+    kind: str
+    detail: str
+
+
+@dataclass
+class _Overlap:
+    start: float
+    warned: bool = False
+
+
+@dataclass
+class Coach:
+    playbook: Playbook
+    started_at: float  # unix time the call started: for follow-up dates
+    facts: Facts = field(default_factory=Facts)
+    done: list[StepDone] = field(default_factory=list)
+    warnings: list[Warning] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    heat: float = 0.0
+    peak_heat: float = 0.0
+    cue: Cue | None = None
+    _holding: bool = False
+    _venting_turn: bool = False
+    _complaint: bool = False
+    _repair: bool = False  # a warning since the last apology: the next move is to repair it
+    _closing: bool = False
+    _overlap: _Overlap | None = None
+    _agent_words: str = ""
+    _released_at: float | None = None
+    _hot_since: float | None = None
+    _phrasing: dict = field(default_factory=dict)
+
+    # -- inputs ------------------------------------------------------------------
+
+    def floor(self, st: FloorState) -> list:
+        out = []
+        if st.state == "overlap" and st.venting:
+            self._overlap = self._overlap or _Overlap(st.t)
+        elif st.state != "overlap":
+            self._overlap = None
+        if st.state in ("caller_speaking", "caller_pausing", "overlap") and not st.finished_venting:
+            if not self._holding:
+                self._holding, self._venting_turn, self._closing = True, False, False
+            if st.venting:
+                self._venting_turn = self._complaint = True
+                out += self._show("listen", st.t, hold=True)
+            elif self.cue is not None and not self.cue.hold:
+                out += self._show(self.cue.move, st.t, hold=True)  # the caller took the floor back: hold
+        elif st.finished_venting and self._holding:
+            self._holding = False
+            self._released_at = st.t if self._venting_turn else None
+            out += self._plan(st.t, hold=False)
+        return out
+
+    def caller_said(self, text: str) -> None:
+        """A caller final: facts, and whether they complain or are closing. Call before the floor hears of it."""
+        self.facts.add(text)
+        if complaint_cues(text) or text_score(text) <= -0.3:
+            self._complaint = True
+        self._closing = bool(CLOSING.search(text)) and text_score(text) > 0.2
+
+    def refresh(self, t: float) -> list:
+        """After a caller final: while they still hold the floor, what they said may change the held cue."""
+        if self._holding and not (self.cue is not None and self.cue.move == "listen"):
+            return self._plan(t, hold=True)
+        return []
+
+    def caller_heat(self, heat: float, t: float) -> list:
+        self.heat = heat
+        self.peak_heat = max(self.peak_heat, heat)
+        limit = self.playbook.threshold("escalation_heat")
+        if heat < limit:
+            self._hot_since = None
+            return []
+        if self._hot_since is None:
+            self._hot_since = t
+        if t - self._hot_since >= self.playbook.threshold("escalation_seconds"):
+            self._hot_since = float("inf")  # once per hot spell
+            return self._alert(t, "escalation", f"caller heat above {limit:.2f} for "
+                               f"{self.playbook.threshold('escalation_seconds'):.0f} s (now {heat:.2f})")
+        return []
+
+    def agent_words(self, text: str) -> None:
+        """Latest agent partial: quoted if they are talking over the caller."""
+        self._agent_words = text
+
+    def agent_final(self, text: str, t: float) -> list:
+        self._agent_words = text
+        out = []
+        done_moves = {s.move for s in self.done}
+        for move in self.playbook.moves.values():
+            if move.name in done_moves:
+                continue
+            if any(p.search(text) for p in move.done):
+                step = StepDone(t, move.name, text)
+                self.done.append(step)
+                self._released_at = None
+                if move.name == "apologize":
+                    self._repair = False
+                out.append(step)
+        for rule in self.playbook.warnings.values():
+            hit = next((m for p in rule.patterns for m in [p.search(text)] if m), None)
+            if hit:
+                out += self._warn(t, rule.kind, text)
+        if out and not self._holding:
+            out += self._plan(t, hold=False)
+        return out
+
+    def tick(self, t: float) -> list:
+        """Called as audio time passes: interrupting, stalled."""
+        out = []
+        ov = self._overlap
+        if ov and not ov.warned and t - ov.start >= self.playbook.threshold("interrupting_seconds"):
+            ov.warned = True
+            out += self._warn(t, "interrupting", self._agent_words or "(talking over the caller)")
+        if self._released_at is not None and t - self._released_at >= self.playbook.threshold("stalled_seconds"):
+            self._released_at = None
+            out += self._alert(t, "stalled", "the caller finished venting and no step followed for "
+                               f"{self.playbook.threshold('stalled_seconds'):.0f} s")
+        return out
+
+    # -- choosing and phrasing ---------------------------------------------------
+
+    def next_move(self) -> str | None:
+        th = self.playbook.threshold
+        done = {s.move for s in self.done}
+        if self._repair:
+            return "apologize"
+        resolved = "make_it_right" in done
+        # Once a remedy is agreed, or a calm caller is wrapping up, only the closing moves are left.
+        if resolved or self._closing and not self._complaint:
+            for move in ("extra_mile", "follow_up"):
+                if move not in done:
+                    return move
+            return None
+        if self._complaint and not done:
+            return "thank"
+        known = bool(self.facts.known or (self._complaint and self.facts.clauses))
+        # Very hot and nothing to say back yet: apologize early.
+        if self.heat >= th("apologize_first_heat") and "apologize" not in done and not (known and "restate" not in done):
+            return "apologize"
+        if not known and not done & {"clarify", "restate"}:
+            return "clarify"
+        if known and "restate" not in done:
+            return "restate"
+        if self._complaint:
+            if self.heat >= th("empathize_heat") and "empathize" not in done:
+                return "empathize"
+            for move in ("apologize", "speed_of_need"):
+                if move not in done:
+                    return move
+        for move in ("make_it_right", "extra_mile", "follow_up"):
+            if move not in done:
+                return move
+        return None
+
+    def _plan(self, t: float, hold: bool) -> list:
+        move = self.next_move()
+        return self._show(move, t, hold) if move else []
+
+    def _show(self, move: str, t: float, hold: bool) -> list:
+        if self.cue and self.cue.move == move and self.cue.hold == hold:
+            return []
+        spec = self.playbook.moves[move]
+        say = self._phrase(move, spec.say)
+        self.cue = Cue(t, move, say, spec.why, hold)
+        return [self.cue]
+
+    def _phrase(self, move: str, phrasings: tuple[str, ...]) -> str:
+        """The next phrasing whose fields are all known, rotating so a repeated move sounds fresh."""
+        values = {**self.facts.fields(), "follow_day": self._follow_day().strftime("%A")}
+        start = self._phrasing.get(move, -1) + 1
+        for i in range(len(phrasings)):
+            k = (start + i) % len(phrasings)
+            try:
+                text = phrasings[k].format(**values)
+            except KeyError:
+                continue
+            self._phrasing[move] = k
+            return text
+        return phrasings[0].split("{")[0].strip() or self.playbook.moves[move].why
+
+    def _warn(self, t: float, kind: str, quote: str) -> list:
+        warning = Warning(t, kind, quote, self.playbook.warnings[kind].advice)
+        self.warnings.append(warning)
+        self._repair = True
+        out: list = [warning]
+        same = sum(1 for w in self.warnings if w.kind == kind)
+        if same == int(self.playbook.threshold("repeated_warning_count")):
+            out += self._alert(t, "repeated_warning", f"{kind} {same} times in this call")
+        return out
+
+    def _alert(self, t: float, kind: str, detail: str) -> list:
+        alert = Alert(t, kind, detail)
+        self.alerts.append(alert)
+        return [alert]
+
+    # -- the end of the call -----------------------------------------------------
+
+    def _follow_day(self, words: str = "") -> dt.date:
+        start = dt.datetime.fromtimestamp(self.started_at).date()
+        low = words.lower()
+        if "tomorrow" in low:
+            return start + dt.timedelta(days=1)
+        for i, day in enumerate(WEEKDAYS):
+            if day in low:
+                return start + dt.timedelta(days=(i - start.weekday() - 1) % 7 + 1)
+        if "today" in low or "this afternoon" in low or "at five" in low or "tonight" in low:
+            return start
+        return start + dt.timedelta(days=int(self.playbook.threshold("follow_up_days")))
+
+    def summary(self, final_heat: float) -> dict:
+        promised = next((s for s in self.done if s.move == "follow_up"), None)
+        if promised:
+            follow_up = {"promised": True, "item": promised.evidence, "due": self._follow_day(promised.evidence).isoformat()}
+        else:
+            follow_up = {"promised": False, "item": "Suggested: call the customer back to make sure the problem is solved.",
+                         "due": self._follow_day().isoformat()}
+        return {
+            "steps_done": [{"move": s.move, "t": s.t, "evidence": s.evidence} for s in self.done],
+            "warnings": [{"kind": w.kind, "t": w.t, "quote": w.quote} for w in self.warnings],
+            "alerts": [{"kind": a.kind, "t": a.t} for a in self.alerts],
+            "peak_heat": round(self.peak_heat, 3),
+            "final_heat": round(final_heat, 3),
+            "follow_up": follow_up,
+        }

@@ -1,0 +1,137 @@
+"""What the caller said happened, in the agent's words: "I ordered one book" becomes "you ordered one book".
+
+Facts are the caller's clauses that carry a quantity, an amount, a date, a count of
+calls or a complaint verb; person is turned so the agent can say them back, with
+the company ("you sent me") speaking as "we" ("we sent you").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+                "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred").split()
+_NUMBER = r"(?:\d[\d,.]*|" + "|".join(NUMBER_WORDS) + r")(?:[ -](?:" + "|".join(NUMBER_WORDS) + r"))*"
+AMOUNT = re.compile(rf"(?:\$\s?\d[\d,]*(?:\.\d\d)?|\b{_NUMBER} (?:dollars|bucks|pounds|euros)\b)", re.I)
+TIMES = re.compile(rf"\b(?:{_NUMBER}|several|many|multiple) times\b|\b(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)) time\b", re.I)
+WHEN = re.compile(r"\b(?:(?:last|next|this) (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|week|month|year)|"
+                  r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)|yesterday|today|tomorrow|"
+                  rf"{_NUMBER} (?:days?|weeks?|months?|hours?|minutes) ago|(?:for|over) {_NUMBER} (?:days?|weeks?|months?|hours?|minutes))\b", re.I)
+QUANTITY = re.compile(rf"\b({_NUMBER}) (?:(?:extra|more|new|of (?:them|those))\b ?)?([a-z]+)?", re.I)
+COMPLAINT_VERBS = re.compile(r"\b(?:ordered|sent|shipped|received|got|charged?|billed|paid|called|waited|arrived?|promised|"
+                             r"supposed to|came|come|showed up|"
+                             r"cancell?ed|broke|broken|cracked|lost|missed|delivered|refunded|told|said)\b", re.I)
+_NOT_ITEMS = {"times", "time", "of", "and", "dollars", "bucks", "days", "weeks", "months", "hours", "minutes", "ago", "in",
+              "more", "extra", "percent", "the", "a", "to", "for", "at", "on", "i", "you", "we", "it", "them"}
+
+# Words after which "you" is still the subject ("and you sent", "did you send").
+_BEFORE_SUBJECT = {"and", "but", "so", "then", "that", "because", "if", "when", "are", "do", "did", "have", "will",
+                   "can", "could", "would", "should", "were", "why", "what", "how", "where", "said", "think", "know"}
+_FILLER = {"just", "only", "even", "really", "the", "a", "an", "of", "them", "it", "that", "this"}
+
+# Caller's words -> agent's words. "you" of the caller is the company: "we".
+_PERSON = {
+    "i": "you", "i'm": "you're", "i've": "you've", "i'd": "you'd", "i'll": "you'll", "me": "you", "my": "your",
+    "mine": "yours", "myself": "yourself", "am": "are",
+    "you": "we", "you're": "we're", "you've": "we've", "you'd": "we'd", "you'll": "we'll", "your": "our",
+    "yours": "ours", "yourself": "ourselves", "yourselves": "ourselves", "us": "you", "our": "your",
+}
+
+
+def to_agent_voice(clause: str) -> str:
+    """Turn a caller's clause around: first person to second, the company's "you" to "we"."""
+    tokens = re.findall(r"[A-Za-z']+|[^A-Za-z'\s]+|\s+", clause)
+    out = []
+    prev_word = ""
+    for tok in tokens:
+        low = tok.lower()
+        if low in _PERSON:
+            new = _PERSON[low]
+            # "you" after a verb is the object ("sent you"), and "me" after a verb stays "you".
+            if low == "you" and prev_word and prev_word not in _BEFORE_SUBJECT:
+                new = "us"
+            if low == "am":
+                new = "are"
+            out.append(new)
+        elif low == "was" and prev_word == "i":
+            out.append("were")
+        elif low == "were" and prev_word == "you":
+            out.append("were")
+        else:
+            out.append(tok)
+        if tok.strip() and re.match(r"[A-Za-z']+$", tok):
+            prev_word = low
+    text = "".join(out)
+    return text[:1].lower() + text[1:] if not text.startswith("I ") else text
+
+
+@dataclass
+class Facts:
+    clauses: list[str] = field(default_factory=list)  # in the agent's voice, in the order said
+    items: list[str] = field(default_factory=list)
+    amounts: list[str] = field(default_factory=list)
+    times: list[str] = field(default_factory=list)
+    whens: list[str] = field(default_factory=list)
+
+    def key_clauses(self, limit: int = 3) -> list[str]:
+        """The clauses worth saying back: those with numbers first, in the order the caller said them."""
+        numbered = [c for c in self.clauses if AMOUNT.search(c) or TIMES.search(c) or QUANTITY.search(c)]
+        rest = [c for c in self.clauses if c not in numbered]
+        chosen = set((numbered + rest)[:limit])
+        return [c for c in self.clauses if c in chosen]
+
+    @property
+    def known(self) -> bool:
+        """Enough to restate: a number, an amount, a count of calls, or a complaint with its object."""
+        return bool(self.clauses) and bool(self.items or self.amounts or self.times)
+
+    def fields(self) -> dict:
+        out = {"about": f" with your {self.items[0]}" if self.items else ""}
+        if self.clauses:
+            out["facts"] = _join(self.key_clauses())
+        if self.items:
+            out["item"] = self.items[0]
+            out["item_the"] = f"the {self.items[0]}"
+        if self.amounts:
+            out["amount"] = self.amounts[-1]
+        if self.times:
+            out["times"] = self.times[-1]
+        if self.whens:
+            out["when"] = self.whens[-1]
+        return out
+
+    def add(self, text: str) -> None:
+        told_story = False
+        for clause in split_clauses(text):
+            # A date alone ("today") is small talk; with a complaint verb it is part of the story.
+            if not (AMOUNT.search(clause) or TIMES.search(clause) or QUANTITY.search(clause)
+                    or COMPLAINT_VERBS.search(clause)):
+                continue
+            voiced = to_agent_voice(re.sub(r"^(?:then|and|so|but|also|plus)\s+", "", clause, flags=re.I))
+            words = set(re.findall(r"[a-z0-9$']+", voiced.lower())) - _FILLER
+            said = set(re.findall(r"[a-z0-9$']+", " ".join(self.clauses).lower()))
+            # "just one book" after "you ordered one book" adds nothing to say back.
+            if len(voiced.split()) >= 3 and not words <= said:
+                self.clauses.append(voiced)
+            self.amounts += [a.strip() for a in AMOUNT.findall(clause) if a.strip() not in self.amounts]
+            self.times += [m.group(0) for m in TIMES.finditer(clause) if m.group(0) not in self.times]
+            for m in QUANTITY.finditer(clause):
+                noun = (m.group(2) or "").lower()
+                if noun and noun not in _NOT_ITEMS and not AMOUNT.match(m.group(0)) and noun not in self.items:
+                    self.items.append(noun)
+            del self.clauses[:-8]
+            told_story = True
+        if told_story:  # dates anywhere in a sentence that tells what happened
+            self.whens += [m.group(0) for m in WHEN.finditer(text) if m.group(0) not in self.whens]
+
+
+def split_clauses(text: str) -> list[str]:
+    parts = re.split(r"[.!?;]+(?=\s|$)\s*|,\s*(?:and |but |then |so )?|\s+(?:and then|but|and)\s+", text)
+    return [p.strip(" ,") for p in parts if p and p.strip(" ,")]
+
+
+def _join(clauses: list[str]) -> str:
+    if len(clauses) == 1:
+        return clauses[0]
+    return ", ".join(clauses[:-1]) + " and " + clauses[-1]

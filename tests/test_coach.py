@@ -1,0 +1,196 @@
+"""The coach's parts: facts and person, steps and warnings from the agent's words, the playbook file, move choice."""
+
+from pathlib import Path
+
+import pytest
+
+from models.coach.coach import Coach, Cue
+from models.coach.facts import Facts, to_agent_voice
+from models.coach.playbook import DEFAULT_PATH, PlaybookError, load
+from models.floor import FloorState
+
+PLAYBOOK = load()
+
+
+@pytest.mark.parametrize("caller, agent", [
+    ("I ordered one book", "you ordered one book"),
+    ("you sent me 12 of them", "we sent you 12 of them"),
+    ("you charged my card $35", "we charged your card $35"),
+    ("I was promised a callback", "you were promised a callback"),
+    ("I am not happy with my order", "you are not happy with your order"),
+    ("I've called you three times", "you've called us three times"),
+    ("your technician never showed up", "our technician never showed up"),
+    ("My package was supposed to arrive last Monday", "your package was supposed to arrive last Monday"),
+    ("I'm still waiting for my refund", "you're still waiting for your refund"),
+    ("you told me it was fixed", "we told you it was fixed"),
+])
+def test_person_conversion(caller, agent):
+    assert to_agent_voice(caller) == agent
+
+
+def test_facts_from_a_complaint():
+    facts = Facts()
+    for text in ["I am so fed up with your company.", "I ordered one book, just one book, and you sent me 12 of them.",
+                 "Then you charged my card $35.", "This is the third time I have called about this."]:
+        facts.add(text)
+    assert facts.known
+    assert facts.items == ["book"] and facts.amounts == ["$35"] and facts.times == ["third time"]
+    said = facts.fields()["facts"]
+    assert said == "you ordered one book, we sent you 12 of them and we charged your card $35"
+
+
+@pytest.mark.parametrize("text, amounts, times, whens", [
+    ("You billed me forty dollars too much two weeks ago.", ["forty dollars"], [], ["two weeks ago"]),
+    ("I have called five times since Monday", [], ["five times"], ["Monday"]),
+    ("It was supposed to come yesterday and it's now Friday", [], [], ["yesterday", "Friday"]),
+    ("The bill says $129.99 instead of $99", ["$129.99", "$99"], [], []),
+])
+def test_amounts_counts_and_dates(text, amounts, times, whens):
+    facts = Facts()
+    facts.add(text)
+    assert facts.amounts == amounts and facts.times == times and facts.whens == whens
+
+
+def test_no_facts_in_small_talk():
+    facts = Facts()
+    facts.add("Hi there, how are you doing today?")
+    facts.add("I would like some help please.")
+    assert not facts.known and facts.clauses == []
+
+
+STEPS = {
+    "thank": (["Thank you for telling me about this.", "Thanks for letting us know.", "Thank you for your patience."],
+              ["Thank you for calling Bright Books.", "Thanks, bye."]),
+    "clarify": (["Could you walk me through what happened?", "Can you tell me what happened?"], ["Okay."]),
+    "restate": (["If I understand you correctly, you were charged twice. Is that right?",
+                 "Let me make sure I have this: two orders, one refund."], ["I will look into it."]),
+    "empathize": (["I can understand why you're upset.", "I would be frustrated too.", "That must be so frustrating."],
+                  ["I understand the system."]),
+    "apologize": (["I'm so sorry this happened.", "Will you please accept our apology?", "That's on us, and I'm sorry.",
+                   "I am very sorry."], ["Sorry for the inconvenience.", "I'm sorry, but that is our policy."]),
+    "speed_of_need": (["When do you need this fixed by?", "How soon do you need the parts?"], ["We need your number."]),
+    "make_it_right": (["I'll send a replacement today.", "What can I do to make this right?", "I have refunded the $35."],
+                      ["The refund may take a while."]),
+    "extra_mile": (["Is there anything else I can do for you?", "I've also added a credit to your account."], ["Bye."]),
+    "follow_up": (["I'll call you on Thursday to make sure it arrived.", "I will personally follow up tomorrow."],
+                  ["You can call us anytime."]),
+}
+
+
+@pytest.mark.parametrize("move", sorted(STEPS))
+def test_steps_from_the_agents_words(move):
+    yes, no = STEPS[move]
+    for text in yes:
+        coach = Coach(PLAYBOOK, 0)
+        assert move in [o.move for o in coach.agent_final(text, 1.0) if type(o).__name__ == "StepDone"], text
+    for text in no:
+        coach = Coach(PLAYBOOK, 0)
+        assert move not in [o.move for o in coach.agent_final(text, 1.0) if type(o).__name__ == "StepDone"], text
+
+
+WARNINGS = {
+    "insincere_apology": (["Sorry for the inconvenience.", "I'm sorry you feel that way.", "Sorry."],
+                          ["I'm so sorry we sent the wrong size.", "Will you accept our apology?"]),
+    "blame": (["That's not my fault.", "That's the fulfillment department's problem.", "You should have read the email."],
+              ["That was our mistake.", "I will fix it."]),
+    "excuse": (["The system was updated last week, that's why it happened.", "We've been really busy lately."],
+               ["I will ship it today.", "What happened to your order is on us."]),
+    "policy_wall": (["I need your invoice number before I can look at anything.", "Our policy says no refunds."],
+                    ["Could you give me your order number so I can find it faster?"]),
+    "arguing": (["That's not true.", "Actually, you never asked for a discount.", "Calm down, please."],
+                ["You're right, I see it now.", "Actually, let me check that for you."]),
+    "glib": (["Ha, at least you got a day off.", "Look on the bright side!", "Haha, well."],
+             ["I understand how serious this is."]),
+    "passing_the_buck": (["Try calling back tomorrow.", "You will have to contact the billing team.",
+                          "They're gone for the day."],
+                         ["I'll bring Maria from billing in right now.", "I'll call you back tomorrow myself."]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WARNINGS))
+def test_warnings_from_the_agents_words(kind):
+    yes, no = WARNINGS[kind]
+    for text in yes:
+        out = Coach(PLAYBOOK, 0).agent_final(text, 1.0)
+        hits = [o for o in out if type(o).__name__ == "Warning" and o.kind == kind]
+        assert hits and hits[0].quote == text and hits[0].advice, text
+    for text in no:
+        out = Coach(PLAYBOOK, 0).agent_final(text, 1.0)
+        assert kind not in [o.kind for o in out if type(o).__name__ == "Warning"], text
+
+
+def floor(t, state, venting=False, finished=False):
+    return FloorState(t, state, venting, finished, 0.9)
+
+
+def test_interrupting_is_agent_speech_over_a_venting_caller_for_a_while():
+    coach = Coach(PLAYBOOK, 0)
+    coach.floor(floor(1.0, "caller_speaking", venting=True))
+    coach.floor(floor(2.0, "overlap", venting=True))
+    coach.agent_words("Okay, okay, I can check")
+    assert coach.tick(2.5) == []  # half a second: not yet
+    [warning] = coach.tick(2.8)
+    assert warning.kind == "interrupting" and warning.quote == "Okay, okay, I can check"
+    assert coach.tick(3.5) == []  # once per overlap
+
+
+def test_listen_while_venting_then_the_move_released_when_finished():
+    coach = Coach(PLAYBOOK, 0)
+    out = coach.floor(floor(1.0, "caller_speaking", venting=True))
+    assert [(c.move, c.hold) for c in out] == [("listen", True)]
+    coach.caller_said("I ordered one book and you sent me 12 of them. I am furious.")
+    coach.caller_heat(0.7, 4.0)
+    assert coach.refresh(4.0) == []  # still listening
+    [cue] = coach.floor(floor(6.0, "open", finished=True))
+    assert isinstance(cue, Cue) and cue.move == "thank" and cue.hold is False and cue.why
+    steps = coach.agent_final("Thank you for telling me about this.", 8.0)
+    cue = [o for o in steps if isinstance(o, Cue)][0]
+    assert cue.move == "restate" and "12" in cue.say and "one book" in cue.say
+
+
+def test_repeated_moves_vary_their_phrasing():
+    coach = Coach(PLAYBOOK, 0)
+    said = {coach._phrase("empathize", PLAYBOOK.moves["empathize"].say) for _ in range(3)}
+    assert len(said) == 3
+
+
+def test_alerts_escalation_stalled_repeated():
+    coach = Coach(PLAYBOOK, 0)
+    assert coach.caller_heat(0.9, 1.0) == []
+    [alert] = coach.caller_heat(0.9, 22.0)
+    assert alert.kind == "escalation"
+    coach.floor(floor(23.0, "caller_speaking", venting=True))
+    coach.floor(floor(25.0, "open", finished=True))
+    assert coach.tick(30.0) == []
+    assert [a.kind for a in coach.tick(33.5)] == ["stalled"]
+    coach.agent_final("That's not true.", 34.0)
+    out = coach.agent_final("That's not what happened.", 36.0)
+    assert "repeated_warning" in [o.kind for o in out if type(o).__name__ == "Alert"]
+
+
+def test_summary_with_and_without_a_promised_follow_up():
+    coach = Coach(PLAYBOOK, 1700000000.0)  # a Tuesday
+    coach.agent_final("I will call you on Thursday to make sure it arrived.", 10.0)
+    s = coach.summary(0.2)
+    assert s["follow_up"]["promised"] is True and s["follow_up"]["due"] == "2023-11-16"
+    assert [x["move"] for x in s["steps_done"]] == ["follow_up"]
+    none = Coach(PLAYBOOK, 1700000000.0).summary(0.0)
+    assert none["follow_up"]["promised"] is False and none["follow_up"]["due"] == "2023-11-16"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("[moves.glad]", ""), None),
+    (lambda t: t + "\n[moves.dance]\nwhy='x'\nsay=['x']\n", "not a move"),
+    (lambda t: t.replace("[warnings.glib]", "[warnings.glib_old]"), "not a warning kind"),
+    (lambda t: t.replace("stalled_seconds = 8.0", "stalled_seconds = -1"), "non-negative"),
+    (lambda t: t.replace("'\\bcalm down\\b'", "'(calm down'"), "not a valid regular expression"),
+    (lambda t: t.replace("{facts}. Is that right?", "{fact}. Is that right?"), "uses {fact}"),
+])
+def test_playbook_errors_are_clear(tmp_path, edit, message):
+    path = tmp_path / "playbook.toml"
+    path.write_text(edit(DEFAULT_PATH.read_text()))
+    if message is None:
+        assert load(path).moves
+        return
+    with pytest.raises(PlaybookError, match=message.replace("{", r"\{")):
+        load(path)
