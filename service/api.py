@@ -7,7 +7,7 @@ from datetime import datetime
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 
 from service import metrics
 from service.access import require, require_call_access
@@ -19,7 +19,7 @@ READERS = (AGENT, SUPERVISOR)
 def _call_view(svc, row: dict) -> dict:
     live = svc.calls.get(row["call_id"])
     view = {k: row[k] for k in ("call_id", "agent_id", "status", "end_reason", "source", "started_at",
-                                 "ended_at", "audio_seconds", "metadata", "media", "summary")}
+                                 "ended_at", "audio_seconds", "metadata", "media", "summary", "peak_heat", "warning_count")}
     if live is not None:
         view["audio_seconds"] = round(live.audio_seconds, 3)
         view["connected"] = live.connected
@@ -44,7 +44,7 @@ async def _readable_call(request: Request) -> tuple:
 
 def _time_param(request: Request, name: str) -> float | None:
     raw = request.query_params.get(name)
-    if raw is None:
+    if raw in (None, ""):
         return None
     try:
         return float(raw)
@@ -53,6 +53,20 @@ def _time_param(request: Request, name: str) -> float | None:
             return datetime.fromisoformat(raw).timestamp()
         except ValueError:
             raise HTTPException(400, f"{name} must be unix seconds or an ISO date") from None
+
+
+def _float_param(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise HTTPException(400, f"{name} must be a number") from None
+
+
+def _opt_int(request: Request, name: str) -> int | None:
+    return None if request.query_params.get(name) in (None, "") else _int_param(request, name, 0, 0, 10**6)
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -77,7 +91,9 @@ async def list_calls(request: Request) -> JSONResponse:
     offset = _int_param(request, "offset", 0, 0, 10**9)
     page = await asyncio.to_thread(
         svc.store.list_calls, agent_id=agent_id, status=request.query_params.get("status"),
-        since=_time_param(request, "since"), until=_time_param(request, "until"), limit=limit, offset=offset)
+        since=_time_param(request, "since"), until=_time_param(request, "until"),
+        min_peak_heat=_float_param(request, "min_peak_heat"), min_warnings=_opt_int(request, "min_warnings"),
+        limit=limit, offset=offset)
     return JSONResponse({"calls": [_call_view(svc, r) for r in page.calls], "total": page.total,
                          "limit": limit, "offset": offset})
 
@@ -96,13 +112,18 @@ async def get_events(request: Request) -> JSONResponse:
 
 async def get_audio(request: Request) -> Response:
     svc, row = await _readable_call(request)
+    headers = {"Cache-Control": "private, no-store"}
     live = svc.calls.get(row["call_id"])
-    if live is not None:
+    if live is not None:  # still growing: what there is so far
         live.audio.flush()
-    wav = await asyncio.to_thread(svc.audio_files.wav, row["call_id"])
-    if wav is None:
+        wav = await asyncio.to_thread(svc.audio_files.wav, row["call_id"])
+        if wav is None:
+            raise HTTPException(404, "this call has no audio yet")
+        return Response(wav, media_type="audio/wav", headers=headers)
+    path = svc.audio_files.wav_path(row["call_id"])
+    if not path.exists() and await asyncio.to_thread(svc.audio_files.finalize, row["call_id"]) is None:
         raise HTTPException(404, "this call has no audio")
-    return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, no-store"})
+    return FileResponse(path, media_type="audio/wav", headers=headers)
 
 
 async def whoami(request: Request) -> JSONResponse:

@@ -44,6 +44,20 @@ class AudioFiles:
         sizes = [p.stat().st_size for p in (self.root / call_id).glob("*.pcm")]
         return max(sizes, default=0) / 2 / MODEL_RATE
 
+    def wav_path(self, call_id: str) -> Path:
+        return self.root / call_id / "call.wav"
+
+    def finalize(self, call_id: str) -> Path | None:
+        """At the end of a call: the WAV that replay serves (with byte ranges, so the player can seek)."""
+        data = self.wav(call_id)
+        if data is None:
+            return None
+        path = self.wav_path(call_id)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return path
+
     def wav(self, call_id: str) -> bytes | None:
         directory = self.root / call_id
         tracks = {role: np.fromfile(directory / f"{role}.pcm", dtype="<i2")

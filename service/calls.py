@@ -86,7 +86,9 @@ class LiveCalls:
         session.close_audio()
         self.deps.recorder.update_call(session.call_id, {
             "status": status, "end_reason": reason, "ended_at": time.time(),
-            "audio_seconds": round(audio_seconds, 3), "summary": summary})
+            "audio_seconds": round(audio_seconds, 3), "summary": summary,
+            "peak_heat": summary["peak_heat"], "warning_count": len(summary["warnings"])})
+        await asyncio.to_thread(self.audio_files.finalize, session.call_id)
         await self.deps.recorder.flush()
         self._sessions.pop(session.call_id, None)
         log.info("call ended", extra={"call_id": session.call_id, "status": status})

@@ -22,5 +22,7 @@ def routes() -> list:
         Route("/healthz", api.healthz),
         Route("/metrics", api.metrics_endpoint),
         Route("/", pages.agent_panel),
+        Route("/supervisor", pages.supervisor_board),
+        Route("/supervisor/calls/{call_id}", pages.call_replay),
         Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),
     ]

@@ -24,6 +24,8 @@ calls = Table(
     Column("metadata", JSON),
     Column("media", JSON),
     Column("summary", JSON),
+    Column("peak_heat", Float, index=True),  # from the summary, for searching
+    Column("warning_count", Integer, index=True),
 )
 
 events = Table(
@@ -90,8 +92,13 @@ class Store:
             return db.execute(select(func.max(events.c.seq)).where(events.c.call_id == call_id)).scalar() or 0
 
     def list_calls(self, agent_id: str | None = None, status: str | None = None, since: float | None = None,
-                   until: float | None = None, limit: int = 50, offset: int = 0) -> CallPage:
+                   until: float | None = None, min_peak_heat: float | None = None, min_warnings: int | None = None,
+                   limit: int = 50, offset: int = 0) -> CallPage:
         query = select(calls)
+        if min_peak_heat is not None:
+            query = query.where(calls.c.peak_heat >= min_peak_heat)
+        if min_warnings is not None:
+            query = query.where(calls.c.warning_count >= min_warnings)
         if agent_id:
             query = query.where(calls.c.agent_id == agent_id)
         if status:
