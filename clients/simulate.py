@@ -14,6 +14,7 @@ import numpy as np
 import websockets
 
 from clients.wavfile import read_wav
+from clients.wire import wire_for
 from models.codecs import encode, to_int16
 from models.resample import resample
 
@@ -52,21 +53,30 @@ def describe(event: dict) -> str:
     return f"{head} {json.dumps(rest)}"
 
 
-def frames_of(audio: np.ndarray, rate_in: int, rate: int, encoding: str) -> list[bytes]:
-    """Resample every channel, encode and interleave, then cut into 20 ms frames."""
+def tracks_of(audio: np.ndarray, rate_in: int, rate: int) -> list[list[np.ndarray]]:
+    """Every channel resampled to the wire rate as int16, cut into 20 ms frames: frames x channels."""
     channels = [to_int16(resample(audio[:, c], rate_in, rate)) for c in range(audio.shape[1])]
-    interleaved = np.stack(channels, axis=1).reshape(-1)
-    per_frame = int(rate * FRAME_SECONDS) * audio.shape[1]
-    return [encode(encoding, interleaved[i : i + per_frame]) for i in range(0, len(interleaved), per_frame)]
+    step = int(rate * FRAME_SECONDS)
+    return [[ch[i : i + step] for ch in channels] for i in range(0, len(channels[0]), step)]
+
+
+def frames_of(audio: np.ndarray, rate_in: int, rate: int, encoding: str) -> list[bytes]:
+    """Native-protocol binary frames: 20 ms of every channel, interleaved and encoded."""
+    return [encode(encoding, np.stack(tracks, axis=1).reshape(-1)) for tracks in tracks_of(audio, rate_in, rate)]
 
 
 async def stream_call(wav: str | Path, url: str, agent: str, key: str, *, watch_token: str | None = None,
-                      speed: float = 1.0, encoding: str = "pcm16", rate: int = 8000, call_id: str | None = None,
-                      metadata: dict | None = None, on_event=None, end_timeout: float = 120.0) -> CallRun:
+                      speed: float = 1.0, encoding: str | None = None, rate: int = 8000, call_id: str | None = None,
+                      metadata: dict | None = None, on_event=None, end_timeout: float = 120.0,
+                      protocol: str = "native", wire_options: dict | None = None) -> CallRun:
     audio, rate_in = read_wav(wav)
     roles = ["caller", "agent"][: audio.shape[1]]
-    frames = frames_of(audio, rate_in, rate, encoding)
+    options = {"rate": rate, **({"encoding": encoding} if encoding else {}), **(wire_options or {})}
+    wire = wire_for(protocol, key, **options)
+    frames = tracks_of(audio, rate_in, wire.rate)
     run = CallRun(call_id or f"sim-{uuid.uuid4().hex[:10]}", speed=speed)
+    if protocol == "audiohook" and call_id is None:
+        run.call_id = str(uuid.uuid4())  # AudioHook conversation ids are UUIDs
     base = url.rstrip("/")
     ended = asyncio.Event()
     watcher = None
@@ -75,25 +85,30 @@ async def stream_call(wav: str | Path, url: str, agent: str, key: str, *, watch_
         ws_events = await websockets.connect(watch_url, max_size=None)
         watcher = asyncio.create_task(_watch(ws_events, run, ended, on_event))
     try:
-        headers = {"Authorization": f"Bearer {key}"}
-        async with websockets.connect(f"{base}/v1/stream", additional_headers=headers, max_size=None) as ws:
-            await ws.send(json.dumps({"type": "start", "call_id": run.call_id, "agent_id": agent, "encoding": encoding,
-                                      "sample_rate": rate, "channels": len(roles), "roles": roles,
-                                      "metadata": metadata or {}}))
-            reply = json.loads(await ws.recv())
-            run.replies.append(reply)
-            if reply.get("type") != "started":
-                raise RuntimeError(f"server refused the call: {reply.get('code')}: {reply.get('message')}")
+        host = base.split("://", 1)[1].split("/", 1)[0]
+        async with websockets.connect(base + wire.path, additional_headers=wire.headers(host), max_size=None,
+                                      subprotocols=wire.subprotocols or None) as ws:
+            for message in wire.opening(run.call_id, agent, roles, metadata or {}):
+                await ws.send(message)
+            if wire.expects_start_reply:
+                reply = await ws.recv()
+                run.replies.append(json.loads(reply))
+                if not wire.is_open_reply(reply):
+                    raise RuntimeError(f"server refused the call: {reply[:200]}")
+            reader = asyncio.create_task(_replies(ws, run))
             run.started_at = time.monotonic()
-            for i, frame in enumerate(frames):
+            for i, tracks in enumerate(frames):
                 # Pace against the clock, not sleep-per-frame, so scheduling jitter does not accumulate.
                 delay = run.started_at + i * FRAME_SECONDS / speed - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                await ws.send(frame)
-            await ws.send(json.dumps({"type": "stop"}))
-            async for message in ws:
-                run.replies.append(json.loads(message))
+                for message in wire.frame(tracks):
+                    await ws.send(message)
+            for message in wire.closing():
+                await ws.send(message)
+            if not wire.closing():
+                await ws.close()
+            await reader
         if watcher is not None:
             await asyncio.wait_for(ended.wait(), end_timeout)
     finally:
@@ -101,6 +116,19 @@ async def stream_call(wav: str | Path, url: str, agent: str, key: str, *, watch_
             watcher.cancel()
             await ws_events.close()
     return run
+
+
+async def _replies(ws, run: CallRun) -> None:
+    """Whatever the server says during and after the call, until it (or we) close the socket."""
+    try:
+        async for message in ws:
+            if isinstance(message, str):
+                reply = json.loads(message)
+                run.replies.append(reply)
+                if reply.get("type") == "closed":  # AudioHook: the client closes after closed
+                    await ws.close()
+    except websockets.ConnectionClosed:
+        pass
 
 
 async def _watch(ws, run: CallRun, ended: asyncio.Event, on_event) -> None:

@@ -30,7 +30,7 @@ def require_call_access(who: Principal, call_agent_id: str) -> None:
 
 async def deny(ws: WebSocket, status: int, message: str) -> None:
     """Refuse a websocket handshake with a real HTTP status and a JSON reason."""
-    code = "unauthorized" if status == 401 else "forbidden"
+    code = {401: "unauthorized", 403: "forbidden"}.get(status, "bad_request")
     await ws.send_denial_response(JSONResponse({"type": "error", "code": code, "message": message}, status_code=status))
 
 

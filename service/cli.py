@@ -30,9 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--token", default=os.environ.get("CALMLINE_TOKEN"),
                      help="agent or supervisor token to print the call's events (env CALMLINE_TOKEN)")
     sim.add_argument("--speed", type=float, default=1.0)
-    sim.add_argument("--encoding", default="pcm16", choices=["pcm16", "mulaw", "alaw"])
+    sim.add_argument("--encoding", choices=["pcm16", "mulaw", "alaw"],
+                     help="native: pcm16 (default), mulaw or alaw; audiohook: mulaw (PCMU, default) or pcm16 (L16)")
     sim.add_argument("--rate", type=int, default=8000, choices=[8000, 16000])
     sim.add_argument("--call-id")
+    sim.add_argument("--protocol", default="native", choices=["native", "twilio", "audiohook", "jambonz"],
+                     help="speak this platform's protocol (twilio and audiohook send mu-law 8 kHz)")
+    sim.add_argument("--audiohook-secret", default=os.environ.get("CALMLINE_AUDIOHOOK_CLIENT_SECRET"),
+                     help="sign the AudioHook upgrade with this client secret (base64)")
 
     bench = sub.add_parser("bench", help="measure transcript delay and real-time factor with N concurrent calls")
     bench.add_argument("--calls", default="1", help="comma-separated numbers of concurrent calls, e.g. 1,4,8")
@@ -108,7 +113,8 @@ def _simulate(args) -> int:
     try:
         run = asyncio.run(stream_call(args.wav, args.url, args.agent, args.key, watch_token=args.token,
                                       speed=args.speed, encoding=args.encoding, rate=args.rate,
-                                      call_id=args.call_id, on_event=lambda e: print(describe(e), flush=True)))
+                                      call_id=args.call_id, on_event=lambda e: print(describe(e), flush=True),
+                                      protocol=args.protocol, wire_options={"secret": args.audiohook_secret}))
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"calmline simulate: {exc}", file=sys.stderr)
         return 1

@@ -1,13 +1,19 @@
-"""Ingest websocket endpoints: authenticate, pick the adapter, hand over to the driver."""
+"""Ingest websocket endpoints: authenticate the way each platform can, pick the adapter, hand over to the driver."""
 
 from __future__ import annotations
 
+import time
+
 from starlette.websockets import WebSocket
 
-from service.access import ws_principal
+from service.access import deny, principal, ws_principal
 from service.auth import INGEST
+from service.ingest import http_signature, twilio_signature
+from service.ingest.audiohook import AudioHookProtocol
 from service.ingest.driver import run_ingest
+from service.ingest.jambonz import SUBPROTOCOLS, JambonzProtocol
 from service.ingest.native import NativeProtocol
+from service.ingest.twilio import TwilioProtocol
 
 
 async def native_stream(ws: WebSocket) -> None:
@@ -16,3 +22,69 @@ async def native_stream(ws: WebSocket) -> None:
     svc = ws.app.state.services
     await ws.accept()
     await run_ingest(ws, NativeProtocol(svc.settings.max_frame_bytes), svc.calls)
+
+
+async def twilio_stream(ws: WebSocket) -> None:
+    svc = ws.app.state.services
+    authorize = None
+    if svc.settings.twilio_auth_token:
+        # Twilio proves itself by signing the stream URL; nothing else is needed.
+        urls = twilio_signature.candidate_urls(ws.headers.get("host", ""), _target(ws), ws.headers.get("x-forwarded-proto"))
+        if not twilio_signature.valid(svc.settings.twilio_auth_token, ws.headers.get("x-twilio-signature"), urls):
+            await deny(ws, 403, "X-Twilio-Signature missing or invalid")
+            return
+    else:
+        who = principal(ws)
+        if who is None and ("authorization" in ws.headers or "token" in ws.query_params):
+            await deny(ws, 401, "unknown ingest key")
+            return
+        if who is not None and who.role != INGEST:
+            await deny(ws, 403, f"a {who.role} token cannot stream calls")
+            return
+        if who is None:
+            creds = svc.credentials
+
+            def authorize(token):
+                found = creds.identify(token) if isinstance(token, str) else None
+                return found is not None and found.role == INGEST
+    await ws.accept()
+    await run_ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, authorize), svc.calls)
+
+
+async def audiohook_stream(ws: WebSocket) -> None:
+    svc = ws.app.state.services
+    api_key = ws.headers.get("x-api-key")
+    who = svc.credentials.identify(api_key) if api_key else principal(ws)
+    if who is None or who.role != INGEST:
+        await deny(ws, 401, "X-API-KEY is not a known ingest key")
+        return
+    secret = svc.settings.audiohook_client_secret
+    if secret:
+        headers = {k.lower(): v for k, v in ws.headers.items()}
+        try:
+            http_signature.verify(_target(ws), ws.headers.get("host", ""), headers, secret, time.time())
+        except http_signature.SignatureError as exc:
+            await deny(ws, 401, f"signature: {exc}")
+            return
+    await ws.accept()
+    adapter = AudioHookProtocol(svc.settings.max_frame_bytes, ws.headers.get("audiohook-session-id"),
+                                ws.headers.get("audiohook-organization-id"))
+    await run_ingest(ws, adapter, svc.calls)
+
+
+async def jambonz_stream(ws: WebSocket) -> None:
+    if await ws_principal(ws, INGEST) is None:
+        return
+    svc = ws.app.state.services
+    offered = ws.scope.get("subprotocols") or []
+    chosen = next((p for p in offered if p in SUBPROTOCOLS), None)
+    if offered and chosen is None:
+        await deny(ws, 400, f"subprotocol must be one of {', '.join(SUBPROTOCOLS)}")
+        return
+    await ws.accept(subprotocol=chosen)
+    await run_ingest(ws, JambonzProtocol(svc.settings.max_frame_bytes, chosen), svc.calls)
+
+
+def _target(ws: WebSocket) -> str:
+    query = ws.scope.get("query_string", b"").decode()
+    return ws.scope["path"] + (f"?{query}" if query else "")

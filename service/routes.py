@@ -12,6 +12,9 @@ def routes() -> list:
 
     return [
         WebSocketRoute("/v1/stream", ingest_routes.native_stream),
+        WebSocketRoute("/v1/twilio", ingest_routes.twilio_stream),
+        WebSocketRoute("/v1/audiohook", ingest_routes.audiohook_stream),
+        WebSocketRoute("/v1/jambonz", ingest_routes.jambonz_stream),
         WebSocketRoute("/v1/agents/{agent_id}/events", live.agent_events),
         WebSocketRoute("/v1/supervise", live.supervise),
         Route("/v1/calls", api.list_calls),

@@ -102,6 +102,10 @@ def test_frame_errors_after_start():
 
 def test_replies():
     p, _ = opened(resume=True)
-    assert p.started({"audio_seconds": 4.5}).message == {"type": "started", "call_id": "c-1", "agent_id": "a-7",
-                                                         "resumed": True, "audio_seconds": 4.5}
-    assert p.ended(12.3456).message == {"type": "stopped", "call_id": "c-1", "audio_seconds": 12.346}
+    [started] = p.started({"audio_seconds": 4.5})
+    assert started.message == {"type": "started", "call_id": "c-1", "agent_id": "a-7", "resumed": True, "audio_seconds": 4.5}
+    stopped, close = p.ended(12.3456)
+    assert stopped.message == {"type": "stopped", "call_id": "c-1", "audio_seconds": 12.346}
+    assert (close.code, close.error) == (1000, None)
+    error, close = p.rejected("unknown_call", "no such call", 1008)
+    assert error.message["code"] == "unknown_call" and close.code == 1008

@@ -24,7 +24,7 @@ class Start:
 
 @dataclass(frozen=True)
 class Audio:
-    """16 kHz mono float32 per role, all the same length."""
+    """16 kHz mono float32 for each role this frame carries (stereo streams: both, the same length)."""
 
     frames: dict[str, np.ndarray]
 
@@ -46,7 +46,10 @@ class Resume:
 
 @dataclass(frozen=True)
 class Stop:
-    pass
+    """The call is over: ``ended`` when the platform says so, ``error`` when the protocol broke."""
+
+    status: str = "ended"
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

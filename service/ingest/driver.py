@@ -1,7 +1,15 @@
-"""The asyncio side of ingest: reads a websocket, feeds an adapter, carries out what it returns."""
+"""The asyncio side of ingest: reads a websocket, feeds an adapter, carries out what it returns.
+
+The same loop serves every protocol. An adapter answers ``receive_text``/``receive_bytes``
+with session calls and replies; ``started``/``ended``/``rejected`` give its replies to the
+session's answers; ``flush`` hands over audio it still holds; an adapter with
+``forwards_events`` gets the call's events to pass back to the platform (``on_event``); a
+``resumable`` adapter's dropped call waits for a resume, any other ends when its socket closes.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -12,66 +20,117 @@ from service.ingest.calls import Audio, Close, Dtmf, Pause, ProtocolError, Resum
 log = logging.getLogger("calmline.ingest")
 
 
+class _Closed(Exception):
+    """The adapter asked to close the connection; nothing more is read."""
+
+
+class IngestConnection:
+    def __init__(self, ws: WebSocket, adapter, calls: LiveCalls):
+        self.ws = ws
+        self.adapter = adapter
+        self.calls = calls
+        self.session = None
+        self._forwarder: asyncio.Task | None = None
+        self._send_lock = asyncio.Lock()
+        self._close_code: int | None = None
+
+    async def run(self) -> None:
+        try:
+            while True:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    self._close_code = message.get("code")
+                    return
+                if message.get("bytes") is not None:
+                    actions = self.adapter.receive_bytes(message["bytes"])
+                else:
+                    actions = self.adapter.receive_text(message.get("text") or "")
+                await self._apply(actions)
+        except _Closed:
+            pass
+        except WebSocketDisconnect as exc:
+            self._close_code = exc.code
+        except Exception:
+            log.exception("ingest connection failed", extra={"protocol": type(self.adapter).__name__})
+            await self._close(1011, "internal error")
+        finally:
+            if self._forwarder is not None:
+                self._forwarder.cancel()
+            if self.session is not None and not self.session.ended:
+                self._drain()
+                if getattr(self.adapter, "resumable", False):
+                    self.calls.detach(self.session)
+                else:
+                    # Platforms that cannot resume end a call by closing the socket; an abnormal close is a drop.
+                    clean = self._close_code in (1000, 1001, 1005)
+                    await self.calls.end(self.session, "ended" if clean else "dropped",
+                                         None if clean else f"stream lost (close code {self._close_code})")
+
+    async def _apply(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, Audio):
+                self.session.feed(action.frames)
+            elif isinstance(action, Start):
+                try:
+                    self.session = await self.calls.open(action)
+                except ProtocolError as exc:
+                    await self._apply(self.adapter.rejected(exc.code, exc.message, exc.close_code))
+                    continue
+                if getattr(self.adapter, "forwards_events", False):
+                    self._forwarder = asyncio.create_task(self._forward(action.call_id))
+                await self._apply(self.adapter.started({"audio_seconds": self.session.audio_seconds}))
+            elif isinstance(action, Send):
+                await self._send(action.message)
+            elif isinstance(action, Dtmf):
+                self.session.dtmf(action.digit)
+            elif isinstance(action, Pause):
+                self.session.pause()
+            elif isinstance(action, Resume):
+                self.session.resume()
+            elif isinstance(action, Stop):
+                if self.session is None:
+                    continue
+                self._drain()
+                audio_seconds = await self.calls.end(self.session, action.status, action.reason)
+                self.session = None
+                await self._apply(self.adapter.ended(audio_seconds))
+            elif isinstance(action, Close):
+                self._drain()
+                if self.session is not None and action.error:
+                    await self.calls.end(self.session, "error", action.reason)
+                    self.session = None
+                await self._close(action.code, action.reason)
+                raise _Closed
+
+    def _drain(self) -> None:
+        if self.session is None or self.session.ended:
+            return
+        for action in self.adapter.flush():
+            self.session.feed(action.frames)
+
+    async def _forward(self, call_id: str) -> None:
+        sub = self.calls.bus.for_supervisor(call_id)
+        try:
+            async for event in sub:
+                for action in self.adapter.on_event(event):
+                    await self._send(action.message)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            self.calls.bus.unsubscribe(sub)
+
+    async def _send(self, message: dict) -> None:
+        # One sender at a time, and the envelope (sequence numbers) stamped in the order messages leave.
+        async with self._send_lock:
+            stamp = getattr(self.adapter, "outgoing", None)
+            await self.ws.send_json(stamp(message) if stamp else message)
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await self.ws.close(code, reason[:120])
+        except RuntimeError:  # already closed by the peer
+            pass
+
+
 async def run_ingest(ws: WebSocket, adapter, calls: LiveCalls) -> None:
-    session = None
-    try:
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if message.get("bytes") is not None:
-                actions = adapter.receive_bytes(message["bytes"])
-            else:
-                actions = adapter.receive_text(message.get("text") or "")
-            for action in actions:
-                if isinstance(action, Audio):
-                    session.feed(action.frames)
-                elif isinstance(action, Start):
-                    try:
-                        session = await calls.open(action)
-                    except ProtocolError as exc:
-                        await _send_error(ws, exc.code, exc.message, exc.close_code)
-                        return
-                    await ws.send_json(adapter.started({"audio_seconds": session.audio_seconds}).message)
-                elif isinstance(action, Send):
-                    await ws.send_json(action.message)
-                elif isinstance(action, Dtmf):
-                    session.dtmf(action.digit)
-                elif isinstance(action, Pause):
-                    session.pause()
-                elif isinstance(action, Resume):
-                    session.resume()
-                elif isinstance(action, Stop):
-                    _drain(adapter, session)
-                    audio_seconds = await calls.end(session, "ended")
-                    reply = adapter.ended(audio_seconds)
-                    if reply is not None:
-                        await ws.send_json(reply.message)
-                    session = None
-                    await ws.close(1000, "call ended")
-                    return
-                elif isinstance(action, Close):
-                    _drain(adapter, session)
-                    if session is not None and action.error:
-                        await calls.end(session, "error", action.reason)
-                        session = None
-                    await ws.close(action.code, action.reason)
-                    return
-    except WebSocketDisconnect:
-        pass
-    finally:
-        if session is not None and not session.ended:
-            _drain(adapter, session)
-            calls.detach(session)
-
-
-def _drain(adapter, session) -> None:
-    if session is None or session.ended:
-        return
-    for action in adapter.flush():
-        session.feed(action.frames)
-
-
-async def _send_error(ws: WebSocket, code: str, message: str, close_code: int) -> None:
-    await ws.send_json({"type": "error", "code": code, "message": message})
-    await ws.close(close_code, f"{code}: {message}"[:120])
+    await IngestConnection(ws, adapter, calls).run()

@@ -30,6 +30,7 @@ def fatal(code: str, message: str, close_code: int) -> list:
 
 
 class NativeProtocol:
+    resumable = True
     def __init__(self, max_frame_bytes: int = 65536):
         self.max_frame_bytes = max_frame_bytes
         self.start: Start | None = None
@@ -85,12 +86,16 @@ class NativeProtocol:
         tail = self._decoder.flush()
         return [Audio(tail)] if any(len(x) for x in tail.values()) else []
 
-    def started(self, call: dict) -> Send:
-        return Send({"type": "started", "call_id": self.start.call_id, "agent_id": self.start.agent_id,
-                     "resumed": self.start.resume, "audio_seconds": call.get("audio_seconds", 0.0)})
+    def started(self, call: dict) -> list:
+        return [Send({"type": "started", "call_id": self.start.call_id, "agent_id": self.start.agent_id,
+                      "resumed": self.start.resume, "audio_seconds": call.get("audio_seconds", 0.0)})]
 
-    def ended(self, audio_seconds: float) -> Send:
-        return Send({"type": "stopped", "call_id": self.start.call_id, "audio_seconds": round(audio_seconds, 3)})
+    def ended(self, audio_seconds: float) -> list:
+        return [Send({"type": "stopped", "call_id": self.start.call_id, "audio_seconds": round(audio_seconds, 3)}),
+                Close(1000, "call ended")]
+
+    def rejected(self, code: str, message: str, close_code: int) -> list:
+        return [error(code, message), Close(close_code, f"{code}: {message}")]
 
     def _open(self, msg: dict) -> list:
         if msg["type"] != "start":

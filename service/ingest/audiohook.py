@@ -1,0 +1,237 @@
+"""Genesys Cloud AudioHook protocol version 2 on ``WS /v1/audiohook``, sans I/O.
+
+Text messages share one envelope (``version``, ``id``, ``type``, ``seq``, ``serverseq``
+or ``clientseq``, ``position``, ``parameters``); each side numbers its own messages
+from 1. Audio is binary PCMU or L16 at 8 kHz, channels interleaved in the order
+negotiated; ``external`` is the caller, ``internal`` the agent. The server answers
+protocol errors with ``disconnect`` (reason ``error``) and waits for the client's
+``close``; only the client closes the socket, after ``closed``. When ``open`` carries
+``customConfig.transcripts: true`` the call's transcripts go back as ``event``
+messages with ``transcript`` entities.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import numpy as np
+
+from service.ingest.calls import Audio, Close, Pause, Resume, Send, Start, Stop
+from service.ingest.decoder import StreamDecoder
+from service.ingest.native import CALL_ID
+
+RATE = 8000
+ROLES = {"external": "caller", "internal": "agent"}
+FORMATS = {"PCMU": "mulaw", "L16": "pcm16"}
+UUID = re.compile(r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-5][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|"
+                  r"00000000-0000-0000-0000-000000000000)$")
+POSITION = re.compile(r"^PT(?:\d*\.)?\d+S$")
+NULL_UUID = "00000000-0000-0000-0000-000000000000"
+CLIENT_TYPES = {"open", "close", "discarded", "error", "paused", "ping", "resumed", "update"}
+AWAIT_OPEN, ACTIVE, PAUSED, CLOSING, FAILED = "await_open", "active", "paused", "closing", "failed"
+
+
+def duration(seconds: float) -> str:
+    return f"PT{round(seconds, 3):g}S"
+
+
+def parse_duration(text) -> float:
+    if not isinstance(text, str) or not POSITION.match(text):
+        return 0.0
+    return float(text[2:-1])
+
+
+class AudioHookProtocol:
+    forwards_events = True
+
+    def __init__(self, max_frame_bytes: int = 65536, session_id: str | None = None, organization_id: str | None = None):
+        self.max_frame_bytes = max_frame_bytes
+        self.session_id = session_id
+        self.organization_id = organization_id
+        self.state = AWAIT_OPEN
+        self.start: Start | None = None
+        self.media: dict | None = None
+        self.transcripts = False
+        self._client_seq = 0
+        self._server_seq = 0
+        self._decoder: StreamDecoder | None = None
+        self._channels: list[str] = []
+        self._pending_open: dict | None = None
+
+    # -- the envelope ------------------------------------------------------------
+
+    def _message(self, type_: str, parameters: dict | None = None) -> Send:
+        """A server message; ``seq`` and ``clientseq`` are stamped by ``outgoing`` as it leaves, in send order."""
+        return Send({"version": "2", "id": self.session_id or NULL_UUID, "type": type_, "parameters": parameters or {}})
+
+    def outgoing(self, message: dict) -> dict:
+        self._server_seq += 1
+        message["seq"] = self._server_seq
+        message["clientseq"] = self._client_seq
+        return message
+
+    def _fail(self, info: str, reason: str = "error") -> list:
+        if self.state == FAILED:
+            return []
+        self.state = FAILED
+        # The call ends here; the socket stays open until the client's close, as the protocol asks.
+        out = [self._message("disconnect", {"reason": reason, "info": info})]
+        return out + ([Stop("error", info)] if self.start is not None else [])
+
+    # -- input -------------------------------------------------------------------
+
+    def receive_text(self, text: str) -> list:
+        if len(text) > 65535 or len(text.encode()) > self.max_frame_bytes:
+            return self._fail("Client Error: Text message too large (>64K)")
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            return self._fail("Client Error: Text message not valid JSON")
+        if not (isinstance(msg, dict) and msg.get("version") == "2" and isinstance(msg.get("type"), str)
+                and isinstance(msg.get("id"), str) and UUID.match(msg["id"]) and isinstance(msg.get("seq"), int)
+                and isinstance(msg.get("serverseq"), int) and isinstance(msg.get("parameters"), dict)
+                and isinstance(msg.get("position"), str) and POSITION.match(msg["position"])):
+            return self._fail("Client Error: Message not a well-formed client message")
+        if self.state == FAILED:
+            # After a disconnect the server only waits for the client's close.
+            return [self._message("closed")] if msg["type"] == "close" else []
+        if msg["seq"] != self._client_seq + 1:
+            return self._fail("Client Error: Invalid seq value (not monotonically increasing)")
+        self._client_seq = msg["seq"]
+        if msg["serverseq"] > self._server_seq:
+            return self._fail("Client Error: Invalid serverseq value")
+        if self.session_id and msg["id"].lower() != self.session_id.lower():
+            return self._fail("Client Error: Session identifier mismatch")
+        self.session_id = self.session_id or msg["id"]
+        kind, params = msg["type"], msg["parameters"]
+        if kind not in CLIENT_TYPES:
+            return self._fail(f"Client Error: Invalid Message: '{kind[:40]}' is not a supported client message")
+        if kind == "ping":
+            return [self._message("pong")]
+        if kind == "close":
+            if self.state in (CLOSING,):
+                return []
+            was_failed = self.state == FAILED
+            self.state = CLOSING
+            if self.start is not None and not was_failed:
+                return [Stop()]  # the driver replies ``closed`` once the call is stored (``ended``)
+            return [self._message("closed")]
+        if kind == "error":
+            return []  # the client tells us of its own trouble; nothing to answer
+        if self.state == FAILED:
+            return []
+        if kind == "open":
+            return self._open(params) if self.state == AWAIT_OPEN else []
+        if self.state == AWAIT_OPEN:
+            if kind == "update":
+                return []
+            return self._fail(f"Client Error: '{kind}' before open")
+        if kind == "update":
+            return []
+        if kind == "paused":
+            self.state = PAUSED if self.state == ACTIVE else self.state
+            return [Pause()]
+        if kind in ("resumed", "discarded"):
+            # Audio the client did not send: silence in its place keeps the timeline on the platform's clock.
+            gap = parse_duration(params.get("discarded"))
+            out = [Audio(self._silence(gap))] if gap > 0 and self._decoder is not None else []
+            if kind == "resumed":
+                self.state = ACTIVE if self.state == PAUSED else self.state
+                out.append(Resume())
+            return out
+        return []
+
+    def receive_bytes(self, data: bytes) -> list:
+        if len(data) > self.max_frame_bytes:
+            return self._fail(f"Client Error: Binary message too large ({len(data)} > {self.max_frame_bytes} bytes)")
+        if self.state not in (ACTIVE,):
+            if self.state == FAILED:
+                return []
+            return self._fail(f"Client Error: Received audio in state {self.state.upper()}")
+        if self._decoder is None:
+            return self._fail("Client Error: Unexpected binary message: No media selected")
+        if len(data) % self._decoder.frame_bytes:
+            return self._fail("Client Error: Binary data not a valid audio frame (size not a multiple of the frame)")
+        return [Audio(self._decoder(data))] if data else []
+
+    def flush(self) -> list:
+        if self._decoder is None:
+            return []
+        tail = self._decoder.flush()
+        return [Audio(tail)] if any(len(x) for x in tail.values()) else []
+
+    # -- the session's answers ---------------------------------------------------
+
+    def started(self, call: dict) -> list:
+        self.state = ACTIVE
+        return [self._message("opened", self._pending_open)]
+
+    def ended(self, audio_seconds: float) -> list:
+        return [self._message("closed")] if self.state == CLOSING else []
+
+    def rejected(self, code: str, message: str, close_code: int) -> list:
+        self.start = None
+        return self._fail(f"Server error: {code}: {message}")
+
+    def on_event(self, event: dict) -> list:
+        if not self.transcripts or event["type"] not in ("transcript.final", "transcript.partial"):
+            return []
+        if self.state not in (ACTIVE, PAUSED, CLOSING):
+            return []
+        channel = next((i for i, c in enumerate(self._channels) if ROLES[c] == event["speaker"]), 0)
+        data = {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event['call_id']}/{event['speaker']}/{event['start']}")),
+            "channelId": channel, "isFinal": event["type"] == "transcript.final",
+            "offset": duration(event["start"]), "duration": duration(max(0.0, event["end"] - event["start"])),
+            "alternatives": [{"confidence": 0.9, "languages": [self.start.metadata.get("language", "en-US")],
+                              "interpretations": [{"type": "display", "transcript": event["text"]}]}],
+        }
+        return [self._message("event", {"entities": [{"type": "transcript", "data": data}]})]
+
+    # -- open --------------------------------------------------------------------
+
+    def _open(self, params: dict) -> list:
+        participant = params.get("participant")
+        if not (isinstance(params.get("organizationId"), str) and UUID.match(params["organizationId"])
+                and isinstance(params.get("conversationId"), str) and UUID.match(params["conversationId"])
+                and isinstance(participant, dict) and isinstance(params.get("media"), list)):
+            return self._fail("Client Error: Invalid Message: Invalid/missing parameters")
+        if self.organization_id and params["organizationId"].lower() != self.organization_id.lower():
+            return self._fail("organizationId does not match the Audiohook-Organization-Id header", "unauthorized")
+        chosen = self._choose_media(params["media"])
+        self._pending_open = {"media": [chosen] if chosen else [], "startPaused": False}
+        if params["conversationId"] == NULL_UUID or chosen is None:
+            # A connection probe, or nothing we can take: answer, but there is no call to record.
+            self.state = ACTIVE
+            return [self._message("opened", self._pending_open)]
+        custom = params.get("customConfig") if isinstance(params.get("customConfig"), dict) else {}
+        agent_id = custom.get("agent_id")
+        if not isinstance(agent_id, str) or not CALL_ID.match(agent_id):
+            return self._fail("customConfig.agent_id is missing or malformed")
+        self.transcripts = custom.get("transcripts") is True
+        self._channels = list(chosen["channels"])
+        roles = tuple(ROLES[c] for c in self._channels)
+        encoding = FORMATS[chosen["format"]]
+        self._decoder = StreamDecoder(encoding, RATE, roles)
+        metadata = {k: v for k, v in custom.items() if k not in ("agent_id", "transcripts")}
+        metadata["audiohook"] = {"organizationId": params["organizationId"], "conversationId": params["conversationId"],
+                                 "participantId": participant.get("id"), "sessionId": self.session_id}
+        if isinstance(params.get("language"), str):
+            metadata["language"] = params["language"]
+        self.start = Start(params["conversationId"], agent_id, "audiohook", encoding, RATE, len(roles), roles, False, metadata)
+        return [self.start]
+
+    @staticmethod
+    def _choose_media(offers: list) -> dict | None:
+        """Both speakers if offered, else one; PCMU or L16 at 8 kHz. The first acceptable offer of the best kind."""
+        good = [m for m in offers if isinstance(m, dict) and m.get("type") == "audio" and m.get("format") in FORMATS
+                and m.get("rate") == RATE and isinstance(m.get("channels"), list) and 1 <= len(m["channels"]) <= 2
+                and all(c in ROLES for c in m["channels"]) and len(set(m["channels"])) == len(m["channels"])]
+        good.sort(key=lambda m: -len(m["channels"]))
+        return dict(good[0]) if good else None
+
+    def _silence(self, seconds: float) -> dict[str, np.ndarray]:
+        n = int(seconds * 16000)
+        return {ROLES[c]: np.zeros(n, dtype=np.float32) for c in self._channels}

@@ -1,0 +1,148 @@
+"""Twilio Media Streams on ``WS /v1/twilio``, sans I/O.
+
+Twilio sends JSON text frames only: ``connected``, ``start`` (customParameters carry
+``agent_id``), ``media`` (base64 mu-law 8 kHz, track ``inbound`` = caller, ``outbound``
+= agent), ``dtmf``, ``mark``, ``stop``. Twilio reads nothing the server says on a
+one-way stream, so errors are told by the close code and reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+import numpy as np
+
+from models.codecs import decode, to_float
+from models.resample import StreamResampler
+from service.ingest.calls import Audio, Close, Dtmf, Start, Stop
+from service.ingest.native import CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED
+
+TRACKS = {"inbound": "caller", "outbound": "agent"}
+RATE = 8000
+
+
+def _close(code: str, message: str, close_code: int) -> list:
+    return [Close(close_code, f"{code}: {message}", error=code)]
+
+
+class TwilioProtocol:
+    forwards_events = False
+
+    def __init__(self, max_frame_bytes: int = 65536, authorize=None):
+        self.max_frame_bytes = max_frame_bytes
+        # Set when the handshake proved nothing: the ingest key must then come as customParameters.token
+        # (Twilio drops query strings from <Stream url> and cannot add headers).
+        self.authorize = authorize
+        self.start: Start | None = None
+        self.stream_sid: str | None = None
+        self._resamplers: dict[str, StreamResampler] = {}
+        self._next_ms: dict[str, int] = {}  # where each track's next chunk should start
+        self._last_seq = 0
+
+    def receive_bytes(self, data: bytes) -> list:
+        return _close("bad_message", "Twilio Media Streams sends JSON text frames only", UNSUPPORTED)
+
+    def receive_text(self, text: str) -> list:
+        # A 20 ms media frame is about 300 bytes; the limit leaves room for large start parameters.
+        if len(text) > self.max_frame_bytes:
+            return _close("frame_too_large", f"message over {self.max_frame_bytes} bytes", TOO_BIG)
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict) or not isinstance(msg.get("event"), str):
+            return _close("bad_message", "messages must be JSON objects with an event", POLICY)
+        event = msg["event"]
+        seq = _int(msg.get("sequenceNumber"))
+        if seq is not None:
+            if seq <= self._last_seq:
+                # Twilio numbers every message after connected from 1; a repeat or a step back is a broken stream.
+                return _close("out_of_order", f"sequenceNumber {seq} after {self._last_seq}", POLICY)
+            self._last_seq = seq
+        if event == "connected":
+            return []
+        if event == "start":
+            return self._open(msg)
+        if self.start is None:
+            return _close("bad_start", f"{event!r} before start", POLICY)
+        if event == "media":
+            return self._media(msg.get("media") or {})
+        if event == "dtmf":
+            digit = str((msg.get("dtmf") or {}).get("digit", ""))
+            return [Dtmf(digit)] if digit in DTMF_DIGITS else []
+        if event == "mark":
+            return []
+        if event == "stop":
+            return [Stop()]
+        return []  # events added to the protocol later are not errors
+
+    def flush(self) -> list:
+        tail = {role: r(np.zeros(0, dtype=np.float32), last=True) for role, r in self._resamplers.items()}
+        return [Audio(tail)] if any(len(x) for x in tail.values()) else []
+
+    def started(self, call: dict) -> list:
+        return []
+
+    def ended(self, audio_seconds: float) -> list:
+        return [Close(1000, "stream stopped")]
+
+    def rejected(self, code: str, message: str, close_code: int) -> list:
+        return [Close(close_code, f"{code}: {message}")]
+
+    def on_event(self, event: dict) -> list:
+        return []
+
+    def _open(self, msg: dict) -> list:
+        if self.start is not None:
+            return _close("bad_message", "a second start on one stream", POLICY)
+        start = msg.get("start") or {}
+        fmt = start.get("mediaFormat") or {}
+        if fmt.get("encoding") != "audio/x-mulaw" or _int(fmt.get("sampleRate")) != RATE or _int(fmt.get("channels")) != 1:
+            return _close("unsupported_media", f"expected audio/x-mulaw 8000 Hz mono, got {json.dumps(fmt)[:60]}", UNSUPPORTED)
+        params = start.get("customParameters") or {}
+        if self.authorize is not None and not self.authorize(params.get("token")):
+            return _close("unauthorized", "no valid ingest key (header, ?token= or customParameters.token)", POLICY)
+        agent_id = params.get("agent_id")
+        call_id = start.get("callSid") or msg.get("streamSid")
+        if not isinstance(agent_id, str) or not CALL_ID.match(agent_id):
+            return _close("bad_start", "customParameters.agent_id is missing or malformed", POLICY)
+        if not isinstance(call_id, str) or not CALL_ID.match(call_id):
+            return _close("bad_start", "start.callSid is missing or malformed", POLICY)
+        tracks = [t for t in (start.get("tracks") or ["inbound"]) if t in TRACKS]
+        if not tracks:
+            return _close("unsupported_media", "no inbound or outbound track", UNSUPPORTED)
+        roles = tuple(TRACKS[t] for t in ("inbound", "outbound") if t in tracks)
+        self.stream_sid = start.get("streamSid") or msg.get("streamSid")
+        metadata = {k: v for k, v in params.items() if k not in ("agent_id", "token")}
+        metadata["twilio"] = {"callSid": call_id, "streamSid": self.stream_sid, "accountSid": start.get("accountSid")}
+        self.start = Start(call_id, agent_id, "twilio", "mulaw", RATE, len(roles), roles, False, metadata)
+        self._resamplers = {role: StreamResampler(RATE) for role in roles}
+        self._next_ms = {role: 0 for role in roles}
+        return [self.start]
+
+    def _media(self, media: dict) -> list:
+        role = TRACKS.get(media.get("track", "inbound"))
+        if role not in self._resamplers:
+            return []  # a track that was not asked for in start
+        try:
+            payload = base64.b64decode(media.get("payload", ""), validate=True)
+        except (binascii.Error, ValueError):
+            return _close("bad_frame", "media.payload is not base64", INVALID_DATA)
+        samples = to_float(decode("mulaw", payload))
+        stamp = _int(media.get("timestamp"))
+        if stamp is not None:
+            # Twilio skips silence on a track sometimes: fill the gap so both speakers stay on one clock.
+            gap_ms = stamp - self._next_ms[role]
+            if gap_ms >= 40:
+                samples = np.concatenate([np.zeros(gap_ms * RATE // 1000, dtype=np.float32), samples])
+            self._next_ms[role] = max(self._next_ms[role], stamp) + len(payload) * 1000 // RATE
+        return [Audio({role: self._resamplers[role](samples)})]
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,203 @@
+"""Genesys AudioHook v2, message by message (no socket), and the HTTP message signature."""
+
+import json
+import uuid
+
+import numpy as np
+import pytest
+
+from models.codecs import encode
+from service.ingest.audiohook import AudioHookProtocol
+from service.ingest.calls import Audio, Pause, Resume, Send, Start, Stop
+from service.ingest import http_signature
+
+SESSION = str(uuid.uuid4())
+ORG = str(uuid.uuid4())
+CONV = str(uuid.uuid4())
+
+
+class Client:
+    """Builds client messages with the envelope AudioHook requires and keeps its own sequence."""
+
+    def __init__(self, protocol):
+        self.p = protocol
+        self.seq = 0
+        self.server_seq = 0
+
+    def send(self, type_, parameters=None, seq=None, position="PT0S"):
+        self.seq = self.seq + 1 if seq is None else seq
+        actions = self.p.receive_text(json.dumps({"version": "2", "id": SESSION, "type": type_, "seq": self.seq,
+                                                  "serverseq": self.server_seq, "position": position,
+                                                  "parameters": parameters or {}}))
+        return [self.leave(a) for a in actions]
+
+    def leave(self, action):
+        if isinstance(action, Send):
+            self.p.outgoing(action.message)  # as the driver stamps it on the way out
+            self.server_seq = action.message["seq"]
+        return action
+
+
+def open_params(media=None, custom=None):
+    return {"organizationId": ORG, "conversationId": CONV,
+            "participant": {"id": str(uuid.uuid4()), "ani": "+1555", "aniName": "A", "dnis": "+1800"},
+            "media": media or [{"type": "audio", "format": "PCMU", "channels": ["external", "internal"], "rate": 8000},
+                               {"type": "audio", "format": "PCMU", "channels": ["external"], "rate": 8000}],
+            "language": "en-US", "customConfig": {"agent_id": "a-1", "transcripts": True} if custom is None else custom}
+
+
+def messages(actions, type_=None):
+    return [a.message for a in actions if isinstance(a, Send) and (type_ is None or a.message["type"] == type_)]
+
+
+def opened(custom=None, media=None):
+    p = AudioHookProtocol(session_id=SESSION, organization_id=ORG)
+    c = Client(p)
+    [start] = c.send("open", open_params(media, custom))
+    assert isinstance(start, Start)
+    [reply] = [c.leave(a) for a in p.started({"audio_seconds": 0})]
+    return p, c, start, reply.message
+
+
+def disconnect_info(actions):
+    [d] = messages(actions, "disconnect")
+    assert d["parameters"]["reason"] in ("error", "unauthorized")
+    return d["parameters"]["info"]
+
+
+def test_open_negotiates_stereo_and_numbers_messages():
+    p, c, start, reply = opened()
+    assert start.call_id == CONV and start.agent_id == "a-1" and start.roles == ("caller", "agent")
+    assert start.encoding == "mulaw" and start.source == "audiohook"
+    assert reply["type"] == "opened" and reply["seq"] == 1 and reply["clientseq"] == 1 and reply["id"] == SESSION
+    assert reply["parameters"]["media"] == [{"type": "audio", "format": "PCMU", "channels": ["external", "internal"], "rate": 8000}]
+    [pong] = c.send("ping", {"rtt": "PT0.01S"})
+    assert pong.message["type"] == "pong" and pong.message["seq"] == 2 and pong.message["clientseq"] == 2
+
+
+def test_audio_channels_follow_the_negotiated_order():
+    p, c, start, _ = opened(media=[{"type": "audio", "format": "L16", "channels": ["internal", "external"], "rate": 8000}])
+    assert start.roles == ("agent", "caller") and start.encoding == "pcm16"
+    frame = encode("pcm16", np.stack([np.full(1600, 8000, np.int16), np.zeros(1600, np.int16)], 1).reshape(-1))
+    [audio] = p.receive_bytes(frame)
+    assert np.abs(audio.frames["agent"]).max() > 0.1 and np.abs(audio.frames["caller"]).max() < 0.01
+
+
+def test_pause_resume_and_discarded_keep_the_timeline():
+    p, c, _, _ = opened()
+    assert c.send("paused") == [Pause()]
+    out = c.send("resumed", {"start": "PT8S", "discarded": "PT2S"})
+    assert isinstance(out[0], Audio) and len(out[0].frames["caller"]) == 32000 and out[1] == Resume()
+    out = c.send("discarded", {"start": "PT9S", "discarded": "PT0.5S"})
+    assert len(out[0].frames["agent"]) == 8000
+
+
+def test_close_ends_the_call_and_closed_follows():
+    p, c, _, _ = opened()
+    assert c.send("close", {"reason": "end"}) == [Stop()]
+    [closed] = [c.leave(a) for a in p.ended(12.0)]
+    assert closed.message["type"] == "closed" and closed.message["clientseq"] == 2
+
+
+def test_transcripts_go_back_as_events_when_asked():
+    p, c, _, _ = opened()
+    [event] = p.on_event({"type": "transcript.final", "call_id": CONV, "speaker": "agent", "text": "Thank you.",
+                          "start": 1.25, "end": 3.35, "t": 3.35, "seq": 9})
+    entity = event.message["parameters"]["entities"][0]
+    assert event.message["type"] == "event" and entity["type"] == "transcript"
+    data = entity["data"]
+    assert data["channelId"] == 1 and data["isFinal"] is True and data["offset"] == "PT1.25S" and data["duration"] == "PT2.1S"
+    assert data["alternatives"][0]["interpretations"][0] == {"type": "display", "transcript": "Thank you."}
+    quiet, _, _, _ = opened(custom={"agent_id": "a-1"})
+    assert quiet.on_event({"type": "transcript.final", "call_id": CONV, "speaker": "agent", "text": "x",
+                           "start": 0, "end": 1, "t": 1, "seq": 1}) == []
+
+
+def test_unsupported_media_offer_gets_opened_with_no_media():
+    p = AudioHookProtocol(session_id=SESSION)
+    c = Client(p)
+    out = c.send("open", open_params(media=[{"type": "audio", "format": "opus", "channels": ["external"], "rate": 48000}]))
+    [reply] = messages(out)
+    assert reply["type"] == "opened" and reply["parameters"]["media"] == []
+    assert not [a for a in out if isinstance(a, Start)]
+    assert "No media selected" in disconnect_info(p.receive_bytes(b"\x00" * 160))
+
+
+@pytest.mark.parametrize("before_open, info", [
+    (lambda c: c.send("paused"), "before open"),
+    (lambda c: c.p.receive_bytes(b"\xff" * 320), "Received audio in state AWAIT_OPEN"),
+])
+def test_messages_before_open(before_open, info):
+    c = Client(AudioHookProtocol(session_id=SESSION))
+    assert info in disconnect_info(before_open(c))
+
+
+def test_ping_and_close_before_open_are_answered():
+    c = Client(AudioHookProtocol(session_id=SESSION))
+    assert messages(c.send("ping")) [0]["type"] == "pong"
+    assert messages(c.send("close", {"reason": "end"}))[0]["type"] == "closed"
+
+
+def test_out_of_order_sequence_number():
+    p, c, _, _ = opened()
+    out = c.send("ping", seq=5)
+    assert "Invalid seq value" in disconnect_info(out)
+    assert Stop("error", disconnect_info(out)) in out or any(isinstance(a, Stop) for a in out)
+    # After a disconnect only the client's close is answered.
+    assert c.send("ping", seq=6) == []
+    assert messages(c.send("close", {"reason": "disconnect"}, seq=7))[0]["type"] == "closed"
+
+
+@pytest.mark.parametrize("raw, info", [
+    ("x" * 70000, "too large"),
+    ("{not json", "not valid JSON"),
+    (json.dumps({"version": "1", "id": SESSION, "type": "open", "seq": 1, "serverseq": 0, "position": "PT0S", "parameters": {}}),
+     "well-formed"),
+    (json.dumps({"version": "2", "id": str(uuid.uuid4()), "type": "ping", "seq": 1, "serverseq": 0, "position": "PT0S",
+                 "parameters": {}}), "Session identifier mismatch"),
+    (json.dumps({"version": "2", "id": SESSION, "type": "dance", "seq": 1, "serverseq": 0, "position": "PT0S",
+                 "parameters": {}}), "not a supported client message"),
+])
+def test_malformed_messages(raw, info):
+    assert info in disconnect_info(AudioHookProtocol(session_id=SESSION).receive_text(raw))
+
+
+def test_oversized_and_ragged_audio_frames():
+    p, c, _, _ = opened()
+    assert "too large" in disconnect_info(p.receive_bytes(b"\xff" * 70000))
+    p, c, _, _ = opened()
+    assert "not a valid audio frame" in disconnect_info(p.receive_bytes(b"\xff" * 3))  # stereo PCMU: 2-byte frames
+
+
+def test_organization_must_match_the_header():
+    p = AudioHookProtocol(session_id=SESSION, organization_id=str(uuid.uuid4()))
+    out = Client(p).send("open", open_params())
+    assert messages(out, "disconnect")[0]["parameters"]["reason"] == "unauthorized"
+
+
+def test_missing_agent_is_refused():
+    p = AudioHookProtocol(session_id=SESSION)
+    assert "agent_id" in disconnect_info(Client(p).send("open", open_params(custom={})))
+
+
+def test_signature_reference_vector():
+    """The test vector of the AudioHook reference implementation."""
+    inner = ('("@request-target" "@authority" "audiohook-organization-id" "audiohook-session-id" '
+             '"audiohook-correlation-id" "x-api-key");keyid="SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh";'
+             'nonce="VGhpc0lzQVVuaXF1ZU5vbmNl";alg="hmac-sha256";created=1641013200;expires=3282026430')
+    headers = {"audiohook-organization-id": "d7934305-0972-4844-938e-9060eef73d05",
+               "audiohook-session-id": "30b0e395-84d3-4570-ac13-9a62d8f514c0",
+               "audiohook-correlation-id": "e160e428-53e2-487c-977d-96989bf5c99d",
+               "x-api-key": "SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh", "signature-input": f"sig1={inner}",
+               "signature": "sig1=:NZBwyBHRRyRoeLqy1IzOa9VYBuI8TgMFt2GRDkDuJh4=:"}
+    secret = "TXlTdXBlclNlY3JldEtleVRlbGxOby0xITJAMyM0JDU="
+    http_signature.verify("/api/v1/voicebiometrics/ws", "audiohook.example.com", headers, secret, now=1641013201)
+    with pytest.raises(http_signature.SignatureError, match="does not match"):
+        http_signature.verify("/api/v1/other", "audiohook.example.com", headers, secret, now=1641013201)
+    with pytest.raises(http_signature.SignatureError, match="not current"):
+        http_signature.verify("/api/v1/voicebiometrics/ws", "audiohook.example.com", headers, secret, now=1641013300)
+    with pytest.raises(http_signature.SignatureError, match="does not match"):
+        http_signature.verify("/api/v1/voicebiometrics/ws", "audiohook.example.com", headers,
+                              "b3RoZXItc2VjcmV0LXRoYXQtaXMtd3Jvbmc=", now=1641013201)
+    with pytest.raises(http_signature.SignatureError, match="missing"):
+        http_signature.verify("/x", "h", {"x-api-key": "k"}, secret, now=0)

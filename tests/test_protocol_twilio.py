@@ -1,0 +1,101 @@
+"""Twilio Media Streams, message by message (no socket), and its signature."""
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from models.codecs import encode
+from service.ingest.calls import Audio, Close, Dtmf, Start, Stop
+from service.ingest.twilio import TwilioProtocol
+from service.ingest.twilio_signature import candidate_urls, signature, valid
+
+SID = "MZ" + "1" * 32
+
+
+def start(seq="1", tracks=("inbound", "outbound"), fmt=None, params=None):
+    return json.dumps({"event": "start", "sequenceNumber": seq, "streamSid": SID, "start": {
+        "accountSid": "AC" + "0" * 32, "streamSid": SID, "callSid": "CA" + "2" * 32, "tracks": list(tracks),
+        "mediaFormat": fmt or {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        "customParameters": {"agent_id": "a-1", "queue": "billing"} if params is None else params}})
+
+
+def media(seq, track, ms, samples=160, value=1000):
+    payload = base64.b64encode(encode("mulaw", np.full(samples, value, dtype=np.int16))).decode()
+    return json.dumps({"event": "media", "sequenceNumber": str(seq), "streamSid": SID,
+                       "media": {"track": track, "chunk": str(seq), "timestamp": str(ms), "payload": payload}})
+
+
+def codes(actions):
+    return [(a.code, a.reason.split(":")[0]) for a in actions if isinstance(a, Close)]
+
+
+def test_normal_sequence():
+    p = TwilioProtocol()
+    assert p.receive_text(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})) == []
+    [s] = p.receive_text(start())
+    assert isinstance(s, Start) and s.call_id == "CA" + "2" * 32 and s.agent_id == "a-1"
+    assert s.roles == ("caller", "agent") and s.encoding == "mulaw" and s.source == "twilio"
+    assert s.metadata["queue"] == "billing" and s.metadata["twilio"]["streamSid"] == SID
+    [a] = p.receive_text(media(2, "inbound", 0))
+    [b] = p.receive_text(media(3, "outbound", 0))
+    assert list(a.frames) == ["caller"] and list(b.frames) == ["agent"]
+    assert p.receive_text(json.dumps({"event": "dtmf", "sequenceNumber": "4", "streamSid": SID,
+                                      "dtmf": {"track": "inbound_track", "digit": "7"}})) == [Dtmf("7")]
+    assert p.receive_text(json.dumps({"event": "mark", "sequenceNumber": "5", "streamSid": SID, "mark": {"name": "m"}})) == []
+    assert p.receive_text(json.dumps({"event": "stop", "sequenceNumber": "6", "streamSid": SID,
+                                      "stop": {"accountSid": "AC", "callSid": "CA"}})) == [Stop()]
+    [close] = p.ended(3.0)
+    assert close.code == 1000
+
+
+def test_audio_is_16k_and_gaps_in_a_track_are_filled():
+    p = TwilioProtocol()
+    p.receive_text(start())
+    total = 0
+    for i, ms in enumerate([0, 20, 40, 100]):  # the frames for 60-100 ms never came
+        [a] = p.receive_text(media(i + 2, "inbound", ms))
+        total += len(a.frames["caller"])
+    total += sum(len(a.frames["caller"]) for a in p.flush())
+    assert total == pytest.approx(120 * 16, abs=4)  # 120 ms at 16 kHz: the gap is silence, not lost time
+
+
+@pytest.mark.parametrize("messages, expected", [
+    ([media(1, "inbound", 0)], [(1008, "bad_start")]),  # media before start
+    ([start(fmt={"encoding": "audio/x-l16", "sampleRate": 16000, "channels": 1})], [(1003, "unsupported_media")]),
+    ([start(params={})], [(1008, "bad_start")]),  # no agent_id
+    ([start(seq="5"), media(4, "inbound", 0)], [(1008, "out_of_order")]),
+    ([start(seq="1"), media(1, "inbound", 0)], [(1008, "out_of_order")]),  # a repeat
+    ([start(), json.dumps({"event": "media", "sequenceNumber": "2", "media": {"track": "inbound", "payload": "@@"}})],
+     [(1007, "bad_frame")]),
+    (["x" * 70000], [(1009, "frame_too_large")]),
+    (["not json"], [(1008, "bad_message")]),
+])
+def test_errors(messages, expected):
+    p = TwilioProtocol()
+    out = []
+    for m in messages:
+        out += p.receive_text(m)
+    assert codes(out) == expected
+
+
+def test_binary_frames_are_not_twilio():
+    assert codes(TwilioProtocol().receive_bytes(b"\x00\x01")) == [(1003, "bad_message")]
+
+
+def test_ingest_key_in_custom_parameters_when_the_handshake_had_none():
+    p = TwilioProtocol(authorize=lambda t: t == "key")
+    assert codes(p.receive_text(start())) == [(1008, "unauthorized")]
+    p = TwilioProtocol(authorize=lambda t: t == "key")
+    [s] = p.receive_text(start(params={"agent_id": "a-1", "token": "key"}))
+    assert "token" not in s.metadata
+
+
+def test_signature_of_the_stream_url():
+    # The value Twilio's own RequestValidator gives for token 12345 and this URL.
+    assert signature("12345", "wss://example.com/v1/twilio") == "ccJICYO7KLiZoW8QqJxo8M1ytBM="
+    urls = candidate_urls("example.com:443", "/v1/twilio", "https")
+    assert valid("12345", "ccJICYO7KLiZoW8QqJxo8M1ytBM=", urls)
+    assert not valid("12346", "ccJICYO7KLiZoW8QqJxo8M1ytBM=", urls)
+    assert not valid("12345", None, urls)

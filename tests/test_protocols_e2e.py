@@ -1,0 +1,160 @@
+"""Every telephony protocol end to end: the bundled sample call gives the same finals as the native protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+import wave
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from clients.simulate import stream_call
+from clients.wavfile import read_wav, write_wav
+from clients.wire import AudioHookWire, TwilioWire
+from models.resample import resample
+from tests.conftest import SAMPLE_WAV
+from tests.server import INGEST_KEY, SUPERVISOR_TOKEN, RunningServer
+
+SECRET = "c2VjcmV0LWZvci1hdWRpb2hvb2stdGVzdHMtb25seQ=="  # base64
+TWILIO_TOKEN = "twilio-test-auth-token"
+SPEED = 3.0
+
+
+@pytest.fixture(scope="module")
+def signed_server(tmp_path_factory, transcriber):
+    srv = RunningServer(tmp_path_factory.mktemp("signed"), transcriber, audiohook_client_secret=SECRET,
+                        twilio_auth_token=TWILIO_TOKEN)
+    yield srv
+    srv.stop()
+
+
+def finals(run):
+    return [(e["speaker"], e["text"], e["start"], e["end"]) for e in run.events if e["type"] == "transcript.final"]
+
+
+async def call(server, protocol, **kw):
+    return await stream_call(SAMPLE_WAV, server.ws, "a-1", INGEST_KEY, watch_token=SUPERVISOR_TOKEN, speed=SPEED,
+                             protocol=protocol, **kw)
+
+
+@pytest.fixture(scope="module")
+async def mulaw_runs(server):
+    """Native mu-law, Twilio and AudioHook PCMU carry the same 8 kHz mu-law samples."""
+    native, twilio, audiohook = await asyncio.gather(
+        call(server, "native", encoding="mulaw"), call(server, "twilio"),
+        call(server, "audiohook", wire_options={"transcripts": True}))
+    return native, twilio, audiohook
+
+
+@pytest.fixture(scope="module")
+async def l16_runs(server, mulaw_runs):
+    return await asyncio.gather(call(server, "native", encoding="pcm16"), call(server, "jambonz"))
+
+
+def test_twilio_finals_match_native(mulaw_runs):
+    native, twilio, _ = mulaw_runs
+    assert len(finals(native)) >= 12
+    assert finals(twilio) == finals(native)
+    assert twilio.events[-1]["summary"]["end_status"] == "ended"
+
+
+def test_audiohook_finals_match_native_and_go_back_as_events(mulaw_runs):
+    native, _, audiohook = mulaw_runs
+    assert finals(audiohook) == finals(native)
+    types = [r.get("type") for r in audiohook.replies]
+    assert types[0] == "opened" and types[-1] == "closed"
+    seqs = [r["seq"] for r in audiohook.replies]
+    assert seqs == list(range(1, len(seqs) + 1))
+    sent = [r["parameters"]["entities"][0]["data"] for r in audiohook.replies if r.get("type") == "event"]
+    final_texts = [d["alternatives"][0]["interpretations"][0]["transcript"] for d in sent if d["isFinal"]]
+    assert final_texts == [f[1] for f in finals(native)]
+
+
+def test_jambonz_finals_match_native(l16_runs):
+    native, jambonz = l16_runs
+    assert finals(jambonz) == finals(native)
+    assert jambonz.events[-1]["summary"]["end_status"] == "ended"  # a clean socket close ends the call
+
+
+async def test_audiohook_signature_and_key_at_the_handshake(signed_server):
+    wire = AudioHookWire(INGEST_KEY, secret=SECRET)
+    host = f"127.0.0.1:{signed_server.settings.port}"
+    async with websockets.connect(signed_server.ws + "/v1/audiohook", additional_headers=wire.headers(host)) as ws:
+        await ws.send(wire.opening(str(uuid.uuid4()), "a-1", ["caller", "agent"], {})[0])
+        assert json.loads(await ws.recv())["type"] == "opened"
+    bad = [AudioHookWire(INGEST_KEY, secret="b3RoZXItc2VjcmV0").headers(host),  # wrong secret
+           AudioHookWire(INGEST_KEY).headers(host),  # unsigned
+           AudioHookWire("not-a-key", secret=SECRET).headers(host)]
+    for headers in bad:
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(signed_server.ws + "/v1/audiohook", additional_headers=headers):
+                pass
+        assert refused.value.response.status_code == 401
+
+
+async def test_twilio_signature_at_the_handshake(signed_server):
+    from service.ingest.twilio_signature import signature
+
+    url = f"ws://127.0.0.1:{signed_server.settings.port}/v1/twilio"
+    good = signature(TWILIO_TOKEN, url)
+    wire = TwilioWire("no-key-needed")
+    async with websockets.connect(url, additional_headers={"X-Twilio-Signature": good}) as ws:
+        for m in wire.opening("CA" + uuid.uuid4().hex, "a-1", ["caller"], {}):
+            await ws.send(m)
+        await ws.send(wire.closing()[0])
+        await ws.wait_closed()
+        assert ws.close_code == 1000
+    for headers in ({}, {"X-Twilio-Signature": signature("wrong", url)}):
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(url, additional_headers=headers):
+                pass
+        assert refused.value.response.status_code == 403
+
+
+async def test_jambonz_subprotocols_and_basic_auth(server):
+    import base64
+    for sub in ("audio.jambonz.org", "audio.drachtio.org"):
+        auth = {"Authorization": "Basic " + base64.b64encode(f"x:{INGEST_KEY}".encode()).decode()}
+        async with websockets.connect(server.ws + "/v1/jambonz", subprotocols=[sub], additional_headers=auth) as ws:
+            assert ws.subprotocol == sub
+    with pytest.raises(InvalidStatus) as refused:
+        bad = {"Authorization": "Basic " + base64.b64encode(b"x:wrong").decode()}
+        async with websockets.connect(server.ws + "/v1/jambonz", subprotocols=["audio.jambonz.org"], additional_headers=bad):
+            pass
+    assert refused.value.response.status_code == 401
+
+
+async def test_streamdouble_streams_a_call_into_twilio(server, tmp_path):
+    """A Twilio client nobody on the team wrote: streamdouble, forking both tracks of the sample call."""
+    sd_api = pytest.importorskip("streamdouble.api")
+    from streamdouble.audio import wav_to_ulaw_frames
+    from streamdouble.session import SessionConfig
+
+    audio, rate = read_wav(SAMPLE_WAV)
+    caller, agent = tmp_path / "caller.wav", tmp_path / "agent.wav"
+    for path, channel in ((caller, 0), (agent, 1)):
+        write_wav(path, resample(audio[: 20 * rate, channel], rate, 8000)[:, None], 8000)
+    before = {c["call_id"] for c in httpx.get(f"{server.http}/v1/calls", params={"limit": 500},
+                                              headers={"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}).json()["calls"]}
+    config = SessionConfig(custom_parameters={"agent_id": "a-1", "token": INGEST_KEY}, fork=True,
+                           tracks=["inbound", "outbound"], agent_frames=wav_to_ulaw_frames(agent))
+    report = await sd_api.call(f"{server.ws}/v1/twilio", audio_path=caller, config=config)
+    assert report.violations == []
+    for _ in range(100):
+        calls = httpx.get(f"{server.http}/v1/calls", params={"limit": 500, "status": "ended"},
+                          headers={"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}).json()["calls"]
+        new = [c for c in calls if c["call_id"] not in before and c["source"] == "twilio"]
+        if new:
+            break
+        await asyncio.sleep(0.3)
+    [stored] = new
+    events = httpx.get(f"{server.http}/v1/calls/{stored['call_id']}/events",
+                       headers={"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}).json()
+    said = " ".join(e["text"] for e in events if e["type"] == "transcript.final").lower()
+    assert "bright books" in said.replace("brightbooks", "bright books") and "fed up" in said
+    assert {e["speaker"] for e in events if e["type"] == "transcript.final"} == {"caller", "agent"}
+    assert stored["audio_seconds"] == pytest.approx(20.0, abs=0.5)
