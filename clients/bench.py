@@ -7,18 +7,21 @@ measured apart from the simulated softphones.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from clients.demo import SAMPLE_CALL
+from clients import realspeech
 from clients.simulate import stream_call
+from clients.wavfile import write_wav
+from models.wer import corpus_wer
 
 from clients.local_server import AGENT, KEY, SUP, LocalServer, metric, proc_stats
 
-async def _one_round(server: LocalServer, n: int, wav: Path, speed: float) -> dict:
+async def _one_round(server: LocalServer, n: int, wavs: list[tuple[Path, list[dict]]], speed: float) -> dict:
     before = server.metrics()
     cpu0, _ = proc_stats(server.proc.pid)
     peak_rss = 0
@@ -33,8 +36,9 @@ async def _one_round(server: LocalServer, n: int, wav: Path, speed: float) -> di
     sampler = asyncio.create_task(sample_memory())
     # Calls start staggered over a second, as real calls do not arrive in lockstep.
     runs = await asyncio.gather(*[
-        _delayed(i / max(1, n), stream_call(wav, server.http.replace("http", "ws", 1), AGENT, KEY, watch_token=SUP,
-                                            speed=speed, call_id=f"bench-{n}-{i}-{int(t0)}", end_timeout=600))
+        _delayed(i / max(1, n), stream_call(wavs[i % len(wavs)][0], server.http.replace("http", "ws", 1), AGENT, KEY,
+                                            watch_token=SUP, speed=speed, call_id=f"bench-{n}-{i}-{int(t0)}",
+                                            end_timeout=600))
         for i in range(n)])
     sampler.cancel()
     wall = time.monotonic() - t0
@@ -51,8 +55,14 @@ async def _one_round(server: LocalServer, n: int, wav: Path, speed: float) -> di
     third = max(1, len(delays) // 3)
     kept_up = len(delays) > 0 and np.percentile(delays[-third:], 95) <= 2 * max(0.5, np.percentile(delays[:third], 95)) \
         and metric(after, "calmline_transcription_queue_depth") == 0
+    pairs = []
+    for i, r in enumerate(runs):
+        gold = wavs[i % len(wavs)][1]
+        for speaker in ("caller", "agent"):
+            pairs.append((" ".join(p["text"] for p in gold if p["speaker"] == speaker),
+                          " ".join(e["text"] for e in r.events if e["type"] == "transcript.final" and e["speaker"] == speaker)))
     return {
-        "calls": n, "finals": len(delays),
+        "calls": n, "finals": len(delays), "wer": corpus_wer(pairs) if all(g for g, _ in pairs) else float("nan"),
         "p50": float(np.percentile(delays, 50)) if len(delays) else float("nan"),
         "p95": float(np.percentile(delays, 95)) if len(delays) else float("nan"),
         "max": float(delays.max()) if len(delays) else float("nan"),
@@ -67,24 +77,80 @@ async def _delayed(seconds: float, coro):
     return await coro
 
 
-def run_bench(counts: list[int], wav: str | None, speed: float, model: str) -> int:
-    wav_path = Path(wav) if wav else SAMPLE_CALL
-    print(f"calmline bench: {wav_path.name}, speed {speed}, model {model}, {os.cpu_count()} cores", flush=True)
-    server = LocalServer(model)
+def _calls(wav: str | None, count: int, seconds: float, workdir: Path) -> list[tuple[Path, list[dict]]]:
+    """The calls to stream: a given WAV (gold unknown unless it is the sample), or real-speech calls."""
+    if wav:
+        path = Path(wav)
+        gold_file = path.with_name(path.name.replace(".wav", ".gold.json"))
+        gold = json.loads(gold_file.read_text())["parts"] if gold_file.exists() else []
+        return [(path, gold)]
+    pool = realspeech.clips()
+    out = []
+    for i in range(count):
+        audio, gold = realspeech.make_call(pool, seed=i, seconds=seconds)
+        path = workdir / f"call-{i}.wav"
+        write_wav(path, audio, 8000)
+        out.append((path, gold))
+    return out
+
+
+def run_bench(counts: list[int], wav: str | None, speed: float, model: str, seconds: float = 60.0,
+              device: str = "auto") -> int:
+    import tempfile
+
+    workdir = Path(tempfile.mkdtemp(prefix="calmline-bench-calls-"))
+    wavs = _calls(wav, max(counts), seconds, workdir)
+    source = wav or f"{len(wavs)} real-speech calls of {seconds:.0f} s (Asterisk prompts and LibriVox clips)"
+    print(f"calmline bench: {source}, speed {speed}, model {model}, {os.cpu_count()} cores", flush=True)
+    server = LocalServer(model, device)
     rows = []
     try:
-        header = f"{'calls':>5} {'finals':>6} {'p50 s':>6} {'p95 s':>6} {'max s':>6} {'partial s':>9} {'RTF':>6} {'CPU':>5} {'RSS MB':>7} kept up"
+        print(f"device: {server.health().get('device')}", flush=True)
+        header = (f"{'calls':>5} {'finals':>6} {'p50 s':>6} {'p95 s':>6} {'max s':>6} {'partial s':>9} {'WER':>6} "
+                  f"{'RTF':>6} {'CPU':>5} {'RSS MB':>7} kept up")
         print(header, flush=True)
         for n in counts:
-            row = asyncio.run(_one_round(server, n, wav_path, speed))
+            row = asyncio.run(_one_round(server, n, wavs, speed))
             rows.append(row)
             print(f"{row['calls']:>5} {row['finals']:>6} {row['p50']:>6.2f} {row['p95']:>6.2f} {row['max']:>6.2f} "
-                  f"{row['partial_gap']:>9.2f} {row['rtf']:>6.3f} {row['cpu']:>5.2f} {row['rss_mb']:>7.0f} "
-                  f"{'yes' if row['kept_up'] else 'NO'}", flush=True)
+                  f"{row['partial_gap']:>9.2f} {row['wer']:>6.3f} {row['rtf']:>6.3f} {row['cpu']:>5.2f} "
+                  f"{row['rss_mb']:>7.0f} {'yes' if row['kept_up'] else 'NO'}", flush=True)
     finally:
         server.stop()
     ok = [r["calls"] for r in rows if r["p95"] <= 1.5 and r["kept_up"]]
     print(f"largest N with p95 final delay <= 1.5 s: {max(ok) if ok else 'none'}")
-    print("delay: from the audio that ends an utterance leaving the softphone to its transcript.final arriving;"
-          " RTF: transcription worker seconds per second of call audio (both speakers)")
+    print("delay: from the audio that ends an utterance leaving the softphone to its transcript.final arriving "
+          "(includes the 0.5 s of silence that ends an utterance); partial s: median gap between a speaker's partials; "
+          "RTF: transcription worker seconds per second of transcribed audio (finals and partials); CPU: cores busy")
     return 0
+
+
+def run_wer(model: str, device: str = "auto", limit: int | None = None) -> dict:
+    """Packed windows against faster-whisper's own transcribe, on the same real-speech utterances."""
+    import time as _time
+
+    from models.packing import CAPACITY, plan
+    from models.transcriber import Transcriber
+
+    pool = realspeech.clips(limit)
+    t = Transcriber(model, device)
+    print(f"WER on {len(pool)} real-speech utterances ({sum(c.seconds for c in pool):.0f} s), model {t.model_name} "
+          f"on {t.device}", flush=True)
+    started = _time.monotonic()
+    own = [t.transcribe(c.audio).text for c in pool]
+    own_time = _time.monotonic() - started
+    started = _time.monotonic()
+    packed: list[str] = []
+    i = 0
+    while i < len(pool):
+        n = plan([c.seconds for c in pool[i:]], CAPACITY)
+        packed += [r.text for r in t.transcribe_many([c.audio for c in pool[i:i + n]])]
+        i += n
+    packed_time = _time.monotonic() - started
+    refs = [c.text for c in pool]
+    result = {"own": corpus_wer(list(zip(refs, own))), "packed": corpus_wer(list(zip(refs, packed))),
+              "own_s": own_time, "packed_s": packed_time}
+    print(f"faster-whisper transcribe, one utterance at a time: WER {result['own']:.4f} in {own_time:.1f} s")
+    print(f"Calmline packed windows:                          WER {result['packed']:.4f} in {packed_time:.1f} s")
+    print(f"difference: {100 * (result['packed'] - result['own']):+.2f} points (bound: at most +1.00)")
+    return result

@@ -38,11 +38,11 @@ def metric(text: str, name: str) -> float:
 
 
 class LocalServer:
-    def __init__(self, model: str):
+    def __init__(self, model: str, device: str = "auto"):
         self.port = _free_port()
         self.dir = tempfile.TemporaryDirectory(prefix="calmline-local-")
         env = {**os.environ, "CALMLINE_INGEST_KEYS": KEY, "CALMLINE_SUPERVISOR_TOKENS": SUP,
-               "CALMLINE_AGENT_TOKENS": f"{AGENT}=local-agent-token", "CALMLINE_MODEL": model}
+               "CALMLINE_AGENT_TOKENS": f"{AGENT}=local-agent-token", "CALMLINE_MODEL": model, "CALMLINE_DEVICE": device}
         self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port),
                                       "--data-dir", self.dir.name], env=env, stdout=subprocess.DEVNULL)
         self.http = f"http://127.0.0.1:{self.port}"
@@ -54,6 +54,9 @@ class LocalServer:
             except httpx.TransportError:
                 time.sleep(0.2)
         raise RuntimeError("local server did not start")
+
+    def health(self) -> dict:
+        return httpx.get(self.http + "/healthz").json()
 
     def metrics(self) -> str:
         return httpx.get(self.http + "/metrics", headers={"Authorization": f"Bearer {SUP}"}).text

@@ -1,9 +1,13 @@
 """The one transcription queue every call submits to.
 
 Policies: finals go before partials (a final is what the coach and the record
-need); a newer partial for the same speaker replaces a pending older one (only the
-latest snapshot is worth showing); finals run in the order their utterances ended.
-Work runs on worker threads so the event loop keeps taking audio.
+need), in the order their utterances ended, whatever call they come from; a newer
+partial for the same speaker replaces a pending older one (only the latest snapshot
+is worth showing), so partials thin out by themselves under load; partials fill the
+room finals leave in a window, oldest first, so none starves. Each run packs as many
+utterances as fit one Whisper window (models.packing): the window costs the same
+whether it holds one utterance or six. Work runs on worker threads so the event
+loop keeps taking audio.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.packing import plan
 from models.resample import MODEL_RATE
 from models.transcriber import Transcript
 
@@ -39,12 +44,15 @@ class SchedulerStats:
     partials_superseded: int = 0
     audio_seconds: float = 0.0
     busy_seconds: float = 0.0
+    windows: int = 0
 
 
 class TranscriptionScheduler:
-    def __init__(self, transcriber, workers: int = 1, final_beam_size: int = 1):
+    def __init__(self, transcriber, workers: int = 1, capacity: float | None = None):
+        from models.packing import CAPACITY
+
         self._transcriber = transcriber
-        self._final_beam = final_beam_size
+        self.capacity = capacity or CAPACITY
         self._finals: list[tuple[int, Job]] = []
         self._partials: dict[tuple[str, str], Job] = {}
         self._order = itertools.count()
@@ -88,30 +96,36 @@ class TranscriptionScheduler:
         for job in pending:
             _resolve(job, None)
 
-    def _next(self) -> Job | None:
+    def _next(self) -> list[Job] | None:
+        """The jobs of the next window: finals first, then partials in the room left."""
         with self._cv:
             while not self._closed and not self._finals and not self._partials:
                 self._cv.wait()
             if self._closed:
                 return None
-            if self._finals:
-                return self._finals.pop(0)[1]
-            # Oldest pending partial first, so no speaker starves.
-            key = min(self._partials, key=lambda k: self._partials[k].submitted)
-            return self._partials.pop(key)
+            finals = [job for _, job in self._finals]
+            partials = sorted(self._partials.values(), key=lambda j: j.submitted)
+            queue = finals + partials
+            taken = queue[: plan([len(j.audio) / MODEL_RATE for j in queue], self.capacity)]
+            self._finals = self._finals[sum(1 for j in taken if j.kind == FINAL):]
+            for job in taken:
+                if job.kind == PARTIAL:
+                    del self._partials[(job.call_id, job.speaker)]
+            return taken
 
     def _work(self) -> None:
-        while (job := self._next()) is not None:
+        while (jobs := self._next()) is not None:
             started = time.monotonic()
             try:
-                beam = self._final_beam if job.kind == FINAL else 1
-                result: Transcript | BaseException = self._transcriber.transcribe(job.audio, beam_size=beam)
-            except BaseException as exc:  # reported to the submitter, the worker lives on
-                result = exc
+                results: list = self._transcriber.transcribe_many([j.audio for j in jobs])
+            except BaseException as exc:  # reported to the submitters, the worker lives on
+                results = [exc] * len(jobs)
             self.stats.busy_seconds += time.monotonic() - started
-            self.stats.audio_seconds += len(job.audio) / MODEL_RATE
-            self.stats.jobs_done += 1
-            _resolve(job, result)
+            self.stats.audio_seconds += sum(len(j.audio) for j in jobs) / MODEL_RATE
+            self.stats.jobs_done += len(jobs)
+            self.stats.windows += 1
+            for job, result in zip(jobs, results):
+                _resolve(job, result)
 
 
 def _resolve(job: Job, result) -> None:

@@ -23,7 +23,7 @@ class SegmenterConfig:
     end_threshold: float = 0.35
     end_silence: float = 0.5  # seconds of non-speech that end an utterance
     min_speech: float = 0.2  # shorter bursts (clicks, coughs) are dropped
-    pre_roll: float = 0.25  # audio kept before the detected start, for the first phoneme
+    pre_roll: float = 0.5  # audio kept before the detected start: Silero is often late on a fast first word
     post_roll: float = 0.2
     partial_interval: float = 1.0
     max_utterance: float = 25.0  # whisper's window is 30 s; cut long monologues before it

@@ -40,10 +40,15 @@ def main(argv: list[str] | None = None) -> int:
                      help="sign the AudioHook upgrade with this client secret (base64)")
 
     bench = sub.add_parser("bench", help="measure transcript delay and real-time factor with N concurrent calls")
-    bench.add_argument("--calls", default="1", help="comma-separated numbers of concurrent calls, e.g. 1,4,8")
-    bench.add_argument("--wav", help="call to stream (default: the bundled sample call)")
+    bench.add_argument("--calls", default="1", help="comma-separated numbers of concurrent calls, e.g. 1,4,8,16")
+    bench.add_argument("--wav", help="a call to stream (default: real-speech calls made from Debian's Asterisk "
+                                      "prompts and pocketsphinx's LibriVox clips, installed on first use)")
+    bench.add_argument("--seconds", type=float, default=60.0, help="length of each real-speech call")
     bench.add_argument("--speed", type=float, default=1.0)
     bench.add_argument("--model", default="bundled")
+    bench.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    bench.add_argument("--wer", action="store_true",
+                       help="instead: WER of packed windows against faster-whisper's own transcribe, offline")
 
     ev = sub.add_parser("eval", help="measure the caller-state judgement and text sentiment on data")
     ev.add_argument("what", nargs="?", default="all", choices=["all", "calls", "sentiment"])
@@ -77,9 +82,13 @@ def main(argv: list[str] | None = None) -> int:
             calls.run(args.speed, args.concurrency, args.model, args.only, Path(args.save) if args.save else None)
         return 0
     if args.command == "bench":
-        from clients.bench import run_bench
+        from clients.bench import run_bench, run_wer
 
-        return run_bench([int(n) for n in args.calls.split(",")], args.wav, args.speed, args.model)
+        if args.wer:
+            run_wer(args.model, args.device)
+            return 0
+        return run_bench([int(n) for n in args.calls.split(",")], args.wav, args.speed, args.model, args.seconds,
+                         args.device)
     return 2
 
 

@@ -15,22 +15,23 @@ from tests.conftest import SAMPLE_GOLD, SAMPLE_WAV
 
 
 class GatedTranscriber:
-    """Records the order jobs run in; holds the first job until released, so a queue builds up.
+    """Records the windows jobs run in; holds the first window until released, so a queue builds up.
 
-    A stand-in for the model only where the test is about queue order, not about speech."""
+    A stand-in for the model only where the test is about queue order and packing, not about speech."""
 
     def __init__(self):
         self.gate = threading.Event()
         self.ran = []
 
-    def transcribe(self, audio, beam_size=1):
+    def transcribe_many(self, audios):
         self.gate.wait(10)
-        self.ran.append(float(audio[0]))
-        return Transcript(f"job {audio[0]:.0f}", -0.1, 0.0)
+        self.ran.append([float(a[0]) for a in audios])
+        return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
 
 
-def job(call, speaker, kind, tag, utterance=1):
-    return Job(call, speaker, utterance, kind, np.full(160, tag, dtype=np.float32))
+def job(call, speaker, kind, tag, utterance=1, seconds=10.0):
+    """A job whose audio is ``seconds`` long: two 10 s jobs fill one window (28 s with gaps)."""
+    return Job(call, speaker, utterance, kind, np.full(int(seconds * 16000), tag, dtype=np.float32))
 
 
 async def test_finals_first_newest_partial_wins_and_order_kept():
@@ -47,8 +48,9 @@ async def test_finals_first_newest_partial_wins_and_order_kept():
         model.gate.set()
         results = await asyncio.gather(blocker, p1, p2, p3, f4, f5)
         assert results[1] is None  # superseded, never run
-        assert model.ran == [0, 4, 5, 2, 3]  # finals in order, then partials oldest first
-        assert sched.stats.partials_superseded == 1
+        assert [r.text for r in results[2:]] == ["job 2", "job 3", "job 4", "job 5"]
+        assert model.ran == [[0], [4, 5], [2, 3]]  # finals in order, then partials oldest first
+        assert sched.stats.partials_superseded == 1 and sched.stats.windows == 3
     finally:
         sched.close()
 
@@ -65,7 +67,7 @@ async def test_a_final_drops_the_pending_partial_of_its_speaker():
         assert await partial is None
         assert (await final).text == "job 2"
         await blocker
-        assert model.ran == [0, 2]
+        assert model.ran == [[0], [2]]
     finally:
         sched.close()
 
@@ -86,10 +88,10 @@ async def test_partials_of_many_calls_all_get_served():
 
 async def test_a_failing_model_fails_the_job_not_the_worker():
     class Broken(GatedTranscriber):
-        def transcribe(self, audio, beam_size=1):
-            if audio[0] == 1:
+        def transcribe_many(self, audios):
+            if audios[0][0] == 1:
                 raise RuntimeError("boom")
-            return super().transcribe(audio)
+            return super().transcribe_many(audios)
 
     model = Broken()
     model.gate.set()
@@ -102,13 +104,33 @@ async def test_a_failing_model_fails_the_job_not_the_worker():
         sched.close()
 
 
-async def test_real_model_through_the_scheduler(transcriber):
-    audio, rate = read_wav(SAMPLE_WAV)
-    part = SAMPLE_GOLD["parts"][2]  # "I ordered one book, just one book, ..."
-    clip = resample(audio[int((part["start"] - 0.2) * rate): int((part["end"] + 0.3) * rate), 0], rate)
-    sched = TranscriptionScheduler(transcriber)
+async def test_short_utterances_share_a_window():
+    model = GatedTranscriber()
+    sched = TranscriptionScheduler(model)
     try:
-        result = await sched.submit(Job("c", "caller", 1, FINAL, clip))
+        blocker = sched.submit(job("c0", "caller", FINAL, 0))
+        await asyncio.sleep(0.05)
+        rest = [sched.submit(job(f"c{i}", "caller", FINAL, i, seconds=2.0)) for i in range(1, 10)]
+        model.gate.set()
+        await asyncio.gather(blocker, *rest)
+        # 2 s + 1.2 s gap each: eight fit in 28 s, the ninth waits for the next window.
+        assert model.ran == [[0], [1, 2, 3, 4, 5, 6, 7, 8], [9]]
     finally:
         sched.close()
-    assert wer(part["text"], result.text) <= 0.1
+
+
+async def test_real_model_through_the_scheduler(transcriber):
+    """Utterances of both speakers of one call, packed: each gets its own words back."""
+    audio, rate = read_wav(SAMPLE_WAV)
+    parts = SAMPLE_GOLD["parts"][1:8]
+    sched = TranscriptionScheduler(transcriber)
+    try:
+        results = await asyncio.gather(*[
+            sched.submit(Job("c", p["speaker"], i, FINAL, resample(
+                audio[int((p["start"] - 0.2) * rate): int((p["end"] + 0.3) * rate), 0 if p["speaker"] == "caller" else 1], rate)))
+            for i, p in enumerate(parts)])
+    finally:
+        sched.close()
+    for part, result in zip(parts, results):
+        assert wer(part["text"], result.text) <= 0.2, (part["text"], result.text)
+    assert sched.stats.windows <= 3

@@ -1,0 +1,35 @@
+"""Packing utterances into one window: planning, spans, and giving each its own words."""
+
+from models.packing import GAP, Segment, assign, plan, spans
+
+
+def test_plan_fills_a_window_and_always_takes_one():
+    assert plan([5.0, 5.0, 5.0, 5.0, 5.0]) == 4  # 4 x (5 + 1.2) = 24.8 <= 28; a fifth would be 31
+    assert plan([27.5, 1.0]) == 1
+    assert plan([40.0]) == 1
+    assert plan([]) == 1
+
+
+def test_spans_leave_gaps():
+    assert spans([2.0, 3.0]) == [(0.0, 2.0), (2.0 + GAP, 5.0 + GAP)]
+
+
+def test_segments_go_to_their_own_utterance():
+    item_spans = spans([2.0, 3.0, 1.5])
+    segments = [Segment(0.0, 0.8, " first"), Segment(0.8, 1.9, " one."), Segment(3.3, 6.1, " second"),
+                Segment(6.1, 6.2, " part."), Segment(7.5, 8.9, " third.")]
+    texts, unsure = assign(segments, item_spans)
+    assert texts == ["first one.", "second part.", "third."] and unsure == set()
+
+
+def test_a_straddling_word_is_never_guessed():
+    item_spans = spans([2.0, 3.0])
+    texts, unsure = assign([Segment(1.5, 3.2, " both")], item_spans)
+    assert unsure == {0, 1}
+
+
+def test_punctuation_stays_with_the_word_before_it():
+    # The aligner stretches a full stop over the silence after it, past the border.
+    words = [Segment(1.0, 1.9, " end"), Segment(1.9, 3.3, "."), Segment(3.4, 3.8, " Next"), Segment(3.8, 4.0, "?")]
+    texts, unsure = assign(words, spans([2.0, 3.0]))
+    assert texts == ["end.", "Next?"] and not unsure
