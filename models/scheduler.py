@@ -3,10 +3,10 @@
 Policies: finals go before partials (a final is what the coach and the record
 need), in the order their utterances ended, whatever call they come from; a newer
 partial for the same speaker replaces a pending older one (only the latest snapshot
-is worth showing), so partials thin out by themselves under load; partials fill the
-room finals leave in a window, oldest first, so none starves. Each run packs as many
-utterances as fit one Whisper window (models.packing): the window costs the same
-whether it holds one utterance or six. Work runs on worker threads so the event
+is worth showing), so partials thin out by themselves under load; partials run when
+no final waits, oldest first, so none starves, in small windows so a final arriving
+meanwhile is not held up long. Each run packs as many utterances as fit one Whisper
+window (models.packing): the window costs the same whether it holds one or six. Work runs on worker threads so the event
 loop keeps taking audio.
 """
 
@@ -48,11 +48,12 @@ class SchedulerStats:
 
 
 class TranscriptionScheduler:
-    def __init__(self, transcriber, workers: int = 1, capacity: float | None = None):
+    def __init__(self, transcriber, workers: int = 1, capacity: float | None = None, partial_capacity: float = 5.0):
         from models.packing import CAPACITY
 
         self._transcriber = transcriber
         self.capacity = capacity or CAPACITY
+        self.partial_capacity = partial_capacity
         self._finals: list[tuple[int, Job]] = []
         self._partials: dict[tuple[str, str], Job] = {}
         self._order = itertools.count()
@@ -97,20 +98,23 @@ class TranscriptionScheduler:
             _resolve(job, None)
 
     def _next(self) -> list[Job] | None:
-        """The jobs of the next window: finals first, then partials in the room left."""
+        """The jobs of the next window: pending finals, as many as fit; else a few partials, oldest first."""
         with self._cv:
             while not self._closed and not self._finals and not self._partials:
                 self._cv.wait()
             if self._closed:
                 return None
-            finals = [job for _, job in self._finals]
+            if self._finals:
+                # Finals only: every token a window decodes adds to the delay of every final in it.
+                finals = [job for _, job in self._finals]
+                taken = finals[: plan([len(j.audio) / MODEL_RATE for j in finals], self.capacity)]
+                del self._finals[: len(taken)]
+                return taken
+            # A partial window stays small, so a final that arrives meanwhile waits little.
             partials = sorted(self._partials.values(), key=lambda j: j.submitted)
-            queue = finals + partials
-            taken = queue[: plan([len(j.audio) / MODEL_RATE for j in queue], self.capacity)]
-            self._finals = self._finals[sum(1 for j in taken if j.kind == FINAL):]
+            taken = partials[: plan([len(j.audio) / MODEL_RATE for j in partials], self.partial_capacity)]
             for job in taken:
-                if job.kind == PARTIAL:
-                    del self._partials[(job.call_id, job.speaker)]
+                del self._partials[(job.call_id, job.speaker)]
             return taken
 
     def _work(self) -> None:

@@ -51,7 +51,7 @@ class Transcriber:
     """One loaded faster-whisper model. ``transcribe`` is blocking: call it from a worker thread."""
 
     def __init__(self, model: str = BUNDLED, device: str = "auto", compute_type: str = "default",
-                 cpu_threads: int = 0, language: str = "en", download_root: str | None = None):
+                 cpu_threads: int = 0, language: str = "en", download_root: str | None = None, workers: int = 1):
         from faster_whisper import WhisperModel
 
         self.device = resolve_device(device)
@@ -65,7 +65,9 @@ class Transcriber:
         self.language = language or None
         try:
             self.model = WhisperModel(os.path.expanduser(source), device=self.device, compute_type=compute_type,
-                                      cpu_threads=cpu_threads or min(4, os.cpu_count() or 1),
+                                      # Threads are shared out between the workers that run windows side by side.
+                                      cpu_threads=cpu_threads or max(1, min(4, (os.cpu_count() or 1) // workers)),
+                                      num_workers=workers,
                                       download_root=download_root)
         except Exception as exc:
             raise RuntimeError(f"cannot load faster-whisper model {source!r}: {exc}") from exc

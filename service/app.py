@@ -47,7 +47,7 @@ def build_services(settings: Settings, transcriber: Transcriber | None = None) -
     credentials = load_credentials(settings)
     transcriber = transcriber or Transcriber(settings.model, settings.device, settings.compute_type,
                                              settings.cpu_threads, settings.language,
-                                             download_root=str(settings.data_dir / "models"))
+                                             download_root=str(settings.data_dir / "models"), workers=settings.workers)
     scheduler = TranscriptionScheduler(transcriber, workers=settings.workers)
     store = Store(settings.sqlalchemy_url)
     interrupted = store.mark_interrupted()

@@ -49,8 +49,8 @@ async def test_finals_first_newest_partial_wins_and_order_kept():
         results = await asyncio.gather(blocker, p1, p2, p3, f4, f5)
         assert results[1] is None  # superseded, never run
         assert [r.text for r in results[2:]] == ["job 2", "job 3", "job 4", "job 5"]
-        assert model.ran == [[0], [4, 5], [2, 3]]  # finals in order, then partials oldest first
-        assert sched.stats.partials_superseded == 1 and sched.stats.windows == 3
+        assert model.ran == [[0], [4, 5], [2], [3]]  # finals in order, then partials oldest first, in small windows
+        assert sched.stats.partials_superseded == 1 and sched.stats.windows == 4
     finally:
         sched.close()
 
@@ -100,6 +100,39 @@ async def test_a_failing_model_fails_the_job_not_the_worker():
         with pytest.raises(RuntimeError):
             await sched.submit(job("c", "caller", FINAL, 1))
         assert (await sched.submit(job("c", "caller", FINAL, 2))).text == "job 2"
+    finally:
+        sched.close()
+
+
+async def test_fairness_between_calls_is_first_come_first_served():
+    """A talkative call cannot push another call's final behind its own later ones."""
+    model = GatedTranscriber()
+    sched = TranscriptionScheduler(model)
+    try:
+        blocker = sched.submit(job("c0", "caller", FINAL, 0))
+        await asyncio.sleep(0.05)
+        busy = [sched.submit(job("busy", "caller", FINAL, i, utterance=i)) for i in (1, 2)]
+        quiet = sched.submit(job("quiet", "agent", FINAL, 3))
+        more = [sched.submit(job("busy", "caller", FINAL, i, utterance=i)) for i in (4, 5)]
+        model.gate.set()
+        await asyncio.gather(blocker, *busy, quiet, *more)
+        assert model.ran == [[0], [1, 2], [3, 4], [5]]
+    finally:
+        sched.close()
+
+
+async def test_partials_thin_out_under_load():
+    """While a window runs, a speaker's partials pile up; only the newest is transcribed."""
+    model = GatedTranscriber()
+    sched = TranscriptionScheduler(model)
+    try:
+        blocker = sched.submit(job("c0", "caller", FINAL, 0))
+        await asyncio.sleep(0.05)
+        snapshots = [sched.submit(job("c1", "caller", PARTIAL, i, seconds=1.0)) for i in range(1, 8)]
+        model.gate.set()
+        results = await asyncio.gather(blocker, *snapshots)
+        assert [r is None for r in results[1:]] == [True] * 6 + [False]
+        assert model.ran == [[0], [7]] and sched.stats.partials_superseded == 6
     finally:
         sched.close()
 

@@ -1,0 +1,25 @@
+"""Packed windows keep faster-whisper's accuracy on real speech (Debian's Asterisk prompts and LibriVox clips)."""
+
+import pytest
+
+from clients import realspeech
+from models.packing import CAPACITY, plan
+from models.wer import corpus_wer
+
+pytestmark = pytest.mark.skipif(not realspeech.available(),
+                                reason="needs asterisk-core-sounds-en-wav, asterisk-core-sounds-en, pocketsphinx-testdata")
+
+
+def test_packed_windows_stay_within_one_point_of_faster_whisper(transcriber):
+    pool = realspeech.clips()[::6][:30]  # a spread of prompts and the LibriVox clips' neighbours
+    pool += [c for c in realspeech.clips() if c.rate == 16000][:3]
+    own = [transcriber.transcribe(c.audio).text for c in pool]
+    packed, i = [], 0
+    while i < len(pool):
+        n = plan([c.seconds for c in pool[i:]], CAPACITY)
+        packed += [r.text for r in transcriber.transcribe_many([c.audio for c in pool[i:i + n]])]
+        i += n
+    refs = [c.text for c in pool]
+    own_wer, packed_wer = corpus_wer(list(zip(refs, own))), corpus_wer(list(zip(refs, packed)))
+    assert packed_wer <= own_wer + 0.01, (own_wer, packed_wer)
+    assert packed_wer < 0.1
