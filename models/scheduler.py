@@ -22,7 +22,6 @@ import numpy as np
 
 from models.packing import plan
 from models.resample import MODEL_RATE
-from models.transcriber import Transcript
 
 FINAL, PARTIAL = 0, 1
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -28,7 +27,3 @@ def setup(level: str = "warning") -> None:
     root.propagate = False
     # uvicorn's access log would print every ?token= query string: keep it off.
     logging.getLogger("uvicorn.access").disabled = True
-
-
-def elapsed_ms(since: float) -> float:
-    return round((time.monotonic() - since) * 1000, 1)

@@ -1,6 +1,5 @@
 """The coach's parts: facts and person, steps and warnings from the agent's words, the playbook file, move choice."""
 
-from pathlib import Path
 
 import pytest
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.codecs import encode
-from service.ingest.calls import Audio, Close, Dtmf, Start
+from service.ingest.calls import Close, Dtmf, Start
 from service.ingest.jambonz import JambonzProtocol
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models.codecs import encode
-from service.ingest.calls import Audio, Close, Dtmf, Start, Stop
+from service.ingest.calls import Close, Dtmf, Start, Stop
 from service.ingest.twilio import TwilioProtocol
 from service.ingest.twilio_signature import candidate_urls, signature, valid
 

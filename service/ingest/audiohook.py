@@ -18,7 +18,7 @@ import uuid
 
 import numpy as np
 
-from service.ingest.calls import Audio, Close, Pause, Resume, Send, Start, Stop
+from service.ingest.calls import Audio, Pause, Resume, Send, Start, Stop
 from service.ingest.decoder import StreamDecoder
 from service.ingest.native import CALL_ID
 
@@ -157,10 +157,7 @@ class AudioHookProtocol:
         return [Audio(self._decoder(data))] if data else []
 
     def flush(self) -> list:
-        if self._decoder is None:
-            return []
-        tail = self._decoder.flush()
-        return [Audio(tail)] if any(len(x) for x in tail.values()) else []
+        return self._decoder.flush() if self._decoder is not None else []
 
     # -- the session's answers ---------------------------------------------------
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from models.codecs import SAMPLE_WIDTH, decode, to_float
 from models.resample import StreamResampler
+from service.ingest.calls import Audio
 
 
 class StreamDecoder:
@@ -19,6 +20,11 @@ class StreamDecoder:
         samples = to_float(decode(self.encoding, data)).reshape(-1, len(self.roles))
         return {role: self._resamplers[role](samples[:, i]) for i, role in enumerate(self.roles)}
 
-    def flush(self) -> dict[str, np.ndarray]:
+    def flush(self) -> list[Audio]:
         """The audio still inside the resampler filters, at the end of the stream."""
-        return {role: r(np.zeros(0, dtype=np.float32), last=True) for role, r in self._resamplers.items()}
+        return flush_resamplers(self._resamplers)
+
+
+def flush_resamplers(resamplers: dict[str, StreamResampler]) -> list[Audio]:
+    tail = {role: r(np.zeros(0, dtype=np.float32), last=True) for role, r in resamplers.items()}
+    return [Audio(tail)] if any(len(x) for x in tail.values()) else []

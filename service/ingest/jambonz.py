@@ -61,10 +61,7 @@ class JambonzProtocol:
         return [Audio(self._decoder(data))] if data else []
 
     def flush(self) -> list:
-        if self._decoder is None:
-            return []
-        tail = self._decoder.flush()
-        return [Audio(tail)] if any(len(x) for x in tail.values()) else []
+        return self._decoder.flush() if self._decoder is not None else []
 
     def started(self, call: dict) -> list:
         return []

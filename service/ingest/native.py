@@ -81,10 +81,7 @@ class NativeProtocol:
 
     def flush(self) -> list:
         """Audio the adapter still holds; the driver asks before the stream ends for any reason."""
-        if self._decoder is None:
-            return []
-        tail = self._decoder.flush()
-        return [Audio(tail)] if any(len(x) for x in tail.values()) else []
+        return self._decoder.flush() if self._decoder is not None else []
 
     def started(self, call: dict) -> list:
         return [Send({"type": "started", "call_id": self.start.call_id, "agent_id": self.start.agent_id,

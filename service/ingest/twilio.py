@@ -17,6 +17,7 @@ import numpy as np
 from models.codecs import decode, to_float
 from models.resample import StreamResampler
 from service.ingest.calls import Audio, Close, Dtmf, Start, Stop
+from service.ingest.decoder import flush_resamplers
 from service.ingest.native import CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED
 
 TRACKS = {"inbound": "caller", "outbound": "agent"}
@@ -79,8 +80,7 @@ class TwilioProtocol:
         return []  # events added to the protocol later are not errors
 
     def flush(self) -> list:
-        tail = {role: r(np.zeros(0, dtype=np.float32), last=True) for role, r in self._resamplers.items()}
-        return [Audio(tail)] if any(len(x) for x in tail.values()) else []
+        return flush_resamplers(self._resamplers)
 
     def started(self, call: dict) -> list:
         return []
