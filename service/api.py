@@ -42,27 +42,30 @@ async def _readable_call(request: Request) -> tuple:
     return svc, row
 
 
-def _time_param(request: Request, name: str) -> float | None:
+def _param(request: Request, name: str, parse, what: str):
+    """A query parameter parsed by ``parse``; absent or empty is None, unparsable is a 400 that says why."""
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return None
     try:
+        return parse(raw)
+    except ValueError:
+        raise HTTPException(400, f"{name} must be {what}") from None
+
+
+def _unix_or_iso(raw: str) -> float:
+    try:
         return float(raw)
     except ValueError:
-        try:
-            return datetime.fromisoformat(raw).timestamp()
-        except ValueError:
-            raise HTTPException(400, f"{name} must be unix seconds or an ISO date") from None
+        return datetime.fromisoformat(raw).timestamp()
+
+
+def _time_param(request: Request, name: str) -> float | None:
+    return _param(request, name, _unix_or_iso, "unix seconds or an ISO date")
 
 
 def _float_param(request: Request, name: str) -> float | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise HTTPException(400, f"{name} must be a number") from None
+    return _param(request, name, float, "a number")
 
 
 def _opt_int(request: Request, name: str) -> int | None:

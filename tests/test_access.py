@@ -60,6 +60,17 @@ def test_agent_lists_only_their_own_calls(server, call_of_a2):
     assert r.status_code == 403
 
 
+def test_call_list_filters(server, call_of_a2):
+    sup = bearer(SUPERVISOR_TOKEN)
+    assert httpx.get(f"{server.http}/v1/calls", params={"since": "yesterday"}, headers=sup).status_code == 400
+    assert httpx.get(f"{server.http}/v1/calls", params={"min_peak_heat": "hot"}, headers=sup).status_code == 400
+    found = httpx.get(f"{server.http}/v1/calls", params={"since": "2020-01-01", "until": "", "agent_id": "a-2"},
+                      headers=sup).json()
+    assert call_of_a2 in [c["call_id"] for c in found["calls"]]
+    future = httpx.get(f"{server.http}/v1/calls", params={"since": 4102444800}, headers=sup).json()
+    assert future["calls"] == [] and future["total"] == 0
+
+
 def test_unknown_call_is_404_and_bad_paging_is_400(server):
     assert httpx.get(f"{server.http}/v1/calls/nope", headers=bearer(SUPERVISOR_TOKEN)).status_code == 404
     assert httpx.get(f"{server.http}/v1/calls", params={"limit": "x"}, headers=bearer(SUPERVISOR_TOKEN)).status_code == 400
