@@ -176,3 +176,12 @@ async def test_sign_in_form_rejects_a_bad_token(browser, server):
     await page.wait_for_selector("#panel:not([hidden])")
     assert "a-2" in await page.inner_text("#who")
     await page.context.close()
+
+
+async def test_agent_panel_between_calls_shows_the_last_follow_up(browser, server, watched_call):
+    page = await new_page(browser, f"{server.http}/?token={AGENT_TOKENS['a-1']}")
+    await page.wait_for_function("document.getElementById('call-info').textContent.startsWith('Last call')")
+    assert watched_call["run"].call_id in await page.inner_text("#call-info")
+    assert "follow-up" in (await page.inner_text("#floor-sub")).lower()
+    assert await page.inner_text("#floor-text") == "Waiting for a call"
+    await page.context.close()

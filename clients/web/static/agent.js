@@ -131,10 +131,24 @@
   });
   $("help-button").onclick = () => $("help").showModal();
 
+  async function showLastCall(token) {
+    // Between calls, the last one's outcome and follow-up: what the agent owes the customer.
+    try {
+      const page = await Calmline.api("/v1/calls?limit=1&status=ended", token);
+      const last = page.calls[0];
+      if (!last || call) return;
+      const s = last.summary || {};
+      $("call-info").textContent = `Last call ${last.call_id} · ${Calmline.clock(last.audio_seconds || 0)}`;
+      $("floor-sub").textContent = s.follow_up
+        ? `Last call's follow-up: ${s.follow_up.item} (due ${s.follow_up.due})` : "The panel wakes up when your next call starts.";
+    } catch (e) { /* the live panel works without it */ }
+  }
+
   Calmline.signIn(["agent"], (me, token) => {
     $("who").textContent = `Agent ${me.agent_id}`;
     $("panel").hidden = false;
     renderChecklist();
+    showLastCall(token);
     Calmline.connect(`/v1/agents/${encodeURIComponent(me.agent_id)}/events`, token, onEvent, (up) => {
       $("conn").textContent = up ? "live" : "reconnecting…";
       $("conn").className = "conn " + (up ? "on" : "off");
