@@ -10,6 +10,7 @@ import uvicorn
 from clients.simulate import describe, stream_call
 from service import config
 from service.app import build_services, create_app
+from service.auth import development_banner
 
 SAMPLE_CALL = Path(__file__).parent / "data" / "sample_call.wav"
 
@@ -28,12 +29,9 @@ async def run_demo(settings: config.Settings, once: bool = False, speed: float =
     agent_id, agent_token = next(iter(creds.agent_tokens.items()))
     base = f"http://{settings.host}:{settings.port}"
     print(f"\nCalmline is running on {base}")
-    if creds.development:
-        print(f"  development tokens (kept in {settings.data_dir / 'dev-tokens.json'}):")
-        print(f"    ingest key:       {creds.ingest_keys[0]}")
-        for aid, tok in creds.agent_tokens.items():
-            print(f"    agent {aid + ':':<11} {tok}")
-        print(f"    supervisor:       {creds.supervisor_tokens[0]}")
+    banner = development_banner(creds, settings.data_dir / "dev-tokens.json")
+    if banner:
+        print(banner)
     print(f"\n  Watch the call in the agent panel: {base}/?token={agent_token}\n")
     if not once:
         await asyncio.sleep(3)  # a moment to open the panel before the caller starts

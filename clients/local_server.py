@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -14,9 +15,7 @@ import httpx
 KEY, SUP, AGENT = "local-ingest", "local-supervisor", "local-agent"
 
 
-def _free_port() -> int:
-    import socket
-
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -39,7 +38,7 @@ def metric(text: str, name: str) -> float:
 
 class LocalServer:
     def __init__(self, model: str, device: str = "auto"):
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = tempfile.TemporaryDirectory(prefix="calmline-local-")
         env = {**os.environ, "CALMLINE_INGEST_KEYS": KEY, "CALMLINE_SUPERVISOR_TOKENS": SUP,
                "CALMLINE_AGENT_TOKENS": f"{AGENT}=local-agent-token", "CALMLINE_MODEL": model, "CALMLINE_DEVICE": device}

@@ -14,6 +14,7 @@ from models.scheduler import TranscriptionScheduler
 from models.transcriber import Transcriber
 from models.utterances import SegmenterConfig
 from service.audio_files import AudioFiles
+from service import metrics
 from service.auth import Credentials, load_credentials
 from service.bus import EventBus
 from service.calls import LiveCalls
@@ -39,6 +40,7 @@ class Services:
     bus: EventBus
     audio_files: AudioFiles
     calls: LiveCalls
+    metrics: object = None  # the Prometheus registry of this server's gauges and counters
 
 
 def build_services(settings: Settings, transcriber: Transcriber | None = None) -> Services:
@@ -59,7 +61,9 @@ def build_services(settings: Settings, transcriber: Transcriber | None = None) -
     audio_files = AudioFiles(settings.data_dir)
     segmenter = SegmenterConfig(end_silence=settings.end_silence, partial_interval=settings.partial_interval)
     calls = LiveCalls(SessionDeps(scheduler, recorder, segmenter, playbook), bus, store, audio_files, settings.resume_grace)
-    return Services(settings, credentials, transcriber, scheduler, store, recorder, bus, audio_files, calls)
+    services = Services(settings, credentials, transcriber, scheduler, store, recorder, bus, audio_files, calls)
+    services.metrics = metrics.service_registry(services)
+    return services
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:

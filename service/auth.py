@@ -76,6 +76,17 @@ def _development_credentials(data_dir: Path) -> Credentials:
     return Credentials(data["ingest_keys"], data["agent_tokens"], data["supervisor_tokens"], development=True)
 
 
+def development_banner(creds: Credentials, path: Path) -> str:
+    """The generated tokens, for the developer's console (never the log): empty when real ones are configured."""
+    if not creds.development:
+        return ""
+    lines = [f"Development tokens (kept in {path}; set CALMLINE_INGEST_KEYS, CALMLINE_AGENT_TOKENS and "
+             "CALMLINE_SUPERVISOR_TOKENS for real ones):", f"  ingest key:  {creds.ingest_keys[0]}"]
+    lines += [f"  agent {aid + ':':<6} {tok}" for aid, tok in creds.agent_tokens.items()]
+    lines.append(f"  supervisor:  {creds.supervisor_tokens[0]}")
+    return "\n".join(lines)
+
+
 def token_from(headers, query_params) -> str | None:
     """Bearer header, HTTP Basic password (jambonz wsAuth) or ?token= (browsers, Twilio)."""
     auth = headers.get("authorization", "")

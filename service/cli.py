@@ -96,16 +96,13 @@ def _serve(settings: config.Settings) -> int:
     import uvicorn
 
     from service.app import build_services, create_app
+    from service.auth import development_banner
 
     logs.setup(settings.log_level)
     services = build_services(settings)
-    if services.credentials.development:
-        c = services.credentials
-        print("Development tokens (set CALMLINE_INGEST_KEYS, CALMLINE_AGENT_TOKENS, CALMLINE_SUPERVISOR_TOKENS for real ones):")
-        print(f"  ingest key: {c.ingest_keys[0]}")
-        for aid, tok in c.agent_tokens.items():
-            print(f"  agent {aid}: {tok}")
-        print(f"  supervisor: {c.supervisor_tokens[0]}", flush=True)
+    banner = development_banner(services.credentials, settings.data_dir / "dev-tokens.json")
+    if banner:
+        print(banner, flush=True)
     print(f"Calmline serving on http://{settings.host}:{settings.port} (model {services.transcriber.model_name} "
           f"on {services.transcriber.device})", flush=True)
     uvicorn.run(create_app(settings, services), host=settings.host, port=settings.port, log_level="warning",

@@ -28,11 +28,13 @@ class ServiceCollector:
         yield CounterMetricFamily("calmline_transcribed_audio_seconds", "Audio seconds transcribed", value=stats.audio_seconds)
 
 
-_registered: set[int] = set()
+def service_registry(services) -> CollectorRegistry:
+    """The gauges and counters of one server's objects, read at scrape time."""
+    registry = CollectorRegistry()
+    registry.register(ServiceCollector(services))
+    return registry
 
 
 def render(services) -> bytes:
-    if id(services) not in _registered:
-        REGISTRY.register(ServiceCollector(services))
-        _registered.add(id(services))
-    return generate_latest(REGISTRY)
+    # The histogram is process-wide (sessions observe it); the rest belongs to this server's objects.
+    return generate_latest(REGISTRY) + generate_latest(services.metrics)

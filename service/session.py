@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +51,7 @@ class RoleTrack:
         self.last_final: asyncio.Task | None = None
         self.finalized = 0  # highest utterance whose final is submitted: its partials are stale
         self.samples = 0  # 16 kHz samples received: this speaker's clock
-        self.arrivals: list[tuple[float, float]] = []  # (audio time, monotonic arrival)
+        self.arrivals: deque[tuple[float, float]] = deque(maxlen=500)  # (audio time, monotonic arrival), last 10 s
 
 
 class CallSession:
@@ -92,7 +93,6 @@ class CallSession:
             for item in track.segmenter.feed(samples):
                 self._on_segment(track, item)
             track.arrivals.append((track.samples / MODEL_RATE, now))
-            del track.arrivals[:-500]
         if now - self._last_flush > 1.0:
             self.audio.flush()
             self._last_flush = now

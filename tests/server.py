@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
 
 import uvicorn
 
+from clients.local_server import free_port
 from service import config
 from service.app import build_services, create_app
 
 INGEST_KEY = "test-ingest-key"
 AGENT_TOKENS = {"a-1": "test-agent-1", "a-2": "test-agent-2"}
 SUPERVISOR_TOKEN = "test-supervisor"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RunningServer:

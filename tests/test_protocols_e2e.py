@@ -107,6 +107,12 @@ async def test_audiohook_signature_and_key_at_the_handshake(signed_server):
         assert refused.value.response.status_code == 401
 
 
+def test_two_servers_in_one_process_each_have_their_metrics(server, signed_server):
+    for srv in (server, signed_server):
+        text = httpx.get(f"{srv.http}/metrics", headers={"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}).text
+        assert "calmline_live_calls" in text and "calmline_transcript_final_delay_seconds_bucket" in text
+
+
 async def test_twilio_signature_at_the_handshake(signed_server):
     from service.ingest.twilio_signature import signature
 

@@ -76,3 +76,27 @@ class ProtocolError(Exception):
         self.code = code
         self.message = message
         self.close_code = close_code
+
+
+def fail(code: str, message: str, close_code: int) -> list:
+    """A protocol error that ends the stream: close with ``code: message`` as the reason."""
+    return [Close(close_code, f"{code}: {message}", error=code)]
+
+
+class OneWayAdapter:
+    """Defaults for platforms that read nothing back from us (Twilio one-way streams, jambonz listen)."""
+
+    forwards_events = False
+    resumable = False
+
+    def started(self, call: dict) -> list:
+        return []
+
+    def ended(self, audio_seconds: float) -> list:
+        return [Close(1000, "call ended")]
+
+    def rejected(self, code: str, message: str, close_code: int) -> list:
+        return [Close(close_code, f"{code}: {message}")]
+
+    def on_event(self, event: dict) -> list:
+        return []

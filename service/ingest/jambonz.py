@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from service.ingest.calls import Audio, Close, Dtmf, Start
+from service.ingest.calls import Audio, Dtmf, OneWayAdapter, Start, fail
 from service.ingest.decoder import StreamDecoder
 from service.ingest.native import CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED
 
@@ -23,13 +23,8 @@ CALL_FIELDS = {"sampleRate", "mixType", "callSid", "direction", "from", "to", "c
                "metadata"}
 
 
-def _close(code: str, message: str, close_code: int) -> list:
-    return [Close(close_code, f"{code}: {message}", error=code)]
 
-
-class JambonzProtocol:
-    forwards_events = False
-
+class JambonzProtocol(OneWayAdapter):
     def __init__(self, max_frame_bytes: int = 65536, subprotocol: str | None = None):
         self.max_frame_bytes = max_frame_bytes
         self.subprotocol = subprotocol
@@ -38,14 +33,14 @@ class JambonzProtocol:
 
     def receive_text(self, text: str) -> list:
         if len(text) > self.max_frame_bytes:
-            return _close("frame_too_large", f"text frame over {self.max_frame_bytes} bytes", TOO_BIG)
+            return fail("frame_too_large", f"text frame over {self.max_frame_bytes} bytes", TOO_BIG)
         try:
             msg = json.loads(text)
         except ValueError:
             msg = None
         if self.start is None:
             if not isinstance(msg, dict):
-                return _close("bad_start", "the first frame must be the JSON call metadata", POLICY)
+                return fail("bad_start", "the first frame must be the JSON call metadata", POLICY)
             return self._open(msg)
         if isinstance(msg, dict) and msg.get("event") == "dtmf" and str(msg.get("dtmf", "")) in DTMF_DIGITS:
             return [Dtmf(str(msg["dtmf"]))]
@@ -53,27 +48,15 @@ class JambonzProtocol:
 
     def receive_bytes(self, data: bytes) -> list:
         if len(data) > self.max_frame_bytes:
-            return _close("frame_too_large", f"frame of {len(data)} bytes is over the {self.max_frame_bytes} byte limit", TOO_BIG)
+            return fail("frame_too_large", f"frame of {len(data)} bytes is over the {self.max_frame_bytes} byte limit", TOO_BIG)
         if self.start is None:
-            return _close("bad_start", "audio before the JSON call metadata", POLICY)
+            return fail("bad_start", "audio before the JSON call metadata", POLICY)
         if len(data) % self._decoder.frame_bytes:
-            return _close("bad_frame", f"frame of {len(data)} bytes is not whole {self._decoder.frame_bytes}-byte L16 samples", INVALID_DATA)
+            return fail("bad_frame", f"frame of {len(data)} bytes is not whole {self._decoder.frame_bytes}-byte L16 samples", INVALID_DATA)
         return [Audio(self._decoder(data))] if data else []
 
     def flush(self) -> list:
         return self._decoder.flush() if self._decoder is not None else []
-
-    def started(self, call: dict) -> list:
-        return []
-
-    def ended(self, audio_seconds: float) -> list:
-        return [Close(1000, "call ended")]
-
-    def rejected(self, code: str, message: str, close_code: int) -> list:
-        return [Close(close_code, f"{code}: {message}")]
-
-    def on_event(self, event: dict) -> list:
-        return []
 
     def _open(self, msg: dict) -> list:
         # jambonz merges the verb's metadata into the top level; a nested "metadata" object is accepted too.
@@ -83,15 +66,15 @@ class JambonzProtocol:
         agent_id = custom.get("agent_id")
         call_id = msg.get("callSid") or msg.get("call_sid") or msg.get("uuid")
         if not isinstance(agent_id, str) or not CALL_ID.match(agent_id):
-            return _close("bad_start", "metadata.agent_id is missing or malformed", POLICY)
+            return fail("bad_start", "metadata.agent_id is missing or malformed", POLICY)
         if not isinstance(call_id, str) or not CALL_ID.match(call_id):
-            return _close("bad_start", "callSid is missing or malformed", POLICY)
+            return fail("bad_start", "callSid is missing or malformed", POLICY)
         rate = msg.get("sampleRate", 8000)
         if rate not in RATES or isinstance(rate, bool):
-            return _close("unsupported_rate", f"sampleRate must be one of {', '.join(map(str, RATES))}", UNSUPPORTED)
+            return fail("unsupported_rate", f"sampleRate must be one of {', '.join(map(str, RATES))}", UNSUPPORTED)
         mix = msg.get("mixType", "mono")
         if mix not in ("mono", "mixed", "stereo"):
-            return _close("unsupported_media", "mixType must be mono, mixed or stereo", UNSUPPORTED)
+            return fail("unsupported_media", "mixType must be mono, mixed or stereo", UNSUPPORTED)
         roles = ("caller", "agent") if mix == "stereo" else ("caller",)
         metadata = {k: v for k, v in custom.items() if k != "agent_id"}
         metadata["jambonz"] = {k: msg.get(k) for k in ("callSid", "from", "to", "direction", "callId", "accountSid")

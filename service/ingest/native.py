@@ -10,7 +10,7 @@ import json
 import re
 
 from models.codecs import ENCODINGS
-from service.ingest.calls import ROLES, Audio, Close, Dtmf, Pause, Resume, Send, Start, Stop
+from service.ingest.calls import ROLES, Audio, Close, Dtmf, Pause, Resume, Send, Start, Stop, fail
 from service.ingest.decoder import StreamDecoder
 
 RATES = (8000, 16000)
@@ -26,7 +26,8 @@ def error(code: str, message: str) -> Send:
 
 
 def fatal(code: str, message: str, close_code: int) -> list:
-    return [error(code, message), Close(close_code, f"{code}: {message}"[:120], error=code)]
+    """The native protocol says why in an error message before it closes."""
+    return [error(code, message), *fail(code, message, close_code)]
 
 
 class NativeProtocol:
@@ -92,7 +93,7 @@ class NativeProtocol:
                 Close(1000, "call ended")]
 
     def rejected(self, code: str, message: str, close_code: int) -> list:
-        return [error(code, message), Close(close_code, f"{code}: {message}")]
+        return fatal(code, message, close_code)
 
     def _open(self, msg: dict) -> list:
         if msg["type"] != "start":

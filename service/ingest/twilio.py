@@ -16,7 +16,7 @@ import numpy as np
 
 from models.codecs import decode, to_float
 from models.resample import StreamResampler
-from service.ingest.calls import Audio, Close, Dtmf, Start, Stop
+from service.ingest.calls import Audio, Dtmf, OneWayAdapter, Start, Stop, fail
 from service.ingest.decoder import flush_resamplers
 from service.ingest.native import CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED
 
@@ -24,13 +24,8 @@ TRACKS = {"inbound": "caller", "outbound": "agent"}
 RATE = 8000
 
 
-def _close(code: str, message: str, close_code: int) -> list:
-    return [Close(close_code, f"{code}: {message}", error=code)]
 
-
-class TwilioProtocol:
-    forwards_events = False
-
+class TwilioProtocol(OneWayAdapter):
     def __init__(self, max_frame_bytes: int = 65536, authorize=None):
         self.max_frame_bytes = max_frame_bytes
         # Set when the handshake proved nothing: the ingest key must then come as customParameters.token
@@ -43,31 +38,31 @@ class TwilioProtocol:
         self._last_seq = 0
 
     def receive_bytes(self, data: bytes) -> list:
-        return _close("bad_message", "Twilio Media Streams sends JSON text frames only", UNSUPPORTED)
+        return fail("bad_message", "Twilio Media Streams sends JSON text frames only", UNSUPPORTED)
 
     def receive_text(self, text: str) -> list:
         # A 20 ms media frame is about 300 bytes; the limit leaves room for large start parameters.
         if len(text) > self.max_frame_bytes:
-            return _close("frame_too_large", f"message over {self.max_frame_bytes} bytes", TOO_BIG)
+            return fail("frame_too_large", f"message over {self.max_frame_bytes} bytes", TOO_BIG)
         try:
             msg = json.loads(text)
         except ValueError:
             msg = None
         if not isinstance(msg, dict) or not isinstance(msg.get("event"), str):
-            return _close("bad_message", "messages must be JSON objects with an event", POLICY)
+            return fail("bad_message", "messages must be JSON objects with an event", POLICY)
         event = msg["event"]
         seq = _int(msg.get("sequenceNumber"))
         if seq is not None:
             if seq <= self._last_seq:
                 # Twilio numbers every message after connected from 1; a repeat or a step back is a broken stream.
-                return _close("out_of_order", f"sequenceNumber {seq} after {self._last_seq}", POLICY)
+                return fail("out_of_order", f"sequenceNumber {seq} after {self._last_seq}", POLICY)
             self._last_seq = seq
         if event == "connected":
             return []
         if event == "start":
             return self._open(msg)
         if self.start is None:
-            return _close("bad_start", f"{event!r} before start", POLICY)
+            return fail("bad_start", f"{event!r} before start", POLICY)
         if event == "media":
             return self._media(msg.get("media") or {})
         if event == "dtmf":
@@ -82,37 +77,25 @@ class TwilioProtocol:
     def flush(self) -> list:
         return flush_resamplers(self._resamplers)
 
-    def started(self, call: dict) -> list:
-        return []
-
-    def ended(self, audio_seconds: float) -> list:
-        return [Close(1000, "stream stopped")]
-
-    def rejected(self, code: str, message: str, close_code: int) -> list:
-        return [Close(close_code, f"{code}: {message}")]
-
-    def on_event(self, event: dict) -> list:
-        return []
-
     def _open(self, msg: dict) -> list:
         if self.start is not None:
-            return _close("bad_message", "a second start on one stream", POLICY)
+            return fail("bad_message", "a second start on one stream", POLICY)
         start = msg.get("start") or {}
         fmt = start.get("mediaFormat") or {}
         if fmt.get("encoding") != "audio/x-mulaw" or _int(fmt.get("sampleRate")) != RATE or _int(fmt.get("channels")) != 1:
-            return _close("unsupported_media", f"expected audio/x-mulaw 8000 Hz mono, got {json.dumps(fmt)[:60]}", UNSUPPORTED)
+            return fail("unsupported_media", f"expected audio/x-mulaw 8000 Hz mono, got {json.dumps(fmt)[:60]}", UNSUPPORTED)
         params = start.get("customParameters") or {}
         if self.authorize is not None and not self.authorize(params.get("token")):
-            return _close("unauthorized", "no valid ingest key (header, ?token= or customParameters.token)", POLICY)
+            return fail("unauthorized", "no valid ingest key (header, ?token= or customParameters.token)", POLICY)
         agent_id = params.get("agent_id")
         call_id = start.get("callSid") or msg.get("streamSid")
         if not isinstance(agent_id, str) or not CALL_ID.match(agent_id):
-            return _close("bad_start", "customParameters.agent_id is missing or malformed", POLICY)
+            return fail("bad_start", "customParameters.agent_id is missing or malformed", POLICY)
         if not isinstance(call_id, str) or not CALL_ID.match(call_id):
-            return _close("bad_start", "start.callSid is missing or malformed", POLICY)
+            return fail("bad_start", "start.callSid is missing or malformed", POLICY)
         tracks = [t for t in (start.get("tracks") or ["inbound"]) if t in TRACKS]
         if not tracks:
-            return _close("unsupported_media", "no inbound or outbound track", UNSUPPORTED)
+            return fail("unsupported_media", "no inbound or outbound track", UNSUPPORTED)
         roles = tuple(TRACKS[t] for t in ("inbound", "outbound") if t in tracks)
         self.stream_sid = start.get("streamSid") or msg.get("streamSid")
         metadata = {k: v for k, v in params.items() if k not in ("agent_id", "token")}
@@ -129,7 +112,7 @@ class TwilioProtocol:
         try:
             payload = base64.b64decode(media.get("payload", ""), validate=True)
         except (binascii.Error, ValueError):
-            return _close("bad_frame", "media.payload is not base64", INVALID_DATA)
+            return fail("bad_frame", "media.payload is not base64", INVALID_DATA)
         samples = to_float(decode("mulaw", payload))
         stamp = _int(media.get("timestamp"))
         if stamp is not None:
