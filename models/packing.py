@@ -1,8 +1,10 @@
 """Several utterances in one Whisper window: where each goes, and which words came from which.
 
-Whisper pays for a full 30 s window whatever the audio length, and tiny models
-hallucinate on shorter windows, so the scheduler packs utterances (from any calls)
-into one window, separated by silence, decodes once with timestamps, and gives each
+Whisper pays for its whole encoder window whatever the audio length, and tiny
+models hallucinate on windows much shorter than the 30 s they were trained on (on
+real speech: WER 0.03 at 30 s and 20 s, 0.20 at 15 s, far worse sized to the audio),
+so the scheduler packs utterances (from any calls) into one 20 s window (30 s for
+an utterance too long for it), separated by silence, decodes once with timestamps, and gives each
 utterance the segments that fall inside it. A segment that straddles two utterances
 is never guessed at: those utterances are decoded again on their own.
 """
@@ -11,8 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-WINDOW = 30.0
-CAPACITY = 28.0  # seconds of audio and gaps per window: keeps clear of the window's end
+WINDOW = 20.0  # the encoder window packed utterances share: 0.14 s to encode on 2 cores against 0.28 s for 30 s
+LONG_WINDOW = 30.0  # Whisper's own window, for an utterance longer than CAPACITY
+MARGIN = 2.0  # keeps the last words clear of the window's end
+CAPACITY = WINDOW - MARGIN  # seconds of audio and gaps per packed window
 GAP = 1.2  # silence between packed utterances: Whisper ends its segments there
 
 
@@ -34,6 +38,11 @@ def plan(lengths: list[float], capacity: float = CAPACITY, gap: float = GAP) -> 
     return max(1, count)
 
 
+def window_for(seconds: float) -> float:
+    """The encoder window for this much packed audio."""
+    return WINDOW if seconds <= CAPACITY else LONG_WINDOW
+
+
 def spans(lengths: list[float], gap: float = GAP) -> list[tuple[float, float]]:
     out, pos = [], 0.0
     for length in lengths:
@@ -45,9 +54,11 @@ def spans(lengths: list[float], gap: float = GAP) -> list[tuple[float, float]]:
 def assign(words: list[Segment], item_spans: list[tuple[float, float]], straddle: float = 0.3) -> tuple[list[str], set[int]]:
     """Text for each item from its aligned words, and the items whose words cannot be told apart.
 
-    The border between two items is the middle of the gap between them. Punctuation
-    has no sound of its own (the aligner stretches it over the following silence), so
-    it stays with the word before it.
+    The border between two items is the middle of the gap between them. The aligner
+    often stretches a word over the silence of a gap (a last word ending late, a first
+    word starting early): that is no doubt. A word that covers ``straddle`` seconds of
+    speech on both sides is: those items are decoded again. Punctuation has no sound
+    of its own, so it stays with the word before it.
     """
     texts: list[list[str]] = [[] for _ in item_spans]
     unsure: set[int] = set()
@@ -59,9 +70,9 @@ def assign(words: list[Segment], item_spans: list[tuple[float, float]], straddle
             continue
         middle = (word.start + word.end) / 2
         item = sum(1 for b in borders if middle >= b)
-        for i, b in enumerate(borders):
-            if word.start < b - straddle and word.end > b + straddle:
-                unsure.update((i, i + 1))
+        covered = [i for i, (s, e) in enumerate(item_spans) if min(e, word.end) - max(s, word.start) >= straddle]
+        if len(covered) > 1:
+            unsure.update(range(covered[0], covered[-1] + 1))
         texts[item].append(word.text)
         last = item
     # Whisper's words carry their own leading spaces.

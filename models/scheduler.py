@@ -41,6 +41,7 @@ class Job:
 class SchedulerStats:
     jobs_done: int = 0
     partials_superseded: int = 0
+    withdrawn: int = 0
     audio_seconds: float = 0.0
     busy_seconds: float = 0.0
     windows: int = 0
@@ -85,6 +86,19 @@ class TranscriptionScheduler:
             self.stats.partials_superseded += 1
             _resolve(stale, None)
         return job.future
+
+    def withdraw(self, future: asyncio.Future) -> bool:
+        """Take back a queued job (an early final whose speaker went on); False once it has started."""
+        with self._cv:
+            for i, (_, job) in enumerate(self._finals):
+                if job.future is future:
+                    del self._finals[i]
+                    break
+            else:
+                return False
+        self.stats.withdrawn += 1
+        _resolve(job, None)
+        return True
 
     def close(self) -> None:
         with self._cv:

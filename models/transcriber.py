@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from models.packing import GAP, WINDOW, Segment, assign, spans
+from models.packing import GAP, LONG_WINDOW, Segment, assign, spans, window_for
 from models.resample import MODEL_RATE
 
 log = logging.getLogger("calmline.transcriber")
 
 BUNDLED = "bundled"
+MAX_WORDS_PER_SECOND = 6.0  # faster than any talker: more words than this is a decoding loop
+TOKENS_PER_SECOND = 10  # the decode budget per second of audio, well above real speech (about 5)
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,11 @@ class Transcript:
     text: str
     avg_logprob: float
     no_speech_prob: float
+
+
+def _token_budget(seconds: float) -> int:
+    """Tokens worth decoding for this much audio: a loop is cut short instead of running to 448."""
+    return min(448, int(TOKENS_PER_SECOND * seconds) + 16)
 
 
 def bundled_model_path() -> Path:
@@ -79,6 +86,7 @@ class Transcriber:
         self.tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe",
                                    language=self.language or "en")
         self._suppress = list(get_suppressed_tokens(self.tokenizer, [-1]))
+        self.redecoded = 0  # utterances a packed window got wrong, decoded again alone
         log.info("model loaded", extra={"model": self.model_name, "device": self.device, "compute_type": compute_type})
 
     def transcribe(self, audio: np.ndarray, beam_size: int = 1) -> Transcript:
@@ -100,42 +108,64 @@ class Transcriber:
     # -- many utterances per window: what the scheduler uses ---------------------
 
     def transcribe_many(self, audios: list[np.ndarray]) -> list[Transcript]:
-        """Utterances packed into one 30 s window, decoded once, words given back by their aligned times."""
-        if len(audios) == 1:
-            encoded = self._encode(audios)
-            [(tokens, score)] = self._generate(encoded, 1)
-            return [Transcript(self._text(tokens), score, 0.0)]
-        lengths = [len(a) / MODEL_RATE for a in audios]
-        gap = np.zeros(int(GAP * MODEL_RATE), dtype=np.float32)
-        window = np.concatenate([x for a in audios for x in (a, gap)])
-        encoded = self._encode([window])
-        [(tokens, score)] = self._generate(encoded, 1)
-        words = self._words(tokens, encoded)
-        texts, unsure = assign(words, spans(lengths))
-        out = [Transcript(t, score, 0.0) for t in texts]
-        # Whisper sometimes skips an utterance in a long window: one that came back with (almost) no
-        # words for its length is decoded again on its own, as is one whose words cannot be told apart.
-        skipped = {i for i, (t, n) in enumerate(zip(texts, lengths)) if not t or len(t.split()) < 0.7 * n - 1}
-        redo = sorted(unsure | skipped)
-        if redo:
-            encoded = self._encode([audios[i] for i in redo])
-            for i, (tokens, score) in zip(redo, self._generate(encoded, len(redo))):
-                out[i] = Transcript(self._text(tokens), score, 0.0)
-        return out
+        """Utterances packed into one window, decoded once, words given back by their aligned times.
 
-    def _encode(self, audios: list[np.ndarray]):
+        What a window got wrong (an utterance skipped, words that cannot be told apart, a
+        decoding loop) is packed again on its own, and what is still wrong is decoded alone
+        in Whisper's own 30 s window: the safest decode there is, and rarely needed."""
+        texts, scores, unsure = self._packed(audios)
+        if 1 < len(unsure) < len(audios):
+            again = sorted(unsure)
+            texts2, scores2, unsure2 = self._packed([audios[i] for i in again])
+            for j, i in enumerate(again):
+                texts[i], scores[i] = texts2[j], scores2[j]
+            unsure = {again[j] for j in unsure2}
+        redo = sorted(unsure)
+        self.redecoded += len(redo)
+        if redo:
+            encoded, _ = self._encode([audios[i] for i in redo], LONG_WINDOW)
+            budget = _token_budget(max(len(audios[i]) / MODEL_RATE for i in redo))
+            for i, (tokens, score) in zip(redo, self._generate(encoded, len(redo), budget)):
+                texts[i], scores[i] = self._text(tokens), score
+        return [Transcript(t, s, 0.0) for t, s in zip(texts, scores)]
+
+    def _packed(self, audios: list[np.ndarray]) -> tuple[list[str], list[float], set[int]]:
+        """One window's texts and scores, and the items it got wrong."""
+        lengths = [len(a) / MODEL_RATE for a in audios]
+        if len(audios) == 1:
+            encoded, _ = self._encode(audios)
+            [(tokens, score)] = self._generate(encoded, 1, _token_budget(lengths[0]))
+            texts, scores, unsure = [self._text(tokens)], [score], set()
+        else:
+            gap = np.zeros(int(GAP * MODEL_RATE), dtype=np.float32)
+            window = np.concatenate([x for a in audios for x in (a, gap)])
+            encoded, frames = self._encode([window])
+            [(tokens, score)] = self._generate(encoded, 1, _token_budget(sum(lengths)))
+            texts, unsure = assign(self._words(tokens, encoded, frames), spans(lengths))
+            scores = [score] * len(audios)
+            # Whisper sometimes stops early in a long window: an utterance that came back with
+            # (almost) no words for its length was skipped.
+            unsure |= {i for i, (t, n) in enumerate(zip(texts, lengths)) if len(t.split()) < 0.7 * n - 1}
+        # The other failure of short windows: a phrase repeated until the token budget runs out.
+        unsure |= {i for i, (t, n) in enumerate(zip(texts, lengths)) if len(t.split()) > MAX_WORDS_PER_SECOND * n + 4}
+        return texts, scores, unsure
+
+    def _encode(self, audios: list[np.ndarray], seconds: float | None = None):
+        """The encoder output for a batch of same-size windows, and the window's length in frames."""
         import ctranslate2
 
-        n = int(WINDOW * MODEL_RATE)
+        seconds = seconds or window_for(max(len(a) for a in audios) / MODEL_RATE)
+        n = int(seconds * MODEL_RATE)
         extractor = self.model.feature_extractor
-        # Always the full 30 s window: tiny Whisper models hallucinate on shorter encoder inputs.
-        feats = np.stack([extractor(np.pad(a[:n], (0, n - len(a[:n]))), padding=0)[:, : extractor.nb_max_frames]
+        frames = n // extractor.hop_length
+        feats = np.stack([extractor(np.pad(a[:n], (0, n - len(a[:n]))), padding=0)[:, :frames]
                           for a in audios]).astype(np.float32)
-        return self.model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats)), to_cpu=False)
+        encoded = self.model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats)), to_cpu=False)
+        return encoded, frames
 
-    def _generate(self, encoded, count: int) -> list[tuple[list[int], float]]:
+    def _generate(self, encoded, count: int, max_length: int = 448) -> list[tuple[list[int], float]]:
         prompt = list(self.tokenizer.sot_sequence) + [self.tokenizer.no_timestamps]
-        results = self.model.model.generate(encoded, [prompt] * count, beam_size=1, max_length=448,
+        results = self.model.model.generate(encoded, [prompt] * count, beam_size=1, max_length=max_length,
                                             return_scores=True, suppress_blank=True, suppress_tokens=self._suppress)
         return [([t for t in r.sequences_ids[0] if t < self.tokenizer.eot], float(r.scores[0]) if r.scores else 0.0)
                 for r in results]
@@ -143,9 +173,9 @@ class Transcriber:
     def _text(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens).strip()
 
-    def _words(self, tokens: list[int], encoded) -> list[Segment]:
+    def _words(self, tokens: list[int], encoded, frames: int) -> list[Segment]:
         """Each word with its time in the window, from the decoder's cross-attention alignment."""
         if not tokens:
             return []
-        [words] = self.model.find_alignment(self.tokenizer, [tokens], encoded, [self.model.feature_extractor.nb_max_frames])
+        [words] = self.model.find_alignment(self.tokenizer, [tokens], encoded, [frames])
         return [Segment(float(w["start"]), float(w["end"]), w["word"]) for w in words]

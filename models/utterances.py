@@ -2,6 +2,8 @@
 
 Input: float32 samples in arbitrary frame sizes. Output: plain dataclasses, in order:
 ``SpeechStarted``, ``PartialDue`` (about every ``partial_interval`` seconds of speech),
+``PauseHeard`` (once ``post_roll`` seconds of silence make the utterance's audio
+complete, should it end there; followed by ``SpeechResumed`` if it does not),
 ``UtteranceEnded`` (after ``end_silence`` seconds without speech). Times are seconds of
 this speaker's audio since the call started.
 """
@@ -54,6 +56,23 @@ class PartialDue:
 
 
 @dataclass(frozen=True)
+class PauseHeard:
+    """The audio an ``UtteranceEnded`` will carry if no speech comes back: transcribe it early."""
+
+    utterance: int
+    start: float
+    end: float
+    audio: np.ndarray
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    """The pause after a ``PauseHeard`` was only a pause."""
+
+    utterance: int
+
+
+@dataclass(frozen=True)
 class UtteranceEnded:
     utterance: int
     start: float
@@ -75,6 +94,7 @@ class UtteranceSegmenter:
         self._silence = 0.0
         self._voiced = 0.0
         self._last_partial = 0.0
+        self._pause_heard = False
         self._utterance = 0
 
     @property
@@ -99,7 +119,7 @@ class UtteranceSegmenter:
         """End of stream (or pause): close any open utterance now."""
         out: list = []
         if self._speech is not None:
-            self._close(out, self.now)
+            self._close(out, min(self.now, self._speech_end + self.config.post_roll))
         self._pending = np.zeros(0, dtype=np.float32)
         return out
 
@@ -137,8 +157,18 @@ class UtteranceSegmenter:
             self._silence = 0.0
             self._voiced += dt
             self._speech_end = self.now
+            if self._pause_heard:
+                self._pause_heard = False
+                out.append(SpeechResumed(self._utterance))
         else:
             self._silence += dt
+        if (not self._pause_heard and cfg.post_roll <= self._silence < cfg.end_silence
+                and self._voiced >= cfg.min_speech):
+            # The final's audio stops post_roll after the speech: it is all here, so the transcriber
+            # can start now and the final is ready about when the silence confirms the end.
+            self._pause_heard = True
+            end = self._speech_end + cfg.post_roll
+            out.append(PauseHeard(self._utterance, round(self._start, 3), round(self._speech_end, 3), self._audio_until(end)))
         if self._silence >= cfg.end_silence:
             self._close(out, min(self.now, self._speech_end + cfg.post_roll))
         elif self.now - self._start >= cfg.max_utterance:
@@ -147,9 +177,13 @@ class UtteranceSegmenter:
             self._last_partial = self.now
             out.append(PartialDue(self._utterance, round(self._start, 3), round(self.now, 3), np.concatenate(self._speech)))
 
+    def _audio_until(self, end: float) -> np.ndarray:
+        return np.concatenate(self._speech)[: max(0, int((end - self._start) * MODEL_RATE))]
+
     def _close(self, out: list, end: float) -> None:
-        audio = np.concatenate(self._speech)[: max(0, int((end - self._start) * MODEL_RATE))]
+        audio = self._audio_until(end)
         too_short = self._voiced < self.config.min_speech
         self._speech = None
+        self._pause_heard = False
         self._history = []
         out.append(UtteranceEnded(self._utterance, round(self._start, 3), round(self._speech_end, 3), audio, too_short))

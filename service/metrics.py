@@ -24,7 +24,11 @@ class ServiceCollector:
         yield CounterMetricFamily("calmline_transcription_jobs", "Transcription jobs run", value=stats.jobs_done)
         yield CounterMetricFamily("calmline_transcription_partials_superseded", "Partials replaced before they ran",
                                   value=stats.partials_superseded)
+        yield CounterMetricFamily("calmline_transcription_early_finals_withdrawn",
+                                  "Finals started at a pause and taken back when the speaker went on", value=stats.withdrawn)
         yield CounterMetricFamily("calmline_transcription_busy_seconds", "Worker time spent transcribing", value=stats.busy_seconds)
+        yield CounterMetricFamily("calmline_transcription_redecoded", "Utterances a packed window got wrong, decoded alone",
+                                  value=svc.transcriber.redecoded)
         yield CounterMetricFamily("calmline_transcribed_audio_seconds", "Audio seconds transcribed", value=stats.audio_seconds)
 
 

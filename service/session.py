@@ -20,7 +20,8 @@ from models.coach.coach import Alert, Coach, Cue, StepDone, Warning
 from models.coach.playbook import Playbook
 from models.floor import FloorState, FloorTracker
 from models.heat import HeatTracker
-from models.utterances import PartialDue, SegmenterConfig, UtteranceEnded, UtteranceSegmenter, VoiceChunk
+from models.utterances import (PartialDue, PauseHeard, SegmenterConfig, SpeechResumed, UtteranceEnded,
+                               UtteranceSegmenter, VoiceChunk)
 from service.audio_files import CallAudio
 from service.events import CallEvents
 from service.ingest.calls import Start
@@ -50,6 +51,8 @@ class RoleTrack:
         self.segmenter = UtteranceSegmenter(config)
         self.last_final: asyncio.Task | None = None
         self.finalized = 0  # highest utterance whose final is submitted: its partials are stale
+        self.partial_end = 0.0  # end of the newest partial shown: an older snapshot is never shown after it
+        self.early: tuple[PauseHeard, asyncio.Future] | None = None  # a final started at the pause
         self.samples = 0  # 16 kHz samples received: this speaker's clock
         self.arrivals: deque[tuple[float, float]] = deque(maxlen=500)  # (audio time, monotonic arrival), last 10 s
 
@@ -136,10 +139,32 @@ class CallSession:
             self._emit_coach(self.coach.tick(item.t))
         elif isinstance(item, PartialDue):
             self._spawn(self._partial(track, item))
-        elif isinstance(item, UtteranceEnded) and not item.too_short:
+        elif isinstance(item, PauseHeard):
+            track.early = (item, self._job(track, item, FINAL))
+        elif isinstance(item, SpeechResumed):
+            self._drop_early(track)
+        elif isinstance(item, UtteranceEnded):
+            future = None
+            if track.early is not None:
+                heard, early = track.early
+                if heard.utterance == item.utterance and len(heard.audio) == len(item.audio):
+                    future, track.early = early, None
+                else:
+                    self._drop_early(track)
+            if item.too_short:
+                return
             track.finalized = item.utterance
             previous = track.last_final
-            track.last_final = self._spawn(self._final(track, item, previous))
+            track.last_final = self._spawn(self._final(track, item, previous, future))
+
+    def _drop_early(self, track: RoleTrack) -> None:
+        """The speaker went on after the pause: the early final, if it already ran, is a fine partial."""
+        if track.early is None:
+            return
+        heard, future = track.early
+        track.early = None
+        if not self.deps.scheduler.withdraw(future):
+            self._spawn(self._show_partial(track, heard, future))
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -173,16 +198,23 @@ class CallSession:
         return self.coach.summary(final_heat)
 
     async def _partial(self, track: RoleTrack, item: PartialDue) -> None:
-        result = await self._job(track, item, PARTIAL)
-        if result is None or not result.text or track.finalized >= item.utterance or self.ended:
+        await self._show_partial(track, item, self._job(track, item, PARTIAL))
+
+    async def _show_partial(self, track: RoleTrack, item: PartialDue | PauseHeard, future: asyncio.Future) -> None:
+        result = await future
+        end = item.end if isinstance(item, PartialDue) else item.end + self.deps.segmenter.post_roll
+        if (result is None or not result.text or track.finalized >= item.utterance or self.ended
+                or end <= track.partial_end):
             return
-        self.events.emit("transcript.partial", item.end, speaker=track.role, text=result.text,
-                         start=round(item.start, 3), end=round(item.end, 3))
+        track.partial_end = end
+        self.events.emit("transcript.partial", end, speaker=track.role, text=result.text,
+                         start=round(item.start, 3), end=round(end, 3))
         if track.role == "agent":
             self.coach.agent_words(result.text)
 
-    async def _final(self, track: RoleTrack, item: UtteranceEnded, previous: asyncio.Task | None) -> None:
-        future = self._job(track, item, FINAL)
+    async def _final(self, track: RoleTrack, item: UtteranceEnded, previous: asyncio.Task | None,
+                     future: asyncio.Future | None = None) -> None:
+        future = future or self._job(track, item, FINAL)
         try:
             result = await future
         except Exception:

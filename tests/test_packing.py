@@ -1,13 +1,18 @@
 """Packing utterances into one window: planning, spans, and giving each its own words."""
 
-from models.packing import GAP, Segment, assign, plan, spans
+from models.packing import CAPACITY, GAP, LONG_WINDOW, WINDOW, Segment, assign, plan, spans, window_for
 
 
 def test_plan_fills_a_window_and_always_takes_one():
-    assert plan([5.0, 5.0, 5.0, 5.0, 5.0]) == 4  # 4 x (5 + 1.2) = 24.8 <= 28; a fifth would be 31
-    assert plan([27.5, 1.0]) == 1
+    assert plan([3.0, 3.0, 3.0, 3.0, 3.0]) == 4  # 4 x (3 + 1.2) = 16.8 <= 18; a fifth would be 21
+    assert plan([17.5, 1.0]) == 1
     assert plan([40.0]) == 1
     assert plan([]) == 1
+
+
+def test_a_long_utterance_gets_whispers_own_window():
+    assert window_for(CAPACITY) == WINDOW < LONG_WINDOW == 30.0
+    assert window_for(CAPACITY + 0.1) == LONG_WINDOW
 
 
 def test_spans_leave_gaps():
@@ -23,9 +28,17 @@ def test_segments_go_to_their_own_utterance():
 
 
 def test_a_straddling_word_is_never_guessed():
-    item_spans = spans([2.0, 3.0])
-    texts, unsure = assign([Segment(1.5, 3.2, " both")], item_spans)
+    item_spans = spans([2.0, 3.0])  # (0, 2) and (3.2, 6.2)
+    texts, unsure = assign([Segment(1.5, 3.6, " both")], item_spans)  # 0.5 s of speech on each side
     assert unsure == {0, 1}
+
+
+def test_a_word_stretched_over_the_gap_goes_to_its_speech():
+    # The aligner often starts an utterance's first word in the silence before it.
+    item_spans = spans([2.5, 2.5])  # (0, 2.5) and (3.7, 6.2)
+    words = [Segment(1.8, 2.4, " options"), Segment(2.4, 2.4, "."), Segment(2.4, 4.1, " You"), Segment(4.1, 4.4, " have")]
+    texts, unsure = assign(words, item_spans)
+    assert texts == ["options.", "You have"] and not unsure
 
 
 def test_punctuation_stays_with_the_word_before_it():

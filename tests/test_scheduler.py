@@ -29,8 +29,8 @@ class GatedTranscriber:
         return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
 
 
-def job(call, speaker, kind, tag, utterance=1, seconds=10.0):
-    """A job whose audio is ``seconds`` long: two 10 s jobs fill one window (28 s with gaps)."""
+def job(call, speaker, kind, tag, utterance=1, seconds=7.0):
+    """A job whose audio is ``seconds`` long: two 7 s jobs fill one window (16.4 s of its 18 s with gaps)."""
     return Job(call, speaker, utterance, kind, np.full(int(seconds * 16000), tag, dtype=np.float32))
 
 
@@ -146,8 +146,8 @@ async def test_short_utterances_share_a_window():
         rest = [sched.submit(job(f"c{i}", "caller", FINAL, i, seconds=2.0)) for i in range(1, 10)]
         model.gate.set()
         await asyncio.gather(blocker, *rest)
-        # 2 s + 1.2 s gap each: eight fit in 28 s, the ninth waits for the next window.
-        assert model.ran == [[0], [1, 2, 3, 4, 5, 6, 7, 8], [9]]
+        # 2 s + 1.2 s gap each: five fit in 18 s, the sixth waits for the next window.
+        assert model.ran == [[0], [1, 2, 3, 4, 5], [6, 7, 8, 9]]
     finally:
         sched.close()
 
