@@ -108,7 +108,8 @@ def run_bench(counts: list[int], wav: str | None, speed: float, model: str, seco
     server = LocalServer(model, device)
     rows = []
     try:
-        print(f"device: {server.health().get('device')}", flush=True)
+        health = server.health()
+        print(f"device: {health.get('device')}, {health.get('workers')} transcription workers", flush=True)
         header = (f"{'calls':>5} {'finals':>6} {'p50 s':>6} {'p95 s':>6} {'max s':>6} {'partial s':>9} {'WER':>6} "
                   f"{'RTF':>6} {'CPU':>5} {'RSS MB':>7} kept up")
         print(header, flush=True)

@@ -9,7 +9,7 @@ import uvicorn
 
 from clients.simulate import describe, stream_call
 from service import config
-from service.app import build_services, create_app
+from service.app import build_services, create_app, server_config
 from service.auth import development_banner
 
 SAMPLE_CALL = Path(__file__).parent / "data" / "sample_call.wav"
@@ -18,8 +18,7 @@ SAMPLE_CALL = Path(__file__).parent / "data" / "sample_call.wav"
 async def run_demo(settings: config.Settings, once: bool = False, speed: float = 1.0) -> int:
     print("Loading the speech model…", flush=True)
     services = await asyncio.to_thread(build_services, settings)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, services), host=settings.host, port=settings.port,
-                                           log_level="warning", lifespan="on", ws_max_size=16 * 2**20))
+    server = uvicorn.Server(server_config(create_app(settings, services), settings.host, settings.port, lifespan="on"))
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():

@@ -137,10 +137,11 @@ class TranscriptionScheduler:
                 results: list = self._transcriber.transcribe_many([j.audio for j in jobs])
             except BaseException as exc:  # reported to the submitters, the worker lives on
                 results = [exc] * len(jobs)
-            self.stats.busy_seconds += time.monotonic() - started
-            self.stats.audio_seconds += sum(len(j.audio) for j in jobs) / MODEL_RATE
-            self.stats.jobs_done += len(jobs)
-            self.stats.windows += 1
+            with self._cv:  # workers finish side by side
+                self.stats.busy_seconds += time.monotonic() - started
+                self.stats.audio_seconds += sum(len(j.audio) for j in jobs) / MODEL_RATE
+                self.stats.jobs_done += len(jobs)
+                self.stats.windows += 1
             for job, result in zip(jobs, results):
                 _resolve(job, result)
 

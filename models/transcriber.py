@@ -14,6 +14,11 @@ from models.resample import MODEL_RATE
 
 log = logging.getLogger("calmline.transcriber")
 
+# CTranslate2's OpenMP threads otherwise spin between steps, taking the cores the event loop needs
+# to take in audio (bench, 2 cores, one two-threaded worker: 16 calls p95 1.45 s spinning, 1.20 s not).
+# Read when CTranslate2 loads, so set before it is imported; an operator's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 BUNDLED = "bundled"
 MAX_WORDS_PER_SECOND = 6.0  # faster than any talker: more words than this is a decoding loop
 TOKENS_PER_SECOND = 10  # the decode budget per second of audio, well above real speech (about 5)
@@ -58,10 +63,14 @@ class Transcriber:
     """One loaded faster-whisper model. ``transcribe`` is blocking: call it from a worker thread."""
 
     def __init__(self, model: str = BUNDLED, device: str = "auto", compute_type: str = "default",
-                 cpu_threads: int = 0, language: str = "en", download_root: str | None = None, workers: int = 1):
+                 cpu_threads: int = 0, language: str = "en", download_root: str | None = None, workers: int = 0):
         from faster_whisper import WhisperModel
 
         self.device = resolve_device(device)
+        # On CPU two single-threaded workers beat one two-threaded one: a thread team stalls whenever
+        # the event loop takes one of its cores, a lone thread just runs a little later (bench, 2 cores:
+        # 20 calls p95 1.27 s against 1.58 s). A GPU runs one window at a time best.
+        self.workers = workers or (1 if self.device == "cuda" or (os.cpu_count() or 1) < 2 else 2)
         if compute_type == "default":
             compute_type = "float16" if self.device == "cuda" else "int8"
         self.compute_type = compute_type
@@ -73,8 +82,8 @@ class Transcriber:
         try:
             self.model = WhisperModel(os.path.expanduser(source), device=self.device, compute_type=compute_type,
                                       # Threads are shared out between the workers that run windows side by side.
-                                      cpu_threads=cpu_threads or max(1, min(4, (os.cpu_count() or 1) // workers)),
-                                      num_workers=workers,
+                                      cpu_threads=cpu_threads or max(1, min(4, (os.cpu_count() or 1) // self.workers)),
+                                      num_workers=self.workers,
                                       download_root=download_root)
         except Exception as exc:
             raise RuntimeError(f"cannot load faster-whisper model {source!r}: {exc}") from exc

@@ -28,7 +28,8 @@ class SegmenterConfig:
     pre_roll: float = 0.5  # audio kept before the detected start: Silero is often late on a fast first word
     post_roll: float = 0.2
     partial_interval: float = 1.0
-    max_utterance: float = 25.0  # whisper's window is 30 s; cut long monologues before it
+    long_utterance: float = 12.0  # past this, an utterance ends at the next breath (post_roll of silence)
+    max_utterance: float = 18.0  # and is cut here at the latest: it still fits one packed 20 s window
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,10 @@ class UtteranceSegmenter:
             self._silence += dt
         if (not self._pause_heard and cfg.post_roll <= self._silence < cfg.end_silence
                 and self._voiced >= cfg.min_speech):
+            if self.now - self._start >= cfg.long_utterance:
+                # A monologue's final comes at its next breath, not only when it is over.
+                self._close(out, self._speech_end + cfg.post_roll)
+                return
             # The final's audio stops post_roll after the speech: it is all here, so the transcriber
             # can start now and the final is ready about when the silence confirms the end.
             self._pause_heard = True

@@ -137,7 +137,7 @@ async def whoami(request: Request) -> JSONResponse:
 async def healthz(request: Request) -> JSONResponse:
     svc = request.app.state.services
     return JSONResponse({"status": "ok", "model": svc.transcriber.model_name, "device": svc.transcriber.device,
-                         "live_calls": len(svc.calls.all()), "queue_depth": svc.scheduler.depth})
+                         "workers": svc.transcriber.workers, "live_calls": len(svc.calls.all()), "queue_depth": svc.scheduler.depth})
 
 
 async def metrics_endpoint(request: Request) -> Response:

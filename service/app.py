@@ -50,7 +50,7 @@ def build_services(settings: Settings, transcriber: Transcriber | None = None) -
     transcriber = transcriber or Transcriber(settings.model, settings.device, settings.compute_type,
                                              settings.cpu_threads, settings.language,
                                              download_root=str(settings.data_dir / "models"), workers=settings.workers)
-    scheduler = TranscriptionScheduler(transcriber, workers=settings.workers)
+    scheduler = TranscriptionScheduler(transcriber, workers=transcriber.workers)
     store = Store(settings.sqlalchemy_url)
     interrupted = store.mark_interrupted()
     if interrupted:
@@ -78,3 +78,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         svc.store.close()
 
     return Starlette(routes=routes(), lifespan=lifespan)
+
+
+def server_config(app: Starlette, host: str, port: int, **extra):
+    """The one uvicorn configuration every way of serving uses."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", ws_max_size=16 * 2**20,
+                          # Audio does not compress and events are small: deflate would only cost CPU per frame.
+                          ws_per_message_deflate=False, **extra)

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(settings: config.Settings) -> int:
     import uvicorn
 
-    from service.app import build_services, create_app
+    from service.app import build_services, create_app, server_config
     from service.auth import development_banner
 
     logs.setup(settings.log_level)
@@ -105,8 +105,7 @@ def _serve(settings: config.Settings) -> int:
         print(banner, flush=True)
     print(f"Calmline serving on http://{settings.host}:{settings.port} (model {services.transcriber.model_name} "
           f"on {services.transcriber.device})", flush=True)
-    uvicorn.run(create_app(settings, services), host=settings.host, port=settings.port, log_level="warning",
-                ws_max_size=16 * 2**20)
+    uvicorn.Server(server_config(create_app(settings, services), settings.host, settings.port)).run()
     return 0
 
 

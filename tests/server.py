@@ -10,7 +10,7 @@ import uvicorn
 
 from clients.local_server import free_port
 from service import config
-from service.app import build_services, create_app
+from service.app import build_services, create_app, server_config
 
 INGEST_KEY = "test-ingest-key"
 AGENT_TOKENS = {"a-1": "test-agent-1", "a-2": "test-agent-2"}
@@ -27,8 +27,7 @@ class RunningServer:
         self.settings = config.load(environ=env, data_dir=data_dir, port=free_port(), **overrides)
         self.services = build_services(self.settings, transcriber)
         app = create_app(self.settings, self.services)
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.settings.port,
-                                                    log_level="warning", ws_max_size=16 * 2**20))
+        self.server = uvicorn.Server(server_config(app, "127.0.0.1", self.settings.port))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 30
