@@ -175,9 +175,10 @@ class FloorTracker:
         covered = self._last_final is not None and self._last_final[1] >= self.voices[CALLER].last_voice - 0.35
         kind = completeness(self._last_final[0]) if covered else None
         habit = self.habit
-        if kind == "question" and pause >= cfg.question_pause:
+        if kind == "question" and pause >= cfg.question_pause and not self.venting:
             return 0.9
-        if kind == "complete":
+        # A venting caller's question is mostly rhetorical ("are you kidding me?"): it waits like a statement.
+        if kind == "complete" or kind == "question":
             if pause >= habit and (not self.heat_rising or self._pitch_falling()):
                 return 0.8
             if pause >= habit + 0.5:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 REGISTRY = CollectorRegistry()
@@ -10,6 +10,10 @@ FINAL_DELAY = Histogram(
     "calmline_transcript_final_delay_seconds",
     "From the arrival of the audio that ends an utterance to its transcript.final leaving the server",
     buckets=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0), registry=REGISTRY)
+FINALS_STARTED_EARLY = Counter(
+    "calmline_transcript_finals_started_early",
+    "Finals whose transcription started at the pause, before the silence that ends an utterance was over",
+    registry=REGISTRY)
 
 
 class ServiceCollector:

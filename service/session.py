@@ -25,7 +25,7 @@ from models.utterances import (PartialDue, PauseHeard, SegmenterConfig, SpeechRe
 from service.audio_files import CallAudio
 from service.events import CallEvents
 from service.ingest.calls import Start
-from service.metrics import FINAL_DELAY
+from service.metrics import FINAL_DELAY, FINALS_STARTED_EARLY
 from service.recorder import Recorder
 
 log = logging.getLogger("calmline.session")
@@ -149,6 +149,7 @@ class CallSession:
                 heard, early = track.early
                 if heard.utterance == item.utterance and len(heard.audio) == len(item.audio):
                     future, track.early = early, None
+                    FINALS_STARTED_EARLY.inc()
                 else:
                     self._drop_early(track)
             if item.too_short:

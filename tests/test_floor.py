@@ -59,12 +59,24 @@ def test_a_question_releases_as_soon_as_its_transcript_is_in():
     call = Call()
     call.run(3.0, caller=True)
     end = call.t
-    call.run(0.9)  # the final typically lands about 0.9 s after the end of speech
-    call.final("What are you going to do about it?", end)
+    call.run(0.6)  # the final lands about 0.6 s after the end of speech
+    call.final("Can you tell me when it will arrive?", end, score=0.0, heat=0.2)
     released = call.releases()
-    assert released and released[0] - end <= 1.0
+    assert released and released[0] - end <= 0.7
     last = call.out[-1]
     assert last.state == "open" and last.finished_venting and not last.venting and last.confidence >= 0.8
+
+
+def test_a_venting_callers_question_waits_like_a_statement():
+    """"Are you kidding me?" mid-vent is rhetorical: more is coming after a breath."""
+    call = Call()
+    call.run(3.0, caller=True)
+    end = call.t
+    call.run(0.6)
+    call.final("Are you kidding me?", end, score=-0.6, heat=0.8)
+    assert call.releases() == []
+    call.run(0.5)
+    assert call.releases() and call.releases()[0] - end >= 0.85
 
 
 def test_a_thought_left_hanging_waits_longer():

@@ -10,6 +10,7 @@ import pytest
 
 from clients.simulate import stream_call
 from models.wer import corpus_wer
+from service.metrics import REGISTRY
 from tests.conftest import SAMPLE_GOLD, SAMPLE_WAV
 from tests.server import AGENT_TOKENS, INGEST_KEY
 
@@ -18,7 +19,10 @@ SPEED = 3.0
 
 @pytest.fixture(scope="module")
 async def sample_run(server):
-    return await stream_call(SAMPLE_WAV, server.ws, "a-1", INGEST_KEY, watch_token=AGENT_TOKENS["a-1"], speed=SPEED)
+    early = REGISTRY.get_sample_value("calmline_transcript_finals_started_early_total")
+    run = await stream_call(SAMPLE_WAV, server.ws, "a-1", INGEST_KEY, watch_token=AGENT_TOKENS["a-1"], speed=SPEED)
+    run.started_early = REGISTRY.get_sample_value("calmline_transcript_finals_started_early_total") - early
+    return run
 
 
 def finals(events, speaker=None):
@@ -30,6 +34,11 @@ def test_finals_match_the_script(sample_run, speaker):
     script = " ".join(p["text"] for p in SAMPLE_GOLD["parts"] if p["speaker"] == speaker)
     heard = " ".join(e["text"] for e in finals(sample_run.events, speaker))
     assert corpus_wer([(script, heard)]) <= 0.10, heard
+
+
+def test_finals_start_transcribing_at_the_pause(sample_run):
+    """Most finals were transcribed while the silence that confirms them was still running."""
+    assert sample_run.started_early >= 0.8 * len(finals(sample_run.events))
 
 
 def test_finals_are_in_time_order_and_inside_the_spoken_parts(sample_run):

@@ -23,7 +23,7 @@ class GatedTranscriber:
         self.gate = threading.Event()
         self.ran = []
 
-    def transcribe_many(self, audios):
+    def transcribe_many(self, audios, partials=0):
         self.gate.wait(10)
         self.ran.append([float(a[0]) for a in audios])
         return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
@@ -167,3 +167,42 @@ async def test_real_model_through_the_scheduler(transcriber):
     for part, result in zip(parts, results):
         assert wer(part["text"], result.text) <= 0.2, (part["text"], result.text)
     assert sched.stats.windows <= 3
+
+
+async def test_an_early_final_is_withdrawn_while_queued_but_not_once_running():
+    model = GatedTranscriber()
+    sched = TranscriptionScheduler(model)
+    try:
+        running = sched.submit(job("c0", "caller", FINAL, 0))
+        await asyncio.sleep(0.05)
+        queued = sched.submit(job("c1", "caller", FINAL, 1))
+        assert sched.withdraw(queued) and not sched.withdraw(running)
+        model.gate.set()
+        assert await queued is None and (await running).text == "job 0"
+        assert model.ran == [[0]] and sched.stats.withdrawn == 1
+    finally:
+        sched.close()
+
+
+async def test_two_workers_run_windows_side_by_side():
+    """While one window is held up, the second worker takes the next one: finals do not queue behind it."""
+
+    class OneSlow(GatedTranscriber):
+        def transcribe_many(self, audios, partials=0):
+            if audios[0][0] == 0:
+                self.gate.wait(10)
+            self.ran.append([float(a[0]) for a in audios])
+            return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
+
+    model = OneSlow()
+    sched = TranscriptionScheduler(model, workers=2)
+    try:
+        slow = sched.submit(job("c0", "caller", FINAL, 0))
+        await asyncio.sleep(0.05)
+        quick = sched.submit(job("c1", "caller", FINAL, 1))
+        assert (await asyncio.wait_for(quick, 5)).text == "job 1"
+        assert not slow.done()
+        model.gate.set()
+        assert (await slow).text == "job 0" and model.ran == [[1], [0]]
+    finally:
+        sched.close()

@@ -5,7 +5,8 @@ import pytest
 
 from clients.wavfile import read_wav
 from models.resample import StreamResampler
-from models.utterances import PartialDue, SegmenterConfig, SpeechStarted, UtteranceEnded, UtteranceSegmenter
+from models.utterances import (PartialDue, PauseHeard, SegmenterConfig, SpeechResumed, SpeechStarted, UtteranceEnded,
+                               UtteranceSegmenter)
 from tests.conftest import SAMPLE_GOLD, SAMPLE_WAV
 
 
@@ -68,3 +69,42 @@ def test_skip_keeps_the_clock_and_closes_the_utterance():
     closed = seg.skip(2.0)
     assert isinstance(closed[-1], UtteranceEnded) and not seg.in_speech
     assert seg.now == pytest.approx(3.0, abs=0.04)
+
+
+def test_a_pause_hands_over_the_finals_audio_early():
+    """At post_roll seconds of silence the final's audio is complete: PauseHeard carries exactly it."""
+    events = segment(0)
+    heard = {}
+    for e in events:
+        if isinstance(e, PauseHeard):
+            assert e.utterance not in heard  # once per pause
+            heard[e.utterance] = e
+        elif isinstance(e, SpeechResumed):
+            assert heard.pop(e.utterance).utterance == e.utterance  # only after a pause was heard
+        elif isinstance(e, UtteranceEnded) and not e.too_short and e.utterance in heard:
+            early = heard.pop(e.utterance)
+            assert np.array_equal(early.audio, e.audio) and early.end == e.end
+    ends = [e for e in events if isinstance(e, UtteranceEnded) and not e.too_short]
+    early_ends = [e for e in ends if any(isinstance(p, PauseHeard) and p.utterance == e.utterance
+                                         and events.index(p) < events.index(e) for p in events)]
+    assert len(early_ends) >= len(ends) - 1  # all but one cut off by the end of the file
+
+
+def test_a_long_monologue_ends_at_a_breath():
+    # With end_silence 3 s the caller's turns run together into long utterances...
+    joined = [e for e in segment(0, SegmenterConfig(end_silence=3.0, long_utterance=1000.0))
+              if isinstance(e, UtteranceEnded) and not e.too_short]
+    assert max(e.end - e.start for e in joined) > 8.0
+    # ...unless long_utterance ends them at the next 0.2 s pause past 4 s.
+    cut = [e for e in segment(0, SegmenterConfig(end_silence=3.0, long_utterance=4.0))
+           if isinstance(e, UtteranceEnded) and not e.too_short]
+    assert len(cut) > len(joined)
+    for e in cut:
+        assert len(e.audio) / 16000 == pytest.approx(e.end - e.start + 0.2, abs=0.05)  # at a pause, not mid-word
+        assert e.end - e.start < 8.0
+
+
+def test_max_utterance_is_a_hard_limit():
+    ends = [e for e in segment(0, SegmenterConfig(end_silence=3.0, long_utterance=1000.0, max_utterance=3.0))
+            if isinstance(e, UtteranceEnded)]
+    assert ends and max(len(e.audio) / 16000 for e in ends) <= 3.05
