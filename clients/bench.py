@@ -98,7 +98,8 @@ def _calls(wav: str | None, count: int, seconds: float, workdir: Path) -> list[t
 
 
 def run_bench(counts: list[int], wav: str | None, speed: float, model: str, seconds: float = 60.0,
-              device: str = "auto") -> int:
+              device: str = "auto") -> dict:
+    """Prints the table as rows come in; returns the rows, the machine and the largest N within 1.5 s."""
     import tempfile
 
     workdir = Path(tempfile.mkdtemp(prefix="calmline-bench-calls-"))
@@ -107,6 +108,7 @@ def run_bench(counts: list[int], wav: str | None, speed: float, model: str, seco
     print(f"calmline bench: {source}, speed {speed}, model {model}, {os.cpu_count()} cores", flush=True)
     server = LocalServer(model, device)
     rows = []
+    health = {}
     try:
         health = server.health()
         print(f"device: {health.get('device')}, {health.get('workers')} transcription workers", flush=True)
@@ -122,11 +124,13 @@ def run_bench(counts: list[int], wav: str | None, speed: float, model: str, seco
     finally:
         server.stop()
     ok = [r["calls"] for r in rows if r["p95"] <= 1.5 and r["kept_up"]]
-    print(f"largest N with p95 final delay <= 1.5 s: {max(ok) if ok else 'none'}")
+    largest = max(ok) if ok else None
+    print(f"largest N with p95 final delay <= 1.5 s: {largest or 'none'}")
     print("delay: from the audio that ends an utterance leaving the softphone to its transcript.final arriving "
           "(includes the 0.5 s of silence that ends an utterance); partial s: median gap between a speaker's partials; "
           "RTF: transcription worker seconds per second of transcribed audio (finals and partials); CPU: cores busy")
-    return 0
+    return {"source": source, "cores": os.cpu_count(), "device": health.get("device"), "workers": health.get("workers"),
+            "rows": rows, "largest_n_p95_within_1_5_s": largest}
 
 
 def run_wer(model: str, device: str = "auto", limit: int | None = None) -> dict:

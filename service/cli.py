@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
+from pathlib import Path
 
 from service import config, logs
 
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--device", default="auto", help="auto, cpu or cuda")
     bench.add_argument("--wer", action="store_true",
                        help="instead: WER of packed windows against faster-whisper's own transcribe, offline")
+    bench.add_argument("--json", help="also write the results to this JSON file")
 
     ev = sub.add_parser("eval", help="measure the caller-state judgement and text sentiment on data")
     ev.add_argument("what", nargs="?", default="all", choices=["all", "calls", "sentiment"])
@@ -71,8 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "simulate":
         return _simulate(args)
     if args.command == "eval":
-        from pathlib import Path
-
         from clients.evaluate import calls, sentiment
 
         if args.what in ("all", "sentiment"):
@@ -85,10 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         from clients.bench import run_bench, run_wer
 
         if args.wer:
-            run_wer(args.model, args.device)
-            return 0
-        return run_bench([int(n) for n in args.calls.split(",")], args.wav, args.speed, args.model, args.seconds,
-                         args.device)
+            result = run_wer(args.model, args.device)
+        else:
+            result = run_bench([int(n) for n in args.calls.split(",")], args.wav, args.speed, args.model, args.seconds,
+                               args.device)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        return 0
     return 2
 
 
