@@ -141,7 +141,7 @@ def run_wer(model: str, device: str = "auto", limit: int | None = None) -> dict:
     from models.transcriber import Transcriber
 
     pool = realspeech.clips(limit)
-    t = Transcriber(model, device)
+    t = Transcriber(model, device, workers=1)  # one utterance or window at a time: all cores on it
     print(f"WER on {len(pool)} real-speech utterances ({sum(c.seconds for c in pool):.0f} s), model {t.model_name} "
           f"on {t.device}", flush=True)
     started = _time.monotonic()

@@ -202,7 +202,10 @@ class CallSession:
         await self._show_partial(track, item, self._job(track, item, PARTIAL))
 
     async def _show_partial(self, track: RoleTrack, item: PartialDue | PauseHeard, future: asyncio.Future) -> None:
-        result = await future
+        try:
+            result = await future
+        except Exception:  # a failing model is logged by the finals; a partial just does not show
+            return
         end = item.end if isinstance(item, PartialDue) else item.end + self.deps.segmenter.post_roll
         if (result is None or not result.text or track.finalized >= item.utterance or self.ended
                 or end <= track.partial_end):
