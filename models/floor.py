@@ -178,7 +178,7 @@ class FloorTracker:
         if kind == "question" and pause >= cfg.question_pause and not self.venting:
             return 0.9
         # A venting caller's question is mostly rhetorical ("are you kidding me?"): it waits like a statement.
-        if kind == "complete" or kind == "question":
+        if kind in ("complete", "question"):
             if pause >= habit and (not self.heat_rising or self._pitch_falling()):
                 return 0.8
             if pause >= habit + 0.5:

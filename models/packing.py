@@ -4,9 +4,9 @@ Whisper pays for its whole encoder window whatever the audio length, and tiny
 models hallucinate on windows much shorter than the 30 s they were trained on (on
 real speech: WER 0.03 at 30 s and 20 s, 0.20 at 15 s, far worse sized to the audio),
 so the scheduler packs utterances (from any calls) into one 20 s window (30 s for
-an utterance too long for it), separated by silence, decodes once with timestamps, and gives each
-utterance the segments that fall inside it. A segment that straddles two utterances
-is never guessed at: those utterances are decoded again on their own.
+an utterance too long for it), separated by silence, decodes once, and gives each
+utterance the aligned words that fall inside it. A word that covers speech of two
+utterances is never guessed at: those utterances are decoded again.
 """
 
 from __future__ import annotations

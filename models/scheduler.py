@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.packing import plan
+from models.packing import CAPACITY, plan
 from models.resample import MODEL_RATE
 
 FINAL, PARTIAL = 0, 1
@@ -48,11 +48,9 @@ class SchedulerStats:
 
 
 class TranscriptionScheduler:
-    def __init__(self, transcriber, workers: int = 1, capacity: float | None = None, partial_capacity: float = 5.0):
-        from models.packing import CAPACITY
-
+    def __init__(self, transcriber, workers: int = 1, capacity: float = CAPACITY, partial_capacity: float = 5.0):
         self._transcriber = transcriber
-        self.capacity = capacity or CAPACITY
+        self.capacity = capacity
         self.partial_capacity = partial_capacity
         self._finals: list[tuple[int, Job]] = []
         self._partials: dict[tuple[str, str], Job] = {}

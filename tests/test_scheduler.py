@@ -29,47 +29,47 @@ class GatedTranscriber:
         return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
 
 
+@pytest.fixture
+async def held():
+    """A scheduler whose worker holds job 0 until the test opens the gate, so a queue builds up behind it."""
+    model = GatedTranscriber()
+    sched = TranscriptionScheduler(model)
+    blocker = sched.submit(job("c0", "caller", FINAL, 0))
+    await asyncio.sleep(0.05)  # the worker now holds job 0
+    yield model, sched, blocker
+    model.gate.set()
+    sched.close()
+
+
 def job(call, speaker, kind, tag, utterance=1, seconds=7.0):
     """A job whose audio is ``seconds`` long: two 7 s jobs fill one window (16.4 s of its 18 s with gaps)."""
     return Job(call, speaker, utterance, kind, np.full(int(seconds * 16000), tag, dtype=np.float32))
 
 
-async def test_finals_first_newest_partial_wins_and_order_kept():
-    model = GatedTranscriber()
-    sched = TranscriptionScheduler(model)
-    try:
-        blocker = sched.submit(job("c0", "caller", FINAL, 0))
-        await asyncio.sleep(0.05)  # the worker now holds job 0
-        p1 = sched.submit(job("c1", "caller", PARTIAL, 1))
-        p2 = sched.submit(job("c1", "caller", PARTIAL, 2))  # replaces 1: same speaker
-        p3 = sched.submit(job("c2", "agent", PARTIAL, 3))
-        f4 = sched.submit(job("c1", "agent", FINAL, 4))
-        f5 = sched.submit(job("c2", "caller", FINAL, 5))
-        model.gate.set()
-        results = await asyncio.gather(blocker, p1, p2, p3, f4, f5)
-        assert results[1] is None  # superseded, never run
-        assert [r.text for r in results[2:]] == ["job 2", "job 3", "job 4", "job 5"]
-        assert model.ran == [[0], [4, 5], [2], [3]]  # finals in order, then partials oldest first, in small windows
-        assert sched.stats.partials_superseded == 1 and sched.stats.windows == 4
-    finally:
-        sched.close()
+async def test_finals_first_newest_partial_wins_and_order_kept(held):
+    model, sched, blocker = held
+    p1 = sched.submit(job("c1", "caller", PARTIAL, 1))
+    p2 = sched.submit(job("c1", "caller", PARTIAL, 2))  # replaces 1: same speaker
+    p3 = sched.submit(job("c2", "agent", PARTIAL, 3))
+    f4 = sched.submit(job("c1", "agent", FINAL, 4))
+    f5 = sched.submit(job("c2", "caller", FINAL, 5))
+    model.gate.set()
+    results = await asyncio.gather(blocker, p1, p2, p3, f4, f5)
+    assert results[1] is None  # superseded, never run
+    assert [r.text for r in results[2:]] == ["job 2", "job 3", "job 4", "job 5"]
+    assert model.ran == [[0], [4, 5], [2], [3]]  # finals in order, then partials oldest first, in small windows
+    assert sched.stats.partials_superseded == 1 and sched.stats.windows == 4
 
 
-async def test_a_final_drops_the_pending_partial_of_its_speaker():
-    model = GatedTranscriber()
-    sched = TranscriptionScheduler(model)
-    try:
-        blocker = sched.submit(job("c0", "caller", FINAL, 0))
-        await asyncio.sleep(0.05)
-        partial = sched.submit(job("c1", "caller", PARTIAL, 1))
-        final = sched.submit(job("c1", "caller", FINAL, 2))
-        model.gate.set()
-        assert await partial is None
-        assert (await final).text == "job 2"
-        await blocker
-        assert model.ran == [[0], [2]]
-    finally:
-        sched.close()
+async def test_a_final_drops_the_pending_partial_of_its_speaker(held):
+    model, sched, blocker = held
+    partial = sched.submit(job("c1", "caller", PARTIAL, 1))
+    final = sched.submit(job("c1", "caller", FINAL, 2))
+    model.gate.set()
+    assert await partial is None
+    assert (await final).text == "job 2"
+    await blocker
+    assert model.ran == [[0], [2]]
 
 
 async def test_partials_of_many_calls_all_get_served():
@@ -104,52 +104,34 @@ async def test_a_failing_model_fails_the_job_not_the_worker():
         sched.close()
 
 
-async def test_fairness_between_calls_is_first_come_first_served():
+async def test_fairness_between_calls_is_first_come_first_served(held):
     """A talkative call cannot push another call's final behind its own later ones."""
-    model = GatedTranscriber()
-    sched = TranscriptionScheduler(model)
-    try:
-        blocker = sched.submit(job("c0", "caller", FINAL, 0))
-        await asyncio.sleep(0.05)
-        busy = [sched.submit(job("busy", "caller", FINAL, i, utterance=i)) for i in (1, 2)]
-        quiet = sched.submit(job("quiet", "agent", FINAL, 3))
-        more = [sched.submit(job("busy", "caller", FINAL, i, utterance=i)) for i in (4, 5)]
-        model.gate.set()
-        await asyncio.gather(blocker, *busy, quiet, *more)
-        assert model.ran == [[0], [1, 2], [3, 4], [5]]
-    finally:
-        sched.close()
+    model, sched, blocker = held
+    busy = [sched.submit(job("busy", "caller", FINAL, i, utterance=i)) for i in (1, 2)]
+    quiet = sched.submit(job("quiet", "agent", FINAL, 3))
+    more = [sched.submit(job("busy", "caller", FINAL, i, utterance=i)) for i in (4, 5)]
+    model.gate.set()
+    await asyncio.gather(blocker, *busy, quiet, *more)
+    assert model.ran == [[0], [1, 2], [3, 4], [5]]
 
 
-async def test_partials_thin_out_under_load():
+async def test_partials_thin_out_under_load(held):
     """While a window runs, a speaker's partials pile up; only the newest is transcribed."""
-    model = GatedTranscriber()
-    sched = TranscriptionScheduler(model)
-    try:
-        blocker = sched.submit(job("c0", "caller", FINAL, 0))
-        await asyncio.sleep(0.05)
-        snapshots = [sched.submit(job("c1", "caller", PARTIAL, i, seconds=1.0)) for i in range(1, 8)]
-        model.gate.set()
-        results = await asyncio.gather(blocker, *snapshots)
-        assert [r is None for r in results[1:]] == [True] * 6 + [False]
-        assert model.ran == [[0], [7]] and sched.stats.partials_superseded == 6
-    finally:
-        sched.close()
+    model, sched, blocker = held
+    snapshots = [sched.submit(job("c1", "caller", PARTIAL, i, seconds=1.0)) for i in range(1, 8)]
+    model.gate.set()
+    results = await asyncio.gather(blocker, *snapshots)
+    assert [r is None for r in results[1:]] == [True] * 6 + [False]
+    assert model.ran == [[0], [7]] and sched.stats.partials_superseded == 6
 
 
-async def test_short_utterances_share_a_window():
-    model = GatedTranscriber()
-    sched = TranscriptionScheduler(model)
-    try:
-        blocker = sched.submit(job("c0", "caller", FINAL, 0))
-        await asyncio.sleep(0.05)
-        rest = [sched.submit(job(f"c{i}", "caller", FINAL, i, seconds=2.0)) for i in range(1, 10)]
-        model.gate.set()
-        await asyncio.gather(blocker, *rest)
-        # 2 s + 1.2 s gap each: five fit in 18 s, the sixth waits for the next window.
-        assert model.ran == [[0], [1, 2, 3, 4, 5], [6, 7, 8, 9]]
-    finally:
-        sched.close()
+async def test_short_utterances_share_a_window(held):
+    model, sched, blocker = held
+    rest = [sched.submit(job(f"c{i}", "caller", FINAL, i, seconds=2.0)) for i in range(1, 10)]
+    model.gate.set()
+    await asyncio.gather(blocker, *rest)
+    # 2 s + 1.2 s gap each: five fit in 18 s, the sixth waits for the next window.
+    assert model.ran == [[0], [1, 2, 3, 4, 5], [6, 7, 8, 9]]
 
 
 async def test_real_model_through_the_scheduler(transcriber):
@@ -169,19 +151,13 @@ async def test_real_model_through_the_scheduler(transcriber):
     assert sched.stats.windows <= 3
 
 
-async def test_an_early_final_is_withdrawn_while_queued_but_not_once_running():
-    model = GatedTranscriber()
-    sched = TranscriptionScheduler(model)
-    try:
-        running = sched.submit(job("c0", "caller", FINAL, 0))
-        await asyncio.sleep(0.05)
-        queued = sched.submit(job("c1", "caller", FINAL, 1))
-        assert sched.withdraw(queued) and not sched.withdraw(running)
-        model.gate.set()
-        assert await queued is None and (await running).text == "job 0"
-        assert model.ran == [[0]] and sched.stats.withdrawn == 1
-    finally:
-        sched.close()
+async def test_an_early_final_is_withdrawn_while_queued_but_not_once_running(held):
+    model, sched, running = held
+    queued = sched.submit(job("c1", "caller", FINAL, 1))
+    assert sched.withdraw(queued) and not sched.withdraw(running)
+    model.gate.set()
+    assert await queued is None and (await running).text == "job 0"
+    assert model.ran == [[0]] and sched.stats.withdrawn == 1
 
 
 async def test_two_workers_run_windows_side_by_side():

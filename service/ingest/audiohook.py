@@ -12,13 +12,12 @@ messages with ``transcript`` entities.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 
 import numpy as np
 
-from service.ingest.calls import Audio, Pause, Resume, Send, Start, Stop
+from service.ingest.calls import Audio, Pause, Resume, Send, Start, Stop, load_json
 from service.ingest.decoder import StreamDecoder
 from service.ingest.native import CALL_ID
 
@@ -85,9 +84,8 @@ class AudioHookProtocol:
     def receive_text(self, text: str) -> list:
         if len(text) > 65535 or len(text.encode()) > self.max_frame_bytes:
             return self._fail("Client Error: Text message too large (>64K)")
-        try:
-            msg = json.loads(text)
-        except ValueError:
+        msg = load_json(text)
+        if msg is None:
             return self._fail("Client Error: Text message not valid JSON")
         if not (isinstance(msg, dict) and msg.get("version") == "2" and isinstance(msg.get("type"), str)
                 and isinstance(msg.get("id"), str) and UUID.match(msg["id"]) and isinstance(msg.get("seq"), int)

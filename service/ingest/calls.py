@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,6 +77,14 @@ class ProtocolError(Exception):
         self.code = code
         self.message = message
         self.close_code = close_code
+
+
+def load_json(text: str) -> object:
+    """A text frame's JSON value, or None when it is not JSON: each protocol answers that its own way."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def fail(code: str, message: str, close_code: int) -> list:

@@ -9,9 +9,8 @@ and ``mixed`` carry one channel, taken as the caller.
 
 from __future__ import annotations
 
-import json
 
-from service.ingest.calls import Audio, Dtmf, OneWayAdapter, Start, fail
+from service.ingest.calls import Audio, Dtmf, OneWayAdapter, Start, fail, load_json
 from service.ingest.decoder import StreamDecoder
 from service.ingest.native import CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED
 
@@ -32,12 +31,9 @@ class JambonzProtocol(OneWayAdapter):
         self._decoder: StreamDecoder | None = None
 
     def receive_text(self, text: str) -> list:
-        if len(text) > self.max_frame_bytes:
+        if len(text.encode()) > self.max_frame_bytes:
             return fail("frame_too_large", f"text frame over {self.max_frame_bytes} bytes", TOO_BIG)
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            msg = None
+        msg = load_json(text)
         if self.start is None:
             if not isinstance(msg, dict):
                 return fail("bad_start", "the first frame must be the JSON call metadata", POLICY)

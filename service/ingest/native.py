@@ -6,11 +6,10 @@ follow. A start message opens the call; binary frames are interleaved samples.
 
 from __future__ import annotations
 
-import json
 import re
 
 from models.codecs import ENCODINGS
-from service.ingest.calls import ROLES, Audio, Close, Dtmf, Pause, Resume, Send, Start, Stop, fail
+from service.ingest.calls import ROLES, Audio, Close, Dtmf, Pause, Resume, Send, Start, Stop, fail, load_json
 from service.ingest.decoder import StreamDecoder
 
 RATES = (8000, 16000)
@@ -41,10 +40,7 @@ class NativeProtocol:
     def receive_text(self, text: str) -> list:
         if len(text.encode()) > self.max_frame_bytes:
             return fatal("frame_too_large", f"text frame over {self.max_frame_bytes} bytes", TOO_BIG)
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            msg = None
+        msg = load_json(text)
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
             if self.start is None:
                 return fatal("bad_start", "the first frame must be a JSON start message", POLICY)

@@ -16,7 +16,7 @@ import numpy as np
 
 from models.codecs import decode, to_float
 from models.resample import StreamResampler
-from service.ingest.calls import Audio, Dtmf, OneWayAdapter, Start, Stop, fail
+from service.ingest.calls import Audio, Dtmf, OneWayAdapter, Start, Stop, fail, load_json
 from service.ingest.decoder import flush_resamplers
 from service.ingest.native import CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED
 
@@ -42,12 +42,9 @@ class TwilioProtocol(OneWayAdapter):
 
     def receive_text(self, text: str) -> list:
         # A 20 ms media frame is about 300 bytes; the limit leaves room for large start parameters.
-        if len(text) > self.max_frame_bytes:
+        if len(text.encode()) > self.max_frame_bytes:
             return fail("frame_too_large", f"message over {self.max_frame_bytes} bytes", TOO_BIG)
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            msg = None
+        msg = load_json(text)
         if not isinstance(msg, dict) or not isinstance(msg.get("event"), str):
             return fail("bad_message", "messages must be JSON objects with an event", POLICY)
         event = msg["event"]
