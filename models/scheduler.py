@@ -42,6 +42,7 @@ class SchedulerStats:
     jobs_done: int = 0
     partials_superseded: int = 0
     withdrawn: int = 0
+    redecoded: int = 0
     audio_seconds: float = 0.0
     busy_seconds: float = 0.0
     windows: int = 0
@@ -140,6 +141,7 @@ class TranscriptionScheduler:
                 self.stats.audio_seconds += sum(len(j.audio) for j in jobs) / MODEL_RATE
                 self.stats.jobs_done += len(jobs)
                 self.stats.windows += 1
+                self.stats.redecoded += sum(1 for r in results if getattr(r, "redecoded", False))
             for job, result in zip(jobs, results):
                 _resolve(job, result)
 

@@ -29,6 +29,7 @@ class Transcript:
     text: str
     avg_logprob: float
     no_speech_prob: float
+    redecoded: bool = False  # a packed window got it wrong: decoded again alone
 
 
 def _token_budget(seconds: float) -> int:
@@ -95,7 +96,6 @@ class Transcriber:
         self.tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe",
                                    language=self.language or "en")
         self._suppress = list(get_suppressed_tokens(self.tokenizer, [-1]))
-        self.redecoded = 0  # utterances a packed window got wrong, decoded again alone
         log.info("model loaded", extra={"model": self.model_name, "device": self.device, "compute_type": compute_type})
 
     def transcribe(self, audio: np.ndarray, beam_size: int = 1) -> Transcript:
@@ -130,13 +130,12 @@ class Transcriber:
                 texts[i], scores[i] = texts2[j], scores2[j]
             unsure = {again[j] for j in unsure2}
         redo = sorted(unsure)
-        self.redecoded += len(redo)
         if redo:
             encoded, _ = self._encode([audios[i] for i in redo], LONG_WINDOW)
             budget = _token_budget(max(len(audios[i]) / MODEL_RATE for i in redo))
             for i, (tokens, score) in zip(redo, self._generate(encoded, len(redo), budget)):
                 texts[i], scores[i] = self._text(tokens), score
-        return [Transcript(t, s, 0.0) for t, s in zip(texts, scores)]
+        return [Transcript(t, s, 0.0, i in unsure) for i, (t, s) in enumerate(zip(texts, scores))]
 
     def _packed(self, audios: list[np.ndarray]) -> tuple[list[str], list[float], set[int]]:
         """One window's texts and scores, and the items it got wrong."""

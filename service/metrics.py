@@ -32,7 +32,7 @@ class ServiceCollector:
                                   "Finals started at a pause and taken back when the speaker went on", value=stats.withdrawn)
         yield CounterMetricFamily("calmline_transcription_busy_seconds", "Worker time spent transcribing", value=stats.busy_seconds)
         yield CounterMetricFamily("calmline_transcription_redecoded", "Utterances a packed window got wrong, decoded alone",
-                                  value=svc.transcriber.redecoded)
+                                  value=stats.redecoded)
         yield CounterMetricFamily("calmline_transcribed_audio_seconds", "Audio seconds transcribed", value=stats.audio_seconds)
 
 
