@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from clients import realspeech
+from clients.local_server import AGENT, KEY, SUP, LocalServer, metric, proc_stats
 from clients.simulate import stream_call
 from clients.wavfile import write_wav
 from models.wer import corpus_wer
 
-from clients.local_server import AGENT, KEY, SUP, LocalServer, metric, proc_stats
 
 async def _one_round(server: LocalServer, n: int, wavs: list[tuple[Path, list[dict]]], speed: float) -> dict:
     before = server.metrics()
@@ -135,26 +135,18 @@ def run_bench(counts: list[int], wav: str | None, speed: float, model: str, seco
 
 def run_wer(model: str, device: str = "auto", limit: int | None = None) -> dict:
     """Packed windows against faster-whisper's own transcribe, on the same real-speech utterances."""
-    import time as _time
-
-    from models.packing import CAPACITY, plan
     from models.transcriber import Transcriber
 
     pool = realspeech.clips(limit)
     t = Transcriber(model, device, workers=1)  # one utterance or window at a time: all cores on it
     print(f"WER on {len(pool)} real-speech utterances ({sum(c.seconds for c in pool):.0f} s), model {t.model_name} "
           f"on {t.device}", flush=True)
-    started = _time.monotonic()
+    started = time.monotonic()
     own = [t.transcribe(c.audio).text for c in pool]
-    own_time = _time.monotonic() - started
-    started = _time.monotonic()
-    packed: list[str] = []
-    i = 0
-    while i < len(pool):
-        n = plan([c.seconds for c in pool[i:]], CAPACITY)
-        packed += [r.text for r in t.transcribe_many([c.audio for c in pool[i:i + n]])]
-        i += n
-    packed_time = _time.monotonic() - started
+    own_time = time.monotonic() - started
+    started = time.monotonic()
+    packed = [r.text for r in t.transcribe_in_windows([c.audio for c in pool])]
+    packed_time = time.monotonic() - started
     refs = [c.text for c in pool]
     result = {"own": corpus_wer(list(zip(refs, own))), "packed": corpus_wer(list(zip(refs, packed))),
               "own_s": own_time, "packed_s": packed_time}

@@ -46,12 +46,14 @@ class LocalServer:
                                       "--data-dir", self.dir.name], env=env, stdout=subprocess.DEVNULL)
         self.http = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
                 if httpx.get(self.http + "/healthz").status_code == 200:
                     return
             except httpx.TransportError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
+        self.stop()
         raise RuntimeError("local server did not start")
 
     def health(self) -> dict:

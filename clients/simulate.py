@@ -104,9 +104,10 @@ async def stream_call(wav: str | Path, url: str, agent: str, key: str, *, watch_
                     await asyncio.sleep(delay)
                 for message in wire.frame(tracks):
                     await ws.send(message)
-            for message in wire.closing():
+            closing = wire.closing()  # once: building it advances the wire's sequence numbers
+            for message in closing:
                 await ws.send(message)
-            if not wire.closing():
+            if not closing:
                 await ws.close()
             await reader
         if watcher is not None:

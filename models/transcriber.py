@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.packing import GAP, LONG_WINDOW, Segment, assign, spans, window_for
+from models.packing import GAP, LONG_WINDOW, Segment, assign, plan, spans, window_for
 from models.resample import MODEL_RATE
 
 log = logging.getLogger("calmline.transcriber")
@@ -136,6 +136,14 @@ class Transcriber:
             for i, (tokens, score) in zip(redo, self._generate(encoded, len(redo), budget)):
                 texts[i], scores[i] = self._text(tokens), score
         return [Transcript(t, s, 0.0, i in unsure) for i, (t, s) in enumerate(zip(texts, scores))]
+
+    def transcribe_in_windows(self, audios: list[np.ndarray]) -> list[Transcript]:
+        """A batch of utterances, in order, packed window after window as the scheduler packs a queue of finals."""
+        out: list[Transcript] = []
+        while len(out) < len(audios):
+            rest = audios[len(out):]
+            out += self.transcribe_many(rest[: plan([len(a) / MODEL_RATE for a in rest])])
+        return out
 
     def _packed(self, audios: list[np.ndarray]) -> tuple[list[str], list[float], set[int]]:
         """One window's texts and scores, and the items it got wrong."""

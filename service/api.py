@@ -12,6 +12,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from service import metrics
 from service.access import require, require_call_access
 from service.auth import AGENT, SUPERVISOR
+from service.bus import SUPERVISOR_ONLY
 
 READERS = (AGENT, SUPERVISOR)
 
@@ -27,19 +28,20 @@ def _call_view(svc, row: dict) -> dict:
 
 
 async def _readable_call(request: Request) -> tuple:
+    """The services, the call's row and who asks, once the token may read this call."""
     who = require(request, *READERS)
     svc = request.app.state.services
     call_id = request.path_params["call_id"]
     row = await asyncio.to_thread(svc.store.get_call, call_id)
     if row is None:
         # Created calls are queued for the writer; a very new live call may not be there yet.
-        live = svc.calls.get(call_id)
-        if live is None:
+        if svc.calls.get(call_id) is not None:
+            await svc.recorder.flush()
+            row = await asyncio.to_thread(svc.store.get_call, call_id)
+        if row is None:
             raise HTTPException(404, f"no call {call_id}")
-        await svc.recorder.flush()
-        row = await asyncio.to_thread(svc.store.get_call, call_id)
     require_call_access(who, row["agent_id"])
-    return svc, row
+    return svc, row, who
 
 
 def _param(request: Request, name: str, parse, what: str):
@@ -102,19 +104,22 @@ async def list_calls(request: Request) -> JSONResponse:
 
 
 async def get_call(request: Request) -> JSONResponse:
-    svc, row = await _readable_call(request)
+    svc, row, _ = await _readable_call(request)
     return JSONResponse(_call_view(svc, row))
 
 
 async def get_events(request: Request) -> JSONResponse:
-    svc, row = await _readable_call(request)
+    svc, row, who = await _readable_call(request)
     types = [t for t in request.query_params.get("type", "").split(",") if t]
     await svc.recorder.flush()
-    return JSONResponse(await asyncio.to_thread(svc.store.get_events, row["call_id"], types or None))
+    found = await asyncio.to_thread(svc.store.get_events, row["call_id"], types or None)
+    if who.role != SUPERVISOR:
+        found = [e for e in found if e["type"] not in SUPERVISOR_ONLY]  # as the agent saw them live
+    return JSONResponse(found)
 
 
 async def get_audio(request: Request) -> Response:
-    svc, row = await _readable_call(request)
+    svc, row, _ = await _readable_call(request)
     headers = {"Cache-Control": "private, no-store"}
     live = svc.calls.get(row["call_id"])
     if live is not None:  # still growing: what there is so far

@@ -40,10 +40,6 @@ class AudioFiles:
     def open(self, call_id: str, roles: list[str]) -> CallAudio:
         return CallAudio(self.root / call_id, roles)
 
-    def seconds(self, call_id: str) -> float:
-        sizes = [p.stat().st_size for p in (self.root / call_id).glob("*.pcm")]
-        return max(sizes, default=0) / 2 / MODEL_RATE
-
     def wav_path(self, call_id: str) -> Path:
         return self.root / call_id / "call.wav"
 

@@ -87,10 +87,6 @@ class Store:
         with self.engine.connect() as db:
             return [json.loads(b) for b in db.execute(query.order_by(events.c.seq)).scalars()]
 
-    def last_seq(self, call_id: str) -> int:
-        with self.engine.connect() as db:
-            return db.execute(select(func.max(events.c.seq)).where(events.c.call_id == call_id)).scalar() or 0
-
     def list_calls(self, agent_id: str | None = None, status: str | None = None, since: float | None = None,
                    until: float | None = None, min_peak_heat: float | None = None, min_warnings: int | None = None,
                    limit: int = 50, offset: int = 0) -> CallPage:

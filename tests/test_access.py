@@ -113,3 +113,17 @@ async def test_agent_socket_sees_only_own_calls_and_supervisor_sees_all(server, 
         assert seen_by_sup[0]["type"] == "call.started"
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(agent1.recv(), 0.5)
+
+
+def test_alerts_stay_with_supervisors_in_recorded_events(server, call_of_a2):
+    """An agent reads a recorded call as it saw it live: without the supervisor-only alerts."""
+    server.services.store.append_events([{"type": "alert", "call_id": call_of_a2, "seq": 100000, "t": 2.0,
+                                          "kind": "escalation", "detail": "caller heat rising"}])
+    url = f"{server.http}/v1/calls/{call_of_a2}/events"
+    as_agent = httpx.get(url, headers=bearer(AGENT_TOKENS["a-2"])).json()
+    as_supervisor = httpx.get(url, headers=bearer(SUPERVISOR_TOKEN)).json()
+    assert as_agent and not [e for e in as_agent if e["type"] == "alert"]
+    assert [e["kind"] for e in as_supervisor if e["type"] == "alert"] == ["escalation"]
+    assert len(as_supervisor) == len(as_agent) + 1
+    ended = httpx.get(f"{server.http}/v1/calls/{call_of_a2}", headers=bearer(AGENT_TOKENS["a-2"])).json()
+    assert "alerts" not in ended["summary"]

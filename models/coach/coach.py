@@ -269,7 +269,6 @@ class Coach:
         return {
             "steps_done": [{"move": s.move, "t": s.t, "evidence": s.evidence} for s in self.done],
             "warnings": [{"kind": w.kind, "t": w.t, "quote": w.quote} for w in self.warnings],
-            "alerts": [{"kind": a.kind, "t": a.t} for a in self.alerts],
             "peak_heat": round(self.peak_heat, 3),
             "final_heat": round(final_heat, 3),
             "follow_up": follow_up,
