@@ -85,10 +85,11 @@ class FloorTracker:
         self.finished = False
         self.release_confidence = 0.0
         self._pauses: list[float] = []
+        self.habit = self.cfg.habit_default  # how long a pause this caller makes inside a turn, plus a margin
         self._paused_since: float | None = None
         self._agent_spoke_in_pause = False
         self._pitch: list[tuple[float, float]] = []  # caller (t, semitones), recent voiced chunks
-        self._last_final: tuple[str, float] | None = None  # caller text and its end
+        self._last_final: tuple[str, float] | None = None  # how the caller's last words end, and when
         self._turn_scores: list[float] = []
         self.heat = 0.0
         self.heat_rising = False
@@ -106,20 +107,13 @@ class FloorTracker:
     def final(self, role: str, text: str, end: float, score: float, heat: float, rising: bool, now: float) -> list[FloorState]:
         if role != CALLER:
             return []
-        self._last_final = (text, end)
+        self._last_final = (completeness(text), end)
         self.heat, self.heat_rising = heat, rising
         if self.turn_open:
             self._turn_scores.append(score)
         return self._step(now)
 
     # -- the state machine -------------------------------------------------------
-
-    @property
-    def habit(self) -> float:
-        """How long a pause this caller makes inside a turn, plus a margin."""
-        if len(self._pauses) < 2:
-            return self.cfg.habit_default
-        return float(np.clip(np.percentile(self._pauses, 90) + 0.25, self.cfg.habit_min, self.cfg.habit_max))
 
     @property
     def venting(self) -> bool:
@@ -153,6 +147,10 @@ class FloorTracker:
                 if 0.2 <= pause <= 3.0:
                     self._pauses.append(pause)
                     del self._pauses[:-20]
+                    # Kept up to date here, not worked out again on every chunk of a pause.
+                    if len(self._pauses) >= 2:
+                        self.habit = float(np.clip(np.percentile(self._pauses, 90) + 0.25,
+                                                   self.cfg.habit_min, self.cfg.habit_max))
             if not self.turn_open:
                 self.turn_open, self.finished, self._turn_scores = True, False, []
             self._paused_since = None
@@ -173,7 +171,7 @@ class FloorTracker:
         if agent_talking and pause >= 0.3:
             return 0.6  # the agent took the floor in a pause: the turn is over either way
         covered = self._last_final is not None and self._last_final[1] >= self.voices[CALLER].last_voice - 0.35
-        kind = completeness(self._last_final[0]) if covered else None
+        kind = self._last_final[0] if covered else None
         habit = self.habit
         if kind == "question" and pause >= cfg.question_pause and not self.venting:
             return 0.9
@@ -196,10 +194,10 @@ class FloorTracker:
         return float(np.polyfit(ts, sts, 1)[0]) < -3.0  # semitones per second
 
     def _emit(self, t: float) -> list[FloorState]:
-        state = self.state_at()
-        key = (state, self.venting, self.finished)
+        state, venting = self.state_at(), self.venting
+        key = (state, venting, self.finished)
         if key == self._emitted:
             return []
         self._emitted = key
         confidence = self.release_confidence if self.finished and state in ("open", "agent_speaking") else 0.9
-        return [FloorState(round(t, 3), state, self.venting, self.finished, round(confidence, 2))]
+        return [FloorState(round(t, 3), state, venting, self.finished, round(confidence, 2))]

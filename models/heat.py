@@ -7,6 +7,8 @@ is not taken for anger. Heat fuses the two and moves further for longer utteranc
 
 from __future__ import annotations
 
+from collections import deque
+
 import math
 from dataclasses import dataclass, field
 
@@ -58,17 +60,15 @@ class _Baseline:
 class HeatTracker:
     def __init__(self, speaker: str):
         self.speaker = speaker
-        self._chunks: list[VoiceChunk] = []
+        self._chunks: deque[VoiceChunk] = deque(maxlen=1500)  # about 50 s of voiced speech is plenty
         self._baseline = _Baseline()
         self.heat: float | None = None
         self._history: list[tuple[float, float]] = []  # (t, heat)
         self._recent: list[tuple[float, str]] = []  # (end, text) of this speaker's last utterances
-        self.peak = 0.0
 
     def voice(self, chunk: VoiceChunk) -> None:
         if chunk.prob >= 0.5:
             self._chunks.append(chunk)
-            del self._chunks[:-1500]  # about 50 s of voiced speech is plenty
 
     def utterance(self, text: str, start: float, end: float) -> SentimentReading:
         voice = self._voice_of(text, start, end)
@@ -85,7 +85,6 @@ class HeatTracker:
             alpha = 1.0 - math.exp(-duration / 3.0)
             self.heat += alpha * (instant - self.heat)
         self._history.append((end, self.heat))
-        self.peak = max(self.peak, self.heat)
         return SentimentReading(self.speaker, round(score, 3), round(arousal, 3), round(self.heat, 3), self.trend)
 
     @property

@@ -13,7 +13,6 @@ loop keeps taking audio.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,9 +52,8 @@ class TranscriptionScheduler:
         self._transcriber = transcriber
         self.capacity = capacity
         self.partial_capacity = partial_capacity
-        self._finals: list[tuple[int, Job]] = []
+        self._finals: list[Job] = []  # in the order their utterances ended
         self._partials: dict[tuple[str, str], Job] = {}
-        self._order = itertools.count()
         self._cv = threading.Condition()
         self._closed = False
         self.stats = SchedulerStats()
@@ -75,7 +73,7 @@ class TranscriptionScheduler:
         key = (job.call_id, job.speaker)
         with self._cv:
             if job.kind == FINAL:
-                self._finals.append((next(self._order), job))
+                self._finals.append(job)
                 stale = self._partials.pop(key, None)
             else:
                 stale = self._partials.get(key)
@@ -89,7 +87,7 @@ class TranscriptionScheduler:
     def withdraw(self, future: asyncio.Future) -> bool:
         """Take back a queued job (an early final whose speaker went on); False once it has started."""
         with self._cv:
-            for i, (_, job) in enumerate(self._finals):
+            for i, job in enumerate(self._finals):
                 if job.future is future:
                     del self._finals[i]
                     break
@@ -102,7 +100,7 @@ class TranscriptionScheduler:
     def close(self) -> None:
         with self._cv:
             self._closed = True
-            pending = [j for _, j in self._finals] + list(self._partials.values())
+            pending = self._finals + list(self._partials.values())
             self._finals.clear()
             self._partials.clear()
             self._cv.notify_all()
@@ -118,8 +116,7 @@ class TranscriptionScheduler:
                 return None
             if self._finals:
                 # Finals only: every token a window decodes adds to the delay of every final in it.
-                finals = [job for _, job in self._finals]
-                taken = finals[: plan([len(j.audio) / MODEL_RATE for j in finals], self.capacity)]
+                taken = self._finals[: plan([len(j.audio) / MODEL_RATE for j in self._finals], self.capacity)]
                 del self._finals[: len(taken)]
                 return taken
             # A partial window stays small, so a final that arrives meanwhile waits little.

@@ -64,6 +64,7 @@ class PauseHeard:
     start: float
     end: float
     audio: np.ndarray
+    audio_end: float  # where the audio stops: post_roll after the speech
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class UtteranceSegmenter:
         out: list = []
         if self._speech is not None:
             self._close(out, min(self.now, self._speech_end + self.config.post_roll))
+        self._samples += len(self._pending)  # unheard, but time all the same: the clock stays with the recording
         self._pending = np.zeros(0, dtype=np.float32)
         return out
 
@@ -173,7 +175,8 @@ class UtteranceSegmenter:
             # can start now and the final is ready about when the silence confirms the end.
             self._pause_heard = True
             end = self._speech_end + cfg.post_roll
-            out.append(PauseHeard(self._utterance, round(self._start, 3), round(self._speech_end, 3), self._audio_until(end)))
+            out.append(PauseHeard(self._utterance, round(self._start, 3), round(self._speech_end, 3),
+                                  self._audio_until(end), round(end, 3)))
         if self._silence >= cfg.end_silence:
             self._close(out, min(self.now, self._speech_end + cfg.post_roll))
         elif self.now - self._start >= cfg.max_utterance:

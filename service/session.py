@@ -206,7 +206,7 @@ class CallSession:
             result = await future
         except Exception:  # a failing model is logged by the finals; a partial just does not show
             return
-        end = item.end if isinstance(item, PartialDue) else item.end + self.deps.segmenter.post_roll
+        end = item.end if isinstance(item, PartialDue) else item.audio_end
         if (result is None or not result.text or track.finalized >= item.utterance or self.ended
                 or end <= track.partial_end):
             return
