@@ -14,8 +14,8 @@ import numpy as np
 import websockets
 
 from clients.wavfile import read_wav
-from clients.wire import wire_for
-from models.codecs import encode, to_int16
+from clients.wire import interleave, wire_for
+from models.codecs import to_int16
 from models.resample import resample
 
 FRAME_SECONDS = 0.02
@@ -62,7 +62,7 @@ def tracks_of(audio: np.ndarray, rate_in: int, rate: int) -> list[list[np.ndarra
 
 def frames_of(audio: np.ndarray, rate_in: int, rate: int, encoding: str) -> list[bytes]:
     """Native-protocol binary frames: 20 ms of every channel, interleaved and encoded."""
-    return [encode(encoding, np.stack(tracks, axis=1).reshape(-1)) for tracks in tracks_of(audio, rate_in, rate)]
+    return [interleave(encoding, tracks) for tracks in tracks_of(audio, rate_in, rate)]
 
 
 async def stream_call(wav: str | Path, url: str, agent: str, key: str, *, watch_token: str | None = None,

@@ -20,6 +20,11 @@ from models.codecs import encode
 PROTOCOLS = ("native", "twilio", "audiohook", "jambonz")
 
 
+def interleave(encoding: str, tracks: list[np.ndarray]) -> bytes:
+    """One frame of every channel, sample by sample, in the wire encoding."""
+    return encode(encoding, np.stack(tracks, axis=1).reshape(-1))
+
+
 class NativeWire:
     path = "/v1/stream"
     subprotocols: list[str] = []
@@ -39,7 +44,7 @@ class NativeWire:
         return json.loads(message).get("type") == "started"
 
     def frame(self, tracks: list[np.ndarray]) -> list:
-        return [encode(self.encoding, np.stack(tracks, axis=1).reshape(-1))]
+        return [interleave(self.encoding, tracks)]
 
     def closing(self) -> list:
         return [json.dumps({"type": "stop"})]
@@ -151,7 +156,7 @@ class AudioHookWire:
 
     def frame(self, tracks: list[np.ndarray]) -> list:
         self.samples += len(tracks[0])
-        return [encode(self.encoding, np.stack(tracks, axis=1).reshape(-1))]
+        return [interleave(self.encoding, tracks)]
 
     def closing(self) -> list:
         return [self.message("close", {"reason": "end"})]
@@ -177,7 +182,7 @@ class JambonzWire:
                             "agent_id": agent, **metadata})]
 
     def frame(self, tracks: list[np.ndarray]) -> list:
-        return [encode("pcm16", np.stack(tracks, axis=1).reshape(-1))]
+        return [interleave("pcm16", tracks)]
 
     def closing(self) -> list:
         return []  # mod_audio_fork ends by closing the socket

@@ -105,9 +105,10 @@ class Coach:
     def caller_said(self, text: str) -> None:
         """A caller final: facts, and whether they complain or are closing. Call before the floor hears of it."""
         self.facts.add(text)
-        if complaint_cues(text) or text_score(text) <= -0.3:
+        score = text_score(text)  # this sentence alone, not the heat tracker's reading in context
+        if score <= -0.3 or complaint_cues(text):
             self._complaint = True
-        self._closing = bool(CLOSING.search(text)) and text_score(text) > 0.2
+        self._closing = bool(CLOSING.search(text)) and score > 0.2
 
     def refresh(self, t: float) -> list:
         """After a caller final: while they still hold the floor, what they said may change the held cue."""

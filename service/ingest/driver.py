@@ -95,8 +95,8 @@ class IngestConnection:
                 self.session = None
                 await self._apply(self.adapter.ended(audio_seconds))
             elif isinstance(action, Close):
-                self._drain()
                 if self.session is not None and action.error:
+                    self._drain()  # a clean close is drained once, where the connection ends
                     await self.calls.end(self.session, "error", action.reason)
                     self.session = None
                 await self._close(action.code, action.reason)
