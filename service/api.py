@@ -70,15 +70,10 @@ def _float_param(request: Request, name: str) -> float | None:
     return _param(request, name, float, "a number")
 
 
-def _opt_int(request: Request, name: str) -> int | None:
-    return None if request.query_params.get(name) in (None, "") else _int_param(request, name, 0, 0, 10**6)
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    try:
-        value = int(request.query_params.get(name, default))
-    except ValueError:
-        raise HTTPException(400, f"{name} must be an integer") from None
+def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    value = _param(request, name, int, "an integer")
+    if value is None:
+        return default
     if not low <= value <= high:
         raise HTTPException(400, f"{name} must be between {low} and {high}")
     return value
@@ -97,7 +92,7 @@ async def list_calls(request: Request) -> JSONResponse:
     page = await asyncio.to_thread(
         svc.store.list_calls, agent_id=agent_id, status=request.query_params.get("status"),
         since=_time_param(request, "since"), until=_time_param(request, "until"),
-        min_peak_heat=_float_param(request, "min_peak_heat"), min_warnings=_opt_int(request, "min_warnings"),
+        min_peak_heat=_float_param(request, "min_peak_heat"), min_warnings=_int_param(request, "min_warnings", None, 0, 10**6),
         limit=limit, offset=offset)
     return JSONResponse({"calls": [_call_view(svc, r) for r in page.calls], "total": page.total,
                          "limit": limit, "offset": offset})
