@@ -127,3 +127,54 @@ class HAProxy:
         self.proc.terminate()
         self.proc.wait(timeout=10)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CalmlineNode:
+    """One ``calmline serve`` process of a cluster: its own port, the shared database, Redis and data dir."""
+
+    def __init__(self, data_dir: Path, database_url: str, redis_url: str, env: dict | None = None):
+        from tests.server import AGENT_TOKENS, INGEST_KEY, SUPERVISOR_TOKEN
+
+        self.port = free_port()
+        self.log = Path(tempfile.mkstemp(prefix=f"calmline-node-{self.port}-", suffix=".log")[1])
+        full_env = {**os.environ, "PYTHONPATH": str(ROOT), "CALMLINE_PORT": str(self.port),
+                    "CALMLINE_DATA_DIR": str(data_dir), "CALMLINE_DATABASE_URL": database_url,
+                    "CALMLINE_REDIS_URL": redis_url, "CALMLINE_INGEST_KEYS": INGEST_KEY,
+                    "CALMLINE_AGENT_TOKENS": ",".join(f"{a}={t}" for a, t in AGENT_TOKENS.items()),
+                    "CALMLINE_SUPERVISOR_TOKENS": SUPERVISOR_TOKEN, "CALMLINE_DEVICE": "cpu",
+                    "CALMLINE_WORKERS": "1", "CALMLINE_LOG_LEVEL": "info", **(env or {})}
+        self.proc = subprocess.Popen([os.environ.get("PYTHON", __import__("sys").executable), "-m", "service.cli",
+                                      "serve"], env=full_env, stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"))
+        self.http = f"http://127.0.0.1:{self.port}"
+        self.ws = f"ws://127.0.0.1:{self.port}"
+        self.address = f"127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 240.0) -> dict:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"node on {self.port} exited: {self.log.read_text()[-3000:]}")
+            try:
+                r = httpx.get(self.http + "/healthz", timeout=5)
+                if r.status_code == 200:
+                    return r.json()
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"node on {self.port} not ready in {timeout:.0f} s: {self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no last words."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
