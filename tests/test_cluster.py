@@ -191,3 +191,50 @@ async def test_kill_9_of_node_a_mid_call_leaves_the_call_interrupted_on_b(cluste
     await until(only_b, "HAProxy failing over to node B", timeout=30)
     health = httpx.get(b.http + "/healthz").json()
     assert [n["node_id"] for n in health["cluster"]] == [cluster.ids[1]]
+
+
+async def test_a_gap_in_relayed_events_is_filled_from_the_database_and_nothing_doubles(postgres, redis_server,
+                                                                                       transcriber, tmp_path):
+    """Another node's events that never came through Redis (lost, or sent before this viewer knew the call)
+    reach the viewer from the database, in order; an event relayed twice goes out once."""
+    import redis
+
+    from service.relay import CHANNEL
+    from service.storage import Store
+    from tests.server import RunningServer
+
+    database = postgres.new_database()
+    server = RunningServer(tmp_path, transcriber, database_url=database, redis_url=redis_server.url, node_id="viewer")
+    other = Store(database)
+    r = redis.Redis.from_url(redis_server.url)
+    try:
+        r.set("calmline:node:ghost", json.dumps({"node_id": "ghost", "live_calls": 1, "ts": time.time()}), ex=60)
+        call_id = f"g-{uuid.uuid4().hex[:8]}"
+        timeline = [{"type": "call.started", "call_id": call_id, "seq": 1, "t": 0.0, "ts": time.time(), "agent_id": "a-1",
+                     "metadata": {}}] + [{"type": "transcript.final", "call_id": call_id, "seq": n, "t": float(n),
+                                          "ts": time.time(), "speaker": "caller", "text": f"line {n}", "start": n - 1.0,
+                                          "end": float(n)} for n in range(2, 7)]
+
+        def relay(*events):
+            r.publish(CHANNEL, json.dumps({"node": "ghost", "events": [[e, "a-1"] for e in events]}))
+
+        async with websockets.connect(f"{server.ws}/v1/agents/a-1/events", additional_headers=SUP) as panel:
+            # Once a relayed event of another call arrives, the panel has read its backlog (without our call).
+            marker = {**timeline[0], "call_id": f"m-{uuid.uuid4().hex[:8]}"}
+            relay(marker)
+            assert json.loads(await asyncio.wait_for(panel.recv(), 30)) == marker
+            other.create_call({"call_id": call_id, "agent_id": "a-1", "status": "live", "started_at": time.time(),
+                               "node_id": "ghost"})
+            other.append_events(timeline[:5])
+            relay(timeline[4])  # seq 5 only: 1 to 4 never came through Redis
+            got = [json.loads(await asyncio.wait_for(panel.recv(), 30)) for _ in range(5)]
+            assert got == timeline[:5]
+            other.append_events(timeline[5:])
+            relay(timeline[4], timeline[5])  # 5 again, then 6
+            assert json.loads(await asyncio.wait_for(panel.recv(), 30)) == timeline[5]
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(panel.recv(), 1.0)
+    finally:
+        r.close()
+        other.close()
+        server.stop()
