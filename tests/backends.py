@@ -106,7 +106,12 @@ class HAProxy:
         self.dir = Path(tempfile.mkdtemp(prefix="calmline-haproxy-"))
         env = {**os.environ, "CALMLINE_LB_BIND": f"127.0.0.1:{self.port}",
                "CALMLINE_NODE1": nodes[0], "CALMLINE_NODE2": nodes[1] if len(nodes) > 1 else nodes[0]}
-        self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(ROOT / "docker" / "haproxy.cfg")], env=env,
+        config = ROOT / "docker" / "haproxy.cfg"
+        if len(nodes) > 2:  # the backend is the file's last section: more nodes are more server lines
+            extra = "".join(f'    server node{i + 1} "{n}" check\n' for i, n in enumerate(nodes) if i >= 2)
+            config = self.dir / "haproxy.cfg"
+            config.write_text((ROOT / "docker" / "haproxy.cfg").read_text() + extra)
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(config)], env=env,
                                      stdout=subprocess.DEVNULL, stderr=open(self.dir / "log", "wb"))
         self.http = f"http://127.0.0.1:{self.port}"
         self.ws = f"ws://127.0.0.1:{self.port}"
