@@ -27,7 +27,6 @@ class Relay:
         self.bus = bus
         self._publisher = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._url = url
-        self.received = 0  # batches from other nodes, for /metrics-style checks
 
     def publish(self, batch: list[tuple[dict, str | None]]) -> None:
         """Writer thread (or a worker thread): one message per committed batch, events in seq order."""
@@ -64,7 +63,6 @@ class Relay:
             return
         if message.get("node") == self.node_id:
             return  # this node's own subscribers had these events first-hand
-        self.received += 1
         for event, agent_id in message.get("events", []):
             self.bus.deliver(event, agent_id)
 
