@@ -39,7 +39,7 @@ def _live_calls(svc, agent_id: str | None = None, call_id: str | None = None) ->
     found = [s.call_id for s in svc.calls.all()
              if (agent_id is None or s.agent_id == agent_id) and (call_id is None or s.call_id == call_id)]
     if svc.cluster is not None:
-        rows = svc.store.list_calls(agent_id=agent_id, status=LIVE, limit=500).calls
+        rows = svc.store.list_calls(agent_id=agent_id, status=LIVE, limit=100_000).calls
         found += [r["call_id"] for r in rows if r["call_id"] not in found and (call_id is None or r["call_id"] == call_id)]
     return found
 

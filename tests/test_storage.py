@@ -49,6 +49,14 @@ def test_migrations_reach_head_and_run_again_harmlessly(url):
     store.close()
 
 
+def test_the_plain_postgresql_url_goes_through_psycopg_with_the_pool_size_set(postgres):
+    url = postgres.new_database()
+    assert url.startswith("postgresql://")  # as DESIGN.md writes it, no driver named
+    store = Store(url, pool_size=3)
+    assert store.engine.dialect.driver == "psycopg" and store.engine.pool.size() == 3
+    store.close()
+
+
 def test_one_event_per_call_and_seq_and_read_in_seq_order(url):
     store = Store(url)
     store.create_call(a_call("c1", "n1"))
