@@ -239,3 +239,39 @@ async def test_a_gap_in_relayed_events_is_filled_from_the_database_and_nothing_d
         r.close()
         other.close()
         server.stop()
+
+
+def test_a_restarted_node_ends_only_the_calls_it_left_live(postgres, redis_server, transcriber, tmp_path):
+    """In a cluster a node that starts again under its name ends the calls it left live (with their
+    call.ended); the other nodes' live calls are theirs. Alone (no Redis), every live call was its own."""
+    import redis
+
+    from service.storage import Store
+    from tests.server import RunningServer
+
+    database = postgres.new_database()
+    before = Store(database)
+    for call_id, node in (("mine", "n1"), ("theirs", "n2")):
+        before.create_call({"call_id": call_id, "agent_id": "a-1", "status": "live", "started_at": time.time(),
+                            "node_id": node})
+        before.append_events([{"type": "call.started", "call_id": call_id, "seq": 1, "t": 0.0, "ts": time.time(),
+                               "agent_id": "a-1", "metadata": {}}])
+    r = redis.Redis.from_url(redis_server.url)
+    r.set("calmline:node:n2", json.dumps({"node_id": "n2", "live_calls": 1, "ts": time.time()}), ex=60)
+    server = RunningServer(tmp_path / "cluster", transcriber, database_url=database, redis_url=redis_server.url,
+                           node_id="n1")
+    try:
+        assert before.get_call("mine")["status"] == "interrupted"
+        assert [e["type"] for e in before.get_events("mine")] == ["call.started", "call.ended"]
+        assert before.get_call("theirs")["status"] == "live"
+    finally:
+        server.stop()
+        r.delete("calmline:node:n2")
+        r.close()
+    alone = RunningServer(tmp_path / "alone", transcriber, database_url=database, node_id="n1")
+    try:
+        assert before.get_call("theirs")["status"] == "interrupted"
+        assert before.get_events("theirs")[-1]["summary"]["end_status"] == "interrupted"
+    finally:
+        alone.stop()
+        before.close()
