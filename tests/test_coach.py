@@ -106,16 +106,31 @@ WARNINGS = {
 }
 
 
+def upset_coach() -> Coach:
+    """A coach that has heard an upset caller: some warnings (glib) only count then."""
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said("This is ridiculous, I am furious with you people.")
+    return coach
+
+
 @pytest.mark.parametrize("kind", sorted(WARNINGS))
 def test_warnings_from_the_agents_words(kind):
     yes, no = WARNINGS[kind]
     for text in yes:
-        out = Coach(PLAYBOOK, 0).agent_final(text, 1.0)
+        out = upset_coach().agent_final(text, 1.0)
         hits = [o for o in out if type(o).__name__ == "Warning" and o.kind == kind]
         assert hits and hits[0].quote == text and hits[0].advice, text
     for text in no:
-        out = Coach(PLAYBOOK, 0).agent_final(text, 1.0)
+        out = upset_coach().agent_final(text, 1.0)
         assert kind not in [o.kind for o in out if type(o).__name__ == "Warning"], text
+
+
+def test_a_light_remark_is_glib_only_while_the_caller_is_upset():
+    calm = Coach(PLAYBOOK, 0)
+    calm.caller_said("Hi, I'd like to check when my order arrives.")
+    assert not [o for o in calm.agent_final("Ha, at least you got a day off.", 1.0) if type(o).__name__ == "Warning"]
+    assert [o.kind for o in upset_coach().agent_final("Ha, at least you got a day off.", 1.0)
+            if type(o).__name__ == "Warning"] == ["glib"]
 
 
 def floor(t, state, venting=False, finished=False):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from models.coach.facts import Facts
 from models.coach.playbook import Playbook
+from models.coach.recognizer import recognize
 from models.floor import FloorState
 from models.text_sentiment import complaint_cues, text_score
 
@@ -139,20 +140,21 @@ class Coach:
         self._agent_words = text
         out = []
         done_moves = {s.move for s in self.done}
-        for move in self.playbook.moves.values():
-            if move.name in done_moves:
+        seen = recognize(self.playbook, text)
+        for move in seen.steps:
+            if move in done_moves:
                 continue
-            if any(p.search(text) for p in move.done):
-                step = StepDone(t, move.name, text)
-                self.done.append(step)
-                self._released_at = None
-                if move.name == "apologize":
-                    self._repair = False
-                out.append(step)
-        for rule in self.playbook.warnings.values():
-            hit = next((m for p in rule.patterns for m in [p.search(text)] if m), None)
-            if hit:
-                out += self._warn(t, rule.kind, text)
+            step = StepDone(t, move, text)
+            self.done.append(step)
+            self._released_at = None
+            if move == "apologize":
+                self._repair = False
+            out.append(step)
+        for kind in seen.warnings:
+            # A light remark is glib only while the caller is upset (PLAYBOOK.md); a greeting is not.
+            if kind == "glib" and not self._complaint:
+                continue
+            out += self._warn(t, kind, text)
         if out and not self._holding:
             out += self._plan(t, hold=False)
         return out

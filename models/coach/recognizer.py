@@ -1,0 +1,136 @@
+"""Which moves and anti-patterns an agent's words show: the playbook's rules, plus nearest examples by meaning.
+
+Every sentence of an agent final, and each clause of a longer sentence, is embedded
+and compared with the playbook's examples of every move and warning kind and with an
+"other" class (near-misses and everyday call talk). A class's score is the mean cosine
+of its ``nearest`` closest examples; the best class counts when it is not "other",
+clears its own threshold and beats the runner-up by the margin. The regular
+expressions still count where they match: they are precise, the examples widen them.
+With ``recognition = "rules"`` only the regular expressions are read (the baseline).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+OTHER = "other"
+# A sentence cannot be both: when a rule has already said one, the examples may not say the other
+# ("I'm sorry, but ..." is insincere by rule even if its meaning sits near a real apology).
+CONFLICTS = {("apologize", "insincere_apology"), ("make_it_right", "passing_the_buck"),
+             ("follow_up", "passing_the_buck"), ("make_it_right", "policy_wall"), ("empathize", "arguing")}
+MIN_CLAUSE_WORDS = 3  # "and so", "okay then" carry no meaning of their own
+
+_SENTENCES = re.compile(r"(?<=[.!?])\s+")
+_CLAUSES = re.compile(r",\s*|;\s*|\s+(?:and then|but|so that|and)\s+", re.I)
+
+
+@dataclass(frozen=True)
+class Recognized:
+    steps: tuple[str, ...]  # moves the words show, in playbook order
+    warnings: tuple[str, ...]  # warning kinds the words show
+    by_meaning: tuple[str, ...] = ()  # which of those only the examples found
+
+
+def units(text: str) -> list[tuple[str, int]]:
+    """The sentences of an agent final and, for a sentence of several clauses, each clause too:
+    (text, index of its sentence in the list, or -1 for a sentence itself)."""
+    out: list[tuple[str, int]] = []
+    for sentence in _SENTENCES.split(text.strip()):
+        sentence = sentence.strip()
+        if not sentence:
+            continue
+        at = len(out)
+        out.append((sentence, -1))
+        clauses = [c.strip(" ,.;") for c in _CLAUSES.split(sentence)]
+        clauses = [c for c in clauses if len(c.split()) >= MIN_CLAUSE_WORDS]
+        if len(clauses) > 1:
+            out += [(c, at) for c in clauses if c != sentence]
+    return out
+
+
+class Recognizer:
+    """Built once per playbook: the examples are embedded at load, each agent sentence at run time."""
+
+    def __init__(self, playbook, embedder=None):
+        from models.coach import embedder as embedding
+
+        self.embedder = embedder or embedding.shared()
+        self.meaning = playbook.meaning
+        labels, texts, self.thresholds = [], [], {}
+        for spec in [*playbook.moves.values(), *playbook.warnings.values()]:
+            name = getattr(spec, "name", None) or spec.kind
+            for example in spec.examples:
+                labels.append(name)
+                texts.append(example)
+            for near in spec.near_misses:
+                labels.append(OTHER)
+                texts.append(near)
+            if spec.examples:
+                self.thresholds[name] = spec.threshold if spec.threshold is not None else self.meaning["threshold"]
+        for example in playbook.other:
+            labels.append(OTHER)
+            texts.append(example)
+        self.classes = sorted(set(labels))
+        self.moves = [m for m in playbook.moves if m in self.thresholds]
+        self.kinds = [k for k in playbook.warnings if k in self.thresholds]
+        self.vectors = self.embedder.embed_cached(texts)
+        self.labels = np.array([self.classes.index(x) for x in labels])
+        self._members = [np.flatnonzero(self.labels == i) for i in range(len(self.classes))]
+
+    def scores(self, sentences: list[str]) -> np.ndarray:
+        """Per sentence, per class: the mean cosine of the class's nearest examples."""
+        sims = self.embedder.embed(sentences) @ self.vectors.T
+        k = self.meaning["nearest"]
+        out = np.empty((len(sentences), len(self.classes)), np.float32)
+        for i, members in enumerate(self._members):
+            part = sims[:, members]
+            take = min(k, part.shape[1])
+            out[:, i] = np.sort(part, axis=1)[:, -take:].mean(axis=1)
+        return out
+
+    def classify(self, sentences: list[str]) -> list[tuple[str, float, float]]:
+        """(class, score, margin over the runner-up) per sentence; "other" when nothing clears its bar."""
+        if not sentences:
+            return []
+        table = self.scores(sentences)
+        out = []
+        for row in table:
+            order = np.argsort(row)[::-1]
+            best, second = self.classes[order[0]], row[order[1]] if len(order) > 1 else 0.0
+            score, margin = float(row[order[0]]), float(row[order[0]] - second)
+            if best == OTHER or score < self.thresholds[best] or margin < self.meaning["margin"]:
+                out.append((OTHER, score, margin))
+            else:
+                out.append((best, score, margin))
+        return out
+
+
+def recognize(playbook, text: str) -> Recognized:
+    """The moves and warning kinds in one agent final: rules first, then meaning where the playbook says so."""
+    steps = {m.name for m in playbook.moves.values() if any(p.search(text) for p in m.done)}
+    warnings = {w.kind for w in playbook.warnings.values() if any(p.search(text) for p in w.patterns)}
+    by_rule = steps | warnings
+    found: set[str] = set()
+    if playbook.recognition == "meaning" and playbook.recognizer is not None:
+        parts = units(text)
+        classes = playbook.recognizer.classify([u for u, _ in parts])
+        best: dict[str, float] = {}
+        for (_, sentence), (label, score, _) in zip(parts, classes):
+            if label == OTHER or label in by_rule:
+                continue
+            # A clause read alone can sound like more than its sentence means ("I am sorry" in
+            # "I am sorry, please go on"): it counts only where its sentence is not more surely other.
+            if sentence >= 0 and classes[sentence][0] == OTHER and classes[sentence][1] >= score:
+                continue
+            if any((label, r) in CONFLICTS or (r, label) in CONFLICTS for r in by_rule):
+                continue
+            best[label] = max(score, best.get(label, 0.0))
+        # Two sides of a conflict both by meaning: the surer one.
+        found = {x for x in best if not any(((x, y) in CONFLICTS or (y, x) in CONFLICTS) and best[y] > best[x] for y in best)}
+    steps |= {x for x in found if x in playbook.moves}
+    warnings |= {x for x in found if x in playbook.warnings}
+    return Recognized(tuple(m for m in playbook.moves if m in steps), tuple(k for k in playbook.warnings if k in warnings),
+                      tuple(sorted(found)))
