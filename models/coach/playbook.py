@@ -15,8 +15,9 @@ WARNINGS = ("interrupting", "insincere_apology", "blame", "excuse", "policy_wall
 FIELDS = {"facts", "item", "item_the", "amount", "times", "when", "about", "follow_day"}
 RECOGNITION = ("meaning", "rules")  # by meaning (examples and rules) or the regular expressions alone
 # How examples are matched, [meaning] in the file: a default per-class threshold, the margin over the
-# runner-up class, and how many nearest examples of a class are averaged into its score.
-MEANING = {"threshold": float, "margin": float, "nearest": int}
+# runner-up class, how many nearest examples of a class are averaged, and the weight of the class's
+# centre (the mean of all its examples) against those nearest ones in its score.
+MEANING = {"threshold": float, "margin": float, "nearest": int, "centroid": float}
 THRESHOLDS = {"apologize_first_heat": float, "empathize_heat": float, "escalation_heat": float,
               "escalation_seconds": float, "stalled_seconds": float, "repeated_warning_count": int,
               "interrupting_seconds": float, "follow_up_days": int}
@@ -127,6 +128,8 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
         meaning[name] = kind(value)
     if meaning["nearest"] < 1:
         raise PlaybookError(f"{where}: [meaning] nearest must be at least 1")
+    if meaning["centroid"] > 1:
+        raise PlaybookError(f"{where}: [meaning] centroid is a weight from 0 to 1")
     unknown = set(meaning_data) - set(MEANING)
     if unknown:
         raise PlaybookError(f"{where}: [meaning] unknown {', '.join(sorted(unknown))}")

@@ -3,7 +3,8 @@
 Every sentence of an agent final, and each clause of a longer sentence, is embedded
 and compared with the playbook's examples of every move and warning kind and with an
 "other" class (near-misses and everyday call talk). A class's score is the mean cosine
-of its ``nearest`` closest examples; the best class counts when it is not "other",
+of its ``nearest`` closest examples, blended with the cosine to the class's centre
+(the mean of its examples: steadier when a sentence is far from every example); the best class counts when it is not "other",
 clears its own threshold and beats the runner-up by the margin. The regular
 expressions still count where they match: they are precise, the examples widen them.
 With ``recognition = "rules"`` only the regular expressions are read (the baseline).
@@ -79,17 +80,20 @@ class Recognizer:
         self.vectors = self.embedder.embed_cached(texts)
         self.labels = np.array([self.classes.index(x) for x in labels])
         self._members = [np.flatnonzero(self.labels == i) for i in range(len(self.classes))]
+        centres = np.stack([self.vectors[m].mean(axis=0) for m in self._members])
+        self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
 
     def scores(self, sentences: list[str]) -> np.ndarray:
         """Per sentence, per class: the mean cosine of the class's nearest examples."""
-        sims = self.embedder.embed(sentences) @ self.vectors.T
-        k = self.meaning["nearest"]
+        vectors = self.embedder.embed(sentences)
+        sims = vectors @ self.vectors.T
+        k, w = self.meaning["nearest"], self.meaning["centroid"]
         out = np.empty((len(sentences), len(self.classes)), np.float32)
         for i, members in enumerate(self._members):
             part = sims[:, members]
             take = min(k, part.shape[1])
             out[:, i] = np.sort(part, axis=1)[:, -take:].mean(axis=1)
-        return out
+        return (1 - w) * out + w * (vectors @ self.centres.T)
 
     def classify(self, sentences: list[str]) -> list[tuple[str, float, float]]:
         """(class, score, margin over the runner-up) per sentence; "other" when nothing clears its bar."""
