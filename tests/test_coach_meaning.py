@@ -51,7 +51,7 @@ HELD_OUT = {
         "That would have driven me up the wall as well.",
     ],
     "apologize": [
-        "I feel terrible that we put you through this, I'm so sorry.",
+        "Please accept my heartfelt apologies, we put you through far too much.",
         "Please forgive us, we really fell short here.",
         "Our mistake completely, I do apologise for it.",
         "I want to say sorry properly: we should have warned you about the delay.",
@@ -90,7 +90,7 @@ HELD_OUT = {
         "Apologies for any hassle.",
         "Yeah, sorry about that, whatever.",
         "We're sorry for any disruption to your service.",
-        "Sorry if that's how it came across.",
+        "Well, apologies that it came across that way.",
         "I regret that you're unhappy.",
     ],
     "blame": [
@@ -123,9 +123,9 @@ HELD_OUT = {
     ],
     "glib": [
         "Well, it's only money, right?",
-        "Ha, sounds like your sofa wanted a holiday.",
+        "Sounds like your sofa fancied a holiday of its own.",
         "Worse things happen, chin up!",
-        "Silver lining, you get to go shopping again, haha.",
+        "Silver lining, you get to go shopping again!",
         "Oh dear, the joys of modern technology, eh?",
     ],
     "passing_the_buck": [
@@ -190,6 +190,7 @@ MISSES: dict[tuple[str, str], str] = {
     ("arguing", "That isn't what happened according to our notes."): "scores (best / runner-up per sentence and clause): arguing 0.44 / other 0.41; arguing 0.44",
     ("arguing", "Come on, it's only a five pound difference."): "scores (best / runner-up per sentence and clause): other 0.28 / restate 0.27; arguing 0.25",
     ("arguing", 'You must be mixing us up with another company.'): "scores (best / runner-up per sentence and clause): blame 0.44 / arguing 0.42; arguing 0.42",
+    ("glib", 'Sounds like your sofa fancied a holiday of its own.'): "scores (best / runner-up per sentence and clause): restate 0.42 / glib 0.40; glib 0.40",
     ("glib", 'Oh dear, the joys of modern technology, eh?'): "scores (best / runner-up per sentence and clause): glib 0.31 / empathize 0.24; glib 0.31",
     ("passing_the_buck", "That's one for the accounts people, not me."): "scores (best / runner-up per sentence and clause): other 0.44 / policy_wall 0.42; passing_the_buck 0.30",
     ("passing_the_buck", 'Someone from another team might call you eventually.'): "scores (best / runner-up per sentence and clause): passing_the_buck 0.38 / other 0.37; passing_the_buck 0.38",
