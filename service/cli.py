@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         from clients.evaluate import calls, sentiment
 
         if args.what == "coach":  # the coach on text, by meaning and by rules, dev and validation
-            __import__("clients.evaluate.coach_text", fromlist=["run"]).run(verbose=bool(args.only))
+            __import__("clients.evaluate.coach_text", fromlist=["run"]).run()
             return 0
         if args.what in ("all", "sentiment"):
             sentiment.run()

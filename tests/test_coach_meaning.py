@@ -174,7 +174,6 @@ MISSES: dict[tuple[str, str], str] = {
     ("empathize", 'What a nightmare for you, especially with guests coming.'): "scores (best / runner-up per sentence and clause): empathize 0.38 / glib 0.36; empathize 0.33 / glib 0.33; excuse 0.29 / empathize 0.29; empathize 0.38",
     ("apologize", 'I want to say sorry properly: we should have warned you about the delay.'): "scores (best / runner-up per sentence and clause): insincere_apology 0.55 / apologize 0.54; apologize 0.54",
     ("make_it_right", 'Let me fix that billing error for you right now.'): "scores (best / runner-up per sentence and clause): make_it_right 0.58 / other 0.58; make_it_right 0.58",
-    ("make_it_right", "I've gone ahead and cancelled the duplicate booking."): "scores (best / runner-up per sentence and clause): restate 0.47 / make_it_right 0.44; other 0.36 / make_it_right 0.34; restate 0.48 / blame 0.43; make_it_right 0.44",
     ("make_it_right", 'What would feel like a fair outcome to you?'): "scores (best / runner-up per sentence and clause): empathize 0.36 / make_it_right 0.33; make_it_right 0.33",
     ("extra_mile", "I've thrown in free delivery on your next order too."): "scores (best / runner-up per sentence and clause): extra_mile 0.57 / make_it_right 0.57; extra_mile 0.57",
     ("insincere_apology", "We're sorry for any disruption to your service."): "scores (best / runner-up per sentence and clause): insincere_apology 0.58 / apologize 0.56; insincere_apology 0.58",

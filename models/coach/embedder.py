@@ -80,6 +80,32 @@ class Embedder:
         return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
 
+    def embed_spans(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's vector and, from the same run, a vector per character span of it (its clauses):
+        the span's token states pooled alone. One pass of the model per sentence, not one per clause."""
+        if not texts:
+            return np.zeros((0, self.dim), np.float32), []
+        encodings = self.tokenizer.encode_batch(texts)
+        n = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), n), np.int64)
+        mask = np.zeros_like(ids)
+        for i, e in enumerate(encodings):
+            ids[i, :len(e.ids)] = e.ids
+            mask[i, :len(e.ids)] = 1
+        with self._lock:
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                             "token_type_ids": np.zeros_like(ids)})[0]
+        whole = _unit((hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1))
+        parts = []
+        for i, e in enumerate(encodings):
+            rows = []
+            for start, end in spans[i]:
+                # Word tokens whose characters fall inside the span ([CLS]/[SEP] have no characters).
+                take = [j for j, (a, b) in enumerate(e.offsets) if b > a and a >= start and b <= end]
+                rows.append(hidden[i, take].mean(axis=0) if take else np.zeros(self.dim, np.float32))
+            parts.append(_unit(np.array(rows, np.float32).reshape(-1, self.dim)))
+        return whole, parts
+
     def embed_many(self, texts: list[str], batch: int = 32) -> np.ndarray:
         """Many texts (a playbook's examples): in batches of similar length, so little is spent on padding."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -114,6 +140,10 @@ class Embedder:
             log.info("coach example cache not written: %s", exc)
         _memo[key] = vectors
         return vectors
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
 
 _memo: dict[str, np.ndarray] = {}

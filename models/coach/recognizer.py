@@ -35,20 +35,31 @@ class Recognized:
     by_meaning: tuple[str, ...] = ()  # which of those only the examples found
 
 
-def units(text: str) -> list[tuple[str, int]]:
-    """The sentences of an agent final and, for a sentence of several clauses, each clause too:
-    (text, index of its sentence in the list, or -1 for a sentence itself)."""
-    out: list[tuple[str, int]] = []
+def sentences(text: str) -> list[tuple[str, list[tuple[int, int]]]]:
+    """The sentences of an agent final, each with the character spans of its clauses when it has several."""
+    out = []
     for sentence in _SENTENCES.split(text.strip()):
         sentence = sentence.strip()
         if not sentence:
             continue
+        spans, at = [], 0
+        for clause in _CLAUSES.split(sentence):
+            start = sentence.find(clause, at)
+            at = start + len(clause)
+            piece = clause.strip(" ,.;")
+            if len(piece.split()) >= MIN_CLAUSE_WORDS:
+                spans.append((start, at))
+        out.append((sentence, spans if len(spans) > 1 else []))
+    return out
+
+
+def units(text: str) -> list[tuple[str, int]]:
+    """Sentences and clauses as (text, index of its sentence in the list, or -1 for a sentence itself)."""
+    out: list[tuple[str, int]] = []
+    for sentence, spans in sentences(text):
         at = len(out)
         out.append((sentence, -1))
-        clauses = [c.strip(" ,.;") for c in _CLAUSES.split(sentence)]
-        clauses = [c for c in clauses if len(c.split()) >= MIN_CLAUSE_WORDS]
-        if len(clauses) > 1:
-            out += [(c, at) for c in clauses if c != sentence]
+        out += [(sentence[a:b].strip(" ,.;"), at) for a, b in spans]
     return out
 
 
@@ -84,11 +95,13 @@ class Recognizer:
         self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
 
     def scores(self, sentences: list[str]) -> np.ndarray:
-        """Per sentence, per class: the mean cosine of the class's nearest examples."""
-        vectors = self.embedder.embed(sentences)
+        """Per sentence, per class: the mean cosine of the class's nearest examples, blended with its centre."""
+        return self._scores(self.embedder.embed(sentences))
+
+    def _scores(self, vectors: np.ndarray) -> np.ndarray:
         sims = vectors @ self.vectors.T
         k, w = self.meaning["nearest"], self.meaning["centroid"]
-        out = np.empty((len(sentences), len(self.classes)), np.float32)
+        out = np.empty((len(vectors), len(self.classes)), np.float32)
         for i, members in enumerate(self._members):
             part = sims[:, members]
             take = min(k, part.shape[1])
@@ -99,7 +112,28 @@ class Recognizer:
         """(class, score, margin over the runner-up) per sentence; "other" when nothing clears its bar."""
         if not sentences:
             return []
-        table = self.scores(sentences)
+        return self._decide(self.scores(sentences))
+
+    def classify_text(self, text: str) -> list[tuple[str, int, str, float]]:
+        """An agent final's sentences and clauses as units() gives them, each with (class, score).
+        A clause is read from its sentence's own run of the model (its tokens pooled), which costs
+        nothing more than the sentence."""
+        split = sentences(text)
+        if not split:
+            return []
+        whole, parts = self.embedder.embed_spans([s for s, _ in split], [spans for _, spans in split])
+        rows, where = [], []
+        for i, (sentence, spans) in enumerate(split):
+            at = len(where)
+            rows.append(whole[i])
+            where.append((sentence, -1))
+            for (a, b), vector in zip(spans, parts[i]):
+                rows.append(vector)
+                where.append((sentence[a:b].strip(" ,.;"), at))
+        decided = self._decide(self._scores(np.array(rows)))
+        return [(u, at, label, score) for (u, at), (label, score, _) in zip(where, decided)]
+
+    def _decide(self, table: np.ndarray) -> list[tuple[str, float, float]]:
         out = []
         for row in table:
             order = np.argsort(row)[::-1]
@@ -119,15 +153,14 @@ def recognize(playbook, text: str) -> Recognized:
     by_rule = steps | warnings
     found: set[str] = set()
     if playbook.recognition == "meaning" and playbook.recognizer is not None:
-        parts = units(text)
-        classes = playbook.recognizer.classify([u for u, _ in parts])
+        read = playbook.recognizer.classify_text(text)
         best: dict[str, float] = {}
-        for (_, sentence), (label, score, _) in zip(parts, classes):
+        for _, sentence, label, score in read:
             if label == OTHER or label in by_rule:
                 continue
             # A clause read alone can sound like more than its sentence means ("I am sorry" in
             # "I am sorry, please go on"): it counts only where its sentence is not more surely other.
-            if sentence >= 0 and classes[sentence][0] == OTHER and classes[sentence][1] >= score:
+            if sentence >= 0 and read[sentence][2] == OTHER and read[sentence][3] >= score:
                 continue
             if any((label, r) in CONFLICTS or (r, label) in CONFLICTS for r in by_rule):
                 continue
