@@ -22,6 +22,7 @@ PLAYBOOK = load()
     ("My package was supposed to arrive last Monday", "your package was supposed to arrive last Monday"),
     ("I'm still waiting for my refund", "you're still waiting for your refund"),
     ("you told me it was fixed", "we told you it was fixed"),
+    ("this is the third time you people have overcharged me", "this is the third time we have overcharged you"),
 ])
 def test_person_conversion(caller, agent):
     assert to_agent_voice(caller) == agent
@@ -48,6 +49,14 @@ def test_amounts_counts_and_dates(text, amounts, times, whens):
     facts = Facts()
     facts.add(text)
     assert facts.amounts == amounts and facts.times == times and facts.whens == whens
+
+
+def test_what_went_wrong_without_a_number_is_a_fact_and_names_are_not_items():
+    facts = Facts()
+    facts.add("There's a long scratch down the passenger door that wasn't there before.")
+    facts.add("It is twelve Oak Street, and the engineer was booked for eight till one today.")
+    assert "there's a long scratch down the passenger door that wasn't there before" in facts.clauses
+    assert facts.items == []
 
 
 def test_no_facts_in_small_talk():
