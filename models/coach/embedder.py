@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import logging
-import os
 import threading
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("calmline.coach")
 MAX_TOKENS = 64  # agent sentences are short; a longer one is cut, which keeps the cost per sentence bounded
 
 
@@ -58,8 +55,6 @@ class Embedder:
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
         self.dim = int(self.session.get_outputs()[0].shape[-1])
-        stat = model.stat()
-        self.model_id = f"minilm-int8-{stat.st_size}-{int(stat.st_mtime)}"
         self._lock = threading.Lock()  # one run at a time keeps the one-thread promise when calls share it
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -116,30 +111,13 @@ class Embedder:
         return out
 
     def embed_cached(self, texts: list[str]) -> np.ndarray:
-        """Like embed_many, kept on disk (the user's cache folder) so a server start reuses it."""
-        key = hashlib.sha256("\n".join([self.model_id, str(MAX_TOKENS), *texts]).encode()).hexdigest()[:24]
-        if key in _memo:
+        """Like embed_many, remembered for the life of the process: a playbook loaded again (a test
+        server, a reload) reuses its examples' vectors. Nothing is written to disk (models/ keeps no files)."""
+        key = hashlib.sha256("\n".join([str(MAX_TOKENS), *texts]).encode()).hexdigest()
+        with _shared_lock:
+            if key not in _memo:
+                _memo[key] = self.embed_many(texts)
             return _memo[key]
-        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "calmline"
-        path = folder / f"coach-examples-{key}.npy"
-        try:
-            vectors = np.load(path)
-            if vectors.shape == (len(texts), self.dim):
-                _memo[key] = vectors
-                return vectors
-        except (OSError, ValueError):
-            pass
-        vectors = self.embed_many(texts)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
-                np.save(f, vectors)
-            tmp.replace(path)
-        except OSError as exc:  # a read-only home: it is only slower to start
-            log.info("coach example cache not written: %s", exc)
-        _memo[key] = vectors
-        return vectors
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

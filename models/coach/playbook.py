@@ -142,7 +142,12 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
                   [k for k, w in warnings.items() if k != "interrupting" and not w.examples]
         if missing:
             raise PlaybookError(f"{where}: recognition by meaning needs examples for {', '.join(missing)}")
-        object.__setattr__(book, "recognizer", Recognizer(book))
+        from models.coach.embedder import EmbedderUnavailable
+
+        try:
+            object.__setattr__(book, "recognizer", Recognizer(book))
+        except EmbedderUnavailable as exc:
+            raise PlaybookError(f"{where}: recognition by meaning: {exc}; or set recognition = \"rules\"") from None
     return book
 
 
