@@ -59,11 +59,23 @@ def test_what_went_wrong_without_a_number_is_a_fact_and_names_are_not_items():
     assert facts.items == []
 
 
+def test_what_they_need_is_said_back_with_the_two_facts_that_matter():
+    facts = Facts()
+    for text in ["The technician never showed up.", "I took a whole day off work to wait for him.",
+                 "I have called three times since Monday.", "I just want someone here by Saturday."]:
+        facts.add(text)
+    assert facts.needs == ["you just want someone here by Saturday"]
+    said = facts.fields()["facts"]
+    assert said.endswith("and you just want someone here by Saturday") and said.count(",") + said.count(" and ") <= 2
+    assert "three times" in said
+
+
 def test_no_facts_in_small_talk():
     facts = Facts()
     facts.add("Hi there, how are you doing today?")
     facts.add("I would like some help please.")
-    assert not facts.known and facts.clauses == []
+    facts.add("I need help with my account.")
+    assert not facts.known and facts.clauses == [] and facts.needs == []
 
 
 STEPS = {

@@ -25,6 +25,9 @@ COMPLAINT_VERBS = re.compile(r"\b(?:ordered|sent|shipped|received|got|charged?|b
                              # what went wrong, without a verb of ordering or paying: "a scratch that wasn't there"
                              r"never|still|wrong|damaged|missing|scratch(?:ed)?|leak(?:ing|ed)?|stopped|blocked|declined|"
                              r"late|stuck)\b", re.I)
+# What the caller needs, said in the first person: "I want it fixed today", "I just need my refund".
+# "I would like some help" and "I need help" are asking, not telling: no fact in them.
+NEED = re.compile(r"\bi (?:just |really |only |still |do )?(?:want|need|expect)\b(?! (?:some |a little |your )?help\b)", re.I)
 _NOT_ITEMS = {"times", "time", "of", "and", "dollars", "bucks", "days", "weeks", "months", "hours", "minutes", "ago", "in",
               "more", "extra", "percent", "the", "a", "to", "for", "at", "on", "i", "you", "we", "it", "them",
               # amounts and sizes said in words, and words that join numbers: not things
@@ -81,12 +84,15 @@ class Facts:
     amounts: list[str] = field(default_factory=list)
     times: list[str] = field(default_factory=list)
     whens: list[str] = field(default_factory=list)
+    needs: list[str] = field(default_factory=list)  # clauses (agent's voice) saying what the caller needs
 
     def key_clauses(self, limit: int = 3) -> list[str]:
-        """The clauses worth saying back: those with numbers first, in the order the caller said them."""
-        numbered = [c for c in self.clauses if AMOUNT.search(c) or TIMES.search(c) or QUANTITY.search(c)]
-        rest = [c for c in self.clauses if c not in numbered]
-        chosen = set((numbered + rest)[:limit])
+        """The clauses worth saying back: what they need (the latest), then those with numbers, then the
+        rest, said in the order the caller said them."""
+        need = [c for c in self.clauses if c in self.needs][-1:]
+        numbered = [c for c in self.clauses if c not in need and (AMOUNT.search(c) or TIMES.search(c) or QUANTITY.search(c))]
+        rest = [c for c in self.clauses if c not in numbered and c not in self.needs]
+        chosen = set(need + (numbered + rest)[:limit - len(need)])
         return [c for c in self.clauses if c in chosen]
 
     @property
@@ -113,10 +119,13 @@ class Facts:
         told_story = False
         for clause in split_clauses(text):
             # A date alone ("today") is small talk; with a complaint verb it is part of the story.
-            if not (AMOUNT.search(clause) or TIMES.search(clause) or QUANTITY.search(clause)
+            need = bool(NEED.search(clause))
+            if not (need or AMOUNT.search(clause) or TIMES.search(clause) or QUANTITY.search(clause)
                     or COMPLAINT_VERBS.search(clause)):
                 continue
             voiced = to_agent_voice(re.sub(r"^(?:then|and|so|but|also|plus)\s+", "", clause, flags=re.I))
+            if need and len(voiced.split()) >= 3:
+                self.needs.append(voiced)
             words = set(re.findall(r"[a-z0-9$']+", voiced.lower())) - _FILLER
             said = set(re.findall(r"[a-z0-9$']+", " ".join(self.clauses).lower()))
             # "just one book" after "you ordered one book" adds nothing to say back.
