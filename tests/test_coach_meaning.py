@@ -318,3 +318,15 @@ def test_a_missing_model_package_is_a_clear_playbook_error(monkeypatch):
     monkeypatch.setattr(embedder, "shared", unavailable)
     with pytest.raises(PlaybookError, match='recognition = "rules"'):
         load()
+
+
+def test_the_text_eval_scores_meaning_against_rules(capsys):
+    from clients.evaluate import coach_text
+
+    results = coach_text.run(("dev", "validation"))
+    out = capsys.readouterr().out
+    assert "validation  meaning" in out and "per kind" in out
+    assert results["dev/meaning"]["warnings_on_calm_calls"] == 0 and results["dev/meaning"]["calm_calls"] >= 7
+    assert results["validation/meaning"]["calls"] >= 14
+    for measure in ("warnings_recall", "steps_recall", "every_handover"):
+        assert results["validation/meaning"][measure] > results["validation/rules"][measure], measure

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.coach.coach import Coach, StepDone, Warning
+from models.coach.coach import Coach, Cue, Warning
 from models.coach.playbook import Playbook, load
 from models.floor import FloorState
 from models.heat import HeatTracker
@@ -53,10 +53,16 @@ class Score:
     warned: int = 0
     per_kind: dict = field(default_factory=dict)  # kind -> [gold, got, ok]
     misses: list[str] = field(default_factory=list)
+    facts_gold: int = 0  # the call's key facts (gold), and how many a restate or make_it_right cue said back
+    facts_said: int = 0
 
 
 def calls(part: str) -> list[tuple[str, list[Turn]]]:
     """The part's calls as (name, turns): dev from the render scripts, validation from coach_text."""
+    return [(name, turns) for name, turns, _ in _calls(part)]
+
+
+def _calls(part: str) -> list[tuple[str, list[Turn], list[str]]]:
     out = []
     for path in sorted(PARTS[part].glob("*.script.json" if part == "dev" else "*.json")):
         data = json.loads(path.read_text())
@@ -66,27 +72,31 @@ def calls(part: str) -> list[tuple[str, list[Turn]]]:
             turns.append(Turn(t["speaker"], [s for s in _SENTENCE.split(text.strip()) if s],
                               [s for s in t.get("steps") or []], [w for w in t.get("warnings") or [] if w != "interrupting"],
                               bool(t.get("venting")), list(t.get("next_moves") or [])))
-        out.append((path.name.split(".")[0], turns))
+        out.append((path.name.split(".")[0], turns, [f.lower() for f in data.get("facts", [])]))
     return out
 
 
-def replay(playbook: Playbook, name: str, turns: list[Turn]) -> Score:
+def replay(playbook: Playbook, name: str, turns: list[Turn], facts: list[str] = ()) -> Score:
     coach, heat, t = Coach(playbook, 0.0), HeatTracker("caller"), 0.0
     score = Score(name, calm=not any(turn.warnings for turn in turns))
+    said_back = []  # what restate and make_it_right cues said during the call
+
+    def saw(outputs: list) -> None:
+        said_back.extend(o.say.lower() for o in outputs if isinstance(o, Cue) and o.move in ("restate", "make_it_right"))
+
     gold_steps: set[str] = set()
     vented = False
     for turn in turns:
         if turn.speaker == "caller":
-            coach.floor(FloorState(t, "caller_speaking", turn.venting, False, 0.9))
+            saw(coach.floor(FloorState(t, "caller_speaking", turn.venting, False, 0.9)))
             for sentence in turn.sentences:
                 end = t + SECONDS_PER_WORD * len(sentence.split())
                 coach.caller_said(sentence)
                 reading = heat.utterance(sentence, t, end)
-                coach.caller_heat(reading.heat, end)
-                coach.refresh(end)
+                saw(coach.caller_heat(reading.heat, end) + coach.refresh(end))
                 t = end + 0.3
             t += 0.8
-            coach.floor(FloorState(t, "open", False, True, 0.9))
+            saw(coach.floor(FloorState(t, "open", False, True, 0.9)))
             cue = coach.cue.move if coach.cue is not None and not coach.cue.hold else None
             if turn.next_moves:
                 ok = cue in turn.next_moves
@@ -101,7 +111,9 @@ def replay(playbook: Playbook, name: str, turns: list[Turn]) -> Score:
         got_warnings: set[str] = set()
         for sentence in turn.sentences:
             t += SECONDS_PER_WORD * len(sentence.split())
-            for out in coach.agent_final(sentence, t):
+            outputs = coach.agent_final(sentence, t)
+            saw(outputs)
+            for out in outputs:
                 if isinstance(out, Warning):
                     got_warnings.add(out.kind)
             t += 0.3
@@ -118,6 +130,9 @@ def replay(playbook: Playbook, name: str, turns: list[Turn]) -> Score:
         if gold != got_warnings:
             score.misses.append(f"warnings {sorted(got_warnings)} gold {sorted(gold)}: {' '.join(turn.sentences)[:60]!r}")
         gold_steps |= set(turn.steps)
+    if facts:
+        score.facts_gold = len(facts)
+        score.facts_said = sum(1 for f in facts if any(f in said for said in said_back))
     got_steps = {s.move for s in coach.done}
     score.steps_gold, score.steps_got, score.steps_ok = len(gold_steps), len(got_steps), len(gold_steps & got_steps)
     for move in gold_steps | got_steps:
@@ -146,9 +161,14 @@ def totals(scores: list[Score]) -> dict:
         "warnings_recall": ratio(s("warnings_ok"), s("warnings_gold")),
         "steps_precision": ratio(s("steps_ok"), s("steps_got")),
         "steps_recall": ratio(s("steps_ok"), s("steps_gold")),
+        "facts_carried": ratio(s("facts_said"), s("facts_gold")),
         "warnings_on_calm_calls": sum(x.warned for x in scores if x.calm),
         "calm_calls": sum(1 for x in scores if x.calm),
     }
+
+
+def _num(x: float) -> str:
+    return "-" if x != x else f"{x:.2f}"
 
 
 def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, playbook: Playbook | None = None) -> dict:
@@ -156,18 +176,21 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
     books = {"meaning": meaning, "rules": dataclasses.replace(meaning, recognition="rules", recognizer=None)}
     results: dict = {}
     print("calmline eval coach: text replayed through the coach (interrupting is timing, not text: left out)")
+    print("first cue: the cue released at the first hand-over after a vent is acceptable; every cue: at every caller\n"
+          "hand-over; warnings per agent turn, steps per call; facts: the call's key facts said back in a restate or\n"
+          "make_it_right cue; calm warned: warnings on calls whose gold has none")
     print(f"\n{'part':<11} {'recognition':<11} {'calls':>5} {'first cue':>9} {'every cue':>9} {'warn P':>6} {'warn R':>6} "
-          f"{'step P':>6} {'step R':>6} {'calm warned':>11}")
+          f"{'step P':>6} {'step R':>6} {'facts':>5} {'calm warned':>11}")
     kinds: dict = {}
     for part in parts:
-        data = calls(part)
+        data = _calls(part)
         for how, book in books.items():
-            scores = [replay(book, name, turns) for name, turns in data]
+            scores = [replay(book, name, turns, facts) for name, turns, facts in data]
             tot = totals(scores)
             results[f"{part}/{how}"] = tot
             print(f"{part:<11} {how:<11} {tot['calls']:>5} {tot['first_cue_after_vent']:>9.2f} {tot['every_handover']:>9.2f} "
                   f"{tot['warnings_precision']:>6.2f} {tot['warnings_recall']:>6.2f} {tot['steps_precision']:>6.2f} "
-                  f"{tot['steps_recall']:>6.2f} {tot['warnings_on_calm_calls']:>5} in {tot['calm_calls']}")
+                  f"{tot['steps_recall']:>6.2f} {_num(tot['facts_carried']):>5} {tot['warnings_on_calm_calls']:>5} in {tot['calm_calls']}")
             merged: dict = {}
             for x in scores:
                 for k, row in x.per_kind.items():
