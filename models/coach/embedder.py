@@ -58,22 +58,8 @@ class Embedder:
         self._lock = threading.Lock()  # one run at a time keeps the one-thread promise when calls share it
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
-        encodings = self.tokenizer.encode_batch(texts)
-        n = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), n), np.int64)
-        mask = np.zeros_like(ids)
-        for i, e in enumerate(encodings):
-            ids[i, :len(e.ids)] = e.ids
-            mask[i, :len(e.ids)] = 1
-        with self._lock:
-            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                             "token_type_ids": np.zeros_like(ids)})[0]
-        summed = (hidden * mask[..., None]).sum(axis=1)
-        vectors = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-        return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)).astype(np.float32)
-
+        """One unit vector per text."""
+        return self.embed_spans(texts, [[] for _ in texts])[0]
 
     def embed_spans(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Each text's vector and, from the same run, a vector per character span of it (its clauses):

@@ -3,9 +3,10 @@
 Every sentence of an agent final, and each clause of a longer sentence, is embedded
 and compared with the playbook's examples of every move and warning kind and with an
 "other" class (near-misses and everyday call talk). A class's score is the mean cosine
-of its ``nearest`` closest examples, blended with the cosine to the class's centre
-(the mean of its examples: steadier when a sentence is far from every example); the best class counts when it is not "other",
-clears its own threshold and beats the runner-up by the margin. The regular
+of its ``nearest`` closest examples, blended with the cosine to the class's centre (the
+mean of its examples: steadier when a sentence is far from every example); the best
+class counts when it is not "other", clears its own threshold and beats the runner-up
+by the margin. A clause is pooled from its sentence's run of the model. The regular
 expressions still count where they match: they are precise, the examples widen them.
 With ``recognition = "rules"`` only the regular expressions are read (the baseline).
 """
@@ -53,16 +54,6 @@ def sentences(text: str) -> list[tuple[str, list[tuple[int, int]]]]:
     return out
 
 
-def units(text: str) -> list[tuple[str, int]]:
-    """Sentences and clauses as (text, index of its sentence in the list, or -1 for a sentence itself)."""
-    out: list[tuple[str, int]] = []
-    for sentence, spans in sentences(text):
-        at = len(out)
-        out.append((sentence, -1))
-        out += [(sentence[a:b].strip(" ,.;"), at) for a, b in spans]
-    return out
-
-
 class Recognizer:
     """Built once per playbook: the examples are embedded at load, each agent sentence at run time."""
 
@@ -86,8 +77,6 @@ class Recognizer:
             labels.append(OTHER)
             texts.append(example)
         self.classes = sorted(set(labels))
-        self.moves = [m for m in playbook.moves if m in self.thresholds]
-        self.kinds = [k for k in playbook.warnings if k in self.thresholds]
         self.vectors = self.embedder.embed_cached(texts)
         self.labels = np.array([self.classes.index(x) for x in labels])
         self._members = [np.flatnonzero(self.labels == i) for i in range(len(self.classes))]
@@ -115,9 +104,9 @@ class Recognizer:
         return self._decide(self.scores(sentences))
 
     def classify_text(self, text: str) -> list[tuple[str, int, str, float]]:
-        """An agent final's sentences and clauses as units() gives them, each with (class, score).
-        A clause is read from its sentence's own run of the model (its tokens pooled), which costs
-        nothing more than the sentence."""
+        """An agent final's sentences and their clauses: (text, index of its sentence's row or -1 for a
+        sentence, class, score). A clause is read from its sentence's own run of the model (its tokens
+        pooled), which costs nothing more than the sentence."""
         split = sentences(text)
         if not split:
             return []
