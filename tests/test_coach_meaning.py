@@ -249,6 +249,20 @@ def test_a_new_example_changes_behaviour_without_code(tmp_path):
     assert "make_it_right" in _found(load(path), text)
 
 
+def test_a_playbook_without_the_setting_is_read_by_its_rules(tmp_path):
+    """A team's copy from before recognition by meaning: no setting, no [meaning], no examples."""
+    import re
+
+    text = DEFAULT_PATH.read_text().replace('recognition = "meaning"', "")
+    text = re.sub(r"\[meaning\]\n(?:\w+ = .*\n)+", "", text)
+    text = re.sub(r"\n(?:examples|near_misses) = \[\n(?:    .*\n)*?\]", "", text)
+    path = tmp_path / "playbook.toml"
+    path.write_text(text)
+    book = load(path)
+    assert book.recognition == "rules" and book.recognizer is None and not book.moves["thank"].examples
+    assert "blame" in _found(book, "That's not my fault.")
+
+
 def test_recognition_rules_in_the_file_turns_meaning_off(tmp_path):
     path = tmp_path / "playbook.toml"
     path.write_text(DEFAULT_PATH.read_text().replace('recognition = "meaning"', 'recognition = "rules"'))

@@ -116,19 +116,20 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
     unknown = set(given) - set(THRESHOLDS)
     if unknown:
         raise PlaybookError(f"{where}: [thresholds] unknown {', '.join(sorted(unknown))}")
-    recognition = data.get("recognition", "meaning")
+    # A playbook from before recognition by meaning (no setting) keeps working on its rules.
+    recognition = data.get("recognition", "rules")
     if recognition not in RECOGNITION:
         raise PlaybookError(f"{where}: recognition must be one of {', '.join(RECOGNITION)}, not {recognition!r}")
-    meaning_data = data.get("meaning", {})
+    meaning_data = data.get("meaning", {}) if recognition == "meaning" else {}
     meaning = {}
-    for name, kind in MEANING.items():
+    for name, kind in (MEANING.items() if recognition == "meaning" else ()):
         value = meaning_data.get(name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise PlaybookError(f"{where}: [meaning] {name} must be a non-negative number")
         meaning[name] = kind(value)
-    if meaning["nearest"] < 1:
+    if meaning and meaning["nearest"] < 1:
         raise PlaybookError(f"{where}: [meaning] nearest must be at least 1")
-    if meaning["centroid"] > 1:
+    if meaning and meaning["centroid"] > 1:
         raise PlaybookError(f"{where}: [meaning] centroid is a weight from 0 to 1")
     unknown = set(meaning_data) - set(MEANING)
     if unknown:
