@@ -137,14 +137,14 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
     other = _strings(data.get("other", {}).get("examples", []), f"{where}: [other] examples")
     book = Playbook(moves, warnings, thresholds, where, recognition, meaning, other)
     if recognition == "meaning" and embed:
+        from models.coach.embedder import EmbedderUnavailable
         from models.coach.recognizer import Recognizer
 
+        # listen has no words to find, interrupting is timing: every other class needs examples.
         missing = [n for n, m in moves.items() if n != "listen" and not m.examples] + \
                   [k for k, w in warnings.items() if k != "interrupting" and not w.examples]
         if missing:
             raise PlaybookError(f"{where}: recognition by meaning needs examples for {', '.join(missing)}")
-        from models.coach.embedder import EmbedderUnavailable
-
         try:
             object.__setattr__(book, "recognizer", Recognizer(book))
         except EmbedderUnavailable as exc:
