@@ -344,3 +344,15 @@ def test_the_text_eval_scores_meaning_against_rules(capsys):
     assert results["validation/meaning"]["calls"] >= 14
     for measure in ("warnings_recall", "steps_recall", "every_handover"):
         assert results["validation/meaning"][measure] > results["validation/rules"][measure], measure
+
+
+def test_by_meaning_every_move_and_warning_needs_examples(tmp_path):
+    import re
+
+    text = DEFAULT_PATH.read_text()
+    start = text.index("[warnings.glib]")
+    glib = text[start:text.index("[warnings.passing_the_buck]")]
+    path = tmp_path / "playbook.toml"
+    path.write_text(text.replace(glib, re.sub(r"\nexamples = \[\n(?:    .*\n)*?\]", "", glib)))
+    with pytest.raises(PlaybookError, match="needs examples for glib"):
+        load(path)
