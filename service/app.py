@@ -19,6 +19,7 @@ from service.auth import Credentials, load_credentials
 from service.bus import EventBus
 from service.calls import LiveCalls
 from service.config import Settings
+from service.health import Health
 from service.recorder import Recorder
 from service.routes import routes
 from service.session import SessionDeps
@@ -40,6 +41,7 @@ class Services:
     bus: EventBus
     audio_files: AudioFiles
     calls: LiveCalls
+    health: Health
     metrics: object = None  # the Prometheus registry of this server's gauges and counters
 
 
@@ -52,16 +54,20 @@ def build_services(settings: Settings, transcriber: Transcriber | None = None) -
                                              download_root=str(settings.data_dir / "models"), workers=settings.workers)
     scheduler = TranscriptionScheduler(transcriber, workers=transcriber.workers)
     store = Store(settings.sqlalchemy_url)
+    audio_files = AudioFiles(settings.data_dir)
     interrupted = store.mark_interrupted()
     if interrupted:
-        log.warning("calls left live by a previous process marked interrupted", extra={"calls": interrupted})
-    recorder = Recorder(store)
+        log.warning("calls left live by a previous process marked interrupted", extra={"calls": len(interrupted)})
+        for call_id in interrupted:  # their recordings, as far as they reached the disk
+            audio_files.finalize(call_id)
+    health = Health()
+    recorder = Recorder(store, health)
     bus = EventBus()
     bus.add_sink(recorder)
-    audio_files = AudioFiles(settings.data_dir)
     segmenter = SegmenterConfig(end_silence=settings.end_silence, partial_interval=settings.partial_interval)
-    calls = LiveCalls(SessionDeps(scheduler, recorder, segmenter, playbook), bus, store, audio_files, settings.resume_grace)
-    services = Services(settings, credentials, transcriber, scheduler, store, recorder, bus, audio_files, calls)
+    calls = LiveCalls(SessionDeps(scheduler, recorder, segmenter, playbook), bus, store, audio_files, settings.resume_grace,
+                      health)
+    services = Services(settings, credentials, transcriber, scheduler, store, recorder, bus, audio_files, calls, health)
     services.metrics = metrics.service_registry(services)
     return services
 

@@ -56,11 +56,14 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def mark_interrupted(self) -> int:
-        """At start: calls still live belong to a process that died; say so instead of lying."""
+    def mark_interrupted(self) -> list[str]:
+        """At start: calls still live belong to a process that died; say so instead of lying. Returns their ids."""
         with self.engine.begin() as db:
-            return db.execute(update(calls).where(calls.c.status == LIVE).values(
-                status="interrupted", end_reason="server stopped mid-call", ended_at=time.time())).rowcount
+            ids = list(db.execute(select(calls.c.call_id).where(calls.c.status == LIVE)).scalars())
+            if ids:
+                db.execute(update(calls).where(calls.c.call_id.in_(ids)).values(
+                    status="interrupted", end_reason="server stopped mid-call", ended_at=time.time()))
+            return ids
 
     def create_call(self, row: dict) -> None:
         with self.engine.begin() as db:
