@@ -55,8 +55,8 @@ class CallAudio:
             raise RecordingFailed(str(self.failed))
 
     def flush(self) -> None:
-        if self.failed is None:
-            for f in self._files.values():
+        for f in self._files.values():
+            if self.failed is None:
                 self._guard(f.flush)
         if self.failed is not None:
             raise RecordingFailed(str(self.failed))

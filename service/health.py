@@ -6,7 +6,7 @@ import threading
 import time
 from collections import Counter
 
-# A fault with no success to clear it (a full disk, a full recorder queue) is reported this long after it was last seen.
+# A fault (a full disk, a refused write, a full recorder queue) is reported this long after it was last seen.
 FAULT_MEMORY = 60.0
 
 
@@ -22,12 +22,6 @@ class Health:
         with self._lock:
             self._faults[kind] = (time.monotonic(), detail)
             self.counts[kind] += 1
-
-    def clear(self, kind: str) -> None:
-        """The operation that failed works again (a database write went through)."""
-        if kind in self._faults:
-            with self._lock:
-                self._faults.pop(kind, None)
 
     def reasons(self) -> list[str]:
         now = time.monotonic()

@@ -98,7 +98,6 @@ class Recorder:
     def _write_events(self, batch: list[dict]) -> None:
         try:
             self.store.append_events(batch)
-            self.health.clear("database")
             return
         except Exception as exc:
             log.warning("event batch failed, retried call by call", extra={"events": len(batch), "error": _what(exc)})
@@ -107,13 +106,20 @@ class Recorder:
             by_call.setdefault(event["call_id"], []).append(event)
         time.sleep(RETRY_PAUSE)
         for call_id, events in by_call.items():
-            self._write(call_id, f"{len(events)} events", self.store.append_events, events)
+            try:
+                self.store.append_events(events)
+                continue
+            except Exception:
+                pass
+            # Row by row: what the store accepts is kept, up to the first row it refuses.
+            for event in events:
+                if not self._write(call_id, f"event {event['seq']}", self.store.append_events, [event]):
+                    break
 
     def _write(self, call_id: str, what: str, write, *args) -> bool:
         for attempt in (1, 2):
             try:
                 write(*args)
-                self.health.clear("database")
                 return True
             except Exception as exc:
                 if attempt == 1:
