@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from service import metrics
+from service import metrics, retention
 from service.access import require, require_call_access
 from service.auth import AGENT, SUPERVISOR
 from service.bus import SUPERVISOR_ONLY
@@ -155,6 +155,19 @@ def _byte_range(header: str | None, size: int):
     if start < 0 or start > end or start >= size:
         return "unsatisfiable"
     return start, end
+
+
+async def delete_call(request: Request) -> Response:
+    """Supervisor only: the call's row, events and recording; a live call must end first."""
+    require(request, SUPERVISOR)
+    svc = request.app.state.services
+    call_id = request.path_params["call_id"]
+    if svc.calls.get(call_id) is not None:
+        raise HTTPException(409, f"call {call_id} is live; delete it once it has ended")
+    await svc.recorder.flush()  # the rows of a call that just ended are written before they are deleted
+    if not await asyncio.to_thread(retention.delete_call, svc, call_id):
+        raise HTTPException(404, f"no call {call_id}")
+    return Response(status_code=204)
 
 
 async def whoami(request: Request) -> JSONResponse:

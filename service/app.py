@@ -14,7 +14,7 @@ from models.scheduler import TranscriptionScheduler
 from models.transcriber import Transcriber
 from models.utterances import SegmenterConfig
 from service.audio_files import AudioFiles
-from service import metrics
+from service import metrics, retention
 from service.auth import Credentials, load_credentials
 from service.bus import EventBus
 from service.calls import LiveCalls
@@ -77,7 +77,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     async def lifespan(app):
         svc = services or await asyncio.to_thread(build_services, settings)
         app.state.services = svc
+        purger = asyncio.create_task(retention.run(svc)) if svc.settings.retention_days > 0 else None
         yield
+        if purger is not None:
+            purger.cancel()
         await svc.calls.shutdown()
         svc.scheduler.close()
         svc.recorder.close()
