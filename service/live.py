@@ -22,7 +22,7 @@ async def agent_events(ws: WebSocket) -> None:
     svc = ws.app.state.services
     sub = svc.bus.for_agent(agent_id)
     live = [s.call_id for s in svc.calls.all() if s.agent_id == agent_id]
-    await _stream(ws, sub, live, lambda e: e["type"] not in SUPERVISOR_ONLY)
+    await _stream(ws, sub, lambda e: e["type"] not in SUPERVISOR_ONLY, live_calls=live)
 
 
 async def supervise(ws: WebSocket) -> None:
@@ -31,17 +31,27 @@ async def supervise(ws: WebSocket) -> None:
     svc = ws.app.state.services
     call_id = ws.query_params.get("call_id")
     sub = svc.bus.for_supervisor(call_id)
-    live = [s.call_id for s in svc.calls.all() if call_id is None or s.call_id == call_id]
-    await _stream(ws, sub, live, lambda e: True)
+    if call_id is not None:  # following one call: its history, then what is new
+        await _stream(ws, sub, lambda e: True, live_calls=[s.call_id for s in svc.calls.all() if s.call_id == call_id])
+        return
+    # The board: each live call's current state, not its history. Taken with no await after subscribing,
+    # so nothing is missed or sent twice; 20 long calls' histories would overflow the queue meanwhile.
+    sessions = svc.calls.all()
+    await _stream(ws, sub, lambda e: True, snapshot=[e for s in sessions for e in s.events.snapshot()],
+                  sent={s.call_id: s.events.last_seq for s in sessions})
 
 
-async def _stream(ws: WebSocket, sub: Subscription, live_calls: list[str], keep) -> None:
-    """Send the live calls' events so far, then everything new: a panel that (re)connects mid-call catches up."""
+async def _stream(ws: WebSocket, sub: Subscription, keep, live_calls: list[str] = (), snapshot: list[dict] = (),
+                  sent: dict[str, int] | None = None) -> None:
+    """Catch up (the live calls' events so far, or a snapshot of them), then send everything new."""
     svc = ws.app.state.services
+    sent = dict(sent or {})
     try:
         await ws.accept()
-        await svc.recorder.flush()
-        sent: dict[str, int] = {}
+        for event in snapshot:
+            await ws.send_json(event)
+        if live_calls:
+            await svc.recorder.flush()
         for call_id in live_calls:
             for event in await asyncio.to_thread(svc.store.get_events, call_id):
                 if keep(event):
