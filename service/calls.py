@@ -105,7 +105,7 @@ class LiveCalls:
         if session.ended:
             return session.audio_seconds
         session.ended = True  # no second end, whatever happens next
-        session.end_reason = reason
+        session.end_status, session.end_reason = status, reason
         try:
             audio_seconds = await session.finish()
             summary = {"duration": round(audio_seconds, 3), "end_status": status, **session.summary()}

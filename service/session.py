@@ -74,6 +74,7 @@ class CallSession:
         self.paused = False
         self.connected = True
         self.ended = False
+        self.end_status: str | None = None  # set as the call ends: ended, dropped, error, interrupted
         self.end_reason: str | None = None
         self.started_at = time.time()
         self._tasks: set[asyncio.Task] = set()

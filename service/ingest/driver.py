@@ -113,10 +113,12 @@ class IngestConnection:
                 raise _Closed
 
     async def _ended_by_server(self) -> None:
-        """A storage fault ended the call (here or in the recorder): the peer is told, the stream closed."""
-        reason = self.session.end_reason or "storage fault"
+        """The server ended the call while it streamed (a storage fault, here or in the recorder; a
+        shutdown): the peer is told, the stream closed."""
+        code = "storage_error" if self.session.end_status == "error" else "call_ended"
+        reason = self.session.end_reason or "ended by the server"
         self.session = None
-        await self._apply(self.adapter.rejected("storage_error", reason, 1011))
+        await self._apply(self.adapter.rejected(code, reason, 1011))
 
     def _drain(self) -> None:
         if self.session is None or self.session.ended:
