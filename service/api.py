@@ -149,10 +149,12 @@ def _byte_range(header: str | None, size: int):
             start, end = max(0, size - int(last)), size - 1
         else:
             start = int(first)
+            if last and int(last) < start:
+                return None  # not a valid range: ignored
             end = min(int(last), size - 1) if last else size - 1
     except ValueError:
         return None
-    if start < 0 or start > end or start >= size:
+    if start < 0 or start >= size:
         return "unsatisfiable"
     return start, end
 

@@ -119,6 +119,7 @@ def test_byte_ranges(server):
         assert r.headers["content-range"] == f"bytes {start}-{end}/{len(whole)}", spec
     assert get(f"bytes={len(whole)}-").status_code == 416
     assert get("bytes=0-1,5-9").status_code == 200  # several ranges: the whole file, as RFC 9110 allows
+    assert get("bytes=9-5").status_code == 200 and get("bytes=x-").status_code == 200  # invalid: ignored
     # After the finalize, the same bytes come from the WAV file.
     assert server.services.audio_files.finalize(call_id) is not None
     assert get("bytes=1001-150000").content == whole[1001:150001] and get().content == whole
