@@ -37,7 +37,7 @@ class RecordingFailed(OSError):
 
 
 class CallAudio:
-    """Open files of one call; appends are buffered by the OS and flushed about once a second.
+    """Open files of one call; appends are buffered and flushed twice a second (AUDIO_FLUSH_INTERVAL).
 
     The first write error (a full disk) is kept and raised as ``RecordingFailed``; from then on
     nothing more is written, so ending the call does not fail again on the same error.

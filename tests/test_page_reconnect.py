@@ -4,9 +4,8 @@ calmline.js; the socket and the clock are stubbed in the page so the test does n
 
 from __future__ import annotations
 
-import pytest
 
-from tests.test_pages import browser, new_page  # noqa: F401 (the fixture)
+from tests.test_pages import browser, new_page  # noqa: F401 (browser is a fixture)
 
 RECONNECTS = """async () => {
   const delays = [];
