@@ -24,6 +24,7 @@ class LiveCalls:
         self.health = health or Health()
         self.ended_by_fault = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._ending: set[asyncio.Task] = set()
         deps.recorder.on_fault = self._recorder_fault
         self.bus = bus
         self.store = store
@@ -91,7 +92,9 @@ class LiveCalls:
         """A storage fault of one call's rows: that call ends as ``error``, no other."""
         session = self._sessions.get(call_id)
         if session is not None and not session.ended:
-            self._loop.create_task(self.end_by_fault(session, reason))
+            task = self._loop.create_task(self.end_by_fault(session, reason))
+            self._ending.add(task)  # held until done: the loop keeps only weak references to tasks
+            task.add_done_callback(self._ending.discard)
 
     async def end_by_fault(self, session: CallSession, reason: str) -> float:
         """Its recording or its rows cannot be stored: the call ends as ``error``, with its ``call.ended``."""
