@@ -20,7 +20,8 @@ READERS = (AGENT, SUPERVISOR)
 def _call_view(svc, row: dict) -> dict:
     live = svc.calls.get(row["call_id"])
     view = {k: row[k] for k in ("call_id", "agent_id", "status", "end_reason", "source", "started_at",
-                                 "ended_at", "audio_seconds", "metadata", "media", "summary", "peak_heat", "warning_count")}
+                                 "ended_at", "audio_seconds", "metadata", "media", "summary", "peak_heat", "warning_count",
+                                 "node_id")}
     if live is not None:
         view["audio_seconds"] = round(live.audio_seconds, 3)
         view["connected"] = live.connected
@@ -180,10 +181,19 @@ async def whoami(request: Request) -> JSONResponse:
 async def healthz(request: Request) -> JSONResponse:
     svc = request.app.state.services
     reasons = svc.health.reasons()
+    health = {"status": "ok", "reasons": reasons, "model": svc.transcriber.model_name, "device": svc.transcriber.device,
+              "workers": svc.transcriber.workers, "live_calls": len(svc.calls.all()), "queue_depth": svc.scheduler.depth,
+              "recorder_queue_depth": svc.recorder.depth, "node_id": svc.calls.node_id}
+    if svc.cluster is not None:
+        try:
+            health["cluster"] = await svc.cluster.nodes()
+        except Exception:  # Redis away: this node still serves its own calls
+            health["cluster"] = None
+            reasons.append("cluster: Redis unreachable")
     # Still 200 when degraded: the server serves; the body says what is failing.
-    return JSONResponse({"status": "degraded" if reasons else "ok", "reasons": reasons, "model": svc.transcriber.model_name, "device": svc.transcriber.device,
-                         "workers": svc.transcriber.workers, "live_calls": len(svc.calls.all()), "queue_depth": svc.scheduler.depth,
-                         "recorder_queue_depth": svc.recorder.depth})
+    if reasons:
+        health["status"] = "degraded"
+    return JSONResponse(health)
 
 
 async def metrics_endpoint(request: Request) -> Response:

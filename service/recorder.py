@@ -32,6 +32,9 @@ class Recorder:
         self.on_fault: Callable[[str, str], None] | None = None  # (call_id, reason), called from the recorder thread
         self.dropped_events = 0  # not stored: the queue was full
         self.failed_writes = 0  # writes the store refused, after the retry
+        # Called on the writer thread with each committed batch of (event, agent_id): the relay to other
+        # nodes publishes only what is in the database, so a node that sees a gap can fill it from there.
+        self.after_commit: list[Callable[[list[tuple[dict, str]]], None]] = []
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
@@ -41,12 +44,12 @@ class Recorder:
         return self._queue.qsize()
 
     # Bus sink: called on the event loop for every event, must not block.
-    def __call__(self, event: dict) -> None:
+    def __call__(self, event: dict, agent_id: str | None = None) -> None:
         if self._queue.qsize() >= self.max_queued:
             self.dropped_events += 1
             self.health.fault("recorder_queue_full", f"{self.dropped_events} events not stored")
             return
-        self._queue.put(("event", event))
+        self._queue.put(("event", (event, agent_id)))
 
     # Calls' rows are never dropped: there are few, and a call without its row cannot be read back.
     def create_call(self, row: dict) -> None:
@@ -95,26 +98,36 @@ class Recorder:
             elif kind == "stop":
                 return
 
-    def _write_events(self, batch: list[dict]) -> None:
+    def _write_events(self, batch: list[tuple[dict, str]]) -> None:
         try:
-            self.store.append_events(batch)
+            self.store.append_events([e for e, _ in batch])
+            self._committed(batch)
             return
         except Exception as exc:
             log.warning("event batch failed, retried call by call", extra={"events": len(batch), "error": _what(exc)})
-        by_call: dict[str, list[dict]] = {}
-        for event in batch:
-            by_call.setdefault(event["call_id"], []).append(event)
+        by_call: dict[str, list[tuple[dict, str]]] = {}
+        for item in batch:
+            by_call.setdefault(item[0]["call_id"], []).append(item)
         time.sleep(RETRY_PAUSE)
-        for call_id, events in by_call.items():
+        for call_id, items in by_call.items():
             try:
-                self.store.append_events(events)
+                self.store.append_events([e for e, _ in items])
+                self._committed(items)
                 continue
             except Exception:
                 pass
             # Row by row: what the store accepts is kept, up to the first row it refuses.
-            for event in events:
-                if not self._write(call_id, f"event {event['seq']}", self.store.append_events, [event]):
+            for item in items:
+                if not self._write(call_id, f"event {item[0]['seq']}", self.store.append_events, [item[0]]):
                     break
+                self._committed([item])
+
+    def _committed(self, batch: list[tuple[dict, str]]) -> None:
+        for callback in self.after_commit:
+            try:
+                callback(batch)
+            except Exception:  # the relay's fault is not the store's: the rows are in
+                log.exception("after-commit callback failed")
 
     def _write(self, call_id: str, what: str, write, *args) -> bool:
         for attempt in (1, 2):

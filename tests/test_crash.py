@@ -96,7 +96,11 @@ async def test_kill_9_mid_call_then_restart(tmp_path):
     try:
         call = server.get("/v1/calls/crash-1").json()
         assert call["status"] == "interrupted"
-        assert server.get("/v1/calls/crash-1/events").json() == seen  # every event it sent live, as sent
+        stored = server.get("/v1/calls/crash-1/events").json()
+        assert stored[:-1] == seen  # every event it sent live, as sent
+        # ... then the call.ended the restart wrote for it.
+        assert stored[-1]["type"] == "call.ended" and stored[-1]["summary"]["end_status"] == "interrupted"
+        assert stored[-1]["seq"] == seen[-1]["seq"] + 1
         response = server.get("/v1/calls/crash-1/audio")
         assert response.status_code == 200
         with wave.open(io.BytesIO(response.content)) as w:
