@@ -107,6 +107,11 @@ class UtteranceSegmenter:
     def in_speech(self) -> bool:
         return self._speech is not None
 
+    @property
+    def speech_start(self) -> float | None:
+        """Where the utterance still open began (its pre-roll included); None between utterances."""
+        return self._start if self._speech is not None else None
+
     def feed(self, samples: np.ndarray) -> list:
         """Consume samples; returns the VoiceChunks and utterance events they caused."""
         self._pending = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])

@@ -57,6 +57,14 @@ class RoleTrack:
         self.early: tuple[PauseHeard, asyncio.Future] | None = None  # a final started at the pause
         self.samples = 0  # 16 kHz samples received: this speaker's clock
         self.arrivals: deque[tuple[float, float]] = deque(maxlen=500)  # (audio time, monotonic arrival), last 10 s
+        self.transcribing: dict[int, float] = {}  # utterance -> start, for finals not yet out
+
+    def heard(self, t: float) -> float:
+        """Audio time up to which this speaker's words are transcribed: not past an utterance still open or
+        whose final is still being transcribed, nor past the audio received."""
+        open_start = self.segmenter.speech_start
+        return min(t, self.segmenter.now, *self.transcribing.values(),
+                   *(() if open_start is None else (open_start,)))
 
 
 class CallSession:
@@ -150,7 +158,8 @@ class CallSession:
         if isinstance(item, VoiceChunk):
             self.heat[track.role].voice(item)
             self._emit_floor(self.floor.voice(track.role, item))
-            self._emit_coach(self.coach.tick(item.t))
+            agent = self.tracks.get("agent")
+            self._emit_coach(self.coach.tick(item.t, agent.heard(item.t) if agent else item.t))
         elif isinstance(item, PartialDue):
             self._spawn(self._partial(track, item))
         elif isinstance(item, PauseHeard):
@@ -170,7 +179,9 @@ class CallSession:
                 return
             track.finalized = item.utterance
             previous = track.last_final
+            track.transcribing[item.utterance] = item.start
             track.last_final = self._spawn(self._final(track, item, previous, future))
+            track.last_final.add_done_callback(lambda _, u=item.utterance: track.transcribing.pop(u, None))
 
     def _drop_early(self, track: RoleTrack) -> None:
         """The speaker went on after the pause: the early final, if it already ran, is a fine partial."""

@@ -170,10 +170,10 @@ def test_interrupting_is_agent_speech_over_a_venting_caller_for_a_while():
     coach.floor(floor(1.0, "caller_speaking", venting=True))
     coach.floor(floor(2.0, "overlap", venting=True))
     coach.agent_words("Okay, okay, I can check")
-    assert coach.tick(2.5) == []  # half a second: not yet
-    [warning] = coach.tick(2.8)
+    assert coach.tick(2.5, 2.5) == []  # half a second: not yet
+    [warning] = coach.tick(2.8, 2.0)  # timing, not words: it does not wait for the agent's transcript
     assert warning.kind == "interrupting" and warning.quote == "Okay, okay, I can check"
-    assert coach.tick(3.5) == []  # once per overlap
+    assert coach.tick(3.5, 3.5) == []  # once per overlap
 
 
 def test_listen_while_venting_then_the_move_released_when_finished():
@@ -203,11 +203,63 @@ def test_alerts_escalation_stalled_repeated():
     assert alert.kind == "escalation"
     coach.floor(floor(23.0, "caller_speaking", venting=True))
     coach.floor(floor(25.0, "open", finished=True))
-    assert coach.tick(30.0) == []
-    assert [a.kind for a in coach.tick(33.5)] == ["stalled"]
+    assert coach.tick(30.0, 30.0) == []
+    assert [a.kind for a in coach.tick(33.5, 33.5)] == ["stalled"]
     coach.agent_final("That's not true.", 34.0)
     out = coach.agent_final("That's not what happened.", 36.0)
     assert "repeated_warning" in [o.kind for o in out if type(o).__name__ == "Alert"]
+
+
+def released_coach():
+    coach = Coach(PLAYBOOK, 0)
+    coach.floor(floor(1.0, "caller_speaking", venting=True))
+    coach.caller_said("I ordered one book and you sent me 12 of them. I am furious.")
+    coach.floor(floor(5.0, "open", finished=True))  # stalled_seconds (8) from here: 13.0
+    return coach
+
+
+def test_stalled_waits_for_the_agents_words_to_be_transcribed():
+    """Under load the agent's step is still being transcribed when the audio clock passes the limit:
+    the coach must not call the call stalled before it has heard what the agent said in time."""
+    coach = released_coach()
+    # The agent spoke from 6.0 s; its final is still in the transcriber at 14.0 and 20.0 s of audio.
+    assert coach.tick(14.0, 6.0) == [] and coach.tick(20.0, 6.0) == []
+    steps = coach.agent_final("Thank you for telling me about this.", 20.5)
+    assert [o.move for o in steps if type(o).__name__ == "StepDone"] == ["thank"]
+    assert coach.tick(21.0, 21.0) == [] and not coach.alerts  # a step followed: never stalled
+
+
+def test_stalled_once_the_transcript_shows_no_step_in_time():
+    coach = released_coach()
+    assert coach.tick(16.0, 12.9) == []  # the agent's words up to 12.9 s are known: not yet 8 s
+    [alert] = coach.tick(16.1, 13.0)
+    assert alert.kind == "stalled" and alert.t == 16.1
+    assert coach.tick(30.0, 30.0) == []  # once per release
+    # Said only after the limit, a step does not undo the alert.
+    coach.agent_final("Thank you for telling me about this.", 31.0)
+    assert [a.kind for a in coach.alerts] == ["stalled"]
+
+
+def test_what_the_agent_has_been_heard_up_to():
+    """RoleTrack.heard: not past an utterance still open or a final still being transcribed."""
+    from clients.wavfile import read_wav
+    from models.resample import MODEL_RATE, resample
+    from models.utterances import SegmenterConfig
+    from service.session import RoleTrack
+    from tests.conftest import SAMPLE_GOLD, SAMPLE_WAV
+
+    audio, rate = read_wav(SAMPLE_WAV)
+    agent = resample(audio[:, 1], rate, MODEL_RATE).astype("float32")
+    thanks = next(p for p in SAMPLE_GOLD["parts"] if p["text"].startswith("Thank you for telling"))
+    track = RoleTrack("agent", SegmenterConfig())
+    track.segmenter.feed(agent[: int((thanks["start"] - 0.3) * MODEL_RATE)])
+    assert track.heard(30.0) == track.segmenter.now  # nothing open: heard up to the audio received
+    track.segmenter.feed(agent[int((thanks["start"] - 0.3) * MODEL_RATE): int((thanks["start"] + 1.0) * MODEL_RATE)])
+    opened = track.segmenter.speech_start
+    assert opened is not None and thanks["start"] - 0.6 <= opened <= thanks["start"]
+    assert track.heard(30.0) == opened  # mid-sentence: not heard past its start
+    track.transcribing[7] = 10.0  # an earlier final still in the transcriber
+    assert track.heard(30.0) == 10.0 and track.heard(9.0) == 9.0
 
 
 def test_no_step_in_the_greeting_before_the_caller_speaks():

@@ -178,14 +178,20 @@ class Coach:
             out += self._plan(t, hold=False)
         return out
 
-    def tick(self, t: float) -> list:
-        """Called as audio time passes: interrupting, stalled."""
+    def tick(self, t: float, heard: float) -> list:
+        """Called as audio time passes: interrupting, stalled.
+
+        ``t`` is the audio time now; ``heard`` the audio time up to which the agent's speech is transcribed
+        (no agent utterance still open or with its final still being transcribed before it). Whether a step
+        followed the release is known only from the agent's finals: under load they come seconds after the
+        words were spoken, so ``stalled`` is decided on ``heard``, never on ``t`` alone."""
         out = []
         ov = self._overlap
         if ov and not ov.warned and t - ov.start >= self.playbook.threshold("interrupting_seconds"):
             ov.warned = True
             out += self._warn(t, "interrupting", self._agent_words or "(talking over the caller)")
-        if self._released_at is not None and t - self._released_at >= self.playbook.threshold("stalled_seconds"):
+        if (self._released_at is not None
+                and min(t, heard) - self._released_at >= self.playbook.threshold("stalled_seconds")):
             self._released_at = None
             out += self._alert(t, "stalled", "the caller finished venting and no step followed for "
                                f"{self.playbook.threshold('stalled_seconds'):.0f} s")
