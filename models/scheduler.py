@@ -56,6 +56,7 @@ class TranscriptionScheduler:
         self._partials: dict[tuple[str, str], Job] = {}
         self._cv = threading.Condition()
         self._closed = False
+        self._running = 0  # jobs taken by a worker whose futures are not yet resolved
         self.stats = SchedulerStats()
         self._threads = [threading.Thread(target=self._work, name=f"transcribe-{i}", daemon=True) for i in range(workers)]
         for t in self._threads:
@@ -65,6 +66,12 @@ class TranscriptionScheduler:
     def depth(self) -> int:
         with self._cv:
             return len(self._finals) + len(self._partials)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being transcribed: every job submitted so far has its result."""
+        with self._cv:
+            return not self._finals and not self._partials and not self._running
 
     def submit(self, job: Job) -> asyncio.Future:
         """Queue a job; the future resolves to a Transcript, or None when superseded or dropped."""
@@ -118,12 +125,14 @@ class TranscriptionScheduler:
                 # Finals only: every token a window decodes adds to the delay of every final in it.
                 taken = self._finals[: plan([len(j.audio) / MODEL_RATE for j in self._finals], self.capacity)]
                 del self._finals[: len(taken)]
+                self._running += len(taken)
                 return taken
             # A partial window stays small, so a final that arrives meanwhile waits little.
             partials = sorted(self._partials.values(), key=lambda j: j.submitted)
             taken = partials[: plan([len(j.audio) / MODEL_RATE for j in partials], self.partial_capacity)]
             for job in taken:
                 del self._partials[(job.call_id, job.speaker)]
+            self._running += len(taken)
             return taken
 
     def _work(self) -> None:
@@ -141,6 +150,8 @@ class TranscriptionScheduler:
                 self.stats.redecoded += sum(1 for r in results if getattr(r, "redecoded", False))
             for job, result in zip(jobs, results):
                 _resolve(job, result)
+            with self._cv:
+                self._running -= len(jobs)
 
 
 def _resolve(job: Job, result) -> None:

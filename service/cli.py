@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--model", default="bundled")
 
     args = parser.parse_args(argv)
+    if args.command in ("serve", "demo", "db"):
+        # Recordings, the SQLite file and development tokens are the callers' personal data: readable by the
+        # server's user only, whatever umask it was started with.
+        os.umask(0o077)
     if args.command == "serve":
         return _serve(config.load(args))
     if args.command == "demo":

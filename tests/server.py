@@ -38,6 +38,13 @@ class RunningServer:
         self.http = f"http://127.0.0.1:{self.settings.port}"
         self.ws = f"ws://127.0.0.1:{self.settings.port}"
 
+    def caught_up(self, call_id: str, audio_seconds: float) -> bool:
+        """The call has taken in ``audio_seconds`` of audio and the transcriber has done everything asked of
+        it so far: a test that streams only as fast as this keeps the server up to date, whatever the load."""
+        session = self.services.calls.get(call_id)
+        return (session is not None and session.audio_seconds >= audio_seconds - 1e-9
+                and self.services.scheduler.idle)
+
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)

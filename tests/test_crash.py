@@ -107,5 +107,9 @@ async def test_kill_9_mid_call_then_restart(tmp_path):
             recorded = w.getnframes() / w.getframerate()
         assert recorded >= sent - 1.0, f"{recorded:.2f} s recorded of {sent:.2f} s sent"
         assert sorted(p.name for p in (data / "audio" / "crash-1").iterdir()) == ["call.wav"]  # finalized at restart
+        # The server runs with umask 077: the database and the recordings are its user's alone.
+        made = [data, *data.rglob("*")]
+        assert data / "calmline.db" in made and data / "audio" / "crash-1" / "call.wav" in made
+        assert {str(p.relative_to(data)): oct(p.stat().st_mode & 0o077) for p in made if p.stat().st_mode & 0o077} == {}
     finally:
         server.stop()

@@ -47,12 +47,25 @@
     list.scrollTop = list.scrollHeight;
   }
 
+  // One <tr> per live call, kept while the call is on the board: rebuilt on every event, a row clicked (or
+  // focused) while a busy call streams was gone before the click landed.
+  const rows = new Map();
+
   function renderLive() {
-    const rows = [...live.entries()].map(([id, c]) => {
+    const body = $("live").tBodies[0];
+    for (const [id, tr] of rows) if (!live.has(id)) { tr.remove(); rows.delete(id); }
+    for (const [id, c] of live) {
+      let tr = rows.get(id);
+      if (!tr) {
+        tr = el("tr", { "data-call": id, tabindex: "0",
+                        onclick: () => follow(id), onkeydown: (e) => { if (e.key === "Enter") follow(id); } });
+        rows.set(id, tr);
+        body.append(tr);
+      }
       const heat = c.heat || 0;
       const floorKind = FLOOR_PILL[c.floor] ?? "";
-      return el("tr", { "data-call": id, class: id === following ? "selected" : "", tabindex: "0",
-                        onclick: () => follow(id), onkeydown: (e) => { if (e.key === "Enter") follow(id); } },
+      tr.className = id === following ? "selected" : "";
+      tr.replaceChildren(
         el("td", {}, id), el("td", {}, c.agent),
         el("td", { class: "duration" }, Calmline.clock((c.endedAt || Date.now() / 1000) - c.startedTs)),
         el("td", {}, el("span", { class: "mini-gauge" }, el("span", { style: `width:${Math.round(heat * 100)}%;background:${Calmline.heatColor(heat)}` })),
@@ -61,8 +74,7 @@
         el("td", { class: c.warnings ? "count-warn" : "" }, c.warnings || "0"),
         el("td", {}, ...c.alerts.map((a) => el("span", { class: "alert-tag", title: a.detail }, a.kind))),
       );
-    });
-    $("live").tBodies[0].replaceChildren(...rows);
+    }
     $("live-count").textContent = live.size;
     $("no-live").hidden = live.size > 0;
   }
