@@ -8,7 +8,8 @@ model's threshold. The decision is a function of audio time: it needs the words 
 utterance that ended at the pause, holds until they are in, and when they arrive late it
 reads the pause again from its start and releases at the audio time an idle machine would
 have, so the same call gives the same releases whatever the transcription delay. The agent
-taking the floor in a pause ends the turn, and so does a pause past ``give_up`` seconds.
+taking the floor in a pause ends the turn, and so does a pause past ``give_up`` seconds; a
+thought left hanging ("and...") waits for that.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class FloorConfig:
     habit_min: float = 0.8
     habit_max: float = 1.6
     min_release: float = 0.35  # no release inside a breath, whatever the words
-    give_up: float = 2.3  # a pause this long ends the turn, words or not
+    give_up: float = 2.42  # a pause this long ends the turn, words or not (within the 2.5 s that counts)
     covers: float = 0.35  # a final ending this close before the pause holds its last words
     agent_floor: float = 1.5  # an agent run this long (the caller silent) starts a new stretch of caller talk
     takeover: float = 0.9  # the agent talking this long in a pause has taken the floor; "mm-hm", "I see" have not
@@ -169,7 +170,10 @@ class FloorTracker:
         caller = self.voices[CALLER]
         caller_talking = caller.talking(self.cfg.min_talk[CALLER])
         agent_talking = self.voices[AGENT].talking(self.cfg.min_talk[AGENT])
-        agent_took_over = self.voices[AGENT].talking(self.cfg.takeover)
+        agent = self.voices[AGENT]
+        # Taking the floor starts in the caller's pause; talking over the caller's last words and on is not it.
+        agent_took_over = (agent.talking(self.cfg.takeover) and self._paused_since is not None
+                           and agent.run_start >= self._paused_since - 0.1)
         if caller_talking:
             if self._paused_since is not None:
                 pause = caller.run_start - self._paused_since
@@ -216,10 +220,15 @@ class FloorTracker:
             # they would have on an idle machine.
             j = max(int(round((self._scanned - start) / GRID)) + 1, int(np.ceil(cfg.min_release / GRID - 1e-6)))
             last = int(round((t - start) / GRID))
+            hanging = read[1].incomplete > 0  # "...and": a thought left hanging waits for give_up
             for k in range(j, last + 1):
                 at = start + k * GRID
+                if hanging:
+                    if k * GRID >= cfg.give_up - 1e-9:
+                        return round(at, 3), 0.5
+                    continue
                 p = self._prob(read, k * GRID, at)
-                if p >= self.threshold or k * GRID >= cfg.give_up:
+                if p >= self.threshold or k * GRID >= cfg.give_up - 1e-9:
                     return round(at, 3), p
             self._scanned = max(self._scanned, t)
         pause = t - start

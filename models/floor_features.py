@@ -21,7 +21,7 @@ HANDOVER = re.compile(r"\b(what (are|will|can) you (going to )?do|what am i supp
                       r"tell me|who is going to|where is my|when (are|will|is|do) (you|i|it|my)|how long|"
                       r"why are you|what now|what happens now|is that possible|do i (need|get))\b", re.I)
 DEMAND = re.compile(r"\b(i want|i need (you|it|that|this|a|my|the|someone)|i expect|i demand|put me through|give me|"
-                    r"get (me|someone|somebody)|let me speak|refund|cancel (it|this|that|the|my)|fix (it|this|that)|"
+                    r"get (me|someone|somebody)|let me speak|refund (the|it|that|this|all|my|me)|cancel (it|this|that|the|my)|fix (it|this|that)|"
                     r"send (me|someone|somebody|an?|the)|take (that|the|this|it) .*off|unblock|pay (that|this|the|for)|"
                     r"i am not paying|i cannot wait|that is not acceptable|i am done|i am leaving|ombudsman)\b", re.I)
 # A rhetorical question inside a vent: more is coming.
@@ -61,7 +61,7 @@ def read_words(text: str, text_score: float = 0.0, heat: float = 0.0, rising: bo
         handover=float(bool(HANDOVER.search(last)) and not incomplete),
         demand=float(bool(DEMAND.search(last)) and not incomplete),
         incomplete=float(incomplete),
-        rhetorical=float(question and (bool(RHETORICAL.search(last)) or last_words <= 2)),
+        rhetorical=float(question and (bool(RHETORICAL.search(last)) or last_words <= 3)),
         exclaim=float(text.endswith("!")),
         closer=float(bool(CLOSER.search(last)) and len(words) <= 8),
         n_words=len(words),
@@ -96,7 +96,9 @@ class Context:
 NAMES = ("bias", "log_silence", "silence_over_habit", "past_habit", "question", "handover", "demand", "incomplete",
          "rhetorical", "exclaim", "closer", "log_words", "heat", "rising", "negativity", "pitch_fall", "rate",
          "log_talk", "bursts", "backchannels", "agent_in_pause", "habit_known", "handover_x_silence",
-         "incomplete_x_silence", "first_burst", "calm_x_silence")
+         "incomplete_x_silence", "first_burst", "calm_x_silence", "negativity_x_silence", "first_x_silence",
+         "bursts_x_silence", "open_question", "past_1_5", "flat", "flat_x_silence", "flat_past_1_3",
+         "question_x_silence", "exclaim_x_silence")
 
 
 def vector(silence: float, words: Words, ctx: Context, agent_in_pause: bool) -> list[float]:
@@ -104,6 +106,8 @@ def vector(silence: float, words: Words, ctx: Context, agent_in_pause: bool) -> 
     habit = ctx.habit
     log_s = math.log(max(silence, 0.05))
     calm = float(words.heat < 0.45 and words.text_score > -0.3)
+    # A complete statement that neither asks, demands nor closes: inside a vent as often as at its end.
+    flat = float(not (words.question or words.handover or words.demand or words.closer or words.incomplete))
     return [
         1.0,
         log_s,
@@ -131,4 +135,14 @@ def vector(silence: float, words: Words, ctx: Context, agent_in_pause: bool) -> 
         words.incomplete * log_s,
         float(ctx.bursts == 0),
         calm * log_s,
+        max(0.0, -words.text_score) * log_s,
+        float(ctx.bursts == 0) * log_s,
+        min(ctx.bursts, 8) / 4.0 * log_s,
+        words.question * (1.0 - words.handover) * (1.0 - words.rhetorical),
+        max(0.0, silence - 1.5),
+        flat,
+        flat * log_s,
+        flat * max(0.0, silence - 1.3),
+        words.question * log_s,
+        words.exclaim * log_s,
     ]
