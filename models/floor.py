@@ -21,6 +21,7 @@ import numpy as np
 from models.floor_features import Context, Words, completeness, read_words, vector  # noqa: F401 (completeness)
 from models.floor_model import FloorModel, load
 from models.prosody import semitones
+from models.text_sentiment import text_score
 from models.utterances import VoiceChunk
 
 CALLER, AGENT = "caller", "agent"
@@ -37,7 +38,7 @@ class FloorConfig:
     habit_min: float = 0.8
     habit_max: float = 1.6
     min_release: float = 0.35  # no release inside a breath, whatever the words
-    give_up: float = 2.42  # a pause this long ends the turn, words or not (within the 2.5 s that counts)
+    give_up: float = 2.25  # a pause this long ends the turn, words or not: within 2.5 s of the end, Silero's tail included
     covers: float = 0.35  # a final ending this close before the pause holds its last words
     agent_floor: float = 1.5  # an agent run this long (the caller silent) starts a new stretch of caller talk
     takeover: float = 0.9  # the agent talking this long in a pause has taken the floor; "mm-hm", "I see" have not
@@ -133,16 +134,29 @@ class FloorTracker:
                 self._stretch.backchannels += 1
         return self._step(chunk.t)
 
+    def words(self, role: str, text: str, end: float, now: float, score: float | None = None,
+              heat: float | None = None, rising: bool | None = None) -> list[FloorState]:
+        """The caller's words up to ``end``, from an early final started at the pause, before their final.
+
+        Give them the reading the final will give (session.py reads a copy of the heat tracker), so
+        whichever comes first the decision is the same. The first words to cover an utterance are kept.
+        """
+        if role != CALLER or not text.strip() or (self._words is not None and self._words[1] >= end):
+            return []
+        words = read_words(text, text_score(text) if score is None else score, self.heat if heat is None else heat,
+                           self.heat_rising if rising is None else rising)
+        rate = words.n_words / max(0.5, end - self._utt_start) if end >= self._utt_start else 2.5
+        self._words = (words, end, rate)
+        return self._step(now)
+
     def final(self, role: str, text: str, end: float, score: float, heat: float, rising: bool, now: float) -> list[FloorState]:
         if role != CALLER:
             return []
-        words = read_words(text, score, heat, rising)
-        rate = words.n_words / max(0.5, end - self._utt_start) if end >= self._utt_start else 2.5
-        self._words = (words, end, rate)
+        out = self.words(role, text, end, now, score, heat, rising)
         self.heat, self.heat_rising = heat, rising
         if self.turn_open:
             self._turn_scores.append(score)
-        return self._step(now)
+        return out + self._step(now)
 
     # -- the state machine -------------------------------------------------------
 

@@ -98,7 +98,7 @@ NAMES = ("bias", "log_silence", "silence_over_habit", "past_habit", "question", 
          "log_talk", "bursts", "backchannels", "agent_in_pause", "habit_known", "handover_x_silence",
          "incomplete_x_silence", "first_burst", "calm_x_silence", "negativity_x_silence", "first_x_silence",
          "bursts_x_silence", "open_question", "past_1_5", "flat", "flat_x_silence", "flat_past_1_3",
-         "question_x_silence", "exclaim_x_silence")
+         "question_x_silence", "exclaim_x_silence", "calm_echo")
 
 
 def vector(silence: float, words: Words, ctx: Context, agent_in_pause: bool) -> list[float]:
@@ -145,4 +145,5 @@ def vector(silence: float, words: Words, ctx: Context, agent_in_pause: bool) -> 
         flat * max(0.0, silence - 1.3),
         words.question * log_s,
         words.exclaim * log_s,
+        words.rhetorical * calm,  # "How long?" from a calm caller is a real question
     ]

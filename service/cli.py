@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--save", help="directory to write each call's events to")
     ev.add_argument("--model", default="bundled")
     ev.add_argument("--part", default="dev,validation", help="floor: corpus parts to replay (dev, validation)")
-    ev.add_argument("--delay", type=float, default=0.3,
-                    help="floor: seconds from an utterance's end to its words in the replay")
+    ev.add_argument("--delay", type=float, default=0.45,
+                    help="floor: seconds from the end of a caller's speech to its words in the replay")
 
     tr = sub.add_parser("train", help="refit a learned model on its corpus and write its weights")
     tr.add_argument("what", choices=["floor"])

@@ -89,7 +89,8 @@ def test_a_thought_left_hanging_waits_longer():
     call.run(1.2)
     assert call.releases() == []  # 2.1 s after the end, still holding
     call.run(1.0)
-    assert call.releases() and call.releases()[0] - end >= 2.4
+    # 2.25 s of silence from the VAD's last voice: Silero's tail keeps that within 2.5 s of the true end.
+    assert call.releases() and call.releases()[0] - end >= 2.2
 
 
 def test_pause_habit_adapts_to_a_slow_talker():
@@ -131,8 +132,11 @@ def test_agent_taking_the_floor_in_a_pause_ends_the_turn():
 # -- the learned end-of-vent decision (issue 12): the cases it must get right ---------------------------------
 
 
-def vent(call, bursts, pause, delay=0.6, heat=0.8, score=-0.7, talk=2.5):
-    """Bursts of caller speech, each followed by ``pause`` seconds of silence; words land ``delay`` after each."""
+def vent(call, bursts, pause, delay=0.6, heat=0.8, talk=2.5):
+    """Bursts of caller speech, each followed by ``pause`` seconds of silence; words land ``delay`` after each,
+    with the text score the server gives them."""
+    from models.text_sentiment import text_score
+
     ends = []
     for i, text in enumerate(bursts):
         call.run(talk, caller=True)
@@ -140,7 +144,7 @@ def vent(call, bursts, pause, delay=0.6, heat=0.8, score=-0.7, talk=2.5):
         ends.append(end)
         quiet = pause if i < len(bursts) - 1 else 3.0
         call.run(min(delay, quiet))
-        call.final(text, end, score=score, heat=heat)
+        call.final(text, end, score=text_score(text), heat=heat)
         if quiet > delay:
             call.run(quiet - delay)
     return ends
@@ -159,7 +163,8 @@ def test_a_vent_in_four_bursts_is_not_released_until_it_ends():
 def test_a_question_handed_over_releases_within_0_9_s():
     call = Call()
     call.run(1.0, caller=False)
-    end = vent(call, ["What are you going to do about it?"], 0.0, delay=0.5)[0]
+    end = vent(call, ["My package was supposed to arrive on Monday.", "It is Friday now.",
+                      "What are you going to do about it?"], 1.0, delay=0.5)[-1]
     released = call.releases()
     assert released and released[0] - end <= 0.9, (released, end)
     release = next(s for s in call.out if s.finished_venting)
@@ -184,7 +189,7 @@ def test_releases_fall_at_the_same_audio_times_whatever_the_transcript_delay(slo
     for delay in (0.5, slow):
         call = Call()
         for turn in script:
-            vent(call, turn, 0.9, delay=delay, heat=0.6, score=-0.4, talk=1.5)
+            vent(call, turn, 0.9, delay=delay, heat=0.6, talk=1.5)
             call.run(1.5, agent=True)
             call.run(0.8)
         runs.append(call.releases())
@@ -198,10 +203,10 @@ def test_no_release_while_the_words_are_not_in():
     call = Call()
     call.run(2.0, caller=True)
     end = call.t
-    call.run(2.2)
+    call.run(2.1)
     assert call.releases() == []
     call.run(0.4)
-    assert call.releases() and call.releases()[0] - end >= 2.3
+    assert call.releases() and call.releases()[0] - end >= 2.2
 
 
 def test_the_committed_model_loads_and_names_its_features():

@@ -4,8 +4,8 @@ Each call of tests/data/corpus (rendered on demand by tests/data/render_corpus.p
 through the server's segmenter (Silero VAD, 32 ms chunks, utterances ending after 0.5 s of
 silence) exactly as a session feeds it, once, and the result is cached beside the audio.
 A replay then drives a FloorTracker and the caller's HeatTracker as service/session.py
-does, delivering each caller utterance's words ``delay`` seconds after the segmenter ends
-it. The words are the script's (the parts the utterance covers), not a transcriber's: this
+does, delivering each caller utterance's words ``delay`` seconds after its speech ends
+it (the early final). The words are the script's (the parts the utterance covers), not a transcriber's: this
 measures the decision, not tiny.en. Scores use the dev set's definitions (clients/evaluate/calls.py).
 
 ``calmline eval floor`` prints, per part, the model against the 1.2 s silence timer, and the
@@ -31,7 +31,7 @@ from models.utterances import UtteranceEnded, UtteranceSegmenter, VoiceChunk
 
 FRAME = 320  # 20 ms at 16 kHz, as a softphone sends
 TIMER = 1.2
-DELAY = 0.3  # seconds from an utterance's end (0.5 s of silence) to its words, on an idle machine
+DELAY = 0.45  # seconds from the end of speech to its words on an idle machine: 0.2 s to start the early final, its decode
 FOLDS = 5
 
 
@@ -94,35 +94,41 @@ def words_of(call: Call, start: float, end: float) -> str:
     return " ".join(p["text"] for p in call.caller_parts if p["end"] > start - 0.3 and p["start"] < end + 0.3)
 
 
-def replay(call: Call, tracker: FloorTracker, delay: float = DELAY) -> list[float]:
-    """Audio times of the tracker's releases on this call, words arriving ``delay`` after each utterance ends."""
+def replay(call: Call, tracker: FloorTracker, delay: float = DELAY, shown: list | None = None) -> list[float]:
+    """Audio times of the tracker's releases on this call, each utterance's words arriving ``delay`` after its speech
+    ends (as an early final started at the pause would, never before the 0.2 s that start it). ``shown``, when
+    given, gets the audio time at which each release could be shown: once its words were in."""
     heat = HeatTracker(CALLER)
-    pending: list[tuple[float, UtteranceEnded]] = []
-    states = []
+    ended = sorted(((max(item.end + delay, t - 0.3), item) for t, _, role, item in call.events
+                    if role == CALLER and isinstance(item, UtteranceEnded) and not item.too_short),
+                   key=lambda e: e[0])
+    states = []  # (state, audio time it came out at)
 
     def deliver(upto: float) -> None:
-        while pending and pending[0][0] <= upto:
-            at, item = pending.pop(0)
+        while ended and ended[0][0] <= upto:
+            at, item = ended.pop(0)
             text = words_of(call, item.start, item.end)
             if not text:
                 continue
             reading = heat.utterance(text, item.start, item.end)
-            states.extend(tracker.final(CALLER, text, item.end, reading.text_score, reading.heat,
-                                        reading.trend == "rising", at))
+            states.extend((s, at) for s in tracker.words(CALLER, text, item.end, at, reading.text_score, reading.heat,
+                                                          reading.trend == "rising"))
+            states.extend((s, at) for s in tracker.final(CALLER, text, item.end, reading.text_score, reading.heat,
+                                                          reading.trend == "rising", at))
 
     for t, _, role, item in call.events:
         deliver(t)
         if isinstance(item, VoiceChunk):
             if role == CALLER:
                 heat.voice(item)
-            states.extend(tracker.voice(role, item))
-        elif role == CALLER and not item.too_short:
-            pending.append((t + delay, item))
+            states.extend((s, t) for s in tracker.voice(role, item))
     deliver(float("inf"))
     out, finished = [], False
-    for s in sorted(states, key=lambda s: s.t) if False else states:
+    for s, at in states:
         if s.finished_venting and not finished:
             out.append(s.t)
+            if shown is not None:
+                shown.append(max(s.t, at))
         finished = s.finished_venting
     return out
 
@@ -150,19 +156,30 @@ class Score:
     false: int = 0
     minutes: float = 0.0
     delays: list | None = None
+    shown: list | None = None  # delay until the release could be shown (its words in)
 
-    def add(self, call: Call, rel: list[float]) -> None:
+    def add(self, call: Call, rel: list[float] | tuple[list[float], list[float]]) -> None:
+        rel, shown = rel if isinstance(rel, tuple) else (rel, rel)
         turns, hits, delays, false = release_scores(call.caller_parts, rel)
         self.turns += turns
         self.hits += hits
         self.false += false
         self.minutes += call.minutes
         self.delays = (self.delays or []) + delays
+        ends = {}
+        for p in call.caller_parts:
+            ends[p["turn"]] = max(ends.get(p["turn"], 0.0), p["end"])
+        for end in ends.values():
+            i = next((i for i, r in enumerate(rel) if end <= r <= end + HIT_WINDOW), None)
+            if i is not None:
+                self.shown = (self.shown or []) + [shown[i] - end]
 
     def row(self) -> dict:
         d = np.array(self.delays or [np.nan])
+        w = np.array(self.shown or [np.nan])
         return {"released": self.hits / max(1, self.turns), "false_per_min": self.false / max(1e-9, self.minutes),
                 "p50": float(np.nanpercentile(d, 50)), "p95": float(np.nanpercentile(d, 95)),
+                "shown_p50": float(np.nanpercentile(w, 50)), "shown_p95": float(np.nanpercentile(w, 95)),
                 "hits": self.hits, "turns": self.turns, "false": self.false, "minutes": self.minutes}
 
 
@@ -174,7 +191,11 @@ def score(calls: list[Call], releases) -> dict:
 
 
 def model_releases(model: FloorModel | None = None, threshold: float | None = None, delay: float = DELAY):
-    return lambda call: replay(call, FloorTracker(FloorConfig(threshold=threshold), model or load()), delay)
+    def releases(call: Call) -> tuple[list[float], list[float]]:
+        shown: list[float] = []
+        return replay(call, FloorTracker(FloorConfig(threshold=threshold), model or load()), delay, shown), shown
+
+    return releases
 
 
 # -- training ---------------------------------------------------------------------
@@ -256,14 +277,27 @@ def train(l2: float = 1.0, folds: int = FOLDS, out: Path = WEIGHTS) -> FloorMode
 
 
 def _line(label: str, r: dict) -> str:
-    return (f"  {label:<24} released<= {HIT_WINDOW} s {r['released']:.3f} ({r['hits']}/{r['turns']})  "
+    return (f"  {label:<22} released<= {HIT_WINDOW} s {r['released']:.3f} ({r['hits']}/{r['turns']})  "
             f"false {r['false_per_min']:.2f}/call-min ({r['false']} in {r['minutes']:.1f} min)  "
-            f"delay p50 {r['p50']:.2f} s p95 {r['p95']:.2f} s")
+            f"delay p50 {r['p50']:.2f} s p95 {r['p95']:.2f} s  shown p50 {r['shown_p50']:.2f} s p95 {r['shown_p95']:.2f} s")
+
+
+def same_at_any_delay(calls: list[Call], delays=(DELAY, 1.5)) -> tuple[int, float]:
+    """(calls whose releases differ in number, the largest shift of a release in seconds) between word delays."""
+    differ, shift = 0, 0.0
+    for call in calls:
+        runs = [replay(call, FloorTracker(), d) for d in delays]
+        if len({len(r) for r in runs}) > 1:
+            differ += 1
+            continue
+        shift = max([shift] + [abs(a - b) for a, b in zip(*runs)])
+    return differ, shift
 
 
 def run(parts: tuple[str, ...] = ("dev", "validation"), only: str | None = None, delay: float = DELAY) -> dict:
-    print(f"calmline eval floor: offline replay (server VAD, script words {delay} s after each utterance ends); "
-          f"a release is false if the caller goes on within {GOES_ON} s")
+    print(f"calmline eval floor: offline replay (the server's VAD and segmenter, the script's words {delay} s after "
+          f"the speech ends); a release is false if the caller goes on within {GOES_ON} s; delay is the release's "
+          f"audio time after the true end, shown is when its words were in as well")
     out = {}
     for part in parts:
         calls = load_part(part, only)
@@ -274,6 +308,9 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), only: str | None = None,
         timer = score(calls, timer_releases)
         print(_line("model", model))
         print(_line(f"{TIMER} s silence timer", timer))
+        differ, shift = same_at_any_delay(calls)
+        print(f"  words {DELAY} s against 1.5 s after the speech: {differ} calls release a different number of "
+              f"times, the largest shift of a release is {shift:.3f} s")
         out[part] = {"model": model, "timer": timer}
         if part == "validation":
             print("\n  release delay against false releases on validation (model threshold | timer silence):")
