@@ -40,6 +40,7 @@ class FloorConfig:
     min_release: float = 0.35  # no release inside a breath, whatever the words
     give_up: float = 2.25  # a pause this long ends the turn, words or not: within 2.5 s of the end, Silero's tail included
     covers: float = 0.35  # a final ending this close before the pause holds its last words
+    words_wait: float = 3.0  # audio seconds past give_up to wait for words that may never come
     agent_floor: float = 1.5  # an agent run this long (the caller silent) starts a new stretch of caller talk
     takeover: float = 0.9  # the agent talking this long in a pause has taken the floor; "mm-hm", "I see" have not
     vent_heat: float = 0.45
@@ -102,6 +103,7 @@ class FloorTracker:
         self._paused_since: float | None = None
         self._agent_spoke_in_pause = False
         self._agent_voice_at: float | None = None  # first agent voice in this pause
+        self._takeover_at: float | None = None  # where the agent took the floor in this pause
         self._pitch: list[tuple[float, float]] = []  # caller (t, semitones), recent voiced chunks
         self._utt_start = 0.0  # where the caller's current utterance began (after a pause of 0.5 s or more)
         self._stretch = _Stretch()
@@ -207,6 +209,7 @@ class FloorTracker:
             self._paused_since = None
             self._agent_spoke_in_pause = False
             self._agent_voice_at = None
+            self._takeover_at = None
             self._pause_ctx = None
             return self._emit(t)
         if self._paused_since is None and caller.last_voice > 0:
@@ -225,32 +228,38 @@ class FloorTracker:
         return self._emit(t)
 
     def _judge(self, t: float, agent_took_over: bool) -> tuple[float, float] | None:
-        """(audio time of the release, the model's probability) once the caller is done, else None."""
+        """(audio time of the release, the model's probability) once the caller is done, else None.
+
+        Every release time is a function of the audio and the words alone: the first chunk where the
+        model's probability reaches the threshold, where the agent has taken the floor, or where the pause
+        reaches give_up, whichever is first. Late words release at that time, late.
+        """
         cfg = self.cfg
         start = self.voices[CALLER].last_voice
-        read = self._read_pause(start)
-        if read is not None:
-            # Judge every chunk time not judged yet, from the pause's start: late words release where
-            # they would have on an idle machine.
-            j = max(int(round((self._scanned - start) / GRID)) + 1, int(np.ceil(cfg.min_release / GRID - 1e-6)))
-            last = int(round((t - start) / GRID))
-            hanging = read[1].incomplete > 0  # "...and": a thought left hanging waits for give_up
-            for k in range(j, last + 1):
-                at = start + k * GRID
-                if hanging:
-                    if k * GRID >= cfg.give_up - 1e-9:
-                        return round(at, 3), 0.5
-                    continue
-                p = self._prob(read, k * GRID, at)
-                if p >= self.threshold or k * GRID >= cfg.give_up - 1e-9:
-                    return round(at, 3), p
-            self._scanned = max(self._scanned, t)
         pause = t - start
-        if agent_took_over and pause >= 0.3:
-            # The agent took the floor in a pause: the turn is over either way.
-            return t, self._prob(read, pause, t) if read is not None else 0.5
-        if read is None and pause >= cfg.give_up:
-            return t, 0.5
+        if agent_took_over and pause >= 0.3 and self._takeover_at is None:
+            self._takeover_at = t
+        read = self._read_pause(start)
+        if read is None:
+            # Hold for the words; only when they never come (an empty transcript) does give_up decide alone.
+            if pause >= cfg.give_up + cfg.words_wait:
+                return round(min(self._takeover_at or t, start + cfg.give_up), 3), 0.5
+            return None
+        # Judge every chunk time not judged yet, from the pause's start: late words release where
+        # they would have on an idle machine.
+        j = max(int(round((self._scanned - start) / GRID)) + 1, int(np.ceil(cfg.min_release / GRID - 1e-6)))
+        last = int(round(pause / GRID))
+        hanging = read[1].incomplete > 0  # "...and": a thought left hanging waits for give_up
+        for k in range(j, last + 1):
+            at = start + k * GRID
+            end_of_pause = k * GRID >= cfg.give_up - 1e-9 or (self._takeover_at is not None
+                                                              and at >= self._takeover_at - 1e-9)
+            if hanging and not end_of_pause:
+                continue
+            p = self._prob(read, k * GRID, at)
+            if p >= self.threshold or end_of_pause:
+                return round(at, 3), p
+        self._scanned = max(self._scanned, t)
         return None
 
     def _read_pause(self, start: float):
