@@ -204,6 +204,15 @@ class FloorTracker:
                 if pause >= 0.5:
                     self._stretch.bursts += 1
                     self._utt_start = caller.run_start
+            out = []
+            if self.turn_open and self._paused_since is not None:
+                # Words so late that the caller spoke again first: if the agent had taken the floor, or the
+                # pause outlasted give_up, the turn ended there, and is released there, late.
+                ended = [x for x in (self._takeover_at, self._paused_since + self.cfg.give_up) if x is not None
+                         and x <= caller.run_start]
+                if ended:
+                    self.turn_open, self.finished, self.release_confidence = False, True, 0.5
+                    out = self._emit(round(min(ended), 3))
             if not self.turn_open:
                 self.turn_open, self.finished, self._turn_scores = True, False, []
             self._paused_since = None
@@ -211,7 +220,7 @@ class FloorTracker:
             self._agent_voice_at = None
             self._takeover_at = None
             self._pause_ctx = None
-            return self._emit(t)
+            return out + self._emit(t)
         if self._paused_since is None and caller.last_voice > 0:
             self._paused_since = caller.last_voice
             self._scanned = caller.last_voice

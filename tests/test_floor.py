@@ -252,3 +252,17 @@ def test_the_agent_taking_over_before_late_words_releases_where_prompt_words_wou
                 call.final(text, end)
         runs.append(call.releases())
     assert len(runs[0]) == len(runs[1]) == 1 and abs(runs[0][0] - runs[1][0]) <= 0.2, runs
+
+
+def test_a_turn_the_agent_took_over_is_released_there_even_when_its_words_come_after_the_caller_goes_on():
+    call = Call()
+    call.run(2.0, caller=True)
+    end = call.t
+    call.run(0.8)
+    call.run(2.0, agent=True)  # the agent answers; the caller's words are still not in (a loaded machine)
+    call.run(0.6)
+    assert call.releases() == []
+    call.run(1.0, caller=True)
+    released = call.releases()
+    assert len(released) == 1 and end + 0.8 <= released[0] <= end + 2.0
+    assert call.out[-1].state == "caller_speaking" and not call.out[-1].finished_venting
