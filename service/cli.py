@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--save", help="directory to write each call's events to")
     ev.add_argument("--model", default="bundled")
     ev.add_argument("--part", default="dev,validation", help="floor: corpus parts to replay (dev, validation)")
+    ev.add_argument("--live", action="store_true",
+                    help="floor: stream the corpus calls through a real server instead of replaying them offline")
     ev.add_argument("--delay", type=float, default=0.45,
                     help="floor: seconds from the end of a caller's speech to its words in the replay")
 
@@ -92,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             from clients.evaluate import floor
 
             print()
-            floor.run(tuple(args.part.split(",")), args.only, args.delay)
+            if args.live:
+                floor.run_live(tuple(args.part.split(",")), args.only, args.concurrency, args.model)
+            else:
+                floor.run(tuple(args.part.split(",")), args.only, args.delay)
         return 0
     if args.command == "train":
         from clients.evaluate import floor

@@ -9,7 +9,8 @@ it (the early final). The words are the script's (the parts the utterance covers
 measures the decision, not tiny.en. Scores use the dev set's definitions (clients/evaluate/calls.py).
 
 ``calmline eval floor`` prints, per part, the model against the 1.2 s silence timer, and the
-release-delay against false-release curve; ``calmline train floor`` refits the model on the
+release-delay against false-release curve; ``--live`` streams the calls through a real server
+instead (real-time pace, the real transcriber), and scores the floor events it sends; ``calmline train floor`` refits the model on the
 dev part, cross-validated by call, and writes models/floor_model.json.
 """
 
@@ -324,3 +325,35 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), only: str | None = None,
                       f"   |   {s:.1f} s: false {t['false_per_min']:.2f} p50 {t['p50']:.2f} rel {t['released']:.2f}")
             out["curve"] = {"model": mc, "timer": tc}
     return out
+
+
+def run_live(parts: tuple[str, ...] = ("validation",), only: str | None = None, concurrency: int = 3,
+             model: str = "bundled") -> dict:
+    """The calls streamed at real-time pace through a fresh server: its own VAD, transcripts and floor events."""
+    import asyncio
+
+    from clients.evaluate.calls import _stream_all, releases
+    from clients.local_server import LocalServer
+
+    out = {}
+    for part in parts:
+        calls = load_part(part, only)
+        wavs = [cache_wav(part, c) for c in calls]
+        print(f"\n{part}: {len(calls)} calls streamed live, {concurrency} at a time", flush=True)
+        server = LocalServer(model)
+        try:
+            streamed = asyncio.run(_stream_all(server, wavs, 1.0, concurrency))
+        finally:
+            server.stop()
+        live = score(calls, lambda c: releases(streamed[c.name]))
+        timer = score(calls, timer_releases)
+        print(_line("model, live", live))
+        print(_line(f"{TIMER} s silence timer", timer))
+        out[part] = {"live": live, "timer": timer}
+    return out
+
+
+def cache_wav(part: str, call: Call) -> Path:
+    from tests.data.render_corpus import cache_dir
+
+    return cache_dir(part) / call.gold["wav"]
