@@ -262,7 +262,7 @@ class FloorTracker:
         for k in range(j, last + 1):
             at = start + k * GRID
             end_of_pause = k * GRID >= cfg.give_up - 1e-9 or (self._takeover_at is not None
-                                                              and at >= self._takeover_at - 1e-9)
+                                                              and at > self._takeover_at + 1e-6)
             if hanging and not end_of_pause:
                 continue
             p = self._prob(read, k * GRID, at)
@@ -286,7 +286,8 @@ class FloorTracker:
 
     def _prob(self, read, silence: float, at: float) -> float:
         _, words, ctx = read
-        agent = self._agent_voice_at is not None and self._agent_voice_at <= at
+        # Strictly before: judged live, a chunk time is decided on the caller's chunk, before the agent's.
+        agent = self._agent_voice_at is not None and self._agent_voice_at < at - 1e-6
         x = vector(silence, words, ctx, agent)
         p = self.model.prob(x)
         if self.trace is not None:

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tr = sub.add_parser("train", help="refit a learned model on its corpus and write its weights")
     tr.add_argument("what", choices=["floor"])
-    tr.add_argument("--l2", type=float, default=1.0, help="floor: L2 penalty of the logistic fit")
+    tr.add_argument("--l2", type=float, default=0.1, help="floor: L2 penalty of the logistic fit")
 
     args = parser.parse_args(argv)
     if args.command == "serve":

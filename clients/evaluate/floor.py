@@ -246,7 +246,7 @@ def pick_threshold(calls: list[Call], models: dict[str, FloorModel], max_false: 
     return best, results
 
 
-def train(l2: float = 1.0, folds: int = FOLDS, out: Path = WEIGHTS) -> FloorModel:
+def train(l2: float = 0.1, folds: int = FOLDS, out: Path = WEIGHTS) -> FloorModel:
     calls = load_part("dev")
     data = {c.name: rows(c) for c in calls}
     names = sorted(data)
