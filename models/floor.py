@@ -143,8 +143,12 @@ class FloorTracker:
         Give them the reading the final will give (session.py reads a copy of the heat tracker), so
         whichever comes first the decision is the same. The first words to cover an utterance are kept.
         """
-        if role != CALLER or not text.strip() or (self._words is not None and self._words[1] >= end):
+        if role != CALLER or (self._words is not None and self._words[1] >= end):
             return []
+        if not text.strip():
+            # Nothing will be heard (a cough, a click, an empty transcript): give_up decides, with no wait.
+            self._words = (None, end, 0.0)
+            return self._step(now)
         words = read_words(text, text_score(text) if score is None else score, self.heat if heat is None else heat,
                            self.heat_rising if rising is None else rising)
         rate = words.n_words / max(0.5, end - self._utt_start) if end >= self._utt_start else 2.5
@@ -258,14 +262,15 @@ class FloorTracker:
         # they would have on an idle machine.
         j = max(int(round((self._scanned - start) / GRID)) + 1, int(np.ceil(cfg.min_release / GRID - 1e-6)))
         last = int(round(pause / GRID))
-        hanging = read[1].incomplete > 0  # "...and": a thought left hanging waits for give_up
+        # "...and": a thought left hanging waits for give_up, and so does a pause after nothing heard.
+        hanging = read[1] is None or read[1].incomplete > 0
         for k in range(j, last + 1):
             at = start + k * GRID
             end_of_pause = k * GRID >= cfg.give_up - 1e-9 or (self._takeover_at is not None
                                                               and at > self._takeover_at + 1e-6)
             if hanging and not end_of_pause:
                 continue
-            p = self._prob(read, k * GRID, at)
+            p = self._prob(read, k * GRID, at) if read[1] is not None else 0.5
             if p >= self.threshold or end_of_pause:
                 return round(at, 3), p
         self._scanned = max(self._scanned, t)

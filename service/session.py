@@ -157,6 +157,8 @@ class CallSession:
                 else:
                     self._drop_early(track)
             if item.too_short:
+                # Nothing to transcribe: the floor must not wait for words.
+                self._emit_floor(self.floor.words(track.role, "", item.end, track.segmenter.now))
                 return
             track.finalized = item.utterance
             previous = track.last_final
@@ -241,6 +243,7 @@ class CallSession:
         if previous is not None:
             await asyncio.wait([previous])  # finals of one speaker go out in the order spoken
         if result is None or not result.text:
+            self._emit_floor(self.floor.words(track.role, "", item.end, self.tracks[track.role].segmenter.now))
             return
         end = item.end
         self.events.emit("transcript.final", end, speaker=track.role, text=result.text,

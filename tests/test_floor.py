@@ -266,3 +266,13 @@ def test_a_turn_the_agent_took_over_is_released_there_even_when_its_words_come_a
     released = call.releases()
     assert len(released) == 1 and end + 0.8 <= released[0] <= end + 2.0
     assert call.out[-1].state == "caller_speaking" and not call.out[-1].finished_venting
+
+
+def test_a_pause_after_nothing_to_transcribe_waits_only_for_give_up():
+    call = Call()
+    call.run(0.18, caller=True)  # a cough: the segmenter says too short, no transcript will come
+    end = call.t
+    call.run(0.6)
+    call.floor.words(CALLER, "", end, call.t)
+    call.run(2.0)
+    assert call.releases() and 2.2 <= call.releases()[0] - end <= 2.3

@@ -100,16 +100,16 @@ def replay(call: Call, tracker: FloorTracker, delay: float = DELAY, shown: list 
     ends (as an early final started at the pause would, never before the 0.2 s that start it). ``shown``, when
     given, gets the audio time at which each release could be shown: once its words were in."""
     heat = HeatTracker(CALLER)
-    ended = sorted(((max(item.end + delay, t - 0.3), item) for t, _, role, item in call.events
-                    if role == CALLER and isinstance(item, UtteranceEnded) and not item.too_short),
-                   key=lambda e: e[0])
+    ended = sorted(((t if item.too_short else max(item.end + delay, t - 0.3), item) for t, _, role, item in call.events
+                    if role == CALLER and isinstance(item, UtteranceEnded)), key=lambda e: e[0])
     states = []  # (state, audio time it came out at)
 
     def deliver(upto: float) -> None:
         while ended and ended[0][0] <= upto:
             at, item = ended.pop(0)
-            text = words_of(call, item.start, item.end)
+            text = "" if item.too_short else words_of(call, item.start, item.end)
             if not text:
+                states.extend((s, at) for s in tracker.words(CALLER, "", item.end, at))  # none will come
                 continue
             reading = heat.utterance(text, item.start, item.end)
             states.extend((s, at) for s in tracker.words(CALLER, text, item.end, at, reading.text_score, reading.heat,
