@@ -7,6 +7,7 @@ utterance segmenter per role, and the order of its transcript events.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections import deque
@@ -164,6 +165,9 @@ class CallSession:
             self._spawn(self._partial(track, item))
         elif isinstance(item, PauseHeard):
             track.early = (item, self._job(track, item, FINAL))
+            if track.role == "caller":
+                # The floor decides on the words as soon as they are in, before the 0.5 s that end the utterance.
+                track.early[1].add_done_callback(lambda f, item=item: self._early_words(track, item, f))
         elif isinstance(item, SpeechResumed):
             self._drop_early(track)
         elif isinstance(item, UtteranceEnded):
@@ -176,12 +180,24 @@ class CallSession:
                 else:
                     self._drop_early(track)
             if item.too_short:
+                # Nothing to transcribe: the floor must not wait for words.
+                self._emit_floor(self.floor.words(track.role, "", item.end, track.segmenter.now))
                 return
             track.finalized = item.utterance
             previous = track.last_final
             track.transcribing[item.utterance] = item.start
             track.last_final = self._spawn(self._final(track, item, previous, future))
             track.last_final.add_done_callback(lambda _, u=item.utterance: track.transcribing.pop(u, None))
+
+    def _early_words(self, track: RoleTrack, item: PauseHeard, future: asyncio.Future) -> None:
+        if future.cancelled() or future.exception() is not None or self.ended:
+            return
+        result = future.result()
+        if result is not None and result.text:
+            # The reading the final will make, from a copy: the tracker itself reads each utterance once.
+            reading = copy.deepcopy(self.heat[track.role]).utterance(result.text, item.start, item.end)
+            self._emit_floor(self.floor.words(track.role, result.text, item.end, track.segmenter.now,
+                                              reading.text_score, reading.heat, reading.trend == "rising"))
 
     def _drop_early(self, track: RoleTrack) -> None:
         """The speaker went on after the pause: the early final, if it already ran, is a fine partial."""
@@ -252,6 +268,7 @@ class CallSession:
         if previous is not None:
             await asyncio.wait([previous])  # finals of one speaker go out in the order spoken
         if result is None or not result.text:
+            self._emit_floor(self.floor.words(track.role, "", item.end, self.tracks[track.role].segmenter.now))
             return
         end = item.end
         self.events.emit("transcript.final", end, speaker=track.role, text=result.text,
