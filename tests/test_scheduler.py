@@ -182,3 +182,18 @@ async def test_two_workers_run_windows_side_by_side():
         assert (await slow).text == "job 0" and model.ran == [[1], [0]]
     finally:
         sched.close()
+
+
+async def test_idle_only_once_every_job_has_its_result(held):
+    """What a test waits on to stream only as fast as the server keeps up: a job being run is not idle."""
+    model, sched, blocker = held
+    assert sched.depth == 0 and not sched.idle  # job 0 is out of the queue but still running
+    final = sched.submit(job("c1", "agent", FINAL, 1))
+    assert not sched.idle
+    model.gate.set()
+    await asyncio.gather(blocker, final)
+    for _ in range(500):  # the worker marks itself done just after handing over the results
+        if sched.idle:
+            break
+        await asyncio.sleep(0.01)
+    assert sched.idle
