@@ -23,7 +23,7 @@ def require(conn: HTTPConnection, *roles: str) -> Principal:
     return who
 
 
-def require_call_access(who: Principal, call_agent_id: str) -> None:
+def require_call_access(who: Principal, call_agent_id: str | None) -> None:
     if not who.may_read_call(call_agent_id):
         raise HTTPException(403, "this call belongs to another agent")
 

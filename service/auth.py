@@ -19,7 +19,7 @@ class Principal:
     role: str  # INGEST, AGENT or SUPERVISOR
     agent_id: str | None = None
 
-    def may_read_call(self, call_agent_id: str) -> bool:
+    def may_read_call(self, call_agent_id: str | None) -> bool:
         return self.role == SUPERVISOR or (self.role == AGENT and self.agent_id == call_agent_id)
 
 

@@ -39,7 +39,8 @@ class LiveCalls:
                 raise ProtocolError("unknown_call", f"no live call {start.call_id} to resume (ended, or never started)")
             if session.connected:
                 raise ProtocolError("call_in_use", f"call {start.call_id} is still streaming on another connection")
-            if session.agent_id != start.agent_id or set(session.start.roles) != set(start.roles):
+            # A call assigned since it started may come back without the agent it got.
+            if (start.agent_id not in (None, session.agent_id) or set(session.start.roles) != set(start.roles)):
                 raise ProtocolError("bad_start", "a resumed call must keep its agent_id and roles")
             self._grace.pop(start.call_id).cancel()
             session.connected = True
@@ -60,6 +61,31 @@ class LiveCalls:
         session.events.emit("call.started", 0.0, agent_id=start.agent_id, metadata=start.metadata)
         log.info("call started", extra={"call_id": start.call_id, "source": start.source})
         return session
+
+    def find(self, ref: str) -> CallSession | None:
+        """A live call by its call id or, for AudioHook, its Genesys conversation id (any letter case)."""
+        session = self._sessions.get(ref)
+        if session is not None:
+            return session
+        ref = ref.lower()
+        for session in self._sessions.values():
+            genesys = session.start.metadata.get("audiohook")
+            if session.call_id.lower() == ref or (isinstance(genesys, dict) and str(genesys.get("conversationId")).lower() == ref):
+                return session
+        return None
+
+    async def assign(self, session: CallSession, agent_id: str) -> dict:
+        """Give a live call to an agent: stored, announced with ``call.assigned``, and from then on on their panel.
+
+        The event is published as the new agent's, so their socket sees it first among the call's
+        events and catches up on the history before it (service.live)."""
+        previous = session.agent_id
+        session.agent_id = session.events.agent_id = agent_id
+        self.deps.recorder.update_call(session.call_id, {"agent_id": agent_id})
+        event = session.events.emit("call.assigned", session.audio_seconds, agent_id=agent_id, previous_agent_id=previous)
+        await self.deps.recorder.flush()
+        log.info("call assigned", extra={"call_id": session.call_id, "agent_id": agent_id})
+        return event
 
     def detach(self, session: CallSession) -> None:
         """The stream vanished without a stop: wait for a resume, then end the call as dropped."""

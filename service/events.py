@@ -8,9 +8,9 @@ from service.bus import EventBus
 
 
 class CallEvents:
-    def __init__(self, call_id: str, agent_id: str, bus: EventBus, first_seq: int = 1):
+    def __init__(self, call_id: str, agent_id: str | None, bus: EventBus, first_seq: int = 1):
         self.call_id = call_id
-        self.agent_id = agent_id
+        self.agent_id = agent_id  # whose panel gets the events; None (unassigned): supervisors only
         self._bus = bus
         self._seq = first_seq
 

@@ -38,15 +38,20 @@ async def supervise(ws: WebSocket) -> None:
 async def _stream(ws: WebSocket, sub: Subscription, live_calls: list[str], keep) -> None:
     """Send the live calls' events so far, then everything new: a panel that (re)connects mid-call catches up."""
     svc = ws.app.state.services
+    sent: dict[str, int] = {}
+
+    async def catch_up(call_id: str) -> None:
+        sent.setdefault(call_id, 0)
+        for event in await asyncio.to_thread(svc.store.get_events, call_id):
+            if keep(event):
+                await ws.send_json(event)
+            sent[call_id] = event["seq"]
+
     try:
         await ws.accept()
         await svc.recorder.flush()
-        sent: dict[str, int] = {}
         for call_id in live_calls:
-            for event in await asyncio.to_thread(svc.store.get_events, call_id):
-                if keep(event):
-                    await ws.send_json(event)
-                sent[call_id] = event["seq"]
+            await catch_up(call_id)
         reader = asyncio.create_task(_drain_client(ws))
         while not reader.done():
             getter = asyncio.create_task(sub.queue.get())
@@ -55,6 +60,11 @@ async def _stream(ws: WebSocket, sub: Subscription, live_calls: list[str], keep)
                 getter.cancel()
                 break
             event = getter.result()
+            if event["call_id"] not in sent and event["seq"] > 1:
+                # A call that became ours mid-way (call.assigned): its history first. Everything
+                # before this event is in the store once flushed; anything after is queued here too.
+                await svc.recorder.flush()
+                await catch_up(event["call_id"])
             if event["seq"] <= sent.get(event["call_id"], 0):
                 continue  # already in the backlog
             await ws.send_json(event)

@@ -106,10 +106,14 @@ class CallSession:
 
     def pause(self) -> None:
         if not self.paused:
-            for track in self.tracks.values():
-                for item in track.segmenter.flush():
-                    self._on_segment(track, item)
+            self.split()
             self.paused = True
+
+    def split(self) -> None:
+        """Close every open utterance here (a pause, a language change): speech after it starts a new one."""
+        for track in self.tracks.values():
+            for item in track.segmenter.flush():
+                self._on_segment(track, item)
 
     def resume(self) -> None:
         self.paused = False
@@ -229,8 +233,11 @@ class CallSession:
         if result is None or not result.text:
             return
         end = item.end
+        words = [{"word": w.text.strip(), "start": round(item.start + w.start, 3), "end": round(item.start + w.end, 3),
+                  "confidence": round(w.probability, 3)} for w in result.words]
         self.events.emit("transcript.final", end, speaker=track.role, text=result.text,
-                         start=round(item.start, 3), end=round(end, 3))
+                         start=round(item.start, 3), end=round(end, 3),
+                         confidence=round(result.confidence, 3), words=words)
         reading = self.heat[track.role].utterance(result.text, item.start, item.end)
         self.events.emit("sentiment", end, speaker=track.role, text_score=reading.text_score,
                          arousal=reading.arousal, heat=reading.heat, trend=reading.trend)

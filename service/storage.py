@@ -14,7 +14,7 @@ metadata = MetaData()
 calls = Table(
     "calls", metadata,
     Column("call_id", String(128), primary_key=True),
-    Column("agent_id", String(128), nullable=False, index=True),
+    Column("agent_id", String(128), index=True),  # null: unassigned (an AudioHook monitor names none)
     Column("status", String(16), nullable=False),  # live, ended, dropped, error, interrupted
     Column("end_reason", String(200)),
     Column("source", String(32)),

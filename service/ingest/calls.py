@@ -13,7 +13,7 @@ ROLES = ("caller", "agent")
 @dataclass(frozen=True)
 class Start:
     call_id: str
-    agent_id: str
+    agent_id: str | None  # None: unassigned until PUT /v1/calls/{id}/agent names the agent
     source: str
     encoding: str
     sample_rate: int
