@@ -5,9 +5,16 @@ or ``clientseq``, ``position``, ``parameters``); each side numbers its own messa
 from 1. Audio is binary PCMU or L16 at 8 kHz, channels interleaved in the order
 negotiated; ``external`` is the caller, ``internal`` the agent. The server answers
 protocol errors with ``disconnect`` (reason ``error``) and waits for the client's
-``close``; only the client closes the socket, after ``closed``. When ``open`` carries
-``customConfig.transcripts: true`` the call's transcripts go back as ``event``
-messages with ``transcript`` entities.
+``close``; only the client closes the socket, after ``closed``.
+
+The agent of the call comes from ``inputVariables.agent_id`` (an Architect flow sets it
+per call), else ``customConfig.agent_id`` (an integration that is one agent's); a real
+AudioHook Monitor usually names none, and the call is then unassigned until someone
+assigns it (``PUT /v1/calls/{id}/agent``). When ``customConfig.transcripts`` is true the
+call's transcripts go back in the Transcription Connector shape: ``event`` messages with
+``transcript`` entities, finals only unless ``customConfig.partials`` is true, each with
+its words as ``tokens``. ``update`` changes the language and closes the utterance in
+progress there, as Genesys's reference restarts its detection.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import uuid
 
 import numpy as np
 
-from service.ingest.calls import Audio, Pause, Resume, Send, Start, Stop, load_json
+from service.ingest.calls import Audio, Pause, Resume, Send, Split, Start, Stop, load_json
 from service.ingest.decoder import StreamDecoder
 from service.ingest.native import CALL_ID
 
@@ -27,13 +34,18 @@ FORMATS = {"PCMU": "mulaw", "L16": "pcm16"}
 UUID = re.compile(r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-5][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|"
                   r"00000000-0000-0000-0000-000000000000)$")
 POSITION = re.compile(r"^PT(?:\d*\.)?\d+S$")
+LANGUAGE = re.compile(r"^[a-z]{2,3}-[A-Za-z]{2,3}$")  # as Genesys's reference checks language codes
+# What the transcriber takes: English (tiny.en, or any English model), whatever the accent.
+SUPPORTED_LANGUAGES = ["en-US", "en-GB", "en-AU", "en-CA", "en-IE", "en-IN", "en-NZ", "en-ZA"]
 NULL_UUID = "00000000-0000-0000-0000-000000000000"
 CLIENT_TYPES = {"open", "close", "discarded", "error", "paused", "ping", "resumed", "update"}
 AWAIT_OPEN, ACTIVE, PAUSED, CLOSING, FAILED = "await_open", "active", "paused", "closing", "failed"
 
 
 def duration(seconds: float) -> str:
-    return f"PT{round(seconds, 3):g}S"
+    """An ISO 8601 duration to the millisecond, however long the call (no significant digits lost)."""
+    text = f"{max(0, round(seconds * 1000)) / 1000:.3f}".rstrip("0").rstrip(".")
+    return f"PT{text}S"
 
 
 def parse_duration(text) -> float:
@@ -53,6 +65,8 @@ class AudioHookProtocol:
         self.start: Start | None = None
         self.media: dict | None = None
         self.transcripts = False
+        self.partials = False
+        self.language = "en-US"
         self._client_seq = 0
         self._server_seq = 0
         self._decoder: StreamDecoder | None = None
@@ -93,7 +107,9 @@ class AudioHookProtocol:
                 and isinstance(msg.get("position"), str) and POSITION.match(msg["position"])):
             return self._fail("Client Error: Message not a well-formed client message")
         if self.state == FAILED:
-            # After a disconnect the server only waits for the client's close.
+            # After a disconnect the server only waits for the client's close; its closed still
+            # acknowledges the latest message.
+            self._client_seq = max(self._client_seq, msg["seq"])
             return [self._message("closed")] if msg["type"] == "close" else []
         if msg["seq"] != self._client_seq + 1:
             return self._fail("Client Error: Invalid seq value (not monotonically increasing)")
@@ -127,7 +143,7 @@ class AudioHookProtocol:
                 return []
             return self._fail(f"Client Error: '{kind}' before open")
         if kind == "update":
-            return []
+            return self._update(params)
         if kind == "paused":
             self.state = PAUSED if self.state == ACTIVE else self.state
             return [Pause()]
@@ -159,6 +175,16 @@ class AudioHookProtocol:
 
     # -- the session's answers ---------------------------------------------------
 
+    def _update(self, params: dict) -> list:
+        language = params.get("language")
+        if language is None:
+            return []
+        if not isinstance(language, str) or not LANGUAGE.match(language):
+            return self._fail("Client Error: Invalid Message: update language is not a language code")
+        self.language = language
+        # Genesys's reference restarts its detection here: the utterance in progress ends at the update.
+        return [Split()] if self.start is not None and self.state == ACTIVE else []
+
     def started(self, call: dict) -> list:
         self.state = ACTIVE
         return [self._message("opened", self._pending_open)]
@@ -171,19 +197,36 @@ class AudioHookProtocol:
         return self._fail(f"Server error: {code}: {message}")
 
     def on_event(self, event: dict) -> list:
-        if not self.transcripts or event["type"] not in ("transcript.final", "transcript.partial"):
+        wanted = ("transcript.final", "transcript.partial") if self.partials else ("transcript.final",)
+        if not self.transcripts or event["type"] not in wanted:
             return []
         if self.state not in (ACTIVE, PAUSED, CLOSING):
             return []
         channel = next((i for i, c in enumerate(self._channels) if ROLES[c] == event["speaker"]), 0)
+        final = event["type"] == "transcript.final"
+        interpretation = {"type": "display", "transcript": event["text"]}
+        if final:
+            interpretation["tokens"] = self._tokens(event.get("words") or [])
         data = {
             "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event['call_id']}/{event['speaker']}/{event['start']}")),
-            "channelId": channel, "isFinal": event["type"] == "transcript.final",
+            "channelId": channel, "isFinal": final,
             "offset": duration(event["start"]), "duration": duration(max(0.0, event["end"] - event["start"])),
-            "alternatives": [{"confidence": 0.9, "languages": [self.start.metadata.get("language", "en-US")],
-                              "interpretations": [{"type": "display", "transcript": event["text"]}]}],
+            "alternatives": [{"confidence": event.get("confidence", 0.0) if final else 0.0, "languages": [self.language],
+                              "interpretations": [interpretation]}],
         }
         return [self._message("event", {"entities": [{"type": "transcript", "data": data}]})]
+
+    def _tokens(self, words: list[dict]) -> list[dict]:
+        """The final's aligned words as Connector tokens, each at its own millisecond (Genesys tells tokens by offset)."""
+        tokens, last = [], -1
+        for w in words:
+            start_ms = max(round(w["start"] * 1000), last + 1)
+            end_ms = max(round(w["end"] * 1000), start_ms)
+            last = start_ms
+            tokens.append({"type": "word", "value": w["word"], "confidence": w["confidence"],
+                           "offset": duration(start_ms / 1000), "duration": duration((end_ms - start_ms) / 1000),
+                           "language": self.language})
+        return tokens
 
     # -- open --------------------------------------------------------------------
 
@@ -197,24 +240,32 @@ class AudioHookProtocol:
             return self._fail("organizationId does not match the Audiohook-Organization-Id header", "unauthorized")
         chosen = self._choose_media(params["media"])
         self._pending_open = {"media": [chosen] if chosen else [], "startPaused": False}
+        if params.get("supportedLanguages") is True:
+            self._pending_open["supportedLanguages"] = list(SUPPORTED_LANGUAGES)
+        if isinstance(params.get("language"), str) and LANGUAGE.match(params["language"]):
+            self.language = params["language"]
         if params["conversationId"] == NULL_UUID or chosen is None:
             # A connection probe, or nothing we can take: answer, but there is no call to record.
             self.state = ACTIVE
             return [self._message("opened", self._pending_open)]
         custom = params.get("customConfig") if isinstance(params.get("customConfig"), dict) else {}
-        agent_id = custom.get("agent_id")
-        if not isinstance(agent_id, str) or not CALL_ID.match(agent_id):
-            return self._fail("customConfig.agent_id is missing or malformed")
+        variables = params.get("inputVariables") if isinstance(params.get("inputVariables"), dict) else {}
+        # The call's own agent (from the flow) before the integration's; none is fine: unassigned.
+        agent_id = next((a for a in (variables.get("agent_id"), custom.get("agent_id"))
+                         if isinstance(a, str) and CALL_ID.match(a)), None)
         self.transcripts = custom.get("transcripts") is True
+        self.partials = custom.get("partials") is True
         self._channels = list(chosen["channels"])
         roles = tuple(ROLES[c] for c in self._channels)
         encoding = FORMATS[chosen["format"]]
         self._decoder = StreamDecoder(encoding, RATE, roles)
-        metadata = {k: v for k, v in custom.items() if k not in ("agent_id", "transcripts")}
+        metadata = {k: v for k, v in custom.items() if k not in ("agent_id", "transcripts", "partials")}
         metadata["audiohook"] = {"organizationId": params["organizationId"], "conversationId": params["conversationId"],
                                  "participantId": participant.get("id"), "sessionId": self.session_id}
         if isinstance(params.get("language"), str):
             metadata["language"] = params["language"]
+        if variables:
+            metadata["inputVariables"] = {k: v for k, v in variables.items() if k != "agent_id"}
         self.start = Start(params["conversationId"], agent_id, "audiohook", encoding, RATE, len(roles), roles, False, metadata)
         return [self.start]
 

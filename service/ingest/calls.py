@@ -46,6 +46,11 @@ class Resume:
 
 
 @dataclass(frozen=True)
+class Split:
+    """Close the utterances in progress here (AudioHook ``update``: the language changed)."""
+
+
+@dataclass(frozen=True)
 class Stop:
     """The call is over: ``ended`` when the platform says so, ``error`` when the protocol broke."""
 

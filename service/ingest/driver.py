@@ -15,7 +15,7 @@ import logging
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service.calls import LiveCalls
-from service.ingest.calls import Audio, Close, Dtmf, Pause, ProtocolError, Resume, Send, Start, Stop
+from service.ingest.calls import Audio, Close, Dtmf, Pause, ProtocolError, Resume, Send, Split, Start, Stop
 
 log = logging.getLogger("calmline.ingest")
 
@@ -31,6 +31,7 @@ class IngestConnection:
         self.calls = calls
         self.session = None
         self._forwarder: asyncio.Task | None = None
+        self._forwarded = None  # the forwarder's subscription
         self._send_lock = asyncio.Lock()
         self._close_code: int | None = None
 
@@ -87,12 +88,16 @@ class IngestConnection:
                 self.session.pause()
             elif isinstance(action, Resume):
                 self.session.resume()
+            elif isinstance(action, Split):
+                if self.session is not None:
+                    self.session.split()
             elif isinstance(action, Stop):
                 if self.session is None:
                     continue
                 self._drain()
                 audio_seconds = await self.calls.end(self.session, action.status, action.reason)
                 self.session = None
+                await self._forwarded_all()
                 await self._apply(self.adapter.ended(audio_seconds))
             elif isinstance(action, Close):
                 if self.session is not None and action.error:
@@ -108,8 +113,17 @@ class IngestConnection:
         for action in self.adapter.flush():
             self.session.feed(action.frames)
 
+    async def _forwarded_all(self) -> None:
+        """Let the forwarder pass on the call's last events (its final transcripts) before the closing reply."""
+        if self._forwarder is None or self._forwarded is None:
+            return
+        while not self._forwarded.queue.empty() and not self._forwarder.done():
+            await asyncio.sleep(0)
+        async with self._send_lock:  # the one it took last is on its way out
+            pass
+
     async def _forward(self, call_id: str) -> None:
-        sub = self.calls.bus.for_supervisor(call_id)
+        sub = self._forwarded = self.calls.bus.for_supervisor(call_id)
         try:
             async for event in sub:
                 for action in self.adapter.on_event(event):
