@@ -67,6 +67,7 @@ async def _stream(ws: WebSocket, sub: Subscription, live_calls: list[str], keep)
                 await catch_up(event["call_id"])
             if event["seq"] <= sent.get(event["call_id"], 0):
                 continue  # already in the backlog
+            sent[event["call_id"]] = event["seq"]
             await ws.send_json(event)
             if sub.overflowed:
                 await ws.close(1013, "too slow: reconnect to catch up")

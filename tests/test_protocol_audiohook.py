@@ -180,11 +180,14 @@ def test_supported_languages_only_when_asked():
 
 def test_update_changes_the_language_and_closes_the_utterance_there():
     p, c, _, _ = opened()
-    assert c.send("update", {"language": "en-GB"}) == [Split()]
-    [event] = p.on_event(FINAL)
+    assert c.send("update", {"language": "en-GB"}, position="PT3S") == [Split()]
+    [event] = p.on_event({**FINAL, "start": 3.1, "end": 4.0})
     data = event.message["parameters"]["entities"][0]["data"]
     assert data["alternatives"][0]["languages"] == ["en-GB"]
     assert {t["language"] for t in data["alternatives"][0]["interpretations"][0]["tokens"]} == {"en-GB"}
+    # A final of speech before the update, transcribed after it, keeps the language it was spoken in.
+    [event] = p.on_event(FINAL)
+    assert event.message["parameters"]["entities"][0]["data"]["alternatives"][0]["languages"] == ["en-US"]
     assert c.send("update", {}) == []  # nothing to change
     assert c.send("paused") == [Pause()]
     assert c.send("update", {"language": "en-US"}) == []  # paused: nothing is being heard

@@ -67,6 +67,8 @@ class AudioHookProtocol:
         self.transcripts = False
         self.partials = False
         self.language = "en-US"
+        self._languages: list[tuple[float, str]] = []  # (stream position, language) of each update
+        self._opening_language = self.language
         self._client_seq = 0
         self._server_seq = 0
         self._decoder: StreamDecoder | None = None
@@ -143,7 +145,7 @@ class AudioHookProtocol:
                 return []
             return self._fail(f"Client Error: '{kind}' before open")
         if kind == "update":
-            return self._update(params)
+            return self._update(params, parse_duration(msg["position"]))
         if kind == "paused":
             self.state = PAUSED if self.state == ACTIVE else self.state
             return [Pause()]
@@ -175,12 +177,13 @@ class AudioHookProtocol:
 
     # -- the session's answers ---------------------------------------------------
 
-    def _update(self, params: dict) -> list:
+    def _update(self, params: dict, position: float) -> list:
         language = params.get("language")
         if language is None:
             return []
         if not isinstance(language, str) or not LANGUAGE.match(language):
             return self._fail("Client Error: Invalid Message: update language is not a language code")
+        self._languages.append((position, language))
         self.language = language
         # Genesys's reference restarts its detection here: the utterance in progress ends at the update.
         return [Split()] if self.start is not None and self.state == ACTIVE else []
@@ -204,19 +207,24 @@ class AudioHookProtocol:
             return []
         channel = next((i for i, c in enumerate(self._channels) if ROLES[c] == event["speaker"]), 0)
         final = event["type"] == "transcript.final"
+        language = self._language_at((event["start"] + event["end"]) / 2)
         interpretation = {"type": "display", "transcript": event["text"]}
         if final:
-            interpretation["tokens"] = self._tokens(event.get("words") or [])
+            interpretation["tokens"] = self._tokens(event.get("words") or [], language)
         data = {
             "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event['call_id']}/{event['speaker']}/{event['start']}")),
             "channelId": channel, "isFinal": final,
             "offset": duration(event["start"]), "duration": duration(max(0.0, event["end"] - event["start"])),
-            "alternatives": [{"confidence": event.get("confidence", 0.0) if final else 0.0, "languages": [self.language],
+            "alternatives": [{"confidence": event.get("confidence", 0.0) if final else 0.0, "languages": [language],
                               "interpretations": [interpretation]}],
         }
         return [self._message("event", {"entities": [{"type": "transcript", "data": data}]})]
 
-    def _tokens(self, words: list[dict]) -> list[dict]:
+    def _language_at(self, seconds: float) -> str:
+        """The language in force at this point of the call: a final transcribed after an update may predate it."""
+        return next((lang for position, lang in reversed(self._languages) if position <= seconds), self._opening_language)
+
+    def _tokens(self, words: list[dict], language: str) -> list[dict]:
         """The final's aligned words as Connector tokens, each at its own millisecond (Genesys tells tokens by offset)."""
         tokens, last = [], -1
         for w in words:
@@ -225,7 +233,7 @@ class AudioHookProtocol:
             last = start_ms
             tokens.append({"type": "word", "value": w["word"], "confidence": w["confidence"],
                            "offset": duration(start_ms / 1000), "duration": duration((end_ms - start_ms) / 1000),
-                           "language": self.language})
+                           "language": language})
         return tokens
 
     # -- open --------------------------------------------------------------------
@@ -244,6 +252,7 @@ class AudioHookProtocol:
             self._pending_open["supportedLanguages"] = list(SUPPORTED_LANGUAGES)
         if isinstance(params.get("language"), str) and LANGUAGE.match(params["language"]):
             self.language = params["language"]
+        self._opening_language = self.language
         if params["conversationId"] == NULL_UUID or chosen is None:
             # A connection probe, or nothing we can take: answer, but there is no call to record.
             self.state = ACTIVE
