@@ -124,29 +124,31 @@ class Transcriber:
 
     # -- many utterances per window: what the scheduler uses ---------------------
 
-    def transcribe_many(self, audios: list[np.ndarray]) -> list[Transcript]:
+    def transcribe_many(self, audios: list[np.ndarray], words: bool = True) -> list[Transcript]:
         """Utterances packed into one window, decoded once, words given back by their aligned times.
 
         What a window got wrong (an utterance skipped, words that cannot be told apart, a
         decoding loop) is packed again on its own, and what is still wrong is decoded alone
-        in Whisper's own 30 s window: the safest decode there is, and rarely needed."""
-        texts, words, scores, unsure = self._packed(audios)
+        in Whisper's own 30 s window: the safest decode there is, and rarely needed. Each
+        transcript carries its aligned words when ``words`` (a packed window aligns anyway;
+        a lone utterance only for them)."""
+        texts, aligned, scores, unsure = self._packed(audios, words)
         if 1 < len(unsure) < len(audios):
             again = sorted(unsure)
-            texts2, words2, scores2, unsure2 = self._packed([audios[i] for i in again])
+            texts2, aligned2, scores2, unsure2 = self._packed([audios[i] for i in again], words)
             for j, i in enumerate(again):
-                texts[i], words[i], scores[i] = texts2[j], words2[j], scores2[j]
+                texts[i], aligned[i], scores[i] = texts2[j], aligned2[j], scores2[j]
             unsure = {again[j] for j in unsure2}
         redo = sorted(unsure)
         if redo:
             encoded, frames = self._encode([audios[i] for i in redo], LONG_WINDOW)
             budget = _token_budget(max(len(audios[i]) / MODEL_RATE for i in redo))
             decoded = self._generate(encoded, len(redo), budget)
-            aligned = self._align([tokens for tokens, _ in decoded], encoded, frames)
-            for i, (tokens, score), found in zip(redo, decoded, aligned):
-                texts[i], words[i], scores[i] = self._text(tokens), _joined(found), score
+            found = self._align([tokens for tokens, _ in decoded], encoded, frames) if words else [[]] * len(redo)
+            for i, (tokens, score), ws in zip(redo, decoded, found):
+                texts[i], aligned[i], scores[i] = self._text(tokens), _joined(ws), score
         return [Transcript(text, score, 0.0, i in unsure, tuple(_clamped(ws, len(audios[i]) / MODEL_RATE)))
-                for i, (text, ws, score) in enumerate(zip(texts, words, scores))]
+                for i, (text, ws, score) in enumerate(zip(texts, aligned, scores))]
 
     def transcribe_in_windows(self, audios: list[np.ndarray]) -> list[Transcript]:
         """A batch of utterances, in order, packed window after window as the scheduler packs a queue of finals."""
@@ -156,14 +158,14 @@ class Transcriber:
             out += self.transcribe_many(rest[: plan([len(a) / MODEL_RATE for a in rest])])
         return out
 
-    def _packed(self, audios: list[np.ndarray]) -> tuple[list[str], list[list[Segment]], list[float], set[int]]:
+    def _packed(self, audios: list[np.ndarray], want_words: bool = True) -> tuple[list[str], list[list[Segment]], list[float], set[int]]:
         """One window's texts, aligned words and scores per item, and the items it got wrong."""
         lengths = [len(a) / MODEL_RATE for a in audios]
         if len(audios) == 1:
             encoded, frames = self._encode(audios)
             [(tokens, score)] = self._generate(encoded, 1, _token_budget(lengths[0]))
             texts, scores, unsure = [self._text(tokens)], [score], set()
-            words = [_joined(self._align([tokens], encoded, frames)[0])]
+            words = [_joined(self._align([tokens], encoded, frames)[0]) if want_words else []]
         else:
             gap = np.zeros(int(GAP * MODEL_RATE), dtype=np.float32)
             window = np.concatenate([x for a in audios for x in (a, gap)])
