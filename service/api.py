@@ -21,7 +21,8 @@ READERS = (AGENT, SUPERVISOR)
 def _call_view(svc, row: dict) -> dict:
     live = svc.calls.get(row["call_id"])
     view = {k: row[k] for k in ("call_id", "agent_id", "status", "end_reason", "source", "started_at",
-                                 "ended_at", "audio_seconds", "metadata", "media", "summary", "peak_heat", "warning_count")}
+                                 "ended_at", "audio_seconds", "metadata", "media", "summary", "peak_heat", "warning_count",
+                                 "node_id")}
     if live is not None:
         view["audio_seconds"] = round(live.audio_seconds, 3)
         view["connected"] = live.connected
@@ -124,6 +125,11 @@ async def get_audio(request: Request) -> Response:
         if wav is None:
             raise HTTPException(404, "this call has no audio yet")
         return Response(wav, media_type="audio/wav", headers=headers)
+    if row["status"] == "live":  # live on another node: its audio so far, from the shared data dir
+        wav = await asyncio.to_thread(svc.audio_files.wav, row["call_id"])
+        if wav is None:
+            raise HTTPException(404, "this call has no audio yet")
+        return Response(wav, media_type="audio/wav", headers=headers)
     path = svc.audio_files.wav_path(row["call_id"])
     if not path.exists() and await asyncio.to_thread(svc.audio_files.finalize, row["call_id"]) is None:
         raise HTTPException(404, "this call has no audio")
@@ -162,8 +168,16 @@ async def whoami(request: Request) -> JSONResponse:
 
 async def healthz(request: Request) -> JSONResponse:
     svc = request.app.state.services
-    return JSONResponse({"status": "ok", "model": svc.transcriber.model_name, "device": svc.transcriber.device,
-                         "workers": svc.transcriber.workers, "live_calls": len(svc.calls.all()), "queue_depth": svc.scheduler.depth})
+    health = {"status": "ok", "model": svc.transcriber.model_name, "device": svc.transcriber.device,
+              "workers": svc.transcriber.workers, "live_calls": len(svc.calls.all()), "queue_depth": svc.scheduler.depth,
+              "node_id": svc.calls.node_id}
+    if svc.cluster is not None:
+        try:
+            health["cluster"] = await svc.cluster.nodes()
+        except Exception:  # Redis away: this node still serves its own calls
+            health["cluster"] = None
+            health["status"] = "degraded"
+    return JSONResponse(health)
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -17,8 +17,10 @@ log = logging.getLogger("calmline.calls")
 
 
 class LiveCalls:
-    def __init__(self, deps: SessionDeps, bus: EventBus, store: Store, audio_files: AudioFiles, resume_grace: float):
+    def __init__(self, deps: SessionDeps, bus: EventBus, store: Store, audio_files: AudioFiles, resume_grace: float,
+                 node_id: str = ""):
         self.deps = deps
+        self.node_id = node_id
         self.bus = bus
         self.store = store
         self.audio_files = audio_files
@@ -36,6 +38,11 @@ class LiveCalls:
         session = self._sessions.get(start.call_id)
         if start.resume:
             if session is None:
+                row = await asyncio.to_thread(self.store.get_call, start.call_id)
+                if row is not None and row["status"] == LIVE and row["node_id"] not in (None, self.node_id):
+                    # The load balancer sent the reconnect elsewhere; the call's state lives on its node.
+                    raise ProtocolError("call_elsewhere", f"call {start.call_id} is held by node {row['node_id']}; "
+                                                          f"resume it there")
                 raise ProtocolError("unknown_call", f"no live call {start.call_id} to resume (ended, or never started)")
             if session.connected:
                 raise ProtocolError("call_in_use", f"call {start.call_id} is still streaming on another connection")
@@ -55,7 +62,7 @@ class LiveCalls:
         self._sessions[start.call_id] = session
         self.deps.recorder.create_call({
             "call_id": start.call_id, "agent_id": start.agent_id, "status": LIVE, "source": start.source,
-            "started_at": session.started_at, "metadata": start.metadata, "audio_seconds": 0.0,
+            "started_at": session.started_at, "metadata": start.metadata, "audio_seconds": 0.0, "node_id": self.node_id,
             "media": {"encoding": start.encoding, "sample_rate": start.sample_rate, "roles": list(start.roles)},
         })
         session.events.emit("call.started", 0.0, agent_id=start.agent_id, metadata=start.metadata)

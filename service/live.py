@@ -9,6 +9,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from service.access import deny, ws_principal
 from service.auth import AGENT, SUPERVISOR
 from service.bus import SUPERVISOR_ONLY, Subscription
+from service.storage import LIVE
 
 
 async def agent_events(ws: WebSocket) -> None:
@@ -21,8 +22,7 @@ async def agent_events(ws: WebSocket) -> None:
         return
     svc = ws.app.state.services
     sub = svc.bus.for_agent(agent_id)
-    live = [s.call_id for s in svc.calls.all() if s.agent_id == agent_id]
-    await _stream(ws, sub, live, lambda e: e["type"] not in SUPERVISOR_ONLY)
+    await _stream(ws, sub, lambda: _live_calls(svc, agent_id=agent_id), lambda e: e["type"] not in SUPERVISOR_ONLY)
 
 
 async def supervise(ws: WebSocket) -> None:
@@ -31,27 +31,35 @@ async def supervise(ws: WebSocket) -> None:
     svc = ws.app.state.services
     call_id = ws.query_params.get("call_id")
     sub = svc.bus.for_supervisor(call_id)
-    live = [s.call_id for s in svc.calls.all() if call_id is None or s.call_id == call_id]
-    await _stream(ws, sub, live, lambda e: True)
+    await _stream(ws, sub, lambda: _live_calls(svc, call_id=call_id), lambda e: True)
 
 
-async def _stream(ws: WebSocket, sub: Subscription, live_calls: list[str], keep) -> None:
-    """Send the live calls' events so far, then everything new: a panel that (re)connects mid-call catches up."""
+def _live_calls(svc, agent_id: str | None = None, call_id: str | None = None) -> list[str]:
+    """This node's live calls, and in a cluster every node's (from the database), that the socket may see."""
+    found = [s.call_id for s in svc.calls.all()
+             if (agent_id is None or s.agent_id == agent_id) and (call_id is None or s.call_id == call_id)]
+    if svc.cluster is not None:
+        rows = svc.store.list_calls(agent_id=agent_id, status=LIVE, limit=100_000).calls
+        found += [r["call_id"] for r in rows if r["call_id"] not in found and (call_id is None or r["call_id"] == call_id)]
+    return found
+
+
+async def _stream(ws: WebSocket, sub: Subscription, live_calls, keep) -> None:
+    """Send the live calls' events so far, then everything new: a panel that (re)connects mid-call catches up.
+
+    Per call, events go out in seq order with none twice: one already sent is skipped, and a gap (an event
+    of another node's call relayed before this socket knew the call, or lost in the relay) is filled from
+    the database, where every relayed event is before it is relayed."""
     svc = ws.app.state.services
-    sent: dict[str, int] = {}
-
-    async def catch_up(call_id: str) -> None:
-        sent.setdefault(call_id, 0)
-        for event in await asyncio.to_thread(svc.store.get_events, call_id):
-            if keep(event):
-                await ws.send_json(event)
-            sent[call_id] = event["seq"]
-
     try:
         await ws.accept()
         await svc.recorder.flush()
-        for call_id in live_calls:
-            await catch_up(call_id)
+        sent: dict[str, int] = {}
+        for call_id in await asyncio.to_thread(live_calls):
+            for event in await asyncio.to_thread(svc.store.get_events, call_id):
+                if keep(event):
+                    await ws.send_json(event)
+                sent[call_id] = event["seq"]
         reader = asyncio.create_task(_drain_client(ws))
         while not reader.done():
             getter = asyncio.create_task(sub.queue.get())
@@ -60,13 +68,16 @@ async def _stream(ws: WebSocket, sub: Subscription, live_calls: list[str], keep)
                 getter.cancel()
                 break
             event = getter.result()
-            if event["call_id"] not in sent and event["seq"] > 1:
-                # A call that became ours mid-way (call.assigned): its history first. Everything
-                # before this event is in the store once flushed; anything after is queued here too.
-                await svc.recorder.flush()
-                await catch_up(event["call_id"])
-            if event["seq"] <= sent.get(event["call_id"], 0):
+            last = sent.get(event["call_id"], 0)
+            if event["seq"] <= last:
                 continue  # already in the backlog
+            if event["seq"] > last + 1:
+                # Also a call that became this agent's mid-way (call.assigned): its history first. This
+                # node's events reach the store through the recorder's queue, so flush it before reading.
+                await svc.recorder.flush()
+                for missed in await asyncio.to_thread(svc.store.get_events, event["call_id"], None, last, event["seq"]):
+                    if keep(missed):
+                        await ws.send_json(missed)
             sent[event["call_id"]] = event["seq"]
             await ws.send_json(event)
             if sub.overflowed:

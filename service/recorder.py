@@ -6,6 +6,7 @@ import asyncio
 import logging
 import queue
 import threading
+from typing import Callable
 
 from service.storage import Store
 
@@ -15,13 +16,16 @@ log = logging.getLogger("calmline.recorder")
 class Recorder:
     def __init__(self, store: Store):
         self.store = store
+        # Called on the writer thread with each committed batch of (event, agent_id): the relay to other
+        # nodes publishes only what is in the database, so a node that sees a gap can fill it from there.
+        self.after_commit: list[Callable[[list[tuple[dict, str]]], None]] = []
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
 
     # Bus sink: called on the event loop for every event, must not block.
-    def __call__(self, event: dict) -> None:
-        self._queue.put(("event", event))
+    def __call__(self, event: dict, agent_id: str | None = None) -> None:
+        self._queue.put(("event", (event, agent_id)))
 
     def create_call(self, row: dict) -> None:
         self._queue.put(("create", row))
@@ -52,7 +56,9 @@ class Recorder:
                     kind, item = None, None
             try:
                 if batch:
-                    self.store.append_events(batch)
+                    self.store.append_events([e for e, _ in batch])
+                    for callback in self.after_commit:
+                        callback(batch)
                 if kind == "create":
                     self.store.create_call(item)
                 elif kind == "update":
