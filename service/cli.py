@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--json", help="also write the results to this JSON file")
 
     ev = sub.add_parser("eval", help="measure the caller-state judgement and text sentiment on data")
-    ev.add_argument("what", nargs="?", default="all", choices=["all", "calls", "sentiment"])
+    ev.add_argument("what", nargs="?", default="all", choices=["all", "calls", "sentiment", "coach"])
     ev.add_argument("--speed", type=float, default=1.0, help="pace of the dev-set calls (1 = real time)")
     ev.add_argument("--concurrency", type=int, default=3, help="dev-set calls streamed at once")
     ev.add_argument("--only", help="dev-set calls whose name contains this")
@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "eval":
         from clients.evaluate import calls, sentiment
 
+        if args.what == "coach":  # the coach on text, by meaning and by rules, dev and validation
+            __import__("clients.evaluate.coach_text", fromlist=["run"]).run()
+            return 0
         if args.what in ("all", "sentiment"):
             sentiment.run()
             print()

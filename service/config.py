@@ -49,6 +49,7 @@ class Settings:
     end_silence: float = field(default=0.5, metadata={"help": "seconds of silence that end an utterance"})
     partial_interval: float = field(default=1.0, metadata={"help": "seconds between transcript.partial events"})
     playbook: str = field(default="", metadata={"help": "the coach's rules (TOML); default: the bundled playbook"})
+    retention_days: float = field(default=0.0, metadata={"help": "calls that started more than this many days ago are deleted, at start and hourly (0: kept)"})
     log_level: str = field(default="warning", metadata={"help": "debug, info, warning or error"})
 
     @property

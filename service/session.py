@@ -22,7 +22,7 @@ from models.floor import FloorState, FloorTracker
 from models.heat import HeatTracker
 from models.utterances import (PartialDue, PauseHeard, SegmenterConfig, SpeechResumed, UtteranceEnded,
                                UtteranceSegmenter, VoiceChunk)
-from service.audio_files import CallAudio
+from service.audio_files import CallAudio, RecordingFailed
 from service.events import CallEvents
 from service.ingest.calls import Start
 from service.metrics import FINAL_DELAY, FINALS_STARTED_EARLY
@@ -31,6 +31,8 @@ from service.recorder import Recorder
 log = logging.getLogger("calmline.session")
 
 FINAL_WAIT = 60.0  # at stop, how long pending finals may still take
+# How often the recording's buffers go to the file: a kill -9 loses at most this much audio.
+AUDIO_FLUSH_INTERVAL = 0.5
 
 
 @dataclass
@@ -72,6 +74,8 @@ class CallSession:
         self.paused = False
         self.connected = True
         self.ended = False
+        self.end_status: str | None = None  # set as the call ends: ended, dropped, error, interrupted
+        self.end_reason: str | None = None
         self.started_at = time.time()
         self._tasks: set[asyncio.Task] = set()
         self._last_flush = time.monotonic()
@@ -83,6 +87,9 @@ class CallSession:
     # -- session calls made by the ingest adapters --------------------------------
 
     def feed(self, frames: dict[str, np.ndarray]) -> None:
+        """Raises ``RecordingFailed`` when the recording cannot be written (the call must end)."""
+        if self.ended:
+            return  # ended by the server (a storage fault) while the stream still sends
         now = time.monotonic()
         for role, samples in frames.items():
             track = self.tracks[role]
@@ -96,9 +103,16 @@ class CallSession:
             for item in track.segmenter.feed(samples):
                 self._on_segment(track, item)
             track.arrivals.append((track.samples / MODEL_RATE, now))
-        if now - self._last_flush > 1.0:
+        if now - self._last_flush > AUDIO_FLUSH_INTERVAL:
             self.audio.flush()
             self._last_flush = now
+
+    def flush_audio(self) -> None:
+        """What the recording's buffers hold, to its files (a reader wants it, or the stream went away)."""
+        try:
+            self.audio.flush()
+        except RecordingFailed:
+            pass  # the driver ends the call at its next frame; readers get what reached the disk
 
     def dtmf(self, digit: str) -> None:
         # Digits are often card numbers: acknowledged, never recorded.
@@ -126,7 +140,7 @@ class CallSession:
         pending = [t for t in self._tasks if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=FINAL_WAIT)
-        self.audio.flush()
+        self.flush_audio()
         return self.audio_seconds
 
     def close_audio(self) -> None:

@@ -9,8 +9,8 @@ import json
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import (JSON, Column, Float, Index, Integer, MetaData, String, Table, Text, create_engine, event,
-                        func, insert, select, update)
+from sqlalchemy import (JSON, Column, Float, Index, Integer, MetaData, String, Table, Text, create_engine, delete,
+                        event, func, insert, select, update)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -150,6 +150,17 @@ class Store:
         rows = [{"call_id": e["call_id"], "seq": e["seq"], "type": e["type"], "body": json.dumps(e)} for e in batch]
         with self.engine.begin() as db:
             db.execute(insert(events), rows)
+
+    def delete_call(self, call_id: str) -> bool:
+        """The call's events and row, in one transaction; False when there was no such call."""
+        with self.engine.begin() as db:
+            db.execute(delete(events).where(events.c.call_id == call_id))
+            return db.execute(delete(calls).where(calls.c.call_id == call_id)).rowcount > 0
+
+    def calls_started_before(self, cutoff: float) -> list[str]:
+        """Ids of calls, not live, that started before ``cutoff`` (unix seconds)."""
+        with self.engine.connect() as db:
+            return list(db.execute(select(calls.c.call_id).where(calls.c.started_at < cutoff, calls.c.status != LIVE)).scalars())
 
     def get_call(self, call_id: str) -> dict | None:
         with self.engine.connect() as db:

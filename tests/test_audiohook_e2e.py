@@ -118,6 +118,14 @@ async def test_unassigned_audiohook_call_is_assigned_mid_call_and_transcripts_go
                 done = await http.put(f"/v1/calls/{conversation.upper()}/agent", json=body, headers=bearer(INGEST_KEY))
                 assert done.status_code == 200, done.text
                 assert done.json()["agent_id"] == "a-2" and done.json()["previous_agent_id"] is None
+                # A board that opens now sees whose call it is in its snapshot.
+                async with websockets.connect(f"{server.ws}/v1/supervise?token={SUPERVISOR_TOKEN}") as board:
+                    async def assignment_seen():
+                        while True:
+                            event = json.loads(await board.recv())
+                            if event["call_id"] == conversation and event["type"] == "call.assigned":
+                                return event
+                    assert (await asyncio.wait_for(assignment_seen(), 10))["agent_id"] == "a-2"
             if position == pytest.approx(UPDATE_AT, abs=0.005):
                 await ws.send(wire.message("update", {"language": "en-GB"}))
             delay = started + i * 0.02 / SPEED - time.monotonic()
