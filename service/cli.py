@@ -1,4 +1,4 @@
-"""The ``calmline`` command: serve, db, simulate, demo, bench, eval."""
+"""The ``calmline`` command: serve, db, simulate, demo, bench, eval, train."""
 
 from __future__ import annotations
 
@@ -58,12 +58,21 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--json", help="also write the results to this JSON file")
 
     ev = sub.add_parser("eval", help="measure the caller-state judgement and text sentiment on data")
-    ev.add_argument("what", nargs="?", default="all", choices=["all", "calls", "sentiment", "coach"])
+    ev.add_argument("what", nargs="?", default="all", choices=["all", "calls", "sentiment", "coach", "floor"])
     ev.add_argument("--speed", type=float, default=1.0, help="pace of the dev-set calls (1 = real time)")
     ev.add_argument("--concurrency", type=int, default=3, help="dev-set calls streamed at once")
     ev.add_argument("--only", help="dev-set calls whose name contains this")
     ev.add_argument("--save", help="directory to write each call's events to")
     ev.add_argument("--model", default="bundled")
+    ev.add_argument("--part", default="dev,validation", help="floor: corpus parts to replay (dev, validation)")
+    ev.add_argument("--live", action="store_true",
+                    help="floor: stream the corpus calls through a real server instead of replaying them offline")
+    ev.add_argument("--delay", type=float, default=0.45,
+                    help="floor: seconds from the end of a caller's speech to its words in the replay")
+
+    tr = sub.add_parser("train", help="refit a learned model on its corpus and write its weights")
+    tr.add_argument("what", choices=["floor"])
+    tr.add_argument("--l2", type=float, default=0.1, help="floor: L2 penalty of the logistic fit")
 
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -90,6 +99,19 @@ def main(argv: list[str] | None = None) -> int:
             print()
         if args.what in ("all", "calls"):
             calls.run(args.speed, args.concurrency, args.model, args.only, Path(args.save) if args.save else None)
+        if args.what in ("all", "floor"):
+            from clients.evaluate import floor
+
+            print()
+            if args.live:
+                floor.run_live(tuple(args.part.split(",")), args.only, args.concurrency, args.model)
+            else:
+                floor.run(tuple(args.part.split(",")), args.only, args.delay)
+        return 0
+    if args.command == "train":
+        from clients.evaluate import floor
+
+        floor.train(args.l2)
         return 0
     if args.command == "bench":
         from clients.bench import run_bench, run_wer

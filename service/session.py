@@ -7,6 +7,7 @@ utterance segmenter per role, and the order of its transcript events.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections import deque
@@ -159,6 +160,9 @@ class CallSession:
             self._spawn(self._partial(track, item))
         elif isinstance(item, PauseHeard):
             track.early = (item, self._job(track, item, FINAL))
+            if track.role == "caller":
+                # The floor decides on the words as soon as they are in, before the 0.5 s that end the utterance.
+                track.early[1].add_done_callback(lambda f, item=item: self._early_words(track, item, f))
         elif isinstance(item, SpeechResumed):
             self._drop_early(track)
         elif isinstance(item, UtteranceEnded):
@@ -171,10 +175,22 @@ class CallSession:
                 else:
                     self._drop_early(track)
             if item.too_short:
+                # Nothing to transcribe: the floor must not wait for words.
+                self._emit_floor(self.floor.words(track.role, "", item.end, track.segmenter.now))
                 return
             track.finalized = item.utterance
             previous = track.last_final
             track.last_final = self._spawn(self._final(track, item, previous, future))
+
+    def _early_words(self, track: RoleTrack, item: PauseHeard, future: asyncio.Future) -> None:
+        if future.cancelled() or future.exception() is not None or self.ended:
+            return
+        result = future.result()
+        if result is not None and result.text:
+            # The reading the final will make, from a copy: the tracker itself reads each utterance once.
+            reading = copy.deepcopy(self.heat[track.role]).utterance(result.text, item.start, item.end)
+            self._emit_floor(self.floor.words(track.role, result.text, item.end, track.segmenter.now,
+                                              reading.text_score, reading.heat, reading.trend == "rising"))
 
     def _drop_early(self, track: RoleTrack) -> None:
         """The speaker went on after the pause: the early final, if it already ran, is a fine partial."""
@@ -245,6 +261,7 @@ class CallSession:
         if previous is not None:
             await asyncio.wait([previous])  # finals of one speaker go out in the order spoken
         if result is None or not result.text:
+            self._emit_floor(self.floor.words(track.role, "", item.end, self.tracks[track.role].segmenter.now))
             return
         end = item.end
         words = [{"word": w.text.strip(), "start": round(item.start + w.start, 3), "end": round(item.start + w.end, 3),

@@ -52,6 +52,23 @@ def releases(events: list[dict]) -> list[float]:
     return out
 
 
+def release_scores(caller_parts: list[dict], rel: list[float]) -> tuple[int, int, list[float], int]:
+    """(caller turns, turns released within HIT_WINDOW of their end, those delays, false releases)."""
+    ends: dict[int, float] = {}
+    for p in caller_parts:
+        ends[p["turn"]] = max(ends.get(p["turn"], 0.0), p["end"])
+    hits, delays = 0, []
+    for end in ends.values():
+        hit = [r for r in rel if end <= r <= end + HIT_WINDOW]
+        if hit:
+            hits += 1
+            delays.append(hit[0] - end)
+    # The caller still had more to say: a part of theirs starts within GOES_ON after the release,
+    # or the release fell inside their speech.
+    false = sum(any(r < p["start"] <= r + GOES_ON or p["start"] < r < p["end"] - 0.05 for p in caller_parts) for r in rel)
+    return len(ends), hits, delays, false
+
+
 @dataclass
 class CallScore:
     name: str
@@ -79,21 +96,12 @@ def score_call(name: str, gold: dict, events: list[dict]) -> CallScore:
     score = CallScore(name, gold["duration"] / 60)
     rel = releases(events)
     caller_parts = [p for p in gold["parts"] if p["speaker"] == "caller"]
+    score.turns, score.hits, score.latencies, score.false_releases = release_scores(caller_parts, rel)
     for turn in (t for t in turns if t.speaker == "caller"):
-        score.turns += 1
-        hit = [r for r in rel if turn.end <= r <= turn.end + HIT_WINDOW]
-        if hit:
-            score.hits += 1
-            score.latencies.append(hit[0] - turn.end)
         if "heat" in turn.labels:
             readings = [e for e in events if e["type"] == "sentiment" and e["speaker"] == "caller" and e["t"] <= turn.end + 0.1]
             if readings:
                 score.heat_pairs.append((turn.labels["heat"], readings[-1]["heat"]))
-    for r in rel:
-        # The caller still had more to say: a part of theirs starts within GOES_ON after the release,
-        # or the release fell inside their speech.
-        if any(r < p["start"] <= r + GOES_ON or p["start"] < r < p["end"] - 0.05 for p in caller_parts):
-            score.false_releases += 1
     for speaker in ("caller", "agent"):
         said = " ".join(p["text"] for p in gold["parts"] if p["speaker"] == speaker)
         heard = " ".join(e["text"] for e in events if e["type"] == "transcript.final" and e["speaker"] == speaker)

@@ -1,0 +1,149 @@
+"""What the end-of-vent model sees at one moment of a caller's pause: a feature vector from audio time only.
+
+Two halves: how the caller's last words end (read once, when their transcript is in) and
+what the audio says so far (the silence, this caller's pause habit, how long this vent has
+run, the agent's backchannels, the pitch at the end). Everything here is a pure function of
+the call's audio and the words of utterances that ended before the pause, never of when a
+transcript happened to arrive, so a replay gives the same vector at the same audio time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+CONTINUERS = {"and", "but", "so", "because", "or", "then", "um", "uh", "like", "which", "that", "the", "a", "an",
+              "to", "of", "with", "if", "when", "my", "your", "i", "was", "is", "were", "for", "in", "on", "just"}
+# Handing the floor over: the caller asks the agent to act or to answer.
+HANDOVER = re.compile(r"\b(what (are|will|can) you (going to )?do|what am i supposed to|what do you (suggest|propose)|"
+                      r"(can|could|will|would) (you|somebody|someone)|so (explain|tell)|explain (that|this)|"
+                      r"tell me|who is going to|where is my|when (are|will|is|do) (you|i|it|my)|how long|"
+                      r"why are you|what now|what happens now|is that possible|do i (need|get))\b", re.I)
+DEMAND = re.compile(r"\b(i want|i need (you|it|that|this|a|my|the|someone)|i expect|i demand|put me through|give me|"
+                    r"get (me|someone|somebody)|let me speak|refund (the|it|that|this|all|my|me)|cancel (it|this|that|the|my)|fix (it|this|that)|"
+                    r"send (me|someone|somebody|an?|the)|take (that|the|this|it) .*off|unblock|pay (that|this|the|for)|"
+                    r"i am not paying|i cannot wait|that is not acceptable|i am done|i am leaving|ombudsman)\b", re.I)
+# A rhetorical question inside a vent: more is coming.
+RHETORICAL = re.compile(r"\b(are you (kidding|serious|joking)|do you know how|can you (believe|imagine)|"
+                        r"how hard can|who does that|seriously|really)\b", re.I)
+CLOSER = re.compile(r"^\W*(ok(ay)?|fine|great|perfect|lovely|alright|thanks?|thank you|good|yes|no|sure|right)\b.*"
+                    r"|\b(thank you|thanks)\W*$", re.I)
+
+
+@dataclass(frozen=True)
+class Words:
+    """How the caller's last words end, from their transcript."""
+
+    question: float  # ends on a question mark
+    handover: float  # asks the agent to answer or act
+    demand: float
+    incomplete: float  # left hanging: "and...", a comma, a continuer
+    rhetorical: float  # "are you kidding me?", a one- or two-word echo ("Declined?")
+    exclaim: float
+    closer: float  # "okay, thank you": a calm caller done
+    n_words: int
+    text_score: float
+    heat: float
+    rising: float
+
+
+def read_words(text: str, text_score: float = 0.0, heat: float = 0.0, rising: bool = False) -> Words:
+    text = text.strip()
+    words = re.findall(r"[a-z']+", text.lower())
+    last = re.split(r"(?<=[.!?])\s+", text)[-1] if text else ""
+    question = text.endswith("?")
+    incomplete = (not words or text.endswith(("...", "…", ",", "-", ";", ":")) or words[-1] in CONTINUERS
+                  or not text.endswith((".", "!", "?")))
+    last_words = len(re.findall(r"[a-z']+", last.lower()))
+    return Words(
+        question=float(question),
+        handover=float(bool(HANDOVER.search(last)) and not incomplete),
+        demand=float(bool(DEMAND.search(last)) and not incomplete),
+        incomplete=float(incomplete),
+        rhetorical=float(question and (bool(RHETORICAL.search(last)) or last_words <= 3)),
+        exclaim=float(text.endswith("!")),
+        closer=float(bool(CLOSER.search(last)) and len(words) <= 8),
+        n_words=len(words),
+        text_score=text_score,
+        heat=heat,
+        rising=float(rising),
+    )
+
+
+def completeness(text: str) -> str:
+    """question, complete or incomplete: how a caller's last words end."""
+    w = read_words(text)
+    if w.question:
+        return "question"
+    return "incomplete" if w.incomplete else "complete"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the audio says about this pause, apart from how long it has lasted."""
+
+    habit: float  # this caller's typical pause inside a turn, seconds
+    habit_n: int  # how many such pauses were seen
+    talk: float  # caller speech since the agent last held the floor, seconds
+    bursts: int  # caller pauses of 0.5 s or more in that stretch
+    backchannels: int  # short agent sounds in that stretch
+    pitch_slope: float  # semitones per second over the last half second of speech
+    rate: float  # words per second of the last utterance
+    last_burst: float  # seconds of speech before this pause
+
+
+NAMES = ("bias", "log_silence", "silence_over_habit", "past_habit", "question", "handover", "demand", "incomplete",
+         "rhetorical", "exclaim", "closer", "log_words", "heat", "rising", "negativity", "pitch_fall", "rate",
+         "log_talk", "bursts", "backchannels", "agent_in_pause", "habit_known", "handover_x_silence",
+         "incomplete_x_silence", "first_burst", "calm_x_silence", "negativity_x_silence", "first_x_silence",
+         "bursts_x_silence", "open_question", "past_1_5", "flat", "flat_x_silence", "flat_past_1_3",
+         "question_x_silence", "exclaim_x_silence", "calm_echo")
+
+
+def vector(silence: float, words: Words, ctx: Context, agent_in_pause: bool) -> list[float]:
+    """The feature vector, in NAMES order, at ``silence`` seconds into the pause."""
+    habit = ctx.habit
+    log_s = math.log(max(silence, 0.05))
+    calm = float(words.heat < 0.45 and words.text_score > -0.3)
+    # A complete statement that neither asks, demands nor closes: inside a vent as often as at its end.
+    flat = float(not (words.question or words.handover or words.demand or words.closer or words.incomplete))
+    return [
+        1.0,
+        log_s,
+        silence / habit,
+        max(0.0, silence - habit),
+        words.question,
+        words.handover,
+        words.demand,
+        words.incomplete,
+        words.rhetorical,
+        words.exclaim,
+        words.closer,
+        math.log1p(words.n_words),
+        words.heat,
+        words.rising,
+        max(0.0, -words.text_score),
+        max(-2.0, min(2.0, -ctx.pitch_slope / 10.0)),
+        min(ctx.rate, 6.0) / 3.0,
+        math.log1p(ctx.talk),
+        min(ctx.bursts, 8) / 4.0,
+        min(ctx.backchannels, 4) / 2.0,
+        float(agent_in_pause),
+        float(ctx.habit_n >= 2),
+        (words.handover + words.demand) * log_s,
+        words.incomplete * log_s,
+        float(ctx.bursts == 0),
+        calm * log_s,
+        max(0.0, -words.text_score) * log_s,
+        float(ctx.bursts == 0) * log_s,
+        min(ctx.bursts, 8) / 4.0 * log_s,
+        words.question * (1.0 - words.handover) * (1.0 - words.rhetorical),
+        max(0.0, silence - 1.5),
+        flat,
+        flat * log_s,
+        flat * max(0.0, silence - 1.3),
+        words.question * log_s,
+        words.exclaim * log_s,
+        words.rhetorical * calm,  # "How long?" from a calm caller is a real question
+    ]
