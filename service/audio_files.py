@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import wave
 from pathlib import Path
 
@@ -23,6 +24,12 @@ class CallAudio:
 
     def append(self, role: str, samples: np.ndarray) -> None:
         self._files[role].write(to_int16(samples).tobytes())
+
+    def skip(self, role: str, samples: int) -> None:
+        """Time with no audio: the file grows by a sparse hole (zeros when read), nothing is written."""
+        f = self._files[role]
+        f.flush()
+        f.truncate(os.fstat(f.fileno()).st_size + 2 * samples)  # appends go on after the hole
 
     def flush(self) -> None:
         for f in self._files.values():

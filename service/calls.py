@@ -34,6 +34,15 @@ class LiveCalls:
 
     async def open(self, start: Start) -> CallSession:
         session = self._sessions.get(start.call_id)
+        if start.continues and session is not None and not session.connected and not session.ended:
+            # The platform paused the stream and started a new one for the same call: the same call goes on.
+            if session.agent_id != start.agent_id or set(session.start.roles) != set(start.roles):
+                raise ProtocolError("bad_start", "a continued call must keep its agent_id and roles")
+            self._grace.pop(start.call_id).cancel()
+            session.connected = True
+            session.gap(time.monotonic() - session.detached_at)  # the pause is silence in the recording
+            log.info("call continued by a new stream", extra={"call_id": start.call_id})
+            return session
         if start.resume:
             if session is None:
                 raise ProtocolError("unknown_call", f"no live call {start.call_id} to resume (ended, or never started)")
@@ -61,19 +70,20 @@ class LiveCalls:
         log.info("call started", extra={"call_id": start.call_id, "source": start.source})
         return session
 
-    def detach(self, session: CallSession) -> None:
-        """The stream vanished without a stop: wait for a resume, then end the call as dropped."""
+    def detach(self, session: CallSession, status: str = "dropped") -> None:
+        """The stream is gone: wait for a resume, then end the call with ``status`` (a vanished stream: dropped)."""
         if session.ended or not session.connected:
             return
         session.connected = False
+        session.detached_at = time.monotonic()
         session.audio.flush()
-        self._grace[session.call_id] = asyncio.get_running_loop().create_task(self._expire(session))
+        self._grace[session.call_id] = asyncio.get_running_loop().create_task(self._expire(session, status))
         log.info("call detached", extra={"call_id": session.call_id, "grace_s": self.resume_grace})
 
-    async def _expire(self, session: CallSession) -> None:
+    async def _expire(self, session: CallSession, status: str) -> None:
         await asyncio.sleep(self.resume_grace)
         self._grace.pop(session.call_id, None)
-        await self.end(session, "dropped", "stream lost and not resumed")
+        await self.end(session, status, "stream lost and not resumed" if status == "dropped" else None)
 
     async def end(self, session: CallSession, status: str = "ended", reason: str | None = None) -> float:
         if session.ended:

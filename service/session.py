@@ -31,6 +31,7 @@ from service.recorder import Recorder
 log = logging.getLogger("calmline.session")
 
 FINAL_WAIT = 60.0  # at stop, how long pending finals may still take
+GAP_SLACK = 2.0  # seconds a speaker's clock may run ahead of wall-clock time through gaps (jitter, buffering)
 
 
 @dataclass
@@ -71,8 +72,10 @@ class CallSession:
         self.coach = Coach(deps.playbook, time.time())
         self.paused = False
         self.connected = True
+        self.detached_at = 0.0  # monotonic time the stream went away, while not connected
         self.ended = False
         self.started_at = time.time()
+        self.opened = time.monotonic()  # gaps cannot take the call's clock past real time since this
         self._tasks: set[asyncio.Task] = set()
         self._last_flush = time.monotonic()
 
@@ -99,6 +102,31 @@ class CallSession:
         if now - self._last_flush > 1.0:
             self.audio.flush()
             self._last_flush = now
+
+    def gap(self, seconds: float, roles: tuple[str, ...] | None = None) -> float:
+        """Skip ahead over audio the platform never sent; returns the seconds actually skipped.
+
+        Nothing is allocated or analysed: the recording gets a sparse hole and the segmenter's clock
+        moves on (an utterance open on both sides stays one). A client cannot claim more skipped audio
+        than real time has passed since the call opened, plus a little slack.
+        """
+        budget = time.monotonic() - self.opened + GAP_SLACK
+        skipped = 0.0
+        for role in roles or tuple(self.tracks):
+            track = self.tracks.get(role)
+            if track is None:
+                continue
+            n = int(max(0.0, min(seconds, budget - track.samples / MODEL_RATE)) * MODEL_RATE)
+            if n <= 0:
+                continue
+            track.samples += n
+            self.audio.skip(role, n)
+            track.segmenter.gap(n)
+            skipped = max(skipped, n / MODEL_RATE)
+        if skipped < seconds:
+            log.info("gap capped by wall-clock time", extra={"call_id": self.call_id, "claimed_s": round(seconds, 3),
+                                                              "skipped_s": round(skipped, 3)})
+        return skipped
 
     def dtmf(self, digit: str) -> None:
         # Digits are often card numbers: acknowledged, never recorded.

@@ -15,9 +15,7 @@ from __future__ import annotations
 import re
 import uuid
 
-import numpy as np
-
-from service.ingest.calls import Audio, Pause, Resume, Send, Start, Stop, load_json
+from service.ingest.calls import Audio, Gap, Pause, Resume, Send, Start, Stop, frame_size, load_json
 from service.ingest.decoder import StreamDecoder
 from service.ingest.native import CALL_ID
 
@@ -82,7 +80,7 @@ class AudioHookProtocol:
     # -- input -------------------------------------------------------------------
 
     def receive_text(self, text: str) -> list:
-        if len(text) > 65535 or len(text.encode()) > self.max_frame_bytes:
+        if len(text) > 65535 or frame_size(text) > self.max_frame_bytes:
             return self._fail("Client Error: Text message too large (>64K)")
         msg = load_json(text)
         if msg is None:
@@ -132,9 +130,10 @@ class AudioHookProtocol:
             self.state = PAUSED if self.state == ACTIVE else self.state
             return [Pause()]
         if kind in ("resumed", "discarded"):
-            # Audio the client did not send: silence in its place keeps the timeline on the platform's clock.
+            # Audio the client did not send: the call's clock skips ahead over it (a hole in the recording,
+            # nothing allocated), so the timeline stays on the platform's clock.
             gap = parse_duration(params.get("discarded"))
-            out = [Audio(self._silence(gap))] if gap > 0 and self._decoder is not None else []
+            out = [Gap(gap)] if gap > 0 and self._decoder is not None else []
             if kind == "resumed":
                 self.state = ACTIVE if self.state == PAUSED else self.state
                 out.append(Resume())
@@ -221,12 +220,10 @@ class AudioHookProtocol:
     @staticmethod
     def _choose_media(offers: list) -> dict | None:
         """Both speakers if offered, else one; PCMU or L16 at 8 kHz. The first acceptable offer of the best kind."""
-        good = [m for m in offers if isinstance(m, dict) and m.get("type") == "audio" and m.get("format") in FORMATS
-                and m.get("rate") == RATE and isinstance(m.get("channels"), list) and 1 <= len(m["channels"]) <= 2
-                and all(c in ROLES for c in m["channels"]) and len(set(m["channels"])) == len(m["channels"])]
+        good = [m for m in offers if isinstance(m, dict) and m.get("type") == "audio"
+                and isinstance(m.get("format"), str) and m["format"] in FORMATS
+                and m.get("rate") == RATE and not isinstance(m.get("rate"), bool)
+                and isinstance(m.get("channels"), list) and 1 <= len(m["channels"]) <= 2
+                and all(isinstance(c, str) and c in ROLES for c in m["channels"]) and len(set(m["channels"])) == len(m["channels"])]
         good.sort(key=lambda m: -len(m["channels"]))
         return dict(good[0]) if good else None
-
-    def _silence(self, seconds: float) -> dict[str, np.ndarray]:
-        n = int(seconds * 16000)
-        return {ROLES[c]: np.zeros(n, dtype=np.float32) for c in self._channels}

@@ -15,7 +15,7 @@ import logging
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service.calls import LiveCalls
-from service.ingest.calls import Audio, Close, Dtmf, Pause, ProtocolError, Resume, Send, Start, Stop
+from service.ingest.calls import Audio, Close, Dtmf, Gap, Pause, ProtocolError, Resume, Send, Start, Stop, Suspend
 
 log = logging.getLogger("calmline.ingest")
 
@@ -70,6 +70,9 @@ class IngestConnection:
         for action in actions:
             if isinstance(action, Audio):
                 self.session.feed(action.frames)
+            elif isinstance(action, Gap):
+                if self.session is not None:
+                    self.session.gap(action.seconds, action.roles)
             elif isinstance(action, Start):
                 try:
                     self.session = await self.calls.open(action)
@@ -92,6 +95,14 @@ class IngestConnection:
                     continue
                 self._drain()
                 audio_seconds = await self.calls.end(self.session, action.status, action.reason)
+                self.session = None
+                await self._apply(self.adapter.ended(audio_seconds))
+            elif isinstance(action, Suspend):
+                if self.session is None:
+                    continue
+                self._drain()
+                audio_seconds = self.session.audio_seconds
+                self.calls.detach(self.session, action.status)
                 self.session = None
                 await self._apply(self.adapter.ended(audio_seconds))
             elif isinstance(action, Close):
