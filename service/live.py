@@ -6,13 +6,22 @@ import asyncio
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from service.access import deny, ws_principal
+from service.access import deny, origin_allowed, ws_principal
 from service.auth import AGENT, SUPERVISOR
 from service.bus import SUPERVISOR_ONLY, Subscription
 
 
+async def _origin_refused(ws: WebSocket) -> bool:
+    if origin_allowed(ws, ws.app.state.services.settings.allowed_origins):
+        return False
+    await deny(ws, 403, "this page's origin may not open event sockets (CALMLINE_ALLOWED_ORIGINS)")
+    return True
+
+
 async def agent_events(ws: WebSocket) -> None:
     agent_id = ws.path_params["agent_id"]
+    if await _origin_refused(ws):
+        return
     who = await ws_principal(ws, AGENT, SUPERVISOR)
     if who is None:
         return
@@ -26,6 +35,8 @@ async def agent_events(ws: WebSocket) -> None:
 
 
 async def supervise(ws: WebSocket) -> None:
+    if await _origin_refused(ws):
+        return
     if await ws_principal(ws, SUPERVISOR) is None:
         return
     svc = ws.app.state.services
