@@ -12,10 +12,11 @@ messages with ``transcript`` entities.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 
-from service.ingest.calls import Audio, Gap, Pause, Resume, Send, Start, Stop, frame_size, load_json
+from service.ingest.calls import Audio, Gap, Pause, Resume, Send, Start, Stop, frame_size, load_json, wire_safe
 from service.ingest.decoder import StreamDecoder
 from service.ingest.native import CALL_ID
 
@@ -37,7 +38,8 @@ def duration(seconds: float) -> str:
 def parse_duration(text) -> float:
     if not isinstance(text, str) or not POSITION.match(text):
         return 0.0
-    return float(text[2:-1])
+    seconds = float(text[2:-1])
+    return seconds if math.isfinite(seconds) else 0.0  # "PT" and 400 digits: not a duration
 
 
 class AudioHookProtocol:
@@ -103,7 +105,7 @@ class AudioHookProtocol:
         self.session_id = self.session_id or msg["id"]
         kind, params = msg["type"], msg["parameters"]
         if kind not in CLIENT_TYPES:
-            return self._fail(f"Client Error: Invalid Message: '{kind[:40]}' is not a supported client message")
+            return self._fail(f"Client Error: Invalid Message: {kind[:40]!r} is not a supported client message")
         if kind == "ping":
             return [self._message("pong")]
         if kind == "close":
@@ -214,7 +216,7 @@ class AudioHookProtocol:
                                  "participantId": participant.get("id"), "sessionId": self.session_id}
         if isinstance(params.get("language"), str):
             metadata["language"] = params["language"]
-        self.start = Start(params["conversationId"], agent_id, "audiohook", encoding, RATE, len(roles), roles, False, metadata)
+        self.start = Start(params["conversationId"], agent_id, "audiohook", encoding, RATE, len(roles), roles, False, wire_safe(metadata))
         return [self.start]
 
     @staticmethod

@@ -106,6 +106,18 @@ def load_json(text: str) -> object:
         return None
 
 
+def wire_safe(value):
+    """Client JSON made safe to send on: lone surrogates (a JSON escape can make them) become "?", and
+    NaN and infinities (which JSON has no words for) become null."""
+    text = json.dumps(value, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
+    return json.loads(text, parse_constant=lambda _: None)
+
+
+def close_reason(reason: str) -> str:
+    """A close reason within the 123 bytes a close frame allows, cut on a character boundary."""
+    return reason.encode("utf-8", "replace")[:123].decode("utf-8", "ignore")
+
+
 def frame_size(text: str) -> int:
     """Bytes of a text frame as it came on the wire (UTF-8)."""
     return len(text.encode("utf-8", "surrogatepass"))

@@ -15,7 +15,7 @@ import logging
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service.calls import LiveCalls
-from service.ingest.calls import Audio, Close, Dtmf, Gap, Pause, ProtocolError, Resume, Send, Start, Stop, Suspend
+from service.ingest.calls import Audio, Close, Dtmf, Gap, Pause, ProtocolError, Resume, Send, Start, Stop, Suspend, close_reason
 
 log = logging.getLogger("calmline.ingest")
 
@@ -138,7 +138,7 @@ class IngestConnection:
 
     async def _close(self, code: int, reason: str) -> None:
         try:
-            await self.ws.close(code, reason[:120])
+            await self.ws.close(code, close_reason(reason))
         except RuntimeError:  # already closed by the peer
             pass
 

@@ -10,7 +10,7 @@ and ``mixed`` carry one channel, taken as the caller.
 from __future__ import annotations
 
 
-from service.ingest.calls import Audio, Dtmf, OneWayAdapter, Start, fail, frame_size, load_json
+from service.ingest.calls import Audio, Dtmf, OneWayAdapter, Start, fail, frame_size, load_json, wire_safe
 from service.ingest.decoder import StreamDecoder
 from service.ingest.native import CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED
 
@@ -75,6 +75,6 @@ class JambonzProtocol(OneWayAdapter):
         metadata = {k: v for k, v in custom.items() if k != "agent_id"}
         metadata["jambonz"] = {k: msg.get(k) for k in ("callSid", "from", "to", "direction", "callId", "accountSid")
                                if msg.get(k) is not None}
-        self.start = Start(call_id, agent_id, "jambonz", "pcm16", rate, len(roles), roles, False, metadata)
+        self.start = Start(call_id, agent_id, "jambonz", "pcm16", rate, len(roles), roles, False, wire_safe(metadata))
         self._decoder = StreamDecoder("pcm16", rate, roles)
         return [self.start]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from models.codecs import ENCODINGS
-from service.ingest.calls import ROLES, Audio, Close, Dtmf, Pause, Resume, Send, Start, Stop, fail, frame_size, load_json
+from service.ingest.calls import ROLES, Audio, Close, Dtmf, Pause, Resume, Send, Start, Stop, fail, frame_size, load_json, wire_safe
 from service.ingest.decoder import StreamDecoder
 
 RATES = (8000, 16000)
@@ -116,6 +116,6 @@ class NativeProtocol:
         if not isinstance(metadata, dict):
             return fatal("bad_start", "metadata must be an object", POLICY)
         self.start = Start(call_id, agent_id, "native", encoding, rate, channels, tuple(roles),
-                           bool(msg.get("resume", False)), metadata)
+                           bool(msg.get("resume", False)), wire_safe(metadata))
         self._decoder = StreamDecoder(encoding, rate, self.start.roles)
         return [self.start]

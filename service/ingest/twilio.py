@@ -18,7 +18,7 @@ import json
 
 from models.codecs import decode, to_float
 from models.resample import StreamResampler
-from service.ingest.calls import Audio, Dtmf, Gap, OneWayAdapter, Start, Suspend, fail, frame_size, load_json
+from service.ingest.calls import Audio, Dtmf, Gap, OneWayAdapter, Start, Suspend, fail, frame_size, load_json, wire_safe
 from service.ingest.decoder import flush_resamplers
 from service.ingest.native import CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED
 
@@ -61,7 +61,7 @@ class TwilioProtocol(OneWayAdapter):
         if event == "start":
             return self._open(msg)
         if self.start is None:
-            return fail("bad_start", f"{event!r} before start", POLICY)
+            return fail("bad_start", f"{event[:40]!r} before start", POLICY)
         if event == "media":
             media = msg.get("media")
             if not isinstance(media, dict):
@@ -112,7 +112,7 @@ class TwilioProtocol(OneWayAdapter):
         self.stream_sid = sid if isinstance(sid, str) else None
         metadata = {k: v for k, v in params.items() if k not in ("agent_id", "token")}
         metadata["twilio"] = {"callSid": call_id, "streamSid": self.stream_sid, "accountSid": start.get("accountSid")}
-        self.start = Start(call_id, agent_id, "twilio", "mulaw", RATE, len(roles), roles, False, metadata, continues=True)
+        self.start = Start(call_id, agent_id, "twilio", "mulaw", RATE, len(roles), roles, False, wire_safe(metadata), continues=True)
         self._resamplers = {role: StreamResampler(RATE) for role in roles}
         self._next_ms = {role: 0 for role in roles}
         return [self.start]
