@@ -20,7 +20,8 @@ class CallAudio:
 
     def __init__(self, directory: Path, roles: list[str]):
         directory.mkdir(parents=True, exist_ok=True)
-        self._files = {role: open(directory / f"{role}.pcm", "ab") for role in roles}
+        self._paths = {role: directory / f"{role}.pcm" for role in roles}
+        self._files = {role: open(path, "ab") for role, path in self._paths.items()}
 
     def append(self, role: str, samples: np.ndarray) -> None:
         self._files[role].write(to_int16(samples).tobytes())
@@ -30,6 +31,17 @@ class CallAudio:
         f = self._files[role]
         f.flush()
         f.truncate(os.fstat(f.fileno()).st_size + 2 * samples)  # appends go on after the hole
+
+    def silence(self, role: str, start: float, end: float) -> None:
+        """Overwrite the span [start, end) seconds of a role's recording with zeros (redacted speech)."""
+        self._files[role].flush()
+        with open(self._paths[role], "r+b") as f:
+            size = f.seek(0, os.SEEK_END)
+            first = max(0, int(start * MODEL_RATE)) * 2
+            last = min(size, int(end * MODEL_RATE) * 2)
+            if last > first:
+                f.seek(first)
+                f.write(bytes(last - first))
 
     def flush(self) -> None:
         for f in self._files.values():

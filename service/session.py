@@ -20,6 +20,7 @@ from models.coach.coach import Alert, Coach, Cue, StepDone, Warning
 from models.coach.playbook import Playbook
 from models.floor import FloorState, FloorTracker
 from models.heat import HeatTracker
+from models.redaction import Redactor
 from models.utterances import (PartialDue, PauseHeard, SegmenterConfig, SpeechResumed, UtteranceEnded,
                                UtteranceSegmenter, VoiceChunk)
 from service.audio_files import CallAudio
@@ -31,6 +32,7 @@ from service.recorder import Recorder
 log = logging.getLogger("calmline.session")
 
 FINAL_WAIT = 60.0  # at stop, how long pending finals may still take
+HOLD_SECONDS = 5.0  # a final that may be the first half of a card waits this much of its speaker's audio at most
 GAP_SLACK = 2.0  # seconds a speaker's clock may run ahead of wall-clock time through gaps (jitter, buffering)
 
 
@@ -42,6 +44,7 @@ class SessionDeps:
     recorder: Recorder
     segmenter: SegmenterConfig
     playbook: Playbook
+    redact: tuple[str, ...] = ("card",)  # kinds of personal data masked in every text (models.redaction)
 
 
 class RoleTrack:
@@ -56,6 +59,7 @@ class RoleTrack:
         self.early: tuple[PauseHeard, asyncio.Future] | None = None  # a final started at the pause
         self.samples = 0  # 16 kHz samples received: this speaker's clock
         self.arrivals: deque[tuple[float, float]] = deque(maxlen=500)  # (audio time, monotonic arrival), last 10 s
+        self.hold_until = 0  # while redaction holds a final of this speaker: the sample count that releases it
 
 
 class CallSession:
@@ -70,6 +74,7 @@ class CallSession:
         self.floor = FloorTracker()
         self.heat = {role: HeatTracker(role) for role in start.roles}
         self.coach = Coach(deps.playbook, time.time())
+        self.redactor = Redactor(deps.redact)
         self.paused = False
         self.connected = True
         self.detached_at = 0.0  # monotonic time the stream went away, while not connected
@@ -99,6 +104,8 @@ class CallSession:
             for item in track.segmenter.feed(samples):
                 self._on_segment(track, item)
             track.arrivals.append((track.samples / MODEL_RATE, now))
+            if track.hold_until and track.samples >= track.hold_until and track.last_final.done():
+                self._release_held(track)  # no next final came in time: the held one goes out alone
         if now - self._last_flush > 1.0:
             self.audio.flush()
             self._last_flush = now
@@ -150,6 +157,8 @@ class CallSession:
         pending = [t for t in self._tasks if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=FINAL_WAIT)
+        for track in self.tracks.values():
+            self._release_held(track)
         self.audio.flush()
         return self.audio_seconds
 
@@ -239,10 +248,11 @@ class CallSession:
                 or end <= track.partial_end):
             return
         track.partial_end = end
-        self.events.emit("transcript.partial", end, speaker=track.role, text=result.text,
+        text = self.redactor.partial(track.role, result.text)
+        self.events.emit("transcript.partial", end, speaker=track.role, text=text,
                          start=round(item.start, 3), end=round(end, 3))
         if track.role == "agent":
-            self.coach.agent_words(result.text)
+            self.coach.agent_words(text)
 
     async def _final(self, track: RoleTrack, item: UtteranceEnded, previous: asyncio.Task | None,
                      future: asyncio.Future | None = None) -> None:
@@ -256,22 +266,37 @@ class CallSession:
             await asyncio.wait([previous])  # finals of one speaker go out in the order spoken
         if result is None or not result.text:
             return
+        # Redaction may hold this final (it could be a card's first half) or let a held one out with it.
+        for ready, text, masked in self.redactor.final(track.role, item, result.text):
+            self._publish_final(track, ready, text, masked)
+        track.hold_until = track.samples + int(HOLD_SECONDS * MODEL_RATE) if self.redactor.holding(track.role) else 0
+
+    def _release_held(self, track: RoleTrack) -> None:
+        track.hold_until = 0
+        for ready, text, masked in self.redactor.release(track.role):
+            self._publish_final(track, ready, text, masked)
+
+    def _publish_final(self, track: RoleTrack, item: UtteranceEnded, text: str, masked: bool) -> None:
+        """A final's text (already redacted) goes out, and everything that reads it follows."""
+        if masked:
+            # Word times are not carried to here: the whole utterance is silenced in the recording.
+            self.audio.silence(track.role, item.start, item.start + len(item.audio) / MODEL_RATE)
         end = item.end
-        self.events.emit("transcript.final", end, speaker=track.role, text=result.text,
+        self.events.emit("transcript.final", end, speaker=track.role, text=text,
                          start=round(item.start, 3), end=round(end, 3))
-        reading = self.heat[track.role].utterance(result.text, item.start, item.end)
+        reading = self.heat[track.role].utterance(text, item.start, item.end)
         self.events.emit("sentiment", end, speaker=track.role, text_score=reading.text_score,
                          arousal=reading.arousal, heat=reading.heat, trend=reading.trend)
         now = self.tracks[track.role].segmenter.now
         if track.role == "caller":
-            self.coach.caller_said(result.text)
+            self.coach.caller_said(text)
         # Then the floor: a release or a venting turn decides what the coach shows.
-        self._emit_floor(self.floor.final(track.role, result.text, item.end, reading.text_score, reading.heat,
+        self._emit_floor(self.floor.final(track.role, text, item.end, reading.text_score, reading.heat,
                                           reading.trend == "rising", now))
         if track.role == "caller":
             self._emit_coach(self.coach.caller_heat(reading.heat, now) + self.coach.refresh(now))
         else:
-            self._emit_coach(self.coach.agent_final(result.text, now))
+            self._emit_coach(self.coach.agent_final(text, now))
         arrived = next((wall for t, wall in track.arrivals if t >= end), None)
         if arrived is not None:
             FINAL_DELAY.observe(time.monotonic() - arrived)
