@@ -230,10 +230,10 @@ def ends_in_digits(text: str) -> bool:
 
 def mask_partial(text: str, kinds) -> str:
     """A partial: as a final, and any run of 4 or more digits too (it may be the start of a card)."""
-    found = []
+    found = find(text, kinds)[0]  # first: an expiry after a card keeps its own mask
     if "card" in kinds:
         found += [Found("card", *r.span(0, len(r.digits))) for r in digit_runs(text) if len(r.digits) >= 4]
-    return apply(text, found + find(text, kinds)[0])
+    return apply(text, found)
 
 
 def mask_log(line: str) -> str:

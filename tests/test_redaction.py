@@ -1,0 +1,177 @@
+"""Redaction of personal data in transcript text (models/redaction.py), case by case."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from models.redaction import KINDS, Redactor, apply, find, luhn, mask_log, mask_partial, parse_kinds
+
+CARD = ("card",)
+
+
+def masked(text, kinds=CARD):
+    return apply(text, find(text, kinds)[0])
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("my card number is 4111 1111 1111 1111", "my card number is [card]"),
+    ("4111111111111111", "[card]"),
+    ("4111-1111-1111-1111.", "[card]."),
+    ("It's 5555 5555 5555 4444, thanks.", "It's [card], thanks."),
+    ("amex 3782 822463 10005", "amex [card]"),
+    ("discover 6011 1111 1111 1117 please", "discover [card] please"),
+    ("four one one one one one one one one one one one one one one one", "[card]"),
+    ("Four, one, one, one. One, one, one, one. One, one, one, one. One, one, one, one.", "[card]."),
+    ("five five five five, five five five five, five five five five, four four four four", "[card]"),
+    ("forty one eleven, eleven eleven, eleven eleven, eleven eleven", "[card]"),
+    ("four one one one double one one one one one one one one triple one", "[card]"),
+    ("the card is 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 and that's it", "the card is [card] and that's it"),
+    ("oh and it's 4111 1111 1111 1111", "oh and it's [card]"),
+])
+def test_card_numbers_are_masked(text, expected):
+    assert masked(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "4111 1111 1111 1112",  # fails the Luhn check
+    "I paid 35 dollars on the 12th of March 2024",
+    "order number 1234567890123",  # 13 digits, not Luhn and no card prefix
+    "my order is 1111 1111 1111 1117",  # Luhn-valid but no card starts with 1
+    "I called three times about twelve books",
+    "call me at 555 123 4567",  # a phone number is not masked unless asked
+    "my social is 123-45-6789",  # nor a social security number
+    "jo at example dot com",
+])
+def test_other_numbers_are_left_alone_by_default(text):
+    assert masked(text) == text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("4111111111111111 expires 05/28 and the code is 123", "[card] expires [expiry] and the code is [cvv]"),
+    ("card 5555 5555 5555 4444 expiry oh five twenty eight security code seven three one",
+     "card [card] expiry [expiry] security code [cvv]"),
+    ("4111 1111 1111 1111 0528 123", "[card] [expiry] [cvv]"),
+    ("4111 1111 1111 1111, 12 26, 4321", "[card], [expiry], [cvv]"),
+    ("4111 1111 1111 1111 expires five twenty eight", "[card] expires [expiry]"),
+    ("4111 1111 1111 1111 and the CVV is 987", "[card] and the CVV is [cvv]"),
+])
+def test_expiry_and_code_after_a_card(text, expected):
+    assert masked(text) == expected
+
+
+def test_three_digits_without_a_card_are_not_a_code():
+    assert masked("the code is 123") == "the code is 123"
+
+
+@pytest.mark.parametrize("text, kinds, expected", [
+    ("my social is 123-45-6789", ("ssn",), "my social is [ssn]"),
+    ("one two three four five six seven eight nine", ("ssn",), "[ssn]"),
+    ("000-12-3456 is not one", ("ssn",), "000-12-3456 is not one"),
+    ("666 12 3456", ("ssn",), "666 12 3456"),
+    ("call me at 555 123 4567", ("phone",), "call me at [phone]"),
+    ("1 800 555 0199 anytime", ("phone",), "[phone] anytime"),
+    ("five five five, one two three, four five six seven", ("phone",), "[phone]"),
+    ("mail jo.smith@example.com today", ("email",), "mail [email] today"),
+    ("it's jo dot smith at example dot com", ("email",), "it's [email]"),
+    ("jo underscore b at mail dot example dot org", ("email",), "[email]"),
+    ("we met at noon", ("email",), "we met at noon"),
+    ("card 4111 1111 1111 1111 phone 555 123 4567", KINDS, "card [card] phone [phone]"),
+])
+def test_other_kinds_on_request(text, kinds, expected):
+    assert masked(text, kinds) == expected
+
+
+def test_luhn():
+    assert luhn("4111111111111111") and luhn("79927398713") and not luhn("79927398710")
+
+
+def test_kinds_setting():
+    assert parse_kinds("card") == ["card"]
+    assert parse_kinds(" Card, SSN ,email") == ["card", "ssn", "email"]
+    assert parse_kinds("") == [] and parse_kinds("none") == []
+    with pytest.raises(ValueError, match="unknown kind"):
+        parse_kinds("card,passport")
+
+
+def test_setting_from_env_and_flag():
+    import argparse
+
+    from service import config
+
+    assert config.load(environ={}).redact == ["card"]
+    assert config.load(environ={"CALMLINE_REDACT": "card,phone"}).redact == ["card", "phone"]
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser)
+    assert config.load(parser.parse_args(["--redact", "none"]), environ={}).redact == []
+    with pytest.raises(SystemExit):
+        config.load(environ={"CALMLINE_REDACT": "cards"})
+
+
+# -- across finals: the Redactor of one call -----------------------------------------
+
+def test_a_card_split_across_two_finals_is_held_then_masked_in_both():
+    r = Redactor(CARD)
+    assert r.final("caller", 1, "My card number is 4111 1111") == []  # held: it could be a card's first half
+    assert r.holding("caller") == 1
+    out = r.final("caller", 2, "1111 1111. It expires 0528.")
+    assert out == [(1, "My card number is [card]", True), (2, "[card]. It expires [expiry].", True)]
+    assert r.final("caller", 3, "And the code is 123.") == [(3, "And the code is [cvv].", True)]
+    assert r.final("caller", 4, "Thanks, 3 books.") == [(4, "Thanks, 3 books.", False)]
+
+
+def test_a_card_in_words_split_across_finals():
+    r = Redactor(CARD)
+    assert r.final("caller", 1, "It's four one one one, one one one one,") == []
+    assert r.final("caller", 2, "one one one one, one one one one.") == [
+        (1, "It's [card]", True), (2, "[card].", True)]
+
+
+def test_the_other_speaker_does_not_complete_a_card():
+    r = Redactor(CARD)
+    assert r.final("caller", 1, "it's 4111 1111") == []
+    assert r.final("agent", 1, "1111 1111 okay") == [(1, "1111 1111 okay", False)]
+    assert r.release("caller") == [(1, "it's 4111 1111", False)]
+
+
+def test_a_held_final_that_is_not_a_card_goes_out_unchanged_with_the_next():
+    r = Redactor(CARD)
+    assert r.final("caller", 1, "I have ordered 2") == []
+    assert r.final("caller", 2, "books and got 12.") == [(1, "I have ordered 2", False), (2, "books and got 12.", False)]
+
+
+def test_finals_that_cannot_be_a_card_are_not_held():
+    r = Redactor(CARD)
+    assert r.final("caller", 1, "I ordered one book") == [(1, "I ordered one book", False)]
+    assert r.final("caller", 1, "It costs 19 dollars.") == [(1, "It costs 19 dollars.", False)]
+    assert r.final("caller", 2, "Call 1 800 now") == [(2, "Call 1 800 now", False)]  # no card starts with 1 or 8
+
+
+def test_redaction_off():
+    r = Redactor(())
+    assert r.final("caller", 1, "4111 1111 1111 1111") == [(1, "4111 1111 1111 1111", False)]
+    assert r.partial("caller", "4111 1111") == "4111 1111"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("my card is 4111 1111", "my card is [card]"),  # a partial may be a card's beginning
+    ("four one one one one", "[card]"),
+    ("I paid 35 dollars", "I paid 35 dollars"),
+    ("4111 1111 1111 1111 expires 0528", "[card] expires [expiry]"),
+])
+def test_partials_mask_runs_of_four_digits_or_more(text, expected):
+    assert mask_partial(text, CARD) == expected
+    assert Redactor(CARD).partial("caller", text) == expected
+
+
+def test_log_lines_never_carry_a_card_number():
+    assert mask_log('{"msg": "x 4111-1111-1111-1111 y"}') == '{"msg": "x [card] y"}'
+    assert mask_log('{"call_id": "1234567890123"}') == '{"call_id": "1234567890123"}'
+    from service.logs import JsonFormatter
+
+    record = logging.makeLogRecord({"name": "calmline.x", "levelname": "WARNING", "msg": "said %s",
+                                    "args": ("4111 1111 1111 1111",), "detail": "5555555555554444"})
+    line = json.loads(JsonFormatter().format(record))
+    assert line["msg"] == "said [card]" and line["detail"] == "[card]"
