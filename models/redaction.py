@@ -22,6 +22,10 @@ TEENS = {"ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, 
 TENS = {"twenty": 2, "thirty": 3, "forty": 4, "fourty": 4, "fifty": 5, "sixty": 6, "seventy": 7, "eighty": 8,
         "ninety": 9}
 REPEAT = {"double": 2, "triple": 3}
+# What a recognizer writes for a digit word it misheard; read as digits only next to other digits.
+HOMOPHONES = {"for": "4", "to": "2", "too": "2", "won": "1", "ate": "8"}
+# A long digit run after these is taken as a card even when recognition garbled a digit (no Luhn match).
+CARD_WORDS = {"card", "visa", "mastercard", "amex", "discover", "credit", "debit"}
 JOINERS = {"-", ",", ".", "/", "and"}  # may sit between the groups of one spoken number
 CODE_WORDS = {"cvv", "cvc", "cv2", "security", "code", "pin", "verification"}
 CARD_CONTEXT_FINALS = 3  # expiry and code are looked for in this many finals after a card
@@ -118,6 +122,8 @@ def _number(tokens: list, i: int) -> tuple[str, int]:
         if nxt == "-" and i + 2 < len(tokens) and tokens[i + 2][0].lower() in UNITS:
             return f"{TENS[word]}{UNITS[tokens[i + 2][0].lower()]}", 3
         return f"{TENS[word]}0", 1
+    if word in HOMOPHONES and i + 1 < len(tokens) and _number(tokens, i + 1)[0]:
+        return HOMOPHONES[word], 1
     if word in REPEAT and i + 1 < len(tokens):
         digits, used = _number(tokens, i + 1)
         if len(digits) == 1:
@@ -141,7 +147,10 @@ def find(text: str, kinds, card_context: bool = False) -> tuple[list[Found], boo
     for run in digit_runs(text):
         d = run.digits
         if "card" in kinds:
-            hit = _card_in(d)
+            if len(d) >= 12 and CARD_WORDS & set(run.before):
+                hit = (0, len(d))  # "my card number is ..." and a long run: a card, misheard or not
+            else:
+                hit = _card_in(d)
             if hit is not None:
                 i, j = hit
                 found.append(Found("card", *run.span(i, j)))

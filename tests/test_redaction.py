@@ -30,6 +30,10 @@ def masked(text, kinds=CARD):
     ("four one one one double one one one one one one one one triple one", "[card]"),
     ("the card is 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 and that's it", "the card is [card] and that's it"),
     ("oh and it's 4111 1111 1111 1111", "oh and it's [card]"),
+    # What tiny.en made of the fixture: "four" heard as "for", the ones grouped wrong (no Luhn match).
+    ("My card number is for 111 111 111 111 111 111. It expires 0 5 28 and the code is 731.",
+     "My card number is [card]. It expires [expiry] and the code is [cvv]."),
+    ("my visa is 4111 1111 1111 111", "my visa is [card]"),
 ])
 def test_card_numbers_are_masked(text, expected):
     assert masked(text) == expected
@@ -40,6 +44,8 @@ def test_card_numbers_are_masked(text, expected):
     "I paid 35 dollars on the 12th of March 2024",
     "order number 1234567890123",  # 13 digits, not Luhn and no card prefix
     "my order is 1111 1111 1111 1117",  # Luhn-valid but no card starts with 1
+    "I waited for 20 minutes to 2 people",  # "for" and "to" are words here
+    "the tracking is 4111 1111 1111 1112",  # a long run without card words must pass Luhn
     "I called three times about twelve books",
     "call me at 555 123 4567",  # a phone number is not masked unless asked
     "my social is 123-45-6789",  # nor a social security number
