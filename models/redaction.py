@@ -245,6 +245,38 @@ def mask_partial(text: str, kinds) -> str:
     return apply(text, found)
 
 
+def masked_times(text: str, words, found: list[Found], margin: float = 0.08) -> list[tuple[float, float]] | None:
+    """Where the masked text was spoken, from the aligned words (``start``, ``end``, ``text``, whose
+    texts joined make the transcript): (start, end) seconds in the utterance's time; None when the
+    words do not spell the text (the caller then silences the whole utterance)."""
+    joined = "".join(w.text for w in words)
+    lead = len(joined) - len(joined.lstrip())
+    if not words or joined.strip() != text:
+        return None
+    out, pos = [], -lead
+    for w in words:
+        a, b = pos, pos + len(w.text)
+        pos = b
+        if any(f.start < b and a < f.end for f in found):
+            start, end = max(0.0, w.start - margin), w.end + margin
+            if out and start <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], end))
+            else:
+                out.append((start, end))
+    return out
+
+
+def mask_words(words, found: list[Found]) -> list[tuple[object, str]]:
+    """Each aligned word with the text a reader may see: a word inside a masked span says its mask."""
+    out, pos = [], -(len("".join(w.text for w in words)) - len("".join(w.text for w in words).lstrip()))
+    for w in words:
+        a, b = pos, pos + len(w.text)
+        pos = b
+        hit = next((f for f in found if f.start < b and a < f.end), None)
+        out.append((w, f"[{hit.kind}]" if hit else w.text))
+    return out
+
+
 def mask_log(line: str) -> str:
     """Card numbers in a log line, whatever the setting: logs are copied far and kept long."""
     return LOG_CARD.sub(lambda m: "[card]" if looks_like_card(re.sub(r"\D", "", m.group(0))) else m.group(0), line)
@@ -268,14 +300,15 @@ class Redactor:
     def enabled(self) -> bool:
         return bool(self.kinds)
 
-    def final(self, speaker: str, item, text: str) -> list[tuple[object, str, bool]]:
-        """A final's text in; out: (item, masked text, masked anything) for every final now ready, in order.
+    def final(self, speaker: str, item, text: str) -> list[tuple[object, str, list[Found]]]:
+        """A final's text in; out: (item, masked text, what was masked in the text) for every final now ready,
+        in order.
 
         A final ending in digits that could still be a card's beginning is held (empty list) until this
         speaker's next final or ``release``; then both are read together, across the boundary.
         """
         if not self.kinds:
-            return [(item, text, False)]
+            return [(item, text, [])]
         sp = self._speakers.setdefault(speaker, _Speaker())
         out = []
         if sp.held is not None:
@@ -287,19 +320,18 @@ class Redactor:
             first = [Found(f.kind, f.start, min(f.end, len(held_text))) for f in found if f.start < len(held_text)]
             second = [Found(f.kind, max(f.start, cut) - cut, f.end - cut) for f in found if f.end > cut]
             self._context(sp, card)
-            out.append((held, apply(held_text, first), bool(first)))
-            masked = apply(text, second)
-            changed = bool(second)
+            out.append((held, apply(held_text, first), first))
+            masked, found = apply(text, second), second
         else:
             found, card = find(text, self.kinds, sp.context > 0)
             self._context(sp, card)
-            masked, changed = apply(text, found), bool(found)
-        if "card" in self.kinds and ends_in_digits(text) and not changed:
+            masked = apply(text, found)
+        if "card" in self.kinds and ends_in_digits(text) and not found:
             sp.held, sp.held_text = item, text
             return out
-        return out + [(item, masked, changed)]
+        return out + [(item, masked, found)]
 
-    def release(self, speaker: str) -> list[tuple[object, str, bool]]:
+    def release(self, speaker: str) -> list[tuple[object, str, list[Found]]]:
         """The held final goes out alone (no next final came in time, or the call ends)."""
         sp = self._speakers.get(speaker)
         if sp is None or sp.held is None:
@@ -308,7 +340,7 @@ class Redactor:
         sp.held, sp.held_text = None, ""
         found, card = find(text, self.kinds, sp.context > 0)
         self._context(sp, card)
-        return [(held, apply(text, found), bool(found))]
+        return [(held, apply(text, found), found)]
 
     def holding(self, speaker: str):
         sp = self._speakers.get(speaker)

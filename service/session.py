@@ -20,7 +20,7 @@ from models.coach.coach import Alert, Coach, Cue, StepDone, Warning
 from models.coach.playbook import Playbook
 from models.floor import FloorState, FloorTracker
 from models.heat import HeatTracker
-from models.redaction import Redactor
+from models.redaction import Redactor, masked_times
 from models.utterances import (PartialDue, PauseHeard, SegmenterConfig, SpeechResumed, UtteranceEnded,
                                UtteranceSegmenter, VoiceChunk)
 from service.audio_files import CallAudio
@@ -267,20 +267,28 @@ class CallSession:
         if result is None or not result.text:
             return
         # Redaction may hold this final (it could be a card's first half) or let a held one out with it.
-        for ready, text, masked in self.redactor.final(track.role, item, result.text):
+        for ready, text, masked in self.redactor.final(track.role, (item, result), result.text):
             self._publish_final(track, ready, text, masked)
         track.hold_until = track.samples + int(HOLD_SECONDS * MODEL_RATE) if self.redactor.holding(track.role) else 0
+
+    def _silence(self, role: str, item: UtteranceEnded, result, masked: list) -> None:
+        """Silence the recording where masked words were said; over the whole utterance without word times."""
+        spans = masked_times(result.text, getattr(result, "words", ()), masked)
+        if spans is None:
+            spans = [(0.0, len(item.audio) / MODEL_RATE)]
+        for start, end in spans:
+            self.audio.silence(role, item.start + start, item.start + end)
 
     def _release_held(self, track: RoleTrack) -> None:
         track.hold_until = 0
         for ready, text, masked in self.redactor.release(track.role):
             self._publish_final(track, ready, text, masked)
 
-    def _publish_final(self, track: RoleTrack, item: UtteranceEnded, text: str, masked: bool) -> None:
+    def _publish_final(self, track: RoleTrack, ready: tuple, text: str, masked: list) -> None:
         """A final's text (already redacted) goes out, and everything that reads it follows."""
+        item, result = ready
         if masked:
-            # Word times are not carried to here: the whole utterance is silenced in the recording.
-            self.audio.silence(track.role, item.start, item.start + len(item.audio) / MODEL_RATE)
+            self._silence(track.role, item, result, masked)
         end = item.end
         self.events.emit("transcript.final", end, speaker=track.role, text=text,
                          start=round(item.start, 3), end=round(end, 3))

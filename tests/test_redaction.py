@@ -7,9 +7,16 @@ import logging
 
 import pytest
 
-from models.redaction import KINDS, Redactor, apply, find, luhn, mask_log, mask_partial, parse_kinds
+from models.packing import Segment
+from models.redaction import (KINDS, Redactor, apply, find, luhn, mask_log, mask_partial, mask_words, masked_times,
+                              parse_kinds)
 
 CARD = ("card",)
+
+
+def flat(ready):
+    """(item, masked text, whether anything was masked) for each final let out."""
+    return [(item, text, bool(found)) for item, text, found in ready]
 
 
 def masked(text, kinds=CARD):
@@ -120,44 +127,44 @@ def test_setting_from_env_and_flag():
 
 def test_a_card_split_across_two_finals_is_held_then_masked_in_both():
     r = Redactor(CARD)
-    assert r.final("caller", 1, "My card number is 4111 1111") == []  # held: it could be a card's first half
+    assert flat(r.final("caller", 1, "My card number is 4111 1111")) == []  # held: it could be a card's first half
     assert r.holding("caller") == 1
-    out = r.final("caller", 2, "1111 1111. It expires 0528.")
+    out = flat(r.final("caller", 2, "1111 1111. It expires 0528."))
     assert out == [(1, "My card number is [card]", True), (2, "[card]. It expires [expiry].", True)]
-    assert r.final("caller", 3, "And the code is 123.") == [(3, "And the code is [cvv].", True)]
-    assert r.final("caller", 4, "Thanks, 3 books.") == [(4, "Thanks, 3 books.", False)]
+    assert flat(r.final("caller", 3, "And the code is 123.")) == [(3, "And the code is [cvv].", True)]
+    assert flat(r.final("caller", 4, "Thanks, 3 books.")) == [(4, "Thanks, 3 books.", False)]
 
 
 def test_a_card_in_words_split_across_finals():
     r = Redactor(CARD)
-    assert r.final("caller", 1, "It's four one one one, one one one one,") == []
-    assert r.final("caller", 2, "one one one one, one one one one.") == [
+    assert flat(r.final("caller", 1, "It's four one one one, one one one one,")) == []
+    assert flat(r.final("caller", 2, "one one one one, one one one one.")) == [
         (1, "It's [card]", True), (2, "[card].", True)]
 
 
 def test_the_other_speaker_does_not_complete_a_card():
     r = Redactor(CARD)
-    assert r.final("caller", 1, "it's 4111 1111") == []
-    assert r.final("agent", 1, "1111 1111 okay") == [(1, "1111 1111 okay", False)]
-    assert r.release("caller") == [(1, "it's 4111 1111", False)]
+    assert flat(r.final("caller", 1, "it's 4111 1111")) == []
+    assert flat(r.final("agent", 1, "1111 1111 okay")) == [(1, "1111 1111 okay", False)]
+    assert flat(r.release("caller")) == [(1, "it's 4111 1111", False)]
 
 
 def test_a_held_final_that_is_not_a_card_goes_out_unchanged_with_the_next():
     r = Redactor(CARD)
-    assert r.final("caller", 1, "I have ordered 2") == []
-    assert r.final("caller", 2, "books and got 12.") == [(1, "I have ordered 2", False), (2, "books and got 12.", False)]
+    assert flat(r.final("caller", 1, "I have ordered 2")) == []
+    assert flat(r.final("caller", 2, "books and got 12.")) == [(1, "I have ordered 2", False), (2, "books and got 12.", False)]
 
 
 def test_finals_that_cannot_be_a_card_are_not_held():
     r = Redactor(CARD)
-    assert r.final("caller", 1, "I ordered one book") == [(1, "I ordered one book", False)]
-    assert r.final("caller", 1, "It costs 19 dollars.") == [(1, "It costs 19 dollars.", False)]
-    assert r.final("caller", 2, "Call 1 800 now") == [(2, "Call 1 800 now", False)]  # no card starts with 1 or 8
+    assert flat(r.final("caller", 1, "I ordered one book")) == [(1, "I ordered one book", False)]
+    assert flat(r.final("caller", 1, "It costs 19 dollars.")) == [(1, "It costs 19 dollars.", False)]
+    assert flat(r.final("caller", 2, "Call 1 800 now")) == [(2, "Call 1 800 now", False)]  # no card starts with 1 or 8
 
 
 def test_redaction_off():
     r = Redactor(())
-    assert r.final("caller", 1, "4111 1111 1111 1111") == [(1, "4111 1111 1111 1111", False)]
+    assert flat(r.final("caller", 1, "4111 1111 1111 1111")) == [(1, "4111 1111 1111 1111", False)]
     assert r.partial("caller", "4111 1111") == "4111 1111"
 
 
@@ -181,3 +188,20 @@ def test_log_lines_never_carry_a_card_number():
                                     "args": ("4111 1111 1111 1111",), "detail": "5555555555554444"})
     line = json.loads(JsonFormatter().format(record))
     assert line["msg"] == "said [card]" and line["detail"] == "[card]"
+
+
+def words_of(*timed):
+    return [Segment(start, end, text) for start, end, text in timed]
+
+
+def test_masked_times_come_from_the_aligned_words():
+    words = words_of((0.0, 0.3, " My"), (0.3, 0.6, " card"), (0.6, 0.9, " is"), (1.0, 1.4, " 4111"),
+                     (1.5, 1.9, " 1111"), (2.0, 2.4, " 1111"), (2.5, 2.9, " 1111."), (3.2, 3.5, " Thanks."))
+    text = "My card is 4111 1111 1111 1111. Thanks."
+    found, _ = find(text, CARD)
+    assert apply(text, found) == "My card is [card]. Thanks."
+    assert masked_times(text, words, found) == [(pytest.approx(0.92), pytest.approx(2.98))]
+    shown = [t for _, t in mask_words(words, found)]
+    assert shown == [" My", " card", " is", "[card]", "[card]", "[card]", "[card]", " Thanks."]
+    assert masked_times("something else", words, found) is None  # words that do not spell the text
+    assert masked_times(text, [], found) is None
