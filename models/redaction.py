@@ -228,13 +228,18 @@ def apply(text: str, found: list[Found]) -> str:
 
 
 def ends_in_digits(text: str) -> bool:
-    """The text ends with a digit run that could still grow into a card."""
+    """The text ends with a digit run that could still grow into a card: a group of four or more (cards
+    are read in groups) or any digits after card words, not money, and not a card already."""
     runs = digit_runs(text)
     if not runs:
         return False
     last = runs[-1]
+    first = last.spans[0][0]
     tail = text[last.spans[-1][1]:].strip(" .,?!-")
-    return not tail and len(last.digits) < 19 and not _card_in(last.digits) and last.digits[0] in "23456"
+    money = text[:first].rstrip().endswith(("$", "\u00a3", "\u20ac"))
+    grouped = len(last.digits) >= 4 or bool(CARD_WORDS & set(last.before))
+    return (not tail and not money and grouped and len(last.digits) < 19 and last.digits[0] in "23456"
+            and not _card_in(last.digits))
 
 
 def mask_partial(text: str, kinds) -> str:

@@ -151,8 +151,8 @@ def test_the_other_speaker_does_not_complete_a_card():
 
 def test_a_held_final_that_is_not_a_card_goes_out_unchanged_with_the_next():
     r = Redactor(CARD)
-    assert flat(r.final("caller", 1, "I have ordered 2")) == []
-    assert flat(r.final("caller", 2, "books and got 12.")) == [(1, "I have ordered 2", False), (2, "books and got 12.", False)]
+    assert flat(r.final("caller", 1, "My order was 2024")) == []
+    assert flat(r.final("caller", 2, "books and got 12.")) == [(1, "My order was 2024", False), (2, "books and got 12.", False)]
 
 
 def test_finals_that_cannot_be_a_card_are_not_held():
@@ -160,6 +160,9 @@ def test_finals_that_cannot_be_a_card_are_not_held():
     assert flat(r.final("caller", 1, "I ordered one book")) == [(1, "I ordered one book", False)]
     assert flat(r.final("caller", 1, "It costs 19 dollars.")) == [(1, "It costs 19 dollars.", False)]
     assert flat(r.final("caller", 2, "Call 1 800 now")) == [(2, "Call 1 800 now", False)]  # no card starts with 1 or 8
+    assert flat(r.final("caller", 3, "You charged me $35.")) == [(3, "You charged me $35.", False)]  # money
+    assert flat(r.final("caller", 4, "I ordered 3")) == [(4, "I ordered 3", False)]  # not a group of four
+    assert flat(r.final("caller", 5, "my card is 4")) == []  # after card words any digits may go on
 
 
 def test_redaction_off():
