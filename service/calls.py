@@ -25,6 +25,7 @@ class LiveCalls:
         self.resume_grace = resume_grace
         self._sessions: dict[str, CallSession] = {}
         self._grace: dict[str, asyncio.Task] = {}
+        self._opening: set[str] = set()  # new call_ids being checked against the store
 
     def get(self, call_id: str) -> CallSession | None:
         return self._sessions.get(call_id)
@@ -54,9 +55,15 @@ class LiveCalls:
             session.connected = True
             log.info("call resumed", extra={"call_id": start.call_id})
             return session
-        if session is not None:
+        if session is not None or start.call_id in self._opening:
             raise ProtocolError("call_exists", f"call {start.call_id} is live; reconnect with resume: true")
-        if await asyncio.to_thread(self.store.get_call, start.call_id) is not None:
+        # Held while the store is asked: a second start of the same new call_id meanwhile is call_exists.
+        self._opening.add(start.call_id)
+        try:
+            stored = await asyncio.to_thread(self.store.get_call, start.call_id)
+        finally:
+            self._opening.discard(start.call_id)
+        if stored is not None:
             raise ProtocolError("call_exists", f"call {start.call_id} already exists; use a new call_id")
         session = CallSession(start, self.deps, self.audio_files.open(start.call_id, list(start.roles)),
                               CallEvents(start.call_id, start.agent_id, self.bus))

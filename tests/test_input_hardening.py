@@ -114,3 +114,24 @@ async def test_twilio_stop_then_a_new_stream_continues_the_call(server):
     async with httpx.AsyncClient(base_url=server.http, headers={"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}) as c:
         call = (await c.get(f"/v1/calls/{call_id}")).json()
     assert call["status"] == "ended" and call["audio_seconds"] >= 2.0  # both streams' audio on one call
+
+
+async def test_two_starts_of_one_new_call_id_at_once_one_is_call_exists(server):
+    call_id = "race-" + uuid.uuid4().hex
+    start = json.dumps({"type": "start", "call_id": call_id, "agent_id": "a-1", "encoding": "pcm16",
+                        "sample_rate": 16000, "channels": 1})
+
+    # Both connected first, then both starts sent together: the second arrives while the first is checked.
+    a, b = await asyncio.gather(*(websockets.connect(f"{server.ws}/v1/stream?token={INGEST_KEY}") for _ in range(2)))
+    await asyncio.gather(a.send(start), b.send(start))
+    ra, rb = [json.loads(await asyncio.wait_for(ws.recv(), 60)) for ws in (a, b)]
+    try:
+        replies = sorted([ra.get("code", ra["type"]), rb.get("code", rb["type"])])
+        assert replies == ["call_exists", "started"], (ra, rb)
+    finally:
+        for ws in (a, b):
+            try:
+                await ws.send(json.dumps({"type": "stop"}))
+            except websockets.ConnectionClosed:
+                pass  # the refused one is closed already
+            await ws.close()
