@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
+import numpy as np
 import pytest
 
 from models.packing import Segment
@@ -208,3 +210,87 @@ def test_masked_times_come_from_the_aligned_words():
     assert shown == [" My", " card", " is", "[card]", "[card]", "[card]", "[card]", " Thanks."]
     assert masked_times("something else", words, found) is None  # words that do not spell the text
     assert masked_times(text, [], found) is None
+
+
+# -- in a call session: the held final, the release, the recording --------------------
+
+class _Scheduler:
+    """Stands in for the transcriber: each utterance's text, in order."""
+
+    def __init__(self, texts):
+        self.texts = iter(texts)
+
+    def submit(self, job):
+        from types import SimpleNamespace
+
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(SimpleNamespace(text=next(self.texts)))
+        return future
+
+    def withdraw(self, future):
+        return False
+
+
+class _Bus:
+    def __init__(self):
+        self.events = []
+
+    def publish(self, event, agent_id):
+        self.events.append(event)
+
+
+def _session(tmp_path, texts):
+    from models.coach import playbook
+    from models.utterances import SegmenterConfig
+    from service.audio_files import CallAudio
+    from service.events import CallEvents
+    from service.ingest.calls import Start
+    from service.session import CallSession, SessionDeps
+
+    bus = _Bus()
+    start = Start("c-1", "a-1", "native", "pcm16", 16000, 1, ("caller",))
+    deps = SessionDeps(_Scheduler(texts), None, SegmenterConfig(), playbook.load(None), ("card",))
+    session = CallSession(start, deps, CallAudio(tmp_path, ["caller"]), CallEvents("c-1", "a-1", bus))
+    session.audio.append("caller", np.full(4 * 16000, 0.25, dtype=np.float32))  # 4 s of "speech" on record
+    session.tracks["caller"].samples = 4 * 16000
+    return session, bus
+
+
+def _utterance(n, start, end):
+    from models.utterances import UtteranceEnded
+
+    return UtteranceEnded(n, start, end, np.full(int((end - start) * 16000), 0.25, dtype=np.float32))
+
+
+async def _settle(session):
+    while any(not t.done() for t in session._tasks):
+        await asyncio.sleep(0.01)
+
+
+async def test_the_session_holds_half_a_card_until_the_next_final_and_silences_both(tmp_path):
+    session, bus = _session(tmp_path, ["My card number is 4111 1111", "1111 1111, thanks."])
+    track = session.tracks["caller"]
+    session._on_segment(track, _utterance(1, 0.0, 1.2))
+    await _settle(session)
+    assert not [e for e in bus.events if e["type"] == "transcript.final"]  # held
+    session._on_segment(track, _utterance(2, 1.8, 3.0))
+    await _settle(session)
+    finals = [e["text"] for e in bus.events if e["type"] == "transcript.final"]
+    assert finals == ["My card number is [card]", "[card], thanks."]
+    session.audio.flush()
+    recorded = np.fromfile(tmp_path / "caller.pcm", dtype="<i2")
+    second = lambda a, b: recorded[int(a * 16000):int(b * 16000)]  # noqa: E731
+    assert not second(0.0, 1.2).any() and not second(1.8, 3.0).any()  # both utterances (no word times here: all)
+    assert second(1.25, 1.75).all() and second(3.05, 4.0).all()  # the rest of the recording untouched
+
+
+async def test_a_held_final_goes_out_alone_after_five_seconds_of_the_speakers_audio(tmp_path):
+    session, bus = _session(tmp_path, ["It is 4111 1111"])
+    session._on_segment(session.tracks["caller"], _utterance(1, 0.0, 1.2))
+    await _settle(session)
+    assert not [e for e in bus.events if e["type"] == "transcript.final"]
+    session.feed({"caller": np.zeros(4 * 16000, dtype=np.float32)})
+    assert not [e for e in bus.events if e["type"] == "transcript.final"]  # 4 s: still held
+    session.feed({"caller": np.zeros(int(1.2 * 16000), dtype=np.float32)})
+    assert [e["text"] for e in bus.events if e["type"] == "transcript.final"] == ["It is 4111 1111"]
+    session.close_audio()
