@@ -60,7 +60,8 @@ def build_services(settings: Settings, transcriber: Transcriber | None = None) -
     bus.add_sink(recorder)
     audio_files = AudioFiles(settings.data_dir)
     segmenter = SegmenterConfig(end_silence=settings.end_silence, partial_interval=settings.partial_interval)
-    calls = LiveCalls(SessionDeps(scheduler, recorder, segmenter, playbook, tuple(settings.redact)), bus, store, audio_files, settings.resume_grace)
+    deps = SessionDeps(scheduler, recorder, segmenter, playbook, tuple(settings.redact))
+    calls = LiveCalls(deps, bus, store, audio_files, settings.resume_grace)
     services = Services(settings, credentials, transcriber, scheduler, store, recorder, bus, audio_files, calls)
     services.metrics = metrics.service_registry(services)
     return services

@@ -4,7 +4,6 @@ allocating, capped by wall-clock time; an utterance open across a gap stays one 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 import uuid
@@ -15,7 +14,6 @@ import websockets
 
 from clients.wavfile import read_wav
 from clients.wire import AudioHookWire, TwilioWire
-from models.codecs import encode
 from models.resample import MODEL_RATE, resample
 from models.utterances import UtteranceEnded, UtteranceSegmenter
 from service.session import GAP_SLACK

@@ -8,7 +8,7 @@ import pytest
 
 from models.codecs import encode
 from service.ingest.audiohook import AudioHookProtocol
-from service.ingest.calls import Audio, Gap, Pause, Resume, Send, Start, Stop
+from service.ingest.calls import Gap, Pause, Resume, Send, Start, Stop
 from service.ingest import http_signature
 
 SESSION = str(uuid.uuid4())
