@@ -201,16 +201,20 @@ def check(adapter, frames: list) -> int:
     """Feed the frames as the driver would; returns the number of frames read before a close."""
     roles: tuple[str, ...] = ()
     closed = False
+    live = False  # a call is open: only then may the adapter ask for session calls
     fed = 0
 
     def apply(actions: list) -> None:
-        nonlocal roles, closed
+        nonlocal roles, closed, live
         assert isinstance(actions, list)
         for action in actions:
             if isinstance(action, Start):
                 _check_start(action)
-                roles = action.roles
+                assert not live, "a second start on one connection"
+                roles, live = action.roles, True
                 apply(adapter.started({"audio_seconds": 0.0}))
+            elif isinstance(action, (Audio, Gap, Dtmf, Pause, Resume)) and not live:
+                raise AssertionError(f"{type(action).__name__} with no call open")
             elif isinstance(action, Audio):
                 assert roles and set(action.frames) <= set(roles), (roles, action.frames.keys())
                 for samples in action.frames.values():
@@ -222,11 +226,12 @@ def check(adapter, frames: list) -> int:
                 stamp = getattr(adapter, "outgoing", None)
                 _sendable(stamp(action.message) if stamp else action.message)
             elif isinstance(action, (Stop, Suspend)):
+                live = False
                 apply(adapter.ended(1.0))
             elif isinstance(action, Close):
                 assert action.code in CLOSE_CODES, action
                 assert isinstance(action.reason, str) and close_reason(action.reason)
-                closed = True
+                closed, live = True, False
             else:
                 assert isinstance(action, (Dtmf, Pause, Resume)), action
 
@@ -235,7 +240,7 @@ def check(adapter, frames: list) -> int:
             break
         fed += 1
         apply(adapter.receive_bytes(frame) if isinstance(frame, bytes) else adapter.receive_text(frame))
-    if not closed:
+    if live:  # the driver drains the adapter when a call's stream ends
         apply(adapter.flush())
     return fed
 

@@ -11,7 +11,8 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.fuzz_grammar import ADAPTERS, NATIVE_START, check, run_one
+from service.ingest.audiohook import NULL_UUID
+from tests.fuzz_grammar import ADAPTERS, AUDIOHOOK_OPEN, NATIVE_START, _envelope, check, run_one
 
 BOUNDED = settings(max_examples=250, derandomize=True, deadline=None, database=None,
                    suppress_health_check=list(HealthCheck))
@@ -41,6 +42,11 @@ def test_adapter_survives_hostile_input(name):
                                    "conversationId": "8e2b3a6c-1f7d-4a8e-9c1b-3d4e5f6a7b8c", "participant": {},
                                    "media": [{"type": "audio", "format": ["PCMU"], "channels": [["external"]]}]}})]),
     ("jambonz", ['{"callSid": "c", "agent_id": "a", "x": "\\ud800", "sampleRate": 8000}']),
+    # A connection probe (null conversation) then paused: was a Pause with no call, a 1011 in the driver.
+    ("audiohook", [json.dumps(_envelope("open", 1, {**AUDIOHOOK_OPEN, "conversationId": NULL_UUID})),
+                   json.dumps(_envelope("paused", 2, {})), json.dumps(_envelope("resumed", 3, {"discarded": "PT1S"}))]),
+    ("audiohook", [json.dumps(_envelope("open", 1, AUDIOHOOK_OPEN)), json.dumps(_envelope("close", 2, {})),
+                   json.dumps(_envelope("paused", 3, {}))]),  # paused after close
     ("native", [json.dumps({**NATIVE_START, "metadata": {"x": "\ud800", "n": float("nan")}})]),
 ])
 def test_inputs_that_used_to_raise(name, frames):

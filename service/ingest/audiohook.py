@@ -128,6 +128,8 @@ class AudioHookProtocol:
             return self._fail(f"Client Error: '{kind}' before open")
         if kind == "update":
             return []
+        if self.start is None or self.state == CLOSING:
+            return []  # no call to pause or skip (a connection probe, no media we take, or closing)
         if kind == "paused":
             self.state = PAUSED if self.state == ACTIVE else self.state
             return [Pause()]

@@ -20,6 +20,9 @@ from service.ingest.calls import Audio, Close, Dtmf, Gap, Pause, ProtocolError, 
 log = logging.getLogger("calmline.ingest")
 
 
+SESSION_CALLS = (Audio, Gap, Dtmf, Pause, Resume)
+
+
 class _Closed(Exception):
     """The adapter asked to close the connection; nothing more is read."""
 
@@ -68,11 +71,14 @@ class IngestConnection:
 
     async def _apply(self, actions: list) -> None:
         for action in actions:
+            if isinstance(action, SESSION_CALLS) and self.session is None:
+                # An adapter's slip (a call action with no call open) must not become a 1011.
+                log.warning("session call without a call", extra={"action": type(action).__name__})
+                continue
             if isinstance(action, Audio):
                 self.session.feed(action.frames)
             elif isinstance(action, Gap):
-                if self.session is not None:
-                    self.session.gap(action.seconds, action.roles)
+                self.session.gap(action.seconds, action.roles)
             elif isinstance(action, Start):
                 try:
                     self.session = await self.calls.open(action)
