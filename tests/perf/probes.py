@@ -66,6 +66,11 @@ async def call_row(server: LocalServer, call_id: str, deadline: float = 120) -> 
     return {}
 
 
+async def _health(server: LocalServer) -> dict:
+    async with httpx.AsyncClient(timeout=60) as c:
+        return (await c.get(server.http + "/healthz")).json()
+
+
 def tone(seconds: float) -> list[np.ndarray]:
     t = (np.sin(np.arange(int(seconds * 8000)) * 0.3) * 3000).astype(np.int16)
     return [t[i:i + 160] for i in range(0, len(t), 160)]
@@ -210,13 +215,16 @@ async def main_async(args) -> list[dict]:
     results = []
     try:
         start_rss = rss_mb(server)
+        results.append(await card_probe(server))  # first: it also warms the model up
+        warm_rss = rss_mb(server)
         results.append(await gap_probe(server, "audiohook"))
         results.append(await gap_probe(server, "twilio"))
         results.append(await fuzz_probe(server, args.fuzzed, log))
         results.append(await token_probe(server))
         results.append(await origin_probe(server))
-        results.append(await card_probe(server))
-        results.append({"probe": "server RSS", "start_mb": start_rss, "end_mb": rss_mb(server)})
+        await asyncio.sleep(35)  # fuzzed native calls left detached end after the 30 s resume grace
+        results.append({"probe": "server RSS", "start_mb": start_rss, "warm_mb": warm_rss, "end_mb": rss_mb(server),
+                        "live_calls": (await _health(server)).get("live_calls")})
     finally:
         server.stop()
         log_file.close()
