@@ -7,9 +7,9 @@ from datetime import datetime
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from service import metrics
+from service import metrics, retention
 from service.access import require, require_call_access
 from service.auth import AGENT, SUPERVISOR
 from service.bus import SUPERVISOR_ONLY
@@ -20,7 +20,8 @@ READERS = (AGENT, SUPERVISOR)
 def _call_view(svc, row: dict) -> dict:
     live = svc.calls.get(row["call_id"])
     view = {k: row[k] for k in ("call_id", "agent_id", "status", "end_reason", "source", "started_at",
-                                 "ended_at", "audio_seconds", "metadata", "media", "summary", "peak_heat", "warning_count")}
+                                 "ended_at", "audio_seconds", "metadata", "media", "summary", "peak_heat", "warning_count",
+                                 "node_id")}
     if live is not None:
         view["audio_seconds"] = round(live.audio_seconds, 3)
         view["connected"] = live.connected
@@ -114,19 +115,62 @@ async def get_events(request: Request) -> JSONResponse:
 
 
 async def get_audio(request: Request) -> Response:
+    """The recording as a WAV streamed from disk, with byte ranges; a live call's so far, written nowhere."""
     svc, row, _ = await _readable_call(request)
-    headers = {"Cache-Control": "private, no-store"}
     live = svc.calls.get(row["call_id"])
-    if live is not None:  # still growing: what there is so far
-        live.audio.flush()
-        wav = await asyncio.to_thread(svc.audio_files.wav, row["call_id"])
-        if wav is None:
-            raise HTTPException(404, "this call has no audio yet")
-        return Response(wav, media_type="audio/wav", headers=headers)
-    path = svc.audio_files.wav_path(row["call_id"])
-    if not path.exists() and await asyncio.to_thread(svc.audio_files.finalize, row["call_id"]) is None:
-        raise HTTPException(404, "this call has no audio")
-    return FileResponse(path, media_type="audio/wav", headers=headers)
+    if live is not None:
+        live.flush_audio()  # what the session's buffers hold, into its own track files
+    recording = await asyncio.to_thread(svc.audio_files.recording, row["call_id"])
+    if recording is None:
+        raise HTTPException(404, "this call has no audio yet" if live is not None else "this call has no audio")
+    headers = {"Cache-Control": "private, no-store", "Accept-Ranges": "bytes"}
+    span = _byte_range(request.headers.get("range"), recording.size)
+    if span == "unsatisfiable":
+        recording.close()
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{recording.size}"})
+    if span is None:
+        return StreamingResponse(recording.chunks(), media_type="audio/wav",
+                                 headers={**headers, "Content-Length": str(recording.size)})
+    start, end = span
+    return StreamingResponse(recording.chunks(start, end + 1), status_code=206, media_type="audio/wav",
+                             headers={**headers, "Content-Length": str(end + 1 - start),
+                                      "Content-Range": f"bytes {start}-{end}/{recording.size}"})
+
+
+def _byte_range(header: str | None, size: int):
+    """One ``bytes=a-b`` range as inclusive (start, end); None for the whole file (no range, or
+    several, or one we cannot read: RFC 9110 lets a server ignore it); "unsatisfiable" past the end."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if first == "":
+            if not last:
+                return None
+            start, end = max(0, size - int(last)), size - 1
+        else:
+            start = int(first)
+            if last and int(last) < start:
+                return None  # not a valid range: ignored
+            end = min(int(last), size - 1) if last else size - 1
+    except ValueError:
+        return None
+    if start < 0 or start >= size:
+        return "unsatisfiable"
+    return start, end
+
+
+async def delete_call(request: Request) -> Response:
+    """Supervisor only: the call's row, events and recording; a live call must end first."""
+    require(request, SUPERVISOR)
+    svc = request.app.state.services
+    call_id = request.path_params["call_id"]
+    if svc.calls.get(call_id) is not None:
+        raise HTTPException(409, f"call {call_id} is live; delete it once it has ended")
+    await svc.recorder.flush()  # the rows of a call that just ended are written before they are deleted
+    if not await asyncio.to_thread(retention.delete_call, svc, call_id):
+        raise HTTPException(404, f"no call {call_id}")
+    return Response(status_code=204)
 
 
 async def whoami(request: Request) -> JSONResponse:
@@ -136,8 +180,20 @@ async def whoami(request: Request) -> JSONResponse:
 
 async def healthz(request: Request) -> JSONResponse:
     svc = request.app.state.services
-    return JSONResponse({"status": "ok", "model": svc.transcriber.model_name, "device": svc.transcriber.device,
-                         "workers": svc.transcriber.workers, "live_calls": len(svc.calls.all()), "queue_depth": svc.scheduler.depth})
+    reasons = svc.health.reasons()
+    health = {"status": "ok", "reasons": reasons, "model": svc.transcriber.model_name, "device": svc.transcriber.device,
+              "workers": svc.transcriber.workers, "live_calls": len(svc.calls.all()), "queue_depth": svc.scheduler.depth,
+              "recorder_queue_depth": svc.recorder.depth, "node_id": svc.calls.node_id}
+    if svc.cluster is not None:
+        try:
+            health["cluster"] = await svc.cluster.nodes()
+        except Exception:  # Redis away: this node still serves its own calls
+            health["cluster"] = None
+            reasons.append("cluster: Redis unreachable")
+    # Still 200 when degraded: the server serves; the body says what is failing.
+    if reasons:
+        health["status"] = "degraded"
+    return JSONResponse(health)
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -14,12 +14,15 @@ from models.scheduler import TranscriptionScheduler
 from models.transcriber import Transcriber
 from models.utterances import SegmenterConfig
 from service.audio_files import AudioFiles
-from service import metrics
+from service import metrics, retention
 from service.auth import Credentials, load_credentials
 from service.bus import EventBus
 from service.calls import LiveCalls
+from service.cluster import Cluster
 from service.config import Settings
+from service.health import Health
 from service.recorder import Recorder
+from service.relay import Relay
 from service.routes import routes
 from service.session import SessionDeps
 from service.storage import Store
@@ -40,7 +43,9 @@ class Services:
     bus: EventBus
     audio_files: AudioFiles
     calls: LiveCalls
+    health: Health
     metrics: object = None  # the Prometheus registry of this server's gauges and counters
+    cluster: Cluster | None = None  # with CALMLINE_REDIS_URL: the relay and heartbeats across nodes
 
 
 def build_services(settings: Settings, transcriber: Transcriber | None = None) -> Services:
@@ -51,18 +56,33 @@ def build_services(settings: Settings, transcriber: Transcriber | None = None) -
                                              settings.cpu_threads, settings.language,
                                              download_root=str(settings.data_dir / "models"), workers=settings.workers)
     scheduler = TranscriptionScheduler(transcriber, workers=transcriber.workers)
-    store = Store(settings.sqlalchemy_url)
-    interrupted = store.mark_interrupted()
-    if interrupted:
-        log.warning("calls left live by a previous process marked interrupted", extra={"calls": interrupted})
-    recorder = Recorder(store)
+    store = Store(settings.sqlalchemy_url, settings.db_pool_size)  # migrated to the newest schema
+    node_id = settings.node
+    health = Health()
+    recorder = Recorder(store, health)
     bus = EventBus()
     bus.add_sink(recorder)
     audio_files = AudioFiles(settings.data_dir)
+    relay = cluster = None
+    if settings.redis_url:
+        relay = Relay(settings.redis_url, node_id, bus)
+        recorder.after_commit.append(relay.publish)
+    # Calls left live by a process that died: alone, every live call is this node's; in a cluster only
+    # those under this node's name (the others' are for the dead-node check, once their heartbeat is gone).
+    interrupted = store.end_orphans({node_id} if relay else None, "server stopped mid-call")
+    if interrupted:
+        log.warning("calls left live by a previous process marked interrupted", extra={"calls": len(interrupted)})
+        if relay:
+            relay.publish([(e, e["agent_id"]) for e in interrupted])
+        for event in interrupted:  # their recordings, as far as they reached the disk
+            audio_files.finalize(event["call_id"])
     segmenter = SegmenterConfig(end_silence=settings.end_silence, partial_interval=settings.partial_interval)
     deps = SessionDeps(scheduler, recorder, segmenter, playbook, tuple(settings.redact))
-    calls = LiveCalls(deps, bus, store, audio_files, settings.resume_grace)
-    services = Services(settings, credentials, transcriber, scheduler, store, recorder, bus, audio_files, calls)
+    calls = LiveCalls(deps, bus, store, audio_files, settings.resume_grace, node_id, health)
+    if relay:
+        cluster = Cluster(settings.redis_url, node_id, store, bus, relay, audio_files, lambda: len(calls.all()))
+    services = Services(settings, credentials, transcriber, scheduler, store, recorder, bus, audio_files, calls, health,
+                        cluster=cluster)
     services.metrics = metrics.service_registry(services)
     return services
 
@@ -72,8 +92,16 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     async def lifespan(app):
         svc = services or await asyncio.to_thread(build_services, settings)
         app.state.services = svc
+        if svc.cluster:
+            await svc.cluster.start()
+        purger = asyncio.create_task(retention.run(svc)) if svc.settings.retention_days > 0 else None
         yield
+        if purger is not None:
+            purger.cancel()
         await svc.calls.shutdown()
+        if svc.cluster:
+            await svc.recorder.flush()  # the calls' call.ended relayed before the heartbeat goes
+            await svc.cluster.stop()
         svc.scheduler.close()
         svc.recorder.close()
         svc.store.close()

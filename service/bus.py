@@ -1,4 +1,7 @@
-"""In-process event bus: every event to the recorder first, then to each live subscriber."""
+"""In-process event bus: every event to the recorder first, then to each live subscriber.
+
+Events of calls held by other nodes (relayed through Redis, already stored) reach subscribers by ``deliver``.
+"""
 
 from __future__ import annotations
 
@@ -27,13 +30,18 @@ class EventBus:
         self._sinks: list[Callable[[dict], None]] = []
         self._subs: set[Subscription] = set()
 
-    def add_sink(self, sink: Callable[[dict], None]) -> None:
-        """A synchronous consumer that sees every event, in order, before any subscriber."""
+    def add_sink(self, sink: Callable[[dict, str], None]) -> None:
+        """A synchronous consumer that sees every event of this node's calls (and the call's agent), in
+        order, before any subscriber."""
         self._sinks.append(sink)
 
     def publish(self, event: dict, agent_id: str) -> None:
         for sink in self._sinks:
-            sink(event)
+            sink(event, agent_id)
+        self.deliver(event, agent_id)
+
+    def deliver(self, event: dict, agent_id: str) -> None:
+        """To this node's subscribers only."""
         for sub in list(self._subs):
             if not sub.accepts(event, agent_id):
                 continue

@@ -6,9 +6,10 @@ import asyncio
 import logging
 import time
 
-from service.audio_files import AudioFiles
+from service.audio_files import AudioFiles, RecordingFailed
 from service.bus import EventBus
 from service.events import CallEvents
+from service.health import Health
 from service.ingest.calls import ProtocolError, Start
 from service.session import CallSession, SessionDeps
 from service.storage import LIVE, Store
@@ -17,8 +18,15 @@ log = logging.getLogger("calmline.calls")
 
 
 class LiveCalls:
-    def __init__(self, deps: SessionDeps, bus: EventBus, store: Store, audio_files: AudioFiles, resume_grace: float):
+    def __init__(self, deps: SessionDeps, bus: EventBus, store: Store, audio_files: AudioFiles, resume_grace: float,
+                 node_id: str = "", health: Health | None = None):
         self.deps = deps
+        self.node_id = node_id
+        self.health = health or Health()
+        self.ended_by_fault = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ending: set[asyncio.Task] = set()
+        deps.recorder.on_fault = self._recorder_fault
         self.bus = bus
         self.store = store
         self.audio_files = audio_files
@@ -34,6 +42,7 @@ class LiveCalls:
         return list(self._sessions.values())
 
     async def open(self, start: Start) -> CallSession:
+        self._loop = asyncio.get_running_loop()
         session = self._sessions.get(start.call_id)
         if start.continues and session is not None and not session.connected and not session.ended:
             # The platform paused the stream and started a new one for the same call: the same call goes on.
@@ -41,11 +50,19 @@ class LiveCalls:
                 raise ProtocolError("bad_start", "a continued call must keep its agent_id and roles")
             self._grace.pop(start.call_id).cancel()
             session.connected = True
-            session.gap(time.monotonic() - session.detached_at)  # the pause is silence in the recording
+            try:
+                session.gap(time.monotonic() - session.detached_at)  # the pause is silence in the recording
+            except RecordingFailed:
+                pass  # kept in session.audio.failed: the call's next frame ends it as an error
             log.info("call continued by a new stream", extra={"call_id": start.call_id})
             return session
         if start.resume:
             if session is None:
+                row = await asyncio.to_thread(self.store.get_call, start.call_id)
+                if row is not None and row["status"] == LIVE and row["node_id"] not in (None, self.node_id):
+                    # The load balancer sent the reconnect elsewhere; the call's state lives on its node.
+                    raise ProtocolError("call_elsewhere", f"call {start.call_id} is held by node {row['node_id']}; "
+                                                          f"resume it there")
                 raise ProtocolError("unknown_call", f"no live call {start.call_id} to resume (ended, or never started)")
             if session.connected:
                 raise ProtocolError("call_in_use", f"call {start.call_id} is still streaming on another connection")
@@ -70,7 +87,7 @@ class LiveCalls:
         self._sessions[start.call_id] = session
         self.deps.recorder.create_call({
             "call_id": start.call_id, "agent_id": start.agent_id, "status": LIVE, "source": start.source,
-            "started_at": session.started_at, "metadata": start.metadata, "audio_seconds": 0.0,
+            "started_at": session.started_at, "metadata": start.metadata, "audio_seconds": 0.0, "node_id": self.node_id,
             "media": {"encoding": start.encoding, "sample_rate": start.sample_rate, "roles": list(start.roles)},
         })
         session.events.emit("call.started", 0.0, agent_id=start.agent_id, metadata=start.metadata)
@@ -83,7 +100,7 @@ class LiveCalls:
             return
         session.connected = False
         session.detached_at = time.monotonic()
-        session.audio.flush()
+        session.flush_audio()
         self._grace[session.call_id] = asyncio.get_running_loop().create_task(self._expire(session, status))
         log.info("call detached", extra={"call_id": session.call_id, "grace_s": self.resume_grace})
 
@@ -92,22 +109,50 @@ class LiveCalls:
         self._grace.pop(session.call_id, None)
         await self.end(session, status, "stream lost and not resumed" if status == "dropped" else None)
 
+    def _recorder_fault(self, call_id: str, reason: str) -> None:
+        """From the recorder thread: this call's rows cannot be stored."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.fault, call_id, reason)
+
+    def fault(self, call_id: str, reason: str) -> None:
+        """A storage fault of one call's rows: that call ends as ``error``, no other."""
+        session = self._sessions.get(call_id)
+        if session is not None and not session.ended:
+            task = self._loop.create_task(self.end_by_fault(session, reason))
+            self._ending.add(task)  # held until done: the loop keeps only weak references to tasks
+            task.add_done_callback(self._ending.discard)
+
+    async def end_by_fault(self, session: CallSession, reason: str) -> float:
+        """Its recording or its rows cannot be stored: the call ends as ``error``, with its ``call.ended``."""
+        if session.ended:
+            return session.audio_seconds
+        self.ended_by_fault += 1
+        log.error("call ended by a storage fault", extra={"call_id": session.call_id, "reason": reason})
+        return await self.end(session, "error", reason)
+
     async def end(self, session: CallSession, status: str = "ended", reason: str | None = None) -> float:
         if session.ended:
             return session.audio_seconds
         session.ended = True  # no second end, whatever happens next
-        audio_seconds = await session.finish()
-        summary = {"duration": round(audio_seconds, 3), "end_status": status, **session.summary()}
-        session.events.emit("call.ended", audio_seconds, agent_id=session.agent_id,
-                            metadata=session.start.metadata, summary=summary)
-        session.close_audio()
-        self.deps.recorder.update_call(session.call_id, {
-            "status": status, "end_reason": reason, "ended_at": time.time(),
-            "audio_seconds": round(audio_seconds, 3), "summary": summary,
-            "peak_heat": summary["peak_heat"], "warning_count": len(summary["warnings"])})
-        await asyncio.to_thread(self.audio_files.finalize, session.call_id)
-        await self.deps.recorder.flush()
-        self._sessions.pop(session.call_id, None)
+        session.end_status, session.end_reason = status, reason
+        try:
+            audio_seconds = await session.finish()
+            summary = {"duration": round(audio_seconds, 3), "end_status": status, **session.summary()}
+            # Delivered live even when it cannot be stored.
+            session.events.emit("call.ended", audio_seconds, agent_id=session.agent_id,
+                                metadata=session.start.metadata, summary=summary)
+            session.close_audio()
+            if session.audio.failed is not None:
+                self.health.fault("disk", f"recording of {session.call_id} failed: {session.audio.failed}")
+            self.deps.recorder.update_call(session.call_id, {
+                "status": status, "end_reason": reason, "ended_at": time.time(),
+                "audio_seconds": round(audio_seconds, 3), "summary": summary,
+                "peak_heat": summary["peak_heat"], "warning_count": len(summary["warnings"])})
+            if await asyncio.to_thread(self.audio_files.finalize, session.call_id) is None and session.audio.failed is None:
+                self.health.fault("disk", f"recording of {session.call_id} not finalized")
+            await self.deps.recorder.flush()
+        finally:
+            self._sessions.pop(session.call_id, None)
         log.info("call ended", extra={"call_id": session.call_id, "status": status})
         return audio_seconds
 
@@ -115,4 +160,7 @@ class LiveCalls:
         for task in self._grace.values():
             task.cancel()
         for session in self.all():
-            await self.end(session, "interrupted", "server shut down")
+            try:
+                await self.end(session, "interrupted", "server shut down")
+            except Exception:  # one failing call must not leave the others live
+                log.exception("call did not end cleanly at shutdown", extra={"call_id": session.call_id})

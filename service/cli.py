@@ -1,4 +1,4 @@
-"""The ``calmline`` command: serve, simulate, demo, bench, eval."""
+"""The ``calmline`` command: serve, db, simulate, demo, bench, eval."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     config.add_arguments(demo)
     demo.add_argument("--once", action="store_true", help="exit after the sample call")
     demo.add_argument("--speed", type=float, default=1.0, help="stream faster than real time (e.g. 2)")
+
+    db = sub.add_parser("db", help="the database schema: `calmline db upgrade` migrates it to the newest revision")
+    db.add_argument("action", choices=["upgrade", "current"])
+    config.add_arguments(db)
 
     sim = sub.add_parser("simulate", help="stream a WAV file as a live call")
     sim.add_argument("wav", help="mono or stereo WAV (caller left, agent right), any rate")
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--json", help="also write the results to this JSON file")
 
     ev = sub.add_parser("eval", help="measure the caller-state judgement and text sentiment on data")
-    ev.add_argument("what", nargs="?", default="all", choices=["all", "calls", "sentiment"])
+    ev.add_argument("what", nargs="?", default="all", choices=["all", "calls", "sentiment", "coach"])
     ev.add_argument("--speed", type=float, default=1.0, help="pace of the dev-set calls (1 = real time)")
     ev.add_argument("--concurrency", type=int, default=3, help="dev-set calls streamed at once")
     ev.add_argument("--only", help="dev-set calls whose name contains this")
@@ -73,9 +77,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "db":
+        return _db(args.action, config.load(args))
     if args.command == "eval":
         from clients.evaluate import calls, sentiment
 
+        if args.what == "coach":  # the coach on text, by meaning and by rules, dev and validation
+            __import__("clients.evaluate.coach_text", fromlist=["run"]).run()
+            return 0
         if args.what in ("all", "sentiment"):
             sentiment.run()
             print()
@@ -110,6 +119,22 @@ def _serve(settings: config.Settings) -> int:
     print(f"Calmline serving on http://{settings.host}:{settings.port} (model {services.transcriber.model_name} "
           f"on {services.transcriber.device})", flush=True)
     uvicorn.Server(server_config(create_app(settings, services), settings.host, settings.port)).run()
+    return 0
+
+
+def _db(action: str, settings: config.Settings) -> int:
+    from service import schema
+    from service.storage import make_engine
+
+    logs.setup(settings.log_level)
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url, 1)
+    try:
+        revision = schema.upgrade(engine) if action == "upgrade" else schema.current(engine)
+    finally:
+        engine.dispose()
+    print(f"database at revision {revision} (newest: {schema.head()})")
     return 0
 
 

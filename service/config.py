@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -30,7 +31,9 @@ class Settings:
     port: int = field(default=8080, metadata={"help": "listen port"})
     data_dir: Path = field(default=Path("./calmline-data"), metadata={"help": "recordings and the SQLite file"})
     database_url: str = field(default="", metadata={"help": "SQLAlchemy URL; default SQLite in the data dir"})
-    redis_url: str = field(default="", metadata={"help": "event bus across nodes (not yet used)"})
+    db_pool_size: int = field(default=5, metadata={"help": "database connections kept open per node (PostgreSQL)"})
+    redis_url: str = field(default="", metadata={"help": "Redis URL: event relay and heartbeats across nodes; none: one node"})
+    node_id: str = field(default="", metadata={"help": "this node's name in a cluster; default hostname:port"})
     model: str = field(default="bundled", metadata={"help": "faster-whisper model name or directory"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     compute_type: str = field(default="default", metadata={"help": "CTranslate2 compute type; int8 on CPU, float16 on CUDA"})
@@ -54,11 +57,16 @@ class Settings:
     end_silence: float = field(default=0.5, metadata={"help": "seconds of silence that end an utterance"})
     partial_interval: float = field(default=1.0, metadata={"help": "seconds between transcript.partial events"})
     playbook: str = field(default="", metadata={"help": "the coach's rules (TOML); default: the bundled playbook"})
+    retention_days: float = field(default=0.0, metadata={"help": "calls that started more than this many days ago are deleted, at start and hourly (0: kept)"})
     log_level: str = field(default="warning", metadata={"help": "debug, info, warning or error"})
 
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'calmline.db').resolve()}"
+
+    @property
+    def node(self) -> str:
+        return self.node_id or f"{socket.gethostname()}:{self.port}"
 
 
 def env_name(name: str) -> str:

@@ -1,10 +1,48 @@
-"""Builds the event objects of DESIGN.md for one call and puts them on the bus."""
+"""Builds the event objects of DESIGN.md for one call and puts them on the bus, keeping the call's current state."""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from service.bus import EventBus
+
+LATEST = {"sentiment", "floor", "cue", "call.ended"}  # only the newest counts (per speaker for sentiment)
+MARKS = {"warning", "alert", "step.done"}  # each counts, the newest kept
+SNAPSHOT_TYPES = LATEST | MARKS | {"call.started"}
+SNAPSHOT_MARKS = 100
+
+
+class CallState:
+    """A call as a board row shows it, as the events that made it: ``call.started``, the newest
+    ``sentiment`` per speaker, ``floor`` and ``cue`` (and ``call.ended`` once sent), and the newest
+    ``SNAPSHOT_MARKS`` warnings, alerts and steps. A board catches up with this, not the history."""
+
+    def __init__(self) -> None:
+        self._started: dict | None = None
+        self._latest: dict[tuple[str, str | None], dict] = {}  # (type, speaker) -> newest event
+        self._marks: deque = deque(maxlen=SNAPSHOT_MARKS)
+
+    def add(self, event: dict) -> None:
+        kind = event["type"]
+        if kind == "call.started":
+            self._started = event
+        elif kind in LATEST:
+            self._latest[(kind, event.get("speaker"))] = event
+        elif kind in MARKS:
+            self._marks.append(event)
+
+    def events(self) -> list[dict]:
+        found = ([self._started] if self._started else []) + list(self._latest.values()) + list(self._marks)
+        return sorted(found, key=lambda e: e["seq"])
+
+
+def snapshot_of(history: list[dict]) -> list[dict]:
+    """The same snapshot, from a call's stored events (another node's call)."""
+    state = CallState()
+    for event in history:
+        state.add(event)
+    return state.events()
 
 
 class CallEvents:
@@ -13,10 +51,19 @@ class CallEvents:
         self.agent_id = agent_id
         self._bus = bus
         self._seq = first_seq
+        self.state = CallState()
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq - 1
+
+    def snapshot(self) -> list[dict]:
+        return self.state.events()
 
     def emit(self, type_: str, t: float, **fields) -> dict:
         event = {"type": type_, "call_id": self.call_id, "seq": self._seq, "t": round(t, 3),
                  "ts": round(time.time(), 3), **fields}
         self._seq += 1
+        self.state.add(event)
         self._bus.publish(event, self.agent_id)
         return event

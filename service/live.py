@@ -9,6 +9,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from service.access import deny, origin_allowed, ws_principal
 from service.auth import AGENT, SUPERVISOR
 from service.bus import SUPERVISOR_ONLY, Subscription
+from service.events import SNAPSHOT_TYPES, snapshot_of
+from service.storage import LIVE
 
 
 async def _origin_refused(ws: WebSocket) -> bool:
@@ -30,8 +32,7 @@ async def agent_events(ws: WebSocket) -> None:
         return
     svc = ws.app.state.services
     sub = svc.bus.for_agent(agent_id)
-    live = [s.call_id for s in svc.calls.all() if s.agent_id == agent_id]
-    await _stream(ws, sub, live, lambda e: e["type"] not in SUPERVISOR_ONLY)
+    await _stream(ws, sub, lambda: _live_calls(svc, agent_id=agent_id), lambda e: e["type"] not in SUPERVISOR_ONLY)
 
 
 async def supervise(ws: WebSocket) -> None:
@@ -42,22 +43,52 @@ async def supervise(ws: WebSocket) -> None:
     svc = ws.app.state.services
     call_id = ws.query_params.get("call_id")
     sub = svc.bus.for_supervisor(call_id)
-    live = [s.call_id for s in svc.calls.all() if call_id is None or s.call_id == call_id]
-    await _stream(ws, sub, live, lambda e: True)
+    if call_id is not None:  # following one call: its history, then what is new
+        await _stream(ws, sub, lambda: _live_calls(svc, call_id=call_id), lambda e: True)
+        return
+    # The board: each live call's current state, not its history (20 long calls' histories overflowed the
+    # queue while being sent). This node's calls from memory, taken with no await after subscribing, so
+    # nothing is missed or sent twice; in a cluster the other nodes' from their stored events.
+    sessions = svc.calls.all()
+    here = {s.call_id for s in sessions}
+    await _stream(ws, sub, lambda: [c for c in _live_calls(svc) if c not in here], lambda e: True,
+                  snapshot=[e for s in sessions for e in s.events.snapshot()],
+                  sent={s.call_id: s.events.last_seq for s in sessions})
 
 
-async def _stream(ws: WebSocket, sub: Subscription, live_calls: list[str], keep) -> None:
-    """Send the live calls' events so far, then everything new: a panel that (re)connects mid-call catches up."""
+def _live_calls(svc, agent_id: str | None = None, call_id: str | None = None) -> list[str]:
+    """This node's live calls, and in a cluster every node's (from the database), that the socket may see."""
+    found = [s.call_id for s in svc.calls.all()
+             if (agent_id is None or s.agent_id == agent_id) and (call_id is None or s.call_id == call_id)]
+    if svc.cluster is not None:
+        rows = svc.store.list_calls(agent_id=agent_id, status=LIVE, limit=100_000).calls
+        found += [r["call_id"] for r in rows if r["call_id"] not in found and (call_id is None or r["call_id"] == call_id)]
+    return found
+
+
+async def _stream(ws: WebSocket, sub: Subscription, live_calls, keep, snapshot: list[dict] | None = None,
+                  sent: dict[str, int] | None = None) -> None:
+    """Send the live calls' events so far, then everything new: a panel that (re)connects mid-call catches up.
+
+    Per call, events go out in seq order with none twice: one already sent is skipped, and a gap (an event
+    of another node's call relayed before this socket knew the call, or lost in the relay) is filled from
+    the database, where every relayed event is before it is relayed. With a ``snapshot`` (the board) each
+    call's current state is sent instead of its history, and gaps are not filled: a board row needs none."""
     svc = ws.app.state.services
+    board = snapshot is not None
+    sent = dict(sent or {})
     try:
         await ws.accept()
+        for event in snapshot or []:
+            await ws.send_json(event)
         await svc.recorder.flush()
-        sent: dict[str, int] = {}
-        for call_id in live_calls:
-            for event in await asyncio.to_thread(svc.store.get_events, call_id):
+        for call_id in await asyncio.to_thread(live_calls):
+            history = await asyncio.to_thread(svc.store.get_events, call_id, sorted(SNAPSHOT_TYPES) if board else None)
+            for event in snapshot_of(history) if board else history:
                 if keep(event):
                     await ws.send_json(event)
-                sent[call_id] = event["seq"]
+            if history:
+                sent[call_id] = history[-1]["seq"]
         reader = asyncio.create_task(_drain_client(ws))
         while not reader.done():
             getter = asyncio.create_task(sub.queue.get())
@@ -66,8 +97,14 @@ async def _stream(ws: WebSocket, sub: Subscription, live_calls: list[str], keep)
                 getter.cancel()
                 break
             event = getter.result()
-            if event["seq"] <= sent.get(event["call_id"], 0):
+            last = sent.get(event["call_id"], 0)
+            if event["seq"] <= last:
                 continue  # already in the backlog
+            if event["seq"] > last + 1 and not board:
+                for missed in await asyncio.to_thread(svc.store.get_events, event["call_id"], None, last, event["seq"]):
+                    if keep(missed):
+                        await ws.send_json(missed)
+            sent[event["call_id"]] = event["seq"]
             await ws.send_json(event)
             if sub.overflowed:
                 await ws.close(1013, "too slow: reconnect to catch up")

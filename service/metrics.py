@@ -34,6 +34,18 @@ class ServiceCollector:
         yield CounterMetricFamily("calmline_transcription_redecoded", "Utterances a packed window got wrong, decoded alone",
                                   value=stats.redecoded)
         yield CounterMetricFamily("calmline_transcribed_audio_seconds", "Audio seconds transcribed", value=stats.audio_seconds)
+        yield GaugeMetricFamily("calmline_recorder_queue_depth", "Writes waiting for the store", value=svc.recorder.depth)
+        yield CounterMetricFamily("calmline_recorder_dropped_events",
+                                  "Events delivered live but not stored: the recorder's queue was full",
+                                  value=svc.recorder.dropped_events)
+        yield CounterMetricFamily("calmline_recorder_failed_writes", "Store writes that failed after a retry",
+                                  value=svc.recorder.failed_writes)
+        yield CounterMetricFamily("calmline_calls_ended_by_fault", "Calls ended as error by a storage fault",
+                                  value=svc.calls.ended_by_fault)
+        faults = CounterMetricFamily("calmline_storage_faults", "Storage faults seen, by kind", labels=["kind"])
+        for kind, count in sorted(svc.health.counts.items()):
+            faults.add_metric([kind], count)
+        yield faults
 
 
 def service_registry(services) -> CollectorRegistry:

@@ -19,6 +19,7 @@ def routes() -> list:
         WebSocketRoute("/v1/supervise", live.supervise),
         Route("/v1/calls", api.list_calls),
         Route("/v1/calls/{call_id}", api.get_call),
+        Route("/v1/calls/{call_id}", api.delete_call, methods=["DELETE"]),
         Route("/v1/calls/{call_id}/events", api.get_events),
         Route("/v1/calls/{call_id}/audio", api.get_audio),
         Route("/v1/whoami", api.whoami),

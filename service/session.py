@@ -23,7 +23,7 @@ from models.heat import HeatTracker
 from models.redaction import Redactor, masked_times
 from models.utterances import (PartialDue, PauseHeard, SegmenterConfig, SpeechResumed, UtteranceEnded,
                                UtteranceSegmenter, VoiceChunk)
-from service.audio_files import CallAudio
+from service.audio_files import CallAudio, RecordingFailed
 from service.events import CallEvents
 from service.ingest.calls import Start
 from service.metrics import FINAL_DELAY, FINALS_STARTED_EARLY
@@ -34,6 +34,8 @@ log = logging.getLogger("calmline.session")
 FINAL_WAIT = 60.0  # at stop, how long pending finals may still take
 HOLD_SECONDS = 5.0  # a final that may be the first half of a card waits this much of its speaker's audio at most
 GAP_SLACK = 2.0  # seconds a speaker's clock may run ahead of wall-clock time through gaps (jitter, buffering)
+# How often the recording's buffers go to the file: a kill -9 loses at most this much audio.
+AUDIO_FLUSH_INTERVAL = 0.5
 
 
 @dataclass
@@ -79,6 +81,8 @@ class CallSession:
         self.connected = True
         self.detached_at = 0.0  # monotonic time the stream went away, while not connected
         self.ended = False
+        self.end_status: str | None = None  # set as the call ends: ended, dropped, error, interrupted
+        self.end_reason: str | None = None
         self.started_at = time.time()
         self.opened = time.monotonic()  # gaps cannot take the call's clock past real time since this
         self._tasks: set[asyncio.Task] = set()
@@ -91,6 +95,9 @@ class CallSession:
     # -- session calls made by the ingest adapters --------------------------------
 
     def feed(self, frames: dict[str, np.ndarray]) -> None:
+        """Raises ``RecordingFailed`` when the recording cannot be written (the call must end)."""
+        if self.ended:
+            return  # ended by the server (a storage fault) while the stream still sends
         now = time.monotonic()
         for role, samples in frames.items():
             track = self.tracks[role]
@@ -106,9 +113,16 @@ class CallSession:
             track.arrivals.append((track.samples / MODEL_RATE, now))
             if track.hold_until and track.samples >= track.hold_until and track.last_final.done():
                 self._release_held(track)  # no next final came in time: the held one goes out alone
-        if now - self._last_flush > 1.0:
+        if now - self._last_flush > AUDIO_FLUSH_INTERVAL:
             self.audio.flush()
             self._last_flush = now
+
+    def flush_audio(self) -> None:
+        """What the recording's buffers hold, to its files (a reader wants it, or the stream went away)."""
+        try:
+            self.audio.flush()
+        except RecordingFailed:
+            pass  # the driver ends the call at its next frame; readers get what reached the disk
 
     def gap(self, seconds: float, roles: tuple[str, ...] | None = None) -> float:
         """Skip ahead over audio the platform never sent; returns the seconds actually skipped.
@@ -159,7 +173,7 @@ class CallSession:
             await asyncio.wait(pending, timeout=FINAL_WAIT)
         for track in self.tracks.values():
             self._release_held(track)
-        self.audio.flush()
+        self.flush_audio()
         return self.audio_seconds
 
     def close_audio(self) -> None:

@@ -1,8 +1,14 @@
-"""Shared fixtures: the real speech model (loaded once) and real servers on loopback."""
+"""Shared fixtures: the real speech model (loaded once) and real servers on loopback.
+
+The ``server`` fixture runs on each database named in CALMLINE_TEST_DATABASES (``sqlite``, ``postgresql``;
+default ``sqlite``); a test module that sets ``TEST_DATABASES`` runs on those whatever the variable says.
+PostgreSQL is Debian's, started on a loopback port by the fixtures (tests/backends.py).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import wave
 from pathlib import Path
 
@@ -29,9 +35,54 @@ def transcriber():
     return Transcriber("bundled", device="cpu")
 
 
+ALL_DATABASES = ("sqlite", "postgresql")
+
+
+def selected_databases() -> list[str]:
+    names = [n.strip() for n in os.environ.get("CALMLINE_TEST_DATABASES", "sqlite").split(",") if n.strip()]
+    unknown = set(names) - set(ALL_DATABASES)
+    if unknown:
+        raise pytest.UsageError(f"CALMLINE_TEST_DATABASES: unknown {sorted(unknown)}; use {', '.join(ALL_DATABASES)}")
+    return names
+
+
+
+
+def pytest_generate_tests(metafunc):
+    if "database" in metafunc.fixturenames:
+        names = getattr(metafunc.module, "TEST_DATABASES", None) or selected_databases()
+        metafunc.parametrize("database", names, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, transcriber):
-    srv = RunningServer(tmp_path_factory.mktemp("data"), transcriber, resume_grace=3.0)
+def postgres():
+    from tests.backends import PostgresServer
+
+    pg = PostgresServer()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    from tests.backends import RedisServer
+
+    srv = RedisServer()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def database(request):
+    """The database URL the ``server`` fixture runs on: empty for SQLite in the data dir, or a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres").new_database()
+    return ""
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, transcriber, database):
+    srv = RunningServer(tmp_path_factory.mktemp("data"), transcriber, resume_grace=3.0, database_url=database or None)
     yield srv
     srv.stop()
 

@@ -14,6 +14,8 @@ from clients.simulate import stream_call
 from tests.conftest import SAMPLE_WAV, clip_wav
 from tests.server import AGENT_TOKENS, INGEST_KEY, SUPERVISOR_TOKEN
 
+TEST_DATABASES = ["sqlite", "postgresql"]  # access rules and bad input: the same on either database
+
 
 def bearer(token):
     return {"Authorization": f"Bearer {token}"}

@@ -18,6 +18,8 @@ from clients.wavfile import read_wav
 from tests.conftest import SAMPLE_GOLD, SAMPLE_WAV
 from tests.server import AGENT_TOKENS, INGEST_KEY, SUPERVISOR_TOKEN
 
+TEST_DATABASES = ["sqlite", "postgresql"]  # access rules and bad input: the same on either database
+
 AUTH = {"Authorization": f"Bearer {INGEST_KEY}"}
 
 

@@ -22,6 +22,7 @@ PLAYBOOK = load()
     ("My package was supposed to arrive last Monday", "your package was supposed to arrive last Monday"),
     ("I'm still waiting for my refund", "you're still waiting for your refund"),
     ("you told me it was fixed", "we told you it was fixed"),
+    ("this is the third time you people have overcharged me", "this is the third time we have overcharged you"),
 ])
 def test_person_conversion(caller, agent):
     assert to_agent_voice(caller) == agent
@@ -50,11 +51,31 @@ def test_amounts_counts_and_dates(text, amounts, times, whens):
     assert facts.amounts == amounts and facts.times == times and facts.whens == whens
 
 
+def test_what_went_wrong_without_a_number_is_a_fact_and_names_are_not_items():
+    facts = Facts()
+    facts.add("There's a long scratch down the passenger door that wasn't there before.")
+    facts.add("It is twelve Oak Street, and the engineer was booked for eight till one today.")
+    assert "there's a long scratch down the passenger door that wasn't there before" in facts.clauses
+    assert facts.items == []
+
+
+def test_what_they_need_is_said_back_with_the_two_facts_that_matter():
+    facts = Facts()
+    for text in ["The technician never showed up.", "I took a whole day off work to wait for him.",
+                 "I have called three times since Monday.", "I just want someone here by Saturday."]:
+        facts.add(text)
+    assert facts.needs == ["you just want someone here by Saturday"]
+    said = facts.fields()["facts"]
+    assert said.endswith("and you just want someone here by Saturday") and said.count(",") + said.count(" and ") <= 2
+    assert "three times" in said
+
+
 def test_no_facts_in_small_talk():
     facts = Facts()
     facts.add("Hi there, how are you doing today?")
     facts.add("I would like some help please.")
-    assert not facts.known and facts.clauses == []
+    facts.add("I need help with my account.")
+    assert not facts.known and facts.clauses == [] and facts.needs == []
 
 
 STEPS = {
@@ -76,14 +97,21 @@ STEPS = {
 }
 
 
+def heard_coach() -> Coach:
+    """A coach past the greeting: the caller has said something (no step counts before that)."""
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said("Hi, I'm calling about my order.")
+    return coach
+
+
 @pytest.mark.parametrize("move", sorted(STEPS))
 def test_steps_from_the_agents_words(move):
     yes, no = STEPS[move]
     for text in yes:
-        coach = Coach(PLAYBOOK, 0)
+        coach = heard_coach()
         assert move in [o.move for o in coach.agent_final(text, 1.0) if type(o).__name__ == "StepDone"], text
     for text in no:
-        coach = Coach(PLAYBOOK, 0)
+        coach = heard_coach()
         assert move not in [o.move for o in coach.agent_final(text, 1.0) if type(o).__name__ == "StepDone"], text
 
 
@@ -106,16 +134,31 @@ WARNINGS = {
 }
 
 
+def upset_coach() -> Coach:
+    """A coach that has heard an upset caller: some warnings (glib) only count then."""
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said("This is ridiculous, I am furious with you people.")
+    return coach
+
+
 @pytest.mark.parametrize("kind", sorted(WARNINGS))
 def test_warnings_from_the_agents_words(kind):
     yes, no = WARNINGS[kind]
     for text in yes:
-        out = Coach(PLAYBOOK, 0).agent_final(text, 1.0)
+        out = upset_coach().agent_final(text, 1.0)
         hits = [o for o in out if type(o).__name__ == "Warning" and o.kind == kind]
         assert hits and hits[0].quote == text and hits[0].advice, text
     for text in no:
-        out = Coach(PLAYBOOK, 0).agent_final(text, 1.0)
+        out = upset_coach().agent_final(text, 1.0)
         assert kind not in [o.kind for o in out if type(o).__name__ == "Warning"], text
+
+
+def test_a_light_remark_is_glib_only_while_the_caller_is_upset():
+    calm = Coach(PLAYBOOK, 0)
+    calm.caller_said("Hi, I'd like to check when my order arrives.")
+    assert not [o for o in calm.agent_final("Ha, at least you got a day off.", 1.0) if type(o).__name__ == "Warning"]
+    assert [o.kind for o in upset_coach().agent_final("Ha, at least you got a day off.", 1.0)
+            if type(o).__name__ == "Warning"] == ["glib"]
 
 
 def floor(t, state, venting=False, finished=False):
@@ -167,8 +210,44 @@ def test_alerts_escalation_stalled_repeated():
     assert "repeated_warning" in [o.kind for o in out if type(o).__name__ == "Alert"]
 
 
+def test_no_step_in_the_greeting_before_the_caller_speaks():
+    coach = Coach(PLAYBOOK, 0)
+    assert not [o for o in coach.agent_final("Thanks for calling, this is Alex. How can I help?", 1.0)
+                if type(o).__name__ == "StepDone"]
+    coach.caller_said("You charged me twice and I'm furious.")
+    assert [o.move for o in coach.agent_final("Thanks for telling me.", 5.0) if type(o).__name__ == "StepDone"] == ["thank"]
+
+
+def test_a_refused_remedy_makes_it_due_again():
+    coach = heard_coach()
+    coach.caller_said("You sent me the wrong shoes, this is ridiculous.")
+    coach.agent_final("I'm very sorry. I'll send you a voucher for ten pounds.", 5.0)
+    assert coach.next_move() in ("extra_mile", "follow_up")  # the remedy offered: the closing moves
+    coach.caller_said("No, that's not good enough, I don't want a voucher.")
+    assert coach.next_move() == "make_it_right"
+    coach.agent_final("What would you like me to do to put this right?", 9.0)
+    assert coach.next_move() in ("extra_mile", "follow_up")
+
+
+def test_a_new_flare_up_asks_for_empathy_again():
+    coach = heard_coach()
+    coach.floor(floor(1.0, "caller_speaking", venting=True))
+    coach.caller_said("My internet has been down for three days and I work from home.")
+    coach.floor(floor(4.0, "open", finished=True))
+    coach.agent_final("Thank you for telling me. I'm so sorry about this.", 6.0)
+    coach.agent_final("I'll send an engineer tomorrow morning.", 8.0)
+    assert coach.next_move() == "extra_mile"
+    coach.floor(floor(10.0, "caller_speaking", venting=True))  # tomorrow is too late: it flares up again
+    coach.caller_said("Tomorrow? I have a client call in an hour! This is useless!")
+    [cue] = coach.floor(floor(13.0, "open", finished=True))
+    assert cue.move == "empathize" and not cue.hold
+    coach.agent_final("I completely understand, that's a really stressful position to be in.", 15.0)
+    assert coach.next_move() != "empathize"
+
+
 def test_summary_with_and_without_a_promised_follow_up():
-    coach = Coach(PLAYBOOK, 1700000000.0)  # a Tuesday
+    coach = heard_coach()
+    coach.started_at = 1700000000.0  # a Tuesday
     coach.agent_final("I will call you on Thursday to make sure it arrived.", 10.0)
     s = coach.summary(0.2)
     assert s["follow_up"]["promised"] is True and s["follow_up"]["due"] == "2023-11-16"

@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 
 from models.coach.facts import Facts
 from models.coach.playbook import Playbook
+from models.coach.recognizer import recognize
 from models.floor import FloorState
 from models.text_sentiment import complaint_cues, text_score
 
 CLOSING = re.compile(r"\b(?:that'?s all|have a (?:nice|good|great) (?:day|one|evening)|thank(?:s| you)|appreciate|"
                      r"that (?:would be|sounds) (?:great|wonderful|good|perfect)|perfect|bye)\b", re.I)
+# The caller turning down what was offered: the remedy is not agreed after all.
+REFUSAL = re.compile(r"\b(?:not good enough|not (?:acceptable|enough)|that'?s it\?|no thanks?\b|"
+                     r"(?:i|we) (?:don'?t|do not) want (?:a|an|your|the|another|that)|"
+                     r"that (?:won'?t|doesn'?t|does not|will not) (?:help|work|do|fix))", re.I)
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
@@ -74,6 +79,8 @@ class Coach:
     _complaint: bool = False
     _repair: bool = False  # a warning since the last apology: the next move is to repair it
     _closing: bool = False
+    _again: list = field(default_factory=list)  # moves the caller's last words made due again, first first
+    _caller_spoke: bool = False
     _overlap: _Overlap | None = None
     _agent_words: str = ""
     _released_at: float | None = None
@@ -92,6 +99,10 @@ class Coach:
             if not self._holding:
                 self._holding, self._venting_turn, self._closing = True, False, False
             if st.venting:
+                if (not self._venting_turn and self._complaint and self.done and not self._repair
+                        and "empathize" not in self._again):
+                    # A new flare-up of a complaint the agent had started on: acknowledge the feeling again.
+                    self._again.insert(0, "empathize")
                 self._venting_turn = self._complaint = True
                 out += self._show("listen", st.t, hold=True)
             elif self.cue is not None and not self.cue.hold:
@@ -105,10 +116,14 @@ class Coach:
     def caller_said(self, text: str) -> None:
         """A caller final: facts, and whether they complain or are closing. Call before the floor hears of it."""
         self.facts.add(text)
+        self._caller_spoke = True
         score = text_score(text)  # this sentence alone, not the heat tracker's reading in context
         if score <= -0.3 or complaint_cues(text):
             self._complaint = True
         self._closing = bool(CLOSING.search(text)) and score > 0.2
+        if "make_it_right" in {s.move for s in self.done} and REFUSAL.search(text) and not self._closing:
+            if "make_it_right" not in self._again:
+                self._again.append("make_it_right")  # refused: ask what would make it right, or offer more
 
     def refresh(self, t: float) -> list:
         """After a caller final: while they still hold the floor, what they said may change the held cue."""
@@ -139,20 +154,26 @@ class Coach:
         self._agent_words = text
         out = []
         done_moves = {s.move for s in self.done}
-        for move in self.playbook.moves.values():
-            if move.name in done_moves:
+        seen = recognize(self.playbook, text)
+        # Said again, it is done again; an apology acknowledges a flare-up as well as empathy does.
+        self._again = [m for m in self._again if m not in seen.steps
+                       and not (m == "empathize" and "apologize" in seen.steps)]
+        for move in seen.steps:
+            # Before the caller has said anything it is the greeting ("Thanks for calling, how can I
+            # help?"): no move of the playbook can be done yet.
+            if move in done_moves or not self._caller_spoke:
                 continue
-            if any(p.search(text) for p in move.done):
-                step = StepDone(t, move.name, text)
-                self.done.append(step)
-                self._released_at = None
-                if move.name == "apologize":
-                    self._repair = False
-                out.append(step)
-        for rule in self.playbook.warnings.values():
-            hit = next((m for p in rule.patterns for m in [p.search(text)] if m), None)
-            if hit:
-                out += self._warn(t, rule.kind, text)
+            step = StepDone(t, move, text)
+            self.done.append(step)
+            self._released_at = None
+            if move == "apologize":
+                self._repair = False
+            out.append(step)
+        for kind in seen.warnings:
+            # A light remark is glib only while the caller is upset (PLAYBOOK.md); a greeting is not.
+            if kind == "glib" and not self._complaint:
+                continue
+            out += self._warn(t, kind, text)
         if out and not self._holding:
             out += self._plan(t, hold=False)
         return out
@@ -177,6 +198,8 @@ class Coach:
         done = {s.move for s in self.done}
         if self._repair:
             return "apologize"
+        if self._again:  # a flare-up or a refused remedy: that move again, whatever was done before
+            return self._again[0]
         resolved = "make_it_right" in done
         # Once a remedy is agreed, or a calm caller is wrapping up, only the closing moves are left.
         if resolved or self._closing and not self._complaint:

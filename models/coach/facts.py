@@ -21,9 +21,18 @@ WHEN = re.compile(r"\b(?:(?:last|next|this) (?:monday|tuesday|wednesday|thursday
 QUANTITY = re.compile(rf"\b({_NUMBER}) (?:(?:extra|more|new|of (?:them|those))\b ?)?([a-z]+)?", re.I)
 COMPLAINT_VERBS = re.compile(r"\b(?:ordered|sent|shipped|received|got|charged?|billed|paid|called|waited|arrived?|promised|"
                              r"supposed to|came|come|showed up|"
-                             r"cancell?ed|broke|broken|cracked|lost|missed|delivered|refunded|told|said)\b", re.I)
+                             r"cancell?ed|broke|broken|cracked|lost|missed|delivered|refunded|told|said|"
+                             # what went wrong, without a verb of ordering or paying: "a scratch that wasn't there"
+                             r"never|still|wrong|damaged|missing|scratch(?:ed)?|leak(?:ing|ed)?|stopped|blocked|declined|"
+                             r"late|stuck)\b", re.I)
+# What the caller needs, said in the first person: "I want it fixed today", "I just need my refund".
+# "I would like some help" and "I need help" are asking, not telling: no fact in them.
+NEED = re.compile(r"\bi (?:just |really |only |still |do )?(?:want|need|expect)\b(?! (?:some |a little |your )?help\b)", re.I)
 _NOT_ITEMS = {"times", "time", "of", "and", "dollars", "bucks", "days", "weeks", "months", "hours", "minutes", "ago", "in",
-              "more", "extra", "percent", "the", "a", "to", "for", "at", "on", "i", "you", "we", "it", "them"}
+              "more", "extra", "percent", "the", "a", "to", "for", "at", "on", "i", "you", "we", "it", "them",
+              # amounts and sizes said in words, and words that join numbers: not things
+              "hundred", "thousand", "quid", "pounds", "euros", "little", "big", "small", "whole", "till", "until", "or",
+              "o'clock", "pm", "am", "p", "m", "today", "tomorrow", "yesterday", "tonight"}
 
 # Words after which "you" is still the subject ("and you sent", "did you send").
 _BEFORE_SUBJECT = {"and", "but", "so", "then", "that", "because", "if", "when", "are", "do", "did", "have", "will",
@@ -41,6 +50,8 @@ _PERSON = {
 
 def to_agent_voice(clause: str) -> str:
     """Turn a caller's clause around: first person to second, the company's "you" to "we"."""
+    # "you people" is the company as a crowd: "we" (held as one word through the turn-around).
+    clause = re.sub(r"\byou people\b", "Wepeople", clause, flags=re.I)
     tokens = re.findall(r"[A-Za-z']+|[^A-Za-z'\s]+|\s+", clause)
     out = []
     prev_word = ""
@@ -62,7 +73,7 @@ def to_agent_voice(clause: str) -> str:
             out.append(tok)
         if tok.strip() and re.match(r"[A-Za-z']+$", tok):
             prev_word = low
-    text = "".join(out)
+    text = "".join(out).replace("Wepeople", "we")
     return text[:1].lower() + text[1:] if not text.startswith("I ") else text
 
 
@@ -73,12 +84,15 @@ class Facts:
     amounts: list[str] = field(default_factory=list)
     times: list[str] = field(default_factory=list)
     whens: list[str] = field(default_factory=list)
+    needs: list[str] = field(default_factory=list)  # clauses (agent's voice) saying what the caller needs
 
     def key_clauses(self, limit: int = 3) -> list[str]:
-        """The clauses worth saying back: those with numbers first, in the order the caller said them."""
-        numbered = [c for c in self.clauses if AMOUNT.search(c) or TIMES.search(c) or QUANTITY.search(c)]
-        rest = [c for c in self.clauses if c not in numbered]
-        chosen = set((numbered + rest)[:limit])
+        """The clauses worth saying back: what they need (the latest), then those with numbers, then the
+        rest, said in the order the caller said them."""
+        need = [c for c in self.clauses if c in self.needs][-1:]
+        numbered = [c for c in self.clauses if c not in need and (AMOUNT.search(c) or TIMES.search(c) or QUANTITY.search(c))]
+        rest = [c for c in self.clauses if c not in numbered and c not in self.needs]
+        chosen = set(need + (numbered + rest)[:limit - len(need)])
         return [c for c in self.clauses if c in chosen]
 
     @property
@@ -105,10 +119,13 @@ class Facts:
         told_story = False
         for clause in split_clauses(text):
             # A date alone ("today") is small talk; with a complaint verb it is part of the story.
-            if not (AMOUNT.search(clause) or TIMES.search(clause) or QUANTITY.search(clause)
+            need = bool(NEED.search(clause))
+            if not (need or AMOUNT.search(clause) or TIMES.search(clause) or QUANTITY.search(clause)
                     or COMPLAINT_VERBS.search(clause)):
                 continue
             voiced = to_agent_voice(re.sub(r"^(?:then|and|so|but|also|plus)\s+", "", clause, flags=re.I))
+            if need and len(voiced.split()) >= 3:
+                self.needs.append(voiced)
             words = set(re.findall(r"[a-z0-9$']+", voiced.lower())) - _FILLER
             said = set(re.findall(r"[a-z0-9$']+", " ".join(self.clauses).lower()))
             # "just one book" after "you ordered one book" adds nothing to say back.
@@ -118,7 +135,8 @@ class Facts:
             self.times += [m.group(0) for m in TIMES.finditer(clause) if m.group(0) not in self.times]
             for m in QUANTITY.finditer(clause):
                 noun = (m.group(2) or "").lower()
-                if noun and noun not in _NOT_ITEMS and not AMOUNT.match(m.group(0)) and noun not in self.items:
+                proper = (m.group(2) or "")[:1].isupper()  # "twelve Oak Street": a name, not a thing
+                if noun and noun not in _NOT_ITEMS and not proper and not AMOUNT.match(m.group(0)) and noun not in self.items:
                     self.items.append(noun)
             del self.clauses[:-8]
             told_story = True

@@ -1,11 +1,11 @@
-"""Loads and checks the playbook data file: moves, phrasings, trigger phrases, warnings, thresholds."""
+"""Loads and checks the playbook data file: moves, phrasings, trigger phrases, examples, warnings, thresholds."""
 
 from __future__ import annotations
 
 import re
 import string
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PATH = Path(__file__).with_name("playbook.toml")
@@ -13,6 +13,11 @@ MOVES = ("listen", "thank", "clarify", "restate", "empathize", "apologize", "spe
          "extra_mile", "follow_up")
 WARNINGS = ("interrupting", "insincere_apology", "blame", "excuse", "policy_wall", "arguing", "glib", "passing_the_buck")
 FIELDS = {"facts", "item", "item_the", "amount", "times", "when", "about", "follow_day"}
+RECOGNITION = ("meaning", "rules")  # by meaning (examples and rules) or the regular expressions alone
+# How examples are matched, [meaning] in the file: a default per-class threshold, the margin over the
+# runner-up class, how many nearest examples of a class are averaged, and the weight of the class's
+# centre (the mean of all its examples) against those nearest ones in its score.
+MEANING = {"threshold": float, "margin": float, "nearest": int, "centroid": float}
 THRESHOLDS = {"apologize_first_heat": float, "empathize_heat": float, "escalation_heat": float,
               "escalation_seconds": float, "stalled_seconds": float, "repeated_warning_count": int,
               "interrupting_seconds": float, "follow_up_days": int}
@@ -28,6 +33,9 @@ class Move:
     why: str
     say: tuple[str, ...]
     done: tuple[re.Pattern, ...]
+    examples: tuple[str, ...] = ()
+    near_misses: tuple[str, ...] = ()
+    threshold: float | None = None  # None: [meaning] threshold
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,9 @@ class WarningRule:
     kind: str
     advice: str
     patterns: tuple[re.Pattern, ...]
+    examples: tuple[str, ...] = ()
+    near_misses: tuple[str, ...] = ()
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -43,12 +54,17 @@ class Playbook:
     warnings: dict[str, WarningRule]
     thresholds: dict[str, float]
     source: str
+    recognition: str = "rules"
+    meaning: dict = field(default_factory=dict)
+    other: tuple[str, ...] = ()  # sentences that are none of the moves or warnings
+    recognizer: object = field(default=None, compare=False, repr=False)  # built at load when by meaning
 
     def threshold(self, name: str) -> float:
         return self.thresholds[name]
 
 
-def load(path: str | Path | None = None) -> Playbook:
+def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
+    """Read and check the file; by meaning, also embed every example once (``embed=False`` skips that, for checks)."""
     path = Path(path) if path else DEFAULT_PATH
     where = str(path)
     try:
@@ -77,7 +93,8 @@ def load(path: str | Path | None = None) -> Playbook:
                                         f"known fields are {', '.join(sorted(FIELDS))}")
         if not spec.get("why"):
             raise PlaybookError(f"{where}: [moves.{name}] needs a why")
-        moves[name] = Move(name, spec["why"], tuple(say), _patterns(spec.get("done", []), f"{where}: [moves.{name}] done"))
+        moves[name] = Move(name, spec["why"], tuple(say), _patterns(spec.get("done", []), f"{where}: [moves.{name}] done"),
+                           *_examples(spec, f"{where}: [moves.{name}]"))
     warnings = {}
     for kind in WARNINGS:
         spec = warnings_data.get(kind)
@@ -86,7 +103,7 @@ def load(path: str | Path | None = None) -> Playbook:
         patterns = _patterns(spec.get("patterns", []), f"{where}: [warnings.{kind}] patterns")
         if kind != "interrupting" and not patterns:
             raise PlaybookError(f"{where}: [warnings.{kind}] needs at least one pattern")
-        warnings[kind] = WarningRule(kind, spec["advice"], patterns)
+        warnings[kind] = WarningRule(kind, spec["advice"], patterns, *_examples(spec, f"{where}: [warnings.{kind}]"))
     thresholds = {}
     given = data.get("thresholds", {})
     for name, kind in THRESHOLDS.items():
@@ -99,7 +116,57 @@ def load(path: str | Path | None = None) -> Playbook:
     unknown = set(given) - set(THRESHOLDS)
     if unknown:
         raise PlaybookError(f"{where}: [thresholds] unknown {', '.join(sorted(unknown))}")
-    return Playbook(moves, warnings, thresholds, where)
+    # A playbook from before recognition by meaning (no setting) keeps working on its rules.
+    recognition = data.get("recognition", "rules")
+    if recognition not in RECOGNITION:
+        raise PlaybookError(f"{where}: recognition must be one of {', '.join(RECOGNITION)}, not {recognition!r}")
+    meaning_data = data.get("meaning", {}) if recognition == "meaning" else {}
+    meaning = {}
+    for name, kind in (MEANING.items() if recognition == "meaning" else ()):
+        value = meaning_data.get(name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise PlaybookError(f"{where}: [meaning] {name} must be a non-negative number")
+        meaning[name] = kind(value)
+    if meaning and meaning["nearest"] < 1:
+        raise PlaybookError(f"{where}: [meaning] nearest must be at least 1")
+    if meaning and meaning["centroid"] > 1:
+        raise PlaybookError(f"{where}: [meaning] centroid is a weight from 0 to 1")
+    unknown = set(meaning_data) - set(MEANING)
+    if unknown:
+        raise PlaybookError(f"{where}: [meaning] unknown {', '.join(sorted(unknown))}")
+    other = _strings(data.get("other", {}).get("examples", []), f"{where}: [other] examples")
+    book = Playbook(moves, warnings, thresholds, where, recognition, meaning, other)
+    if recognition == "meaning" and embed:
+        from models.coach.embedder import EmbedderUnavailable
+        from models.coach.recognizer import Recognizer
+
+        # listen has no words to find, interrupting is timing: every other class needs examples.
+        missing = [n for n, m in moves.items() if n != "listen" and not m.examples] + \
+                  [k for k, w in warnings.items() if k != "interrupting" and not w.examples]
+        if missing:
+            raise PlaybookError(f"{where}: recognition by meaning needs examples for {', '.join(missing)}")
+        try:
+            object.__setattr__(book, "recognizer", Recognizer(book))
+        except EmbedderUnavailable as exc:
+            raise PlaybookError(f"{where}: recognition by meaning: {exc}; or set recognition = \"rules\"") from None
+    return book
+
+
+def _strings(raw, where: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(s, str) and s.strip() for s in raw):
+        raise PlaybookError(f"{where} must be a list of sentences")
+    return tuple(s.strip() for s in raw)
+
+
+def _examples(spec: dict, where: str) -> tuple:
+    """A move's or warning's examples, near-misses (they join the "other" class) and its own threshold."""
+    threshold = spec.get("threshold")
+    if threshold is not None and (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)
+                                  or not 0 <= threshold <= 1):
+        raise PlaybookError(f"{where} threshold must be a number from 0 to 1")
+    return (_strings(spec.get("examples", []), f"{where} examples"),
+            _strings(spec.get("near_misses", []), f"{where} near_misses"),
+            None if threshold is None else float(threshold))
 
 
 def _patterns(raw, where: str) -> tuple[re.Pattern, ...]:

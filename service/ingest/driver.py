@@ -14,6 +14,7 @@ import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from service.audio_files import RecordingFailed
 from service.calls import LiveCalls
 from service.ingest.calls import Audio, Close, Dtmf, Gap, Pause, ProtocolError, Resume, Send, Start, Stop, Suspend, close_reason
 
@@ -61,7 +62,9 @@ class IngestConnection:
                 self._forwarder.cancel()
             if self.session is not None and not self.session.ended:
                 self._drain()
-                if getattr(self.adapter, "resumable", False):
+                if self.session.audio.failed is not None:
+                    await self.calls.end_by_fault(self.session, f"recording failed: {self.session.audio.failed}")
+                elif getattr(self.adapter, "resumable", False):
                     self.calls.detach(self.session)
                 else:
                     # Platforms that cannot resume end a call by closing the socket; an abnormal close is a drop.
@@ -76,9 +79,19 @@ class IngestConnection:
                 log.warning("session call without a call", extra={"action": type(action).__name__})
                 continue
             if isinstance(action, Audio):
-                self.session.feed(action.frames)
+                try:
+                    self.session.feed(action.frames)
+                except RecordingFailed as exc:
+                    await self.calls.end_by_fault(self.session, f"recording failed: {exc}")
+                if self.session.ended:
+                    await self._ended_by_server()
             elif isinstance(action, Gap):
-                self.session.gap(action.seconds, action.roles)
+                try:
+                    self.session.gap(action.seconds, action.roles)
+                except RecordingFailed as exc:
+                    await self.calls.end_by_fault(self.session, f"recording failed: {exc}")
+                if self.session.ended:
+                    await self._ended_by_server()
             elif isinstance(action, Start):
                 try:
                     self.session = await self.calls.open(action)
@@ -119,11 +132,22 @@ class IngestConnection:
                 await self._close(action.code, action.reason)
                 raise _Closed
 
+    async def _ended_by_server(self) -> None:
+        """The server ended the call while it streamed (a storage fault, here or in the recorder; a
+        shutdown): the peer is told, the stream closed."""
+        code = "storage_error" if self.session.end_status == "error" else "call_ended"
+        reason = self.session.end_reason or "ended by the server"
+        self.session = None
+        await self._apply(self.adapter.rejected(code, reason, 1011))
+
     def _drain(self) -> None:
         if self.session is None or self.session.ended:
             return
-        for action in self.adapter.flush():
-            self.session.feed(action.frames)
+        try:
+            for action in self.adapter.flush():
+                self.session.feed(action.frames)
+        except RecordingFailed:
+            pass  # kept in session.audio.failed: the connection's end makes the call an error
 
     async def _forward(self, call_id: str) -> None:
         sub = self.calls.bus.for_supervisor(call_id)

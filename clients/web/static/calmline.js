@@ -30,15 +30,24 @@ const Calmline = {
     return r.json();
   },
   signOut() { localStorage.removeItem("calmline.token"); location.reload(); },
+  // Reconnects with backoff from 0.5 s to 30 s; the delay starts again at 0.5 s only once a connection
+  // has stayed up 10 s, so a socket the server keeps closing (1013: too slow) is not retried in a loop.
   connect(path, token, onEvent, onState) {
-    let delay = 500;
+    const FIRST = 500, MOST = 30000, STEADY = 10000;
+    let delay = FIRST;
     const open = () => {
       const proto = location.protocol === "https:" ? "wss:" : "ws:";
       const sep = path.includes("?") ? "&" : "?";
       const ws = new WebSocket(`${proto}//${location.host}${path}${sep}token=${encodeURIComponent(token)}`);
-      ws.onopen = () => { delay = 500; onState(true); };
+      let steady = null;
+      ws.onopen = () => { steady = setTimeout(() => { delay = FIRST; }, STEADY); onState(true); };
       ws.onmessage = (m) => onEvent(JSON.parse(m.data));
-      ws.onclose = () => { onState(false); setTimeout(open, delay); delay = Math.min(delay * 2, 8000); };
+      ws.onclose = () => {
+        clearTimeout(steady);
+        onState(false);
+        setTimeout(open, Math.min(MOST, delay * (1 + 0.25 * Math.random())));  // jittered: pages do not all return at once
+        delay = Math.min(delay * 2, MOST);
+      };
     };
     open();
   },

@@ -125,7 +125,7 @@
     Calmline.connect("/v1/supervise", token, onEvent, (up) => {
       $("conn").textContent = up ? "live" : "reconnecting…";
       $("conn").className = "conn " + (up ? "on" : "off");
-      if (up) live.clear();  // the socket replays the live calls from their start
+      if (up) live.clear();  // the socket sends each live call's current state, then what is new
     });
   });
 })();

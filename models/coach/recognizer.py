@@ -1,0 +1,168 @@
+"""Which moves and anti-patterns an agent's words show: the playbook's rules, plus nearest examples by meaning.
+
+Every sentence of an agent final, and each clause of a longer sentence, is embedded
+and compared with the playbook's examples of every move and warning kind and with an
+"other" class (near-misses and everyday call talk). A class's score is the mean cosine
+of its ``nearest`` closest examples, blended with the cosine to the class's centre (the
+mean of its examples: steadier when a sentence is far from every example); the best
+class counts when it is not "other", clears its own threshold and beats the runner-up
+by the margin. A clause is pooled from its sentence's run of the model. The regular
+expressions still count where they match: they are precise, the examples widen them.
+With ``recognition = "rules"`` only the regular expressions are read (the baseline).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+OTHER = "other"
+# A sentence cannot be both: when a rule has already said one, the examples may not say the other
+# ("I'm sorry, but ..." is insincere by rule even if its meaning sits near a real apology).
+CONFLICTS = {("apologize", "insincere_apology"), ("make_it_right", "passing_the_buck"),
+             ("follow_up", "passing_the_buck"), ("make_it_right", "policy_wall"), ("empathize", "arguing")}
+MIN_CLAUSE_WORDS = 3  # "and so", "okay then" carry no meaning of their own
+
+_SENTENCES = re.compile(r"(?<=[.!?])\s+")
+_CLAUSES = re.compile(r",\s*|;\s*|\s+(?:and then|but|so that|and)\s+", re.I)
+
+
+@dataclass(frozen=True)
+class Recognized:
+    steps: tuple[str, ...]  # moves the words show, in playbook order
+    warnings: tuple[str, ...]  # warning kinds the words show
+    by_meaning: tuple[str, ...] = ()  # which of those only the examples found
+
+
+def sentences(text: str) -> list[tuple[str, list[tuple[int, int]]]]:
+    """The sentences of an agent final, each with the character spans of its clauses when it has several."""
+    out = []
+    for sentence in _SENTENCES.split(text.strip()):
+        sentence = sentence.strip()
+        if not sentence:
+            continue
+        spans, at = [], 0
+        for clause in _CLAUSES.split(sentence):
+            start = sentence.find(clause, at)
+            at = start + len(clause)
+            piece = clause.strip(" ,.;")
+            if len(piece.split()) >= MIN_CLAUSE_WORDS:
+                spans.append((start, at))
+        out.append((sentence, spans if len(spans) > 1 else []))
+    return out
+
+
+class Recognizer:
+    """Built once per playbook: the examples are embedded at load, each agent sentence at run time."""
+
+    def __init__(self, playbook, embedder=None):
+        from models.coach import embedder as embedding
+
+        self.embedder = embedder or embedding.shared()
+        self.meaning = playbook.meaning
+        labels, texts, self.thresholds = [], [], {}
+        for spec in [*playbook.moves.values(), *playbook.warnings.values()]:
+            name = getattr(spec, "name", None) or spec.kind
+            for example in spec.examples:
+                labels.append(name)
+                texts.append(example)
+            for near in spec.near_misses:
+                labels.append(OTHER)
+                texts.append(near)
+            if spec.examples:
+                self.thresholds[name] = spec.threshold if spec.threshold is not None else self.meaning["threshold"]
+        for example in playbook.other:
+            labels.append(OTHER)
+            texts.append(example)
+        self.classes = sorted(set(labels))
+        self.vectors = self.embedder.embed_cached(texts)
+        self.labels = np.array([self.classes.index(x) for x in labels])
+        self._members = [np.flatnonzero(self.labels == i) for i in range(len(self.classes))]
+        centres = np.stack([self.vectors[m].mean(axis=0) for m in self._members])
+        self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+
+    def scores(self, sentences: list[str]) -> np.ndarray:
+        """Per sentence, per class: the mean cosine of the class's nearest examples, blended with its centre."""
+        return self._scores(self.embedder.embed(sentences))
+
+    def _scores(self, vectors: np.ndarray) -> np.ndarray:
+        sims = _cosines(vectors, self.vectors)
+        k, w = self.meaning["nearest"], self.meaning["centroid"]
+        out = np.empty((len(vectors), len(self.classes)), np.float32)
+        for i, members in enumerate(self._members):
+            part = sims[:, members]
+            take = min(k, part.shape[1])
+            out[:, i] = np.sort(part, axis=1)[:, -take:].mean(axis=1)
+        return (1 - w) * out + w * _cosines(vectors, self.centres)
+
+    def classify(self, sentences: list[str]) -> list[tuple[str, float, float]]:
+        """(class, score, margin over the runner-up) per sentence; "other" when nothing clears its bar."""
+        if not sentences:
+            return []
+        return self._decide(self.scores(sentences))
+
+    def classify_text(self, text: str) -> list[tuple[str, int, str, float]]:
+        """An agent final's sentences and their clauses: (text, index of its sentence's row or -1 for a
+        sentence, class, score). A clause is read from its sentence's own run of the model (its tokens
+        pooled), which costs nothing more than the sentence."""
+        split = sentences(text)
+        if not split:
+            return []
+        whole, parts = self.embedder.embed_spans([s for s, _ in split], [spans for _, spans in split])
+        rows, where = [], []
+        for i, (sentence, spans) in enumerate(split):
+            at = len(where)
+            rows.append(whole[i])
+            where.append((sentence, -1))
+            for (a, b), vector in zip(spans, parts[i]):
+                rows.append(vector)
+                where.append((sentence[a:b].strip(" ,.;"), at))
+        decided = self._decide(self._scores(np.array(rows)))
+        return [(u, at, label, score) for (u, at), (label, score, _) in zip(where, decided)]
+
+    def _decide(self, table: np.ndarray) -> list[tuple[str, float, float]]:
+        out = []
+        for row in table:
+            order = np.argsort(row)[::-1]
+            best, second = self.classes[order[0]], row[order[1]] if len(order) > 1 else 0.0
+            score, margin = float(row[order[0]]), float(row[order[0]] - second)
+            if best == OTHER or score < self.thresholds[best] or margin < self.meaning["margin"]:
+                out.append((OTHER, score, margin))
+            else:
+                out.append((best, score, margin))
+        return out
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b.T one row at a time: a few rows against a few hundred is a matrix-vector product each,
+    where a matrix product would wake the BLAS thread pool and cost 100 times more on a busy machine."""
+    return np.stack([b @ row for row in a]) if len(a) else np.zeros((0, len(b)), np.float32)
+
+
+def recognize(playbook, text: str) -> Recognized:
+    """The moves and warning kinds in one agent final: rules first, then meaning where the playbook says so."""
+    steps = {m.name for m in playbook.moves.values() if any(p.search(text) for p in m.done)}
+    warnings = {w.kind for w in playbook.warnings.values() if any(p.search(text) for p in w.patterns)}
+    by_rule = steps | warnings
+    found: set[str] = set()
+    if playbook.recognition == "meaning" and playbook.recognizer is not None:
+        read = playbook.recognizer.classify_text(text)
+        best: dict[str, float] = {}
+        for _, sentence, label, score in read:
+            if label == OTHER or label in by_rule:
+                continue
+            # A clause read alone can sound like more than its sentence means ("I am sorry" in
+            # "I am sorry, please go on"): it counts only where its sentence is not more surely other.
+            if sentence >= 0 and read[sentence][2] == OTHER and read[sentence][3] >= score:
+                continue
+            if any((label, r) in CONFLICTS or (r, label) in CONFLICTS for r in by_rule):
+                continue
+            best[label] = max(score, best.get(label, 0.0))
+        # Two sides of a conflict both by meaning: the surer one.
+        found = {x for x in best if not any(((x, y) in CONFLICTS or (y, x) in CONFLICTS) and best[y] > best[x] for y in best)}
+    steps |= {x for x in found if x in playbook.moves}
+    warnings |= {x for x in found if x in playbook.warnings}
+    return Recognized(tuple(m for m in playbook.moves if m in steps), tuple(k for k in playbook.warnings if k in warnings),
+                      tuple(sorted(found)))

