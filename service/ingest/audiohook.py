@@ -19,12 +19,11 @@ progress there, as Genesys's reference restarts its detection.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 
-import numpy as np
-
-from service.ingest.calls import Audio, Pause, Resume, Send, Split, Start, Stop, load_json
+from service.ingest.calls import Audio, Gap, Pause, Resume, Send, Split, Start, Stop, frame_size, load_json, wire_safe
 from service.ingest.decoder import StreamDecoder
 from service.ingest.native import CALL_ID
 
@@ -51,7 +50,8 @@ def duration(seconds: float) -> str:
 def parse_duration(text) -> float:
     if not isinstance(text, str) or not POSITION.match(text):
         return 0.0
-    return float(text[2:-1])
+    seconds = float(text[2:-1])
+    return seconds if math.isfinite(seconds) else 0.0  # "PT" and 400 digits: not a duration
 
 
 class AudioHookProtocol:
@@ -98,7 +98,7 @@ class AudioHookProtocol:
     # -- input -------------------------------------------------------------------
 
     def receive_text(self, text: str) -> list:
-        if len(text) > 65535 or len(text.encode()) > self.max_frame_bytes:
+        if len(text) > 65535 or frame_size(text) > self.max_frame_bytes:
             return self._fail("Client Error: Text message too large (>64K)")
         msg = load_json(text)
         if msg is None:
@@ -123,7 +123,7 @@ class AudioHookProtocol:
         self.session_id = self.session_id or msg["id"]
         kind, params = msg["type"], msg["parameters"]
         if kind not in CLIENT_TYPES:
-            return self._fail(f"Client Error: Invalid Message: '{kind[:40]}' is not a supported client message")
+            return self._fail(f"Client Error: Invalid Message: {kind[:40]!r} is not a supported client message")
         if kind == "ping":
             return [self._message("pong")]
         if kind == "close":
@@ -146,13 +146,16 @@ class AudioHookProtocol:
             return self._fail(f"Client Error: '{kind}' before open")
         if kind == "update":
             return self._update(params, parse_duration(msg["position"]))
+        if self.start is None or self.state == CLOSING:
+            return []  # no call to pause or skip (a connection probe, no media we take, or closing)
         if kind == "paused":
             self.state = PAUSED if self.state == ACTIVE else self.state
             return [Pause()]
         if kind in ("resumed", "discarded"):
-            # Audio the client did not send: silence in its place keeps the timeline on the platform's clock.
+            # Audio the client did not send: the call's clock skips ahead over it (a hole in the recording,
+            # nothing allocated), so the timeline stays on the platform's clock.
             gap = parse_duration(params.get("discarded"))
-            out = [Audio(self._silence(gap))] if gap > 0 and self._decoder is not None else []
+            out = [Gap(gap)] if gap > 0 and self._decoder is not None else []
             if kind == "resumed":
                 self.state = ACTIVE if self.state == PAUSED else self.state
                 out.append(Resume())
@@ -275,18 +278,16 @@ class AudioHookProtocol:
             metadata["language"] = params["language"]
         if variables:
             metadata["inputVariables"] = {k: v for k, v in variables.items() if k != "agent_id"}
-        self.start = Start(params["conversationId"], agent_id, "audiohook", encoding, RATE, len(roles), roles, False, metadata)
+        self.start = Start(params["conversationId"], agent_id, "audiohook", encoding, RATE, len(roles), roles, False, wire_safe(metadata))
         return [self.start]
 
     @staticmethod
     def _choose_media(offers: list) -> dict | None:
         """Both speakers if offered, else one; PCMU or L16 at 8 kHz. The first acceptable offer of the best kind."""
-        good = [m for m in offers if isinstance(m, dict) and m.get("type") == "audio" and m.get("format") in FORMATS
-                and m.get("rate") == RATE and isinstance(m.get("channels"), list) and 1 <= len(m["channels"]) <= 2
-                and all(c in ROLES for c in m["channels"]) and len(set(m["channels"])) == len(m["channels"])]
+        good = [m for m in offers if isinstance(m, dict) and m.get("type") == "audio"
+                and isinstance(m.get("format"), str) and m["format"] in FORMATS
+                and m.get("rate") == RATE and not isinstance(m.get("rate"), bool)
+                and isinstance(m.get("channels"), list) and 1 <= len(m["channels"]) <= 2
+                and all(isinstance(c, str) and c in ROLES for c in m["channels"]) and len(set(m["channels"])) == len(m["channels"])]
         good.sort(key=lambda m: -len(m["channels"]))
         return dict(good[0]) if good else None
-
-    def _silence(self, seconds: float) -> dict[str, np.ndarray]:
-        n = int(seconds * 16000)
-        return {ROLES[c]: np.zeros(n, dtype=np.float32) for c in self._channels}

@@ -16,9 +16,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service.audio_files import RecordingFailed
 from service.calls import LiveCalls
-from service.ingest.calls import Audio, Close, Dtmf, Pause, ProtocolError, Resume, Send, Split, Start, Stop
+from service.ingest.calls import Audio, Close, Dtmf, Gap, Pause, ProtocolError, Resume, Send, Split, Start, Stop, Suspend, close_reason
 
 log = logging.getLogger("calmline.ingest")
+
+
+SESSION_CALLS = (Audio, Gap, Dtmf, Pause, Resume)
 
 
 class _Closed(Exception):
@@ -72,11 +75,20 @@ class IngestConnection:
 
     async def _apply(self, actions: list) -> None:
         for action in actions:
+            if isinstance(action, SESSION_CALLS) and self.session is None:
+                # An adapter's slip (a call action with no call open) must not become a 1011.
+                log.warning("session call without a call", extra={"action": type(action).__name__})
+                continue
             if isinstance(action, Audio):
-                if self.session is None:
-                    continue
                 try:
                     self.session.feed(action.frames)
+                except RecordingFailed as exc:
+                    await self.calls.end_by_fault(self.session, f"recording failed: {exc}")
+                if self.session.ended:
+                    await self._ended_by_server()
+            elif isinstance(action, Gap):
+                try:
+                    self.session.gap(action.seconds, action.roles)
                 except RecordingFailed as exc:
                     await self.calls.end_by_fault(self.session, f"recording failed: {exc}")
                 if self.session.ended:
@@ -108,6 +120,14 @@ class IngestConnection:
                 audio_seconds = await self.calls.end(self.session, action.status, action.reason)
                 self.session = None
                 await self._forwarded_all()
+                await self._apply(self.adapter.ended(audio_seconds))
+            elif isinstance(action, Suspend):
+                if self.session is None:
+                    continue
+                self._drain()
+                audio_seconds = self.session.audio_seconds
+                self.calls.detach(self.session, action.status)
+                self.session = None
                 await self._apply(self.adapter.ended(audio_seconds))
             elif isinstance(action, Close):
                 if self.session is not None and action.error:
@@ -162,7 +182,7 @@ class IngestConnection:
 
     async def _close(self, code: int, reason: str) -> None:
         try:
-            await self.ws.close(code, reason[:120])
+            await self.ws.close(code, close_reason(reason))
         except RuntimeError:  # already closed by the peer
             pass
 
