@@ -191,7 +191,8 @@ def _sendable(message: dict) -> None:
 
 
 def _check_start(start: Start) -> None:
-    assert CALL_ID.match(start.call_id) and CALL_ID.match(start.agent_id), start
+    # An AudioHook call may start unassigned (no agent in the open); any agent it names is a valid id.
+    assert CALL_ID.match(start.call_id) and (start.agent_id is None or CALL_ID.match(start.agent_id)), start
     assert start.roles and set(start.roles) <= set(ROLES) and len(set(start.roles)) == len(start.roles) == start.channels
     assert start.sample_rate in (8000, 16000, 24000, 32000, 48000, 64000)
     _sendable({"metadata": start.metadata})

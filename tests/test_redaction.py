@@ -221,10 +221,11 @@ class _Scheduler:
         self.texts = iter(texts)
 
     def submit(self, job):
-        from types import SimpleNamespace
+        from models.transcriber import Transcript
 
+        text = next(self.texts)
         future = asyncio.get_running_loop().create_future()
-        future.set_result(SimpleNamespace(text=next(self.texts)))
+        future.set_result(text if isinstance(text, Transcript) else Transcript(text, -0.1, 0.0))
         return future
 
     def withdraw(self, future):
@@ -282,6 +283,29 @@ async def test_the_session_holds_half_a_card_until_the_next_final_and_silences_b
     second = lambda a, b: recorded[int(a * 16000):int(b * 16000)]  # noqa: E731
     assert not second(0.0, 1.2).any() and not second(1.8, 3.0).any()  # both utterances (no word times here: all)
     assert second(1.25, 1.75).all() and second(3.05, 4.0).all()  # the rest of the recording untouched
+
+
+async def test_aligned_words_of_a_card_say_their_mask_in_the_event_and_the_recording_is_silenced_over_them(tmp_path):
+    from models.packing import Segment
+    from models.transcriber import Transcript
+
+    spoken = [(" My", 0.0, 0.2), (" card", 0.2, 0.4), (" is", 0.4, 0.5), (" 4111", 0.5, 0.8), (" 1111", 0.8, 1.1),
+              (" 1111", 1.1, 1.4), (" 1111.", 1.4, 1.7), (" Thanks.", 2.2, 2.6)]
+    words = tuple(Segment(a, b, w, 0.9) for w, a, b in spoken)
+    text = "".join(w for w, _, _ in spoken).strip()
+    session, bus = _session(tmp_path, [Transcript(text, -0.1, 0.0, words=words)])
+    session._on_segment(session.tracks["caller"], _utterance(1, 0.5, 3.2))
+    await _settle(session)
+    final = next(e for e in bus.events if e["type"] == "transcript.final")
+    assert final["text"] == "My card is [card]. Thanks."
+    assert [w["word"] for w in final["words"]] == ["My", "card", "is", "[card]", "[card]", "[card]", "[card]", "Thanks."]
+    assert not any(ch.isdigit() for w in final["words"] for ch in w["word"])
+    session.audio.flush()
+    recorded = np.fromfile(tmp_path / "caller.pcm", dtype="<i2")
+    second = lambda a, b: recorded[int(a * 16000):int(b * 16000)]  # noqa: E731
+    assert not second(1.0, 2.2).any()  # the digits, in call time (the utterance starts at 0.5 s)
+    assert second(0.5, 0.85).all() and second(2.35, 3.2).all()  # "My card" and "Thanks." kept
+    session.close_audio()
 
 
 async def test_a_held_final_goes_out_alone_after_five_seconds_of_the_speakers_audio(tmp_path):
