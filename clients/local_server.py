@@ -37,13 +37,13 @@ def metric(text: str, name: str) -> float:
 
 
 class LocalServer:
-    def __init__(self, model: str, device: str = "auto"):
+    def __init__(self, model: str, device: str = "auto", stderr=None, env: dict | None = None):
         self.port = free_port()
         self.dir = tempfile.TemporaryDirectory(prefix="calmline-local-")
         env = {**os.environ, "CALMLINE_INGEST_KEYS": KEY, "CALMLINE_SUPERVISOR_TOKENS": SUP,
-               "CALMLINE_AGENT_TOKENS": f"{AGENT}=local-agent-token", "CALMLINE_MODEL": model, "CALMLINE_DEVICE": device}
+               "CALMLINE_AGENT_TOKENS": f"{AGENT}=local-agent-token", "CALMLINE_MODEL": model, "CALMLINE_DEVICE": device, **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port),
-                                      "--data-dir", self.dir.name], env=env, stdout=subprocess.DEVNULL)
+                                      "--data-dir", self.dir.name], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
         self.http = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and self.proc.poll() is None:

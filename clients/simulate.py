@@ -46,7 +46,9 @@ def describe(event: dict) -> str:
     if kind.startswith("transcript."):
         return f"{head} {event['speaker']:<6} {event['text']}"
     if kind == "call.started":
-        return f"{head} call {event['call_id']} for agent {event['agent_id']}"
+        return f"{head} call {event['call_id']} for agent {event['agent_id'] or '(unassigned)'}"
+    if kind == "call.assigned":
+        return f"{head} call {event['call_id']} assigned to agent {event['agent_id']}"
     if kind == "call.ended":
         return f"{head} call {event['call_id']} ended after {event['summary']['duration']:.1f} s"
     rest = {k: v for k, v in event.items() if k not in ("type", "call_id", "seq", "t", "ts")}

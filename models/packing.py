@@ -25,6 +25,7 @@ class Segment:
     start: float
     end: float
     text: str
+    probability: float = 1.0  # the decoder's mean probability of the word's tokens
 
 
 def plan(lengths: list[float], capacity: float = CAPACITY, gap: float = GAP) -> int:
@@ -52,28 +53,43 @@ def spans(lengths: list[float], gap: float = GAP) -> list[tuple[float, float]]:
 
 
 def assign(words: list[Segment], item_spans: list[tuple[float, float]], straddle: float = 0.3) -> tuple[list[str], set[int]]:
-    """Text for each item from its aligned words, and the items whose words cannot be told apart.
+    """Text for each item from its aligned words, and the items whose words cannot be told apart."""
+    item_words, unsure = assign_words(words, item_spans, straddle)
+    # Whisper's words carry their own leading spaces.
+    return ["".join(w.text for w in ws).strip() for ws in item_words], unsure
+
+
+def assign_words(words: list[Segment], item_spans: list[tuple[float, float]],
+                 straddle: float = 0.3) -> tuple[list[list[Segment]], set[int]]:
+    """Each item's aligned words, in its own time (from its start), and the items whose words cannot be told apart.
 
     The border between two items is the middle of the gap between them. The aligner
     often stretches a word over the silence of a gap (a last word ending late, a first
     word starting early): that is no doubt. A word that covers ``straddle`` seconds of
     speech on both sides is: those items are decoded again. Punctuation has no sound
-    of its own, so it stays with the word before it.
+    of its own, so it joins the word before it (its text, not its time).
     """
-    texts: list[list[str]] = [[] for _ in item_spans]
+    out: list[list[Segment]] = [[] for _ in item_spans]
     unsure: set[int] = set()
     borders = [(e + s2) / 2 for (_, e), (s2, _) in zip(item_spans, item_spans[1:])]
     last = 0
     for word in words:
         if not any(ch.isalnum() for ch in word.text):
-            texts[last].append(word.text)
+            if out[last]:
+                prev = out[last][-1]
+                out[last][-1] = Segment(prev.start, prev.end, prev.text + word.text, prev.probability)
+            elif word.text.strip():
+                out[last].append(_shift(word, item_spans[last][0]))
             continue
         middle = (word.start + word.end) / 2
         item = sum(1 for b in borders if middle >= b)
         covered = [i for i, (s, e) in enumerate(item_spans) if min(e, word.end) - max(s, word.start) >= straddle]
         if len(covered) > 1:
             unsure.update(range(covered[0], covered[-1] + 1))
-        texts[item].append(word.text)
+        out[item].append(_shift(word, item_spans[item][0]))
         last = item
-    # Whisper's words carry their own leading spaces.
-    return ["".join(ts).strip() for ts in texts], unsure
+    return out, unsure
+
+
+def _shift(word: Segment, origin: float) -> Segment:
+    return Segment(word.start - origin, word.end - origin, word.text, word.probability)

@@ -139,7 +139,8 @@ class TranscriptionScheduler:
         while (jobs := self._next()) is not None:
             started = time.monotonic()
             try:
-                results: list = self._transcriber.transcribe_many([j.audio for j in jobs])
+                # A window holds finals only or partials only; a partial shows text, its words would go unused.
+                results: list = self._transcriber.transcribe_many([j.audio for j in jobs], words=jobs[0].kind == FINAL)
             except BaseException as exc:  # reported to the submitters, the worker lives on
                 results = [exc] * len(jobs)
             with self._cv:  # workers finish side by side

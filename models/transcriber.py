@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.packing import GAP, LONG_WINDOW, Segment, assign, plan, spans, window_for
+from models.packing import GAP, LONG_WINDOW, Segment, assign_words, plan, spans, window_for
 from models.resample import MODEL_RATE
 
 log = logging.getLogger("calmline.transcriber")
@@ -30,6 +30,14 @@ class Transcript:
     avg_logprob: float
     no_speech_prob: float
     redecoded: bool = False  # a packed window got it wrong: decoded again alone
+    words: tuple[Segment, ...] = ()  # aligned words in the utterance's own time, punctuation joined to its word
+
+    @property
+    def confidence(self) -> float:
+        """The mean of the words' probabilities; without words, the decoder's mean token probability."""
+        if self.words:
+            return float(np.mean([w.probability for w in self.words]))
+        return float(np.exp(min(0.0, self.avg_logprob))) if self.text else 0.0
 
 
 def _token_budget(seconds: float) -> int:
@@ -116,26 +124,31 @@ class Transcriber:
 
     # -- many utterances per window: what the scheduler uses ---------------------
 
-    def transcribe_many(self, audios: list[np.ndarray]) -> list[Transcript]:
+    def transcribe_many(self, audios: list[np.ndarray], words: bool = True) -> list[Transcript]:
         """Utterances packed into one window, decoded once, words given back by their aligned times.
 
         What a window got wrong (an utterance skipped, words that cannot be told apart, a
         decoding loop) is packed again on its own, and what is still wrong is decoded alone
-        in Whisper's own 30 s window: the safest decode there is, and rarely needed."""
-        texts, scores, unsure = self._packed(audios)
+        in Whisper's own 30 s window: the safest decode there is, and rarely needed. Each
+        transcript carries its aligned words when ``words`` (a packed window aligns anyway;
+        a lone utterance only for them)."""
+        texts, aligned, scores, unsure = self._packed(audios, words)
         if 1 < len(unsure) < len(audios):
             again = sorted(unsure)
-            texts2, scores2, unsure2 = self._packed([audios[i] for i in again])
+            texts2, aligned2, scores2, unsure2 = self._packed([audios[i] for i in again], words)
             for j, i in enumerate(again):
-                texts[i], scores[i] = texts2[j], scores2[j]
+                texts[i], aligned[i], scores[i] = texts2[j], aligned2[j], scores2[j]
             unsure = {again[j] for j in unsure2}
         redo = sorted(unsure)
         if redo:
-            encoded, _ = self._encode([audios[i] for i in redo], LONG_WINDOW)
+            encoded, frames = self._encode([audios[i] for i in redo], LONG_WINDOW)
             budget = _token_budget(max(len(audios[i]) / MODEL_RATE for i in redo))
-            for i, (tokens, score) in zip(redo, self._generate(encoded, len(redo), budget)):
-                texts[i], scores[i] = self._text(tokens), score
-        return [Transcript(t, s, 0.0, i in unsure) for i, (t, s) in enumerate(zip(texts, scores))]
+            decoded = self._generate(encoded, len(redo), budget)
+            found = self._align([tokens for tokens, _ in decoded], encoded, frames) if words else [[]] * len(redo)
+            for i, (tokens, score), ws in zip(redo, decoded, found):
+                texts[i], aligned[i], scores[i] = self._text(tokens), _joined(ws), score
+        return [Transcript(text, score, 0.0, i in unsure, tuple(_clamped(ws, len(audios[i]) / MODEL_RATE)))
+                for i, (text, ws, score) in enumerate(zip(texts, aligned, scores))]
 
     def transcribe_in_windows(self, audios: list[np.ndarray]) -> list[Transcript]:
         """A batch of utterances, in order, packed window after window as the scheduler packs a queue of finals."""
@@ -145,26 +158,29 @@ class Transcriber:
             out += self.transcribe_many(rest[: plan([len(a) / MODEL_RATE for a in rest])])
         return out
 
-    def _packed(self, audios: list[np.ndarray]) -> tuple[list[str], list[float], set[int]]:
-        """One window's texts and scores, and the items it got wrong."""
+    def _packed(self, audios: list[np.ndarray], want_words: bool = True) -> tuple[list[str], list[list[Segment]], list[float], set[int]]:
+        """One window's texts, aligned words and scores per item, and the items it got wrong."""
         lengths = [len(a) / MODEL_RATE for a in audios]
         if len(audios) == 1:
-            encoded, _ = self._encode(audios)
+            encoded, frames = self._encode(audios)
             [(tokens, score)] = self._generate(encoded, 1, _token_budget(lengths[0]))
             texts, scores, unsure = [self._text(tokens)], [score], set()
+            words = [_joined(self._align([tokens], encoded, frames)[0]) if want_words else []]
         else:
             gap = np.zeros(int(GAP * MODEL_RATE), dtype=np.float32)
             window = np.concatenate([x for a in audios for x in (a, gap)])
             encoded, frames = self._encode([window])
             [(tokens, score)] = self._generate(encoded, 1, _token_budget(sum(lengths)))
-            texts, unsure = assign(self._words(tokens, encoded, frames), spans(lengths))
+            words, unsure = assign_words(self._align([tokens], encoded, frames)[0], spans(lengths))
+            # Whisper's words carry their own leading spaces.
+            texts = ["".join(w.text for w in ws).strip() for ws in words]
             scores = [score] * len(audios)
             # Whisper sometimes stops early in a long window: an utterance that came back with
             # (almost) no words for its length was skipped.
             unsure |= {i for i, (t, n) in enumerate(zip(texts, lengths)) if len(t.split()) < 0.7 * n - 1}
         # The other failure of short windows: a phrase repeated until the token budget runs out.
         unsure |= {i for i, (t, n) in enumerate(zip(texts, lengths)) if len(t.split()) > MAX_WORDS_PER_SECOND * n + 4}
-        return texts, scores, unsure
+        return texts, words, scores, unsure
 
     def _encode(self, audios: list[np.ndarray], seconds: float | None = None):
         """The encoder output for a batch of same-size windows, and the window's length in frames."""
@@ -189,9 +205,25 @@ class Transcriber:
     def _text(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens).strip()
 
-    def _words(self, tokens: list[int], encoded, frames: int) -> list[Segment]:
-        """Each word with its time in the window, from the decoder's cross-attention alignment."""
-        if not tokens:
-            return []
-        [words] = self.model.find_alignment(self.tokenizer, [tokens], encoded, [frames])
-        return [Segment(float(w["start"]), float(w["end"]), w["word"]) for w in words]
+    def _align(self, batch: list[list[int]], encoded, frames: int) -> list[list[Segment]]:
+        """Each sequence's words with their times in its window and their probabilities (cross-attention alignment)."""
+        if not any(batch):
+            return [[] for _ in batch]
+        found = self.model.find_alignment(self.tokenizer, [t or [self.tokenizer.eot] for t in batch], encoded,
+                                          [frames] * len(batch))
+        return [[Segment(float(w["start"]), float(w["end"]), w["word"], float(w["probability"])) for w in words]
+                if tokens else [] for tokens, words in zip(batch, found)]
+
+
+def _joined(words: list[Segment]) -> list[Segment]:
+    """Punctuation has no sound of its own: it joins the word before it."""
+    return assign_words(words, [(0.0, float("inf"))])[0][0]
+
+
+def _clamped(words: list[Segment], length: float) -> list[Segment]:
+    """Words inside the utterance: the aligner may stretch one over the silence around it."""
+    out = []
+    for w in words:
+        start = min(max(0.0, w.start), length)
+        out.append(Segment(start, min(max(start, w.end), length), w.text, w.probability))
+    return out

@@ -98,6 +98,7 @@ class UtteranceSegmenter:
         self._last_partial = 0.0
         self._pause_heard = False
         self._utterance = 0
+        self._held = 0.0  # seconds of gap inside the open utterance: time that has no audio
 
     @property
     def now(self) -> float:
@@ -138,6 +139,18 @@ class UtteranceSegmenter:
         self._history.clear()
         return out
 
+    def gap(self, samples: int) -> None:
+        """Audio that never came (a network or platform gap): the clock moves on without analysing anything.
+
+        An utterance in progress stays open across it, so speech on both sides is one utterance; no
+        silence is counted and nothing is allocated for the skipped time.
+        """
+        self._samples += samples
+        if self._speech is None:
+            self._history.clear()  # pre-roll does not reach back over a gap
+        else:
+            self._held += samples / MODEL_RATE
+
     def _step(self, chunk: np.ndarray, out: list) -> None:
         cfg = self.config
         prob = self._vad(chunk)
@@ -158,6 +171,7 @@ class UtteranceSegmenter:
                 self._speech_end = self.now
                 self._last_partial = self.now
                 self._utterance += 1
+                self._held = 0.0
                 out.append(SpeechStarted(self._utterance, round(self._start, 3)))
             return
         self._speech.append(chunk)
@@ -172,7 +186,7 @@ class UtteranceSegmenter:
             self._silence += dt
         if (not self._pause_heard and cfg.post_roll <= self._silence < cfg.end_silence
                 and self._voiced >= cfg.min_speech):
-            if self.now - self._start >= cfg.long_utterance:
+            if self.now - self._start - self._held >= cfg.long_utterance:
                 # A monologue's final comes at its next breath, not only when it is over.
                 self._close(out, self._speech_end + cfg.post_roll)
                 return
@@ -184,14 +198,14 @@ class UtteranceSegmenter:
                                   self._audio_until(end), round(end, 3)))
         if self._silence >= cfg.end_silence:
             self._close(out, min(self.now, self._speech_end + cfg.post_roll))
-        elif self.now - self._start >= cfg.max_utterance:
+        elif self.now - self._start - self._held >= cfg.max_utterance:
             self._close(out, self.now)
         elif self._silence == 0.0 and self.now - self._last_partial >= cfg.partial_interval and self._voiced >= cfg.min_speech:
             self._last_partial = self.now
             out.append(PartialDue(self._utterance, round(self._start, 3), round(self.now, 3), np.concatenate(self._speech)))
 
     def _audio_until(self, end: float) -> np.ndarray:
-        return np.concatenate(self._speech)[: max(0, int((end - self._start) * MODEL_RATE))]
+        return np.concatenate(self._speech)[: max(0, int((end - self._start - self._held) * MODEL_RATE))]
 
     def _close(self, out: list, end: float) -> None:
         audio = self._audio_until(end)

@@ -23,7 +23,7 @@ def require(conn: HTTPConnection, *roles: str) -> Principal:
     return who
 
 
-def require_call_access(who: Principal, call_agent_id: str) -> None:
+def require_call_access(who: Principal, call_agent_id: str | None) -> None:
     if not who.may_read_call(call_agent_id):
         raise HTTPException(403, "this call belongs to another agent")
 
@@ -32,6 +32,26 @@ async def deny(ws: WebSocket, status: int, message: str) -> None:
     """Refuse a websocket handshake with a real HTTP status and a JSON reason."""
     code = {401: "unauthorized", 403: "forbidden"}.get(status, "bad_request")
     await ws.send_denial_response(JSONResponse({"type": "error", "code": code, "message": message}, status_code=status))
+
+
+def origin_allowed(conn: HTTPConnection, allowed: list[str]) -> bool:
+    """A browser page may open a socket only from the server's own origin or a configured one.
+
+    Browsers send ``Origin`` on every websocket handshake and let any page open one (no CORS), so a
+    page elsewhere could ride on a token it got hold of; clients that are not browsers send none.
+    """
+    origin = conn.headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.strip().lower().rstrip("/")
+    if origin in {o.strip().lower().rstrip("/") for o in allowed}:
+        return True
+    scheme, sep, netloc = origin.partition("://")
+    host = conn.headers.get("host", "").strip().lower()
+    if not sep or scheme not in ("http", "https") or not host:
+        return False
+    default = {"http": ":80", "https": ":443"}[scheme]
+    return netloc == host or netloc + default == host or netloc == host + default
 
 
 async def ws_principal(ws: WebSocket, *roles: str) -> Principal | None:

@@ -11,8 +11,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from service import metrics, retention
 from service.access import require, require_call_access
-from service.auth import AGENT, SUPERVISOR
+from service.auth import AGENT, INGEST, SUPERVISOR
 from service.bus import SUPERVISOR_ONLY
+from service.ingest.native import CALL_ID
 
 READERS = (AGENT, SUPERVISOR)
 
@@ -171,6 +172,31 @@ async def delete_call(request: Request) -> Response:
     if not await asyncio.to_thread(retention.delete_call, svc, call_id):
         raise HTTPException(404, f"no call {call_id}")
     return Response(status_code=204)
+
+
+async def assign_agent(request: Request) -> JSONResponse:
+    """PUT {"agent_id": ...}: name the agent of a live call (by call id or Genesys conversation id).
+
+    A supervisor, or an integration with an ingest key (a Genesys flow that learns the agent
+    after the AudioHook session opened), may; an agent may not pick up calls for themselves."""
+    require(request, SUPERVISOR, INGEST)
+    svc = request.app.state.services
+    try:
+        body = await request.json()
+    except ValueError:
+        raise HTTPException(400, "the body must be JSON: {\"agent_id\": \"...\"}") from None
+    agent_id = body.get("agent_id") if isinstance(body, dict) else None
+    if not isinstance(agent_id, str) or not CALL_ID.match(agent_id):
+        raise HTTPException(400, "agent_id must be 1-128 characters of letters, digits and . _ : -")
+    ref = request.path_params["call_id"]
+    session = svc.calls.find(ref)
+    if session is None or session.ended:
+        if await asyncio.to_thread(svc.store.get_call, ref) is not None:
+            raise HTTPException(409, f"call {ref} has ended; only a live call can be assigned")
+        raise HTTPException(404, f"no live call {ref}")
+    event = await svc.calls.assign(session, agent_id)
+    return JSONResponse({"call_id": session.call_id, "agent_id": agent_id,
+                         "previous_agent_id": event["previous_agent_id"], "seq": event["seq"]})
 
 
 async def whoami(request: Request) -> JSONResponse:

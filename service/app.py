@@ -77,8 +77,8 @@ def build_services(settings: Settings, transcriber: Transcriber | None = None) -
         for event in interrupted:  # their recordings, as far as they reached the disk
             audio_files.finalize(event["call_id"])
     segmenter = SegmenterConfig(end_silence=settings.end_silence, partial_interval=settings.partial_interval)
-    calls = LiveCalls(SessionDeps(scheduler, recorder, segmenter, playbook), bus, store, audio_files,
-                      settings.resume_grace, node_id, health)
+    deps = SessionDeps(scheduler, recorder, segmenter, playbook, tuple(settings.redact))
+    calls = LiveCalls(deps, bus, store, audio_files, settings.resume_grace, node_id, health)
     if relay:
         cluster = Cluster(settings.redis_url, node_id, store, bus, relay, audio_files, lambda: len(calls.all()))
     services = Services(settings, credentials, transcriber, scheduler, store, recorder, bus, audio_files, calls, health,

@@ -45,7 +45,8 @@ class CallAudio:
 
     def __init__(self, directory: Path, roles: list[str]):
         directory.mkdir(parents=True, exist_ok=True)
-        self._files = {role: open(directory / f"{role}.pcm", "ab") for role in roles}
+        self._paths = {role: directory / f"{role}.pcm" for role in roles}
+        self._files = {role: open(path, "ab") for role, path in self._paths.items()}
         self.failed: OSError | None = None
 
     def append(self, role: str, samples: np.ndarray) -> None:
@@ -53,6 +54,33 @@ class CallAudio:
             self._guard(lambda: self._files[role].write(to_int16(samples).tobytes()))
         if self.failed is not None:
             raise RecordingFailed(str(self.failed))
+
+    def skip(self, role: str, samples: int) -> None:
+        """Time with no audio: the file grows by a sparse hole (zeros when read), nothing is written."""
+        f = self._files[role]
+        if self.failed is None:
+            # Appends go on after the hole.
+            self._guard(lambda: (f.flush(), f.truncate(os.fstat(f.fileno()).st_size + 2 * samples)))
+        if self.failed is not None:
+            raise RecordingFailed(str(self.failed))
+
+    def silence(self, role: str, start: float, end: float) -> None:
+        """Overwrite the span [start, end) seconds of a role's recording with zeros (redacted speech).
+
+        A write error is kept in ``failed`` (the call's next frame ends it), not raised: this runs
+        as a final goes out, away from the stream."""
+        def overwrite():
+            self._files[role].flush()
+            with open(self._paths[role], "r+b") as f:
+                size = f.seek(0, os.SEEK_END)
+                first = max(0, int(start * MODEL_RATE)) * 2
+                last = min(size, int(end * MODEL_RATE) * 2)
+                if last > first:
+                    f.seek(first)
+                    f.write(bytes(last - first))
+
+        if self.failed is None:
+            self._guard(overwrite)
 
     def flush(self) -> None:
         for f in self._files.values():

@@ -19,7 +19,7 @@ class Principal:
     role: str  # INGEST, AGENT or SUPERVISOR
     agent_id: str | None = None
 
-    def may_read_call(self, call_agent_id: str) -> bool:
+    def may_read_call(self, call_agent_id: str | None) -> bool:
         return self.role == SUPERVISOR or (self.role == AGENT and self.agent_id == call_agent_id)
 
 
@@ -33,18 +33,24 @@ class Credentials:
     def identify(self, token: str | None) -> Principal | None:
         if not token:
             return None
+        # Compared as UTF-8 bytes: compare_digest refuses non-ASCII str, and a token is just bytes to match.
+        given = _bytes(token)
         # compare_digest against every entry: no early exit that times out the secret.
         found = None
         for key in self.ingest_keys:
-            if hmac.compare_digest(key, token):
+            if hmac.compare_digest(_bytes(key), given):
                 found = Principal(INGEST)
         for agent_id, agent_token in self.agent_tokens.items():
-            if hmac.compare_digest(agent_token, token):
+            if hmac.compare_digest(_bytes(agent_token), given):
                 found = Principal(AGENT, agent_id)
         for sup in self.supervisor_tokens:
-            if hmac.compare_digest(sup, token):
+            if hmac.compare_digest(_bytes(sup), given):
                 found = Principal(SUPERVISOR)
         return found
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def load_credentials(settings: Settings) -> Credentials:
@@ -95,7 +101,7 @@ def token_from(headers, query_params) -> str | None:
         return value.strip()
     if scheme.lower() == "basic" and value:
         try:
-            return base64.b64decode(value).decode().partition(":")[2] or None
-        except ValueError:
+            return base64.b64decode(value).decode("utf-8", "replace").partition(":")[2] or None
+        except (ValueError, UnicodeEncodeError):  # not base64, or non-ASCII where base64 belongs
             return None
     return query_params.get("token") or None

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-from service.audio_files import AudioFiles
+from service.audio_files import AudioFiles, RecordingFailed
 from service.bus import EventBus
 from service.events import CallEvents
 from service.health import Health
@@ -33,6 +33,7 @@ class LiveCalls:
         self.resume_grace = resume_grace
         self._sessions: dict[str, CallSession] = {}
         self._grace: dict[str, asyncio.Task] = {}
+        self._opening: set[str] = set()  # new call_ids being checked against the store
 
     def get(self, call_id: str) -> CallSession | None:
         return self._sessions.get(call_id)
@@ -43,6 +44,18 @@ class LiveCalls:
     async def open(self, start: Start) -> CallSession:
         self._loop = asyncio.get_running_loop()
         session = self._sessions.get(start.call_id)
+        if start.continues and session is not None and not session.connected and not session.ended:
+            # The platform paused the stream and started a new one for the same call: the same call goes on.
+            if session.agent_id != start.agent_id or set(session.start.roles) != set(start.roles):
+                raise ProtocolError("bad_start", "a continued call must keep its agent_id and roles")
+            self._grace.pop(start.call_id).cancel()
+            session.connected = True
+            try:
+                session.gap(time.monotonic() - session.detached_at)  # the pause is silence in the recording
+            except RecordingFailed:
+                pass  # kept in session.audio.failed: the call's next frame ends it as an error
+            log.info("call continued by a new stream", extra={"call_id": start.call_id})
+            return session
         if start.resume:
             if session is None:
                 row = await asyncio.to_thread(self.store.get_call, start.call_id)
@@ -53,15 +66,22 @@ class LiveCalls:
                 raise ProtocolError("unknown_call", f"no live call {start.call_id} to resume (ended, or never started)")
             if session.connected:
                 raise ProtocolError("call_in_use", f"call {start.call_id} is still streaming on another connection")
-            if session.agent_id != start.agent_id or set(session.start.roles) != set(start.roles):
+            # A call assigned since it started may come back without the agent it got.
+            if (start.agent_id not in (None, session.agent_id) or set(session.start.roles) != set(start.roles)):
                 raise ProtocolError("bad_start", "a resumed call must keep its agent_id and roles")
             self._grace.pop(start.call_id).cancel()
             session.connected = True
             log.info("call resumed", extra={"call_id": start.call_id})
             return session
-        if session is not None:
+        if session is not None or start.call_id in self._opening:
             raise ProtocolError("call_exists", f"call {start.call_id} is live; reconnect with resume: true")
-        if await asyncio.to_thread(self.store.get_call, start.call_id) is not None:
+        # Held while the store is asked: a second start of the same new call_id meanwhile is call_exists.
+        self._opening.add(start.call_id)
+        try:
+            stored = await asyncio.to_thread(self.store.get_call, start.call_id)
+        finally:
+            self._opening.discard(start.call_id)
+        if stored is not None:
             raise ProtocolError("call_exists", f"call {start.call_id} already exists; use a new call_id")
         session = CallSession(start, self.deps, self.audio_files.open(start.call_id, list(start.roles)),
                               CallEvents(start.call_id, start.agent_id, self.bus))
@@ -75,19 +95,45 @@ class LiveCalls:
         log.info("call started", extra={"call_id": start.call_id, "source": start.source})
         return session
 
-    def detach(self, session: CallSession) -> None:
-        """The stream vanished without a stop: wait for a resume, then end the call as dropped."""
+    def find(self, ref: str) -> CallSession | None:
+        """A live call by its call id or, for AudioHook, its Genesys conversation id (any letter case)."""
+        session = self._sessions.get(ref)
+        if session is not None:
+            return session
+        ref = ref.lower()
+        for session in self._sessions.values():
+            genesys = session.start.metadata.get("audiohook")
+            if session.call_id.lower() == ref or (isinstance(genesys, dict) and str(genesys.get("conversationId")).lower() == ref):
+                return session
+        return None
+
+    async def assign(self, session: CallSession, agent_id: str) -> dict:
+        """Give a live call to an agent: stored, announced with ``call.assigned``, and from then on on their panel.
+
+        The event is published as the new agent's, so their socket sees it first among the call's
+        events and catches up on the history before it (service.live)."""
+        previous = session.agent_id
+        session.agent_id = session.events.agent_id = agent_id
+        self.deps.recorder.update_call(session.call_id, {"agent_id": agent_id})
+        event = session.events.emit("call.assigned", session.audio_seconds, agent_id=agent_id, previous_agent_id=previous)
+        await self.deps.recorder.flush()
+        log.info("call assigned", extra={"call_id": session.call_id, "agent_id": agent_id})
+        return event
+
+    def detach(self, session: CallSession, status: str = "dropped") -> None:
+        """The stream is gone: wait for a resume, then end the call with ``status`` (a vanished stream: dropped)."""
         if session.ended or not session.connected:
             return
         session.connected = False
+        session.detached_at = time.monotonic()
         session.flush_audio()
-        self._grace[session.call_id] = asyncio.get_running_loop().create_task(self._expire(session))
+        self._grace[session.call_id] = asyncio.get_running_loop().create_task(self._expire(session, status))
         log.info("call detached", extra={"call_id": session.call_id, "grace_s": self.resume_grace})
 
-    async def _expire(self, session: CallSession) -> None:
+    async def _expire(self, session: CallSession, status: str) -> None:
         await asyncio.sleep(self.resume_grace)
         self._grace.pop(session.call_id, None)
-        await self.end(session, "dropped", "stream lost and not resumed")
+        await self.end(session, status, "stream lost and not resumed" if status == "dropped" else None)
 
     def _recorder_fault(self, call_id: str, reason: str) -> None:
         """From the recorder thread: this call's rows cannot be stored."""

@@ -8,6 +8,8 @@ import socket
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from models.redaction import parse_kinds
+
 
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
@@ -44,6 +46,12 @@ class Settings:
     auth_file: str = field(default="", metadata={"help": "JSON file with ingest_keys, agent_tokens, supervisor_tokens"})
     twilio_auth_token: str = field(default="", metadata={"help": "Twilio auth token: X-Twilio-Signature is then required on /v1/twilio"})
     audiohook_client_secret: str = field(default="", metadata={"help": "AudioHook client secret (base64): signatures are then required on /v1/audiohook"})
+    allowed_origins: list = field(default_factory=list, metadata={
+        "help": "comma-separated origins (https://host:port) whose pages may open the event sockets, besides the server's own",
+        "parse": _csv})
+    redact: list = field(default_factory=lambda: ["card"], metadata={
+        "help": "personal data masked in transcripts, events, storage, logs and the recording: "
+                "comma list of card, ssn, phone, email (none: off)", "parse": parse_kinds})
     resume_grace: float = field(default=30.0, metadata={"help": "seconds a dropped call waits for its stream to resume"})
     max_frame_bytes: int = field(default=65536, metadata={"help": "largest accepted ingest frame"})
     end_silence: float = field(default=0.5, metadata={"help": "seconds of silence that end an utterance"})

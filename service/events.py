@@ -7,7 +7,8 @@ from collections import deque
 
 from service.bus import EventBus
 
-LATEST = {"sentiment", "floor", "cue", "call.ended"}  # only the newest counts (per speaker for sentiment)
+# only the newest counts (per speaker for sentiment); call.assigned names the call's agent now
+LATEST = {"sentiment", "floor", "cue", "call.assigned", "call.ended"}
 MARKS = {"warning", "alert", "step.done"}  # each counts, the newest kept
 SNAPSHOT_TYPES = LATEST | MARKS | {"call.started"}
 SNAPSHOT_MARKS = 100
@@ -46,9 +47,9 @@ def snapshot_of(history: list[dict]) -> list[dict]:
 
 
 class CallEvents:
-    def __init__(self, call_id: str, agent_id: str, bus: EventBus, first_seq: int = 1):
+    def __init__(self, call_id: str, agent_id: str | None, bus: EventBus, first_seq: int = 1):
         self.call_id = call_id
-        self.agent_id = agent_id
+        self.agent_id = agent_id  # whose panel gets the events; None (unassigned): supervisors only
         self._bus = bus
         self._seq = first_seq
         self.state = CallState()

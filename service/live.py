@@ -6,15 +6,24 @@ import asyncio
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from service.access import deny, ws_principal
+from service.access import deny, origin_allowed, ws_principal
 from service.auth import AGENT, SUPERVISOR
 from service.bus import SUPERVISOR_ONLY, Subscription
 from service.events import SNAPSHOT_TYPES, snapshot_of
 from service.storage import LIVE
 
 
+async def _origin_refused(ws: WebSocket) -> bool:
+    if origin_allowed(ws, ws.app.state.services.settings.allowed_origins):
+        return False
+    await deny(ws, 403, "this page's origin may not open event sockets (CALMLINE_ALLOWED_ORIGINS)")
+    return True
+
+
 async def agent_events(ws: WebSocket) -> None:
     agent_id = ws.path_params["agent_id"]
+    if await _origin_refused(ws):
+        return
     who = await ws_principal(ws, AGENT, SUPERVISOR)
     if who is None:
         return
@@ -27,6 +36,8 @@ async def agent_events(ws: WebSocket) -> None:
 
 
 async def supervise(ws: WebSocket) -> None:
+    if await _origin_refused(ws):
+        return
     if await ws_principal(ws, SUPERVISOR) is None:
         return
     svc = ws.app.state.services
@@ -90,6 +101,9 @@ async def _stream(ws: WebSocket, sub: Subscription, live_calls, keep, snapshot: 
             if event["seq"] <= last:
                 continue  # already in the backlog
             if event["seq"] > last + 1 and not board:
+                # Also a call that became this agent's mid-way (call.assigned): its history first. This
+                # node's events reach the store through the recorder's queue, so flush it before reading.
+                await svc.recorder.flush()
                 for missed in await asyncio.to_thread(svc.store.get_events, event["call_id"], None, last, event["seq"]):
                     if keep(missed):
                         await ws.send_json(missed)

@@ -6,6 +6,8 @@ import json
 import logging
 import sys
 
+from models.redaction import mask_log
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -15,7 +17,8 @@ class JsonFormatter(logging.Formatter):
         out.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        # Card numbers never reach a log line, whatever CALMLINE_REDACT says.
+        return mask_log(json.dumps(out, default=str))
 
 
 def setup(level: str = "warning") -> None:

@@ -22,6 +22,7 @@ def routes() -> list:
         Route("/v1/calls/{call_id}", api.delete_call, methods=["DELETE"]),
         Route("/v1/calls/{call_id}/events", api.get_events),
         Route("/v1/calls/{call_id}/audio", api.get_audio),
+        Route("/v1/calls/{call_id}/agent", api.assign_agent, methods=["PUT"]),
         Route("/v1/whoami", api.whoami),
         Route("/healthz", api.healthz),
         Route("/metrics", api.metrics_endpoint),

@@ -21,6 +21,7 @@ from models.coach.coach import Alert, Coach, Cue, StepDone, Warning
 from models.coach.playbook import Playbook
 from models.floor import FloorState, FloorTracker
 from models.heat import HeatTracker
+from models.redaction import Redactor, mask_words, masked_times
 from models.utterances import (PartialDue, PauseHeard, SegmenterConfig, SpeechResumed, UtteranceEnded,
                                UtteranceSegmenter, VoiceChunk)
 from service.audio_files import CallAudio, RecordingFailed
@@ -32,6 +33,8 @@ from service.recorder import Recorder
 log = logging.getLogger("calmline.session")
 
 FINAL_WAIT = 60.0  # at stop, how long pending finals may still take
+HOLD_SECONDS = 5.0  # a final that may be the first half of a card waits this much of its speaker's audio at most
+GAP_SLACK = 2.0  # seconds a speaker's clock may run ahead of wall-clock time through gaps (jitter, buffering)
 # How often the recording's buffers go to the file: a kill -9 loses at most this much audio.
 AUDIO_FLUSH_INTERVAL = 0.5
 
@@ -44,6 +47,7 @@ class SessionDeps:
     recorder: Recorder
     segmenter: SegmenterConfig
     playbook: Playbook
+    redact: tuple[str, ...] = ("card",)  # kinds of personal data masked in every text (models.redaction)
 
 
 class RoleTrack:
@@ -58,6 +62,7 @@ class RoleTrack:
         self.early: tuple[PauseHeard, asyncio.Future] | None = None  # a final started at the pause
         self.samples = 0  # 16 kHz samples received: this speaker's clock
         self.arrivals: deque[tuple[float, float]] = deque(maxlen=500)  # (audio time, monotonic arrival), last 10 s
+        self.hold_until = 0  # while redaction holds a final of this speaker: the sample count that releases it
         self.transcribing: dict[int, float] = {}  # utterance -> start, for finals not yet out
 
     def heard(self, t: float) -> float:
@@ -80,12 +85,15 @@ class CallSession:
         self.floor = FloorTracker()
         self.heat = {role: HeatTracker(role) for role in start.roles}
         self.coach = Coach(deps.playbook, time.time())
+        self.redactor = Redactor(deps.redact)
         self.paused = False
         self.connected = True
+        self.detached_at = 0.0  # monotonic time the stream went away, while not connected
         self.ended = False
         self.end_status: str | None = None  # set as the call ends: ended, dropped, error, interrupted
         self.end_reason: str | None = None
         self.started_at = time.time()
+        self.opened = time.monotonic()  # gaps cannot take the call's clock past real time since this
         self._tasks: set[asyncio.Task] = set()
         self._last_flush = time.monotonic()
 
@@ -112,6 +120,8 @@ class CallSession:
             for item in track.segmenter.feed(samples):
                 self._on_segment(track, item)
             track.arrivals.append((track.samples / MODEL_RATE, now))
+            if track.hold_until and track.samples >= track.hold_until and track.last_final.done():
+                self._release_held(track)  # no next final came in time: the held one goes out alone
         if now - self._last_flush > AUDIO_FLUSH_INTERVAL:
             self.audio.flush()
             self._last_flush = now
@@ -123,16 +133,45 @@ class CallSession:
         except RecordingFailed:
             pass  # the driver ends the call at its next frame; readers get what reached the disk
 
+    def gap(self, seconds: float, roles: tuple[str, ...] | None = None) -> float:
+        """Skip ahead over audio the platform never sent; returns the seconds actually skipped.
+
+        Nothing is allocated or analysed: the recording gets a sparse hole and the segmenter's clock
+        moves on (an utterance open on both sides stays one). A client cannot claim more skipped audio
+        than real time has passed since the call opened, plus a little slack.
+        """
+        budget = time.monotonic() - self.opened + GAP_SLACK
+        skipped = 0.0
+        for role in roles or tuple(self.tracks):
+            track = self.tracks.get(role)
+            if track is None:
+                continue
+            n = int(max(0.0, min(seconds, budget - track.samples / MODEL_RATE)) * MODEL_RATE)
+            if n <= 0:
+                continue
+            track.samples += n
+            self.audio.skip(role, n)
+            track.segmenter.gap(n)
+            skipped = max(skipped, n / MODEL_RATE)
+        if skipped < seconds:
+            log.info("gap capped by wall-clock time", extra={"call_id": self.call_id, "claimed_s": round(seconds, 3),
+                                                              "skipped_s": round(skipped, 3)})
+        return skipped
+
     def dtmf(self, digit: str) -> None:
         # Digits are often card numbers: acknowledged, never recorded.
         log.debug("dtmf received", extra={"call_id": self.call_id})
 
     def pause(self) -> None:
         if not self.paused:
-            for track in self.tracks.values():
-                for item in track.segmenter.flush():
-                    self._on_segment(track, item)
+            self.split()
             self.paused = True
+
+    def split(self) -> None:
+        """Close every open utterance here (a pause, a language change): speech after it starts a new one."""
+        for track in self.tracks.values():
+            for item in track.segmenter.flush():
+                self._on_segment(track, item)
 
     def resume(self) -> None:
         self.paused = False
@@ -145,6 +184,8 @@ class CallSession:
         pending = [t for t in self._tasks if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=FINAL_WAIT)
+        for track in self.tracks.values():
+            self._release_held(track)
         self.flush_audio()
         return self.audio_seconds
 
@@ -252,10 +293,11 @@ class CallSession:
                 or end <= track.partial_end):
             return
         track.partial_end = end
-        self.events.emit("transcript.partial", end, speaker=track.role, text=result.text,
+        text = self.redactor.partial(track.role, result.text)
+        self.events.emit("transcript.partial", end, speaker=track.role, text=text,
                          start=round(item.start, 3), end=round(end, 3))
         if track.role == "agent":
-            self.coach.agent_words(result.text)
+            self.coach.agent_words(text)
 
     async def _final(self, track: RoleTrack, item: UtteranceEnded, previous: asyncio.Task | None,
                      future: asyncio.Future | None = None) -> None:
@@ -270,22 +312,55 @@ class CallSession:
         if result is None or not result.text:
             self._emit_floor(self.floor.words(track.role, "", item.end, self.tracks[track.role].segmenter.now))
             return
+        # Redaction may hold this final (it could be a card's first half) or let a held one out with it.
+        for ready, text, masked in self.redactor.final(track.role, (item, result), result.text):
+            self._publish_final(track, ready, text, masked)
+        track.hold_until = track.samples + int(HOLD_SECONDS * MODEL_RATE) if self.redactor.holding(track.role) else 0
+
+    def _silence(self, role: str, item: UtteranceEnded, result, masked: list) -> None:
+        """Silence the recording where masked words were said; over the whole utterance without word times."""
+        spans = masked_times(result.text, getattr(result, "words", ()), masked)
+        if spans is None:
+            spans = [(0.0, len(item.audio) / MODEL_RATE)]
+        for start, end in spans:
+            self.audio.silence(role, item.start + start, item.start + end)
+
+    def _release_held(self, track: RoleTrack) -> None:
+        track.hold_until = 0
+        for ready, text, masked in self.redactor.release(track.role):
+            self._publish_final(track, ready, text, masked)
+
+    @staticmethod
+    def _public_words(item: UtteranceEnded, result, masked: list) -> list[dict]:
+        """The final's aligned words in call time, each masked word saying its mask."""
+        if masked and masked_times(result.text, result.words, masked) is None:
+            return []  # the words do not spell the text, so which to mask is unknown: none go out
+        pairs = mask_words(result.words, masked) if masked else [(w, w.text) for w in result.words]
+        return [{"word": text.strip(), "start": round(item.start + w.start, 3), "end": round(item.start + w.end, 3),
+                 "confidence": round(w.probability, 3)} for w, text in pairs]
+
+    def _publish_final(self, track: RoleTrack, ready: tuple, text: str, masked: list) -> None:
+        """A final's text (already redacted) goes out, and everything that reads it follows."""
+        item, result = ready
+        if masked:
+            self._silence(track.role, item, result, masked)
         end = item.end
-        self.events.emit("transcript.final", end, speaker=track.role, text=result.text,
-                         start=round(item.start, 3), end=round(end, 3))
-        reading = self.heat[track.role].utterance(result.text, item.start, item.end)
+        self.events.emit("transcript.final", end, speaker=track.role, text=text,
+                         start=round(item.start, 3), end=round(end, 3),
+                         confidence=round(result.confidence, 3), words=self._public_words(item, result, masked))
+        reading = self.heat[track.role].utterance(text, item.start, item.end)
         self.events.emit("sentiment", end, speaker=track.role, text_score=reading.text_score,
                          arousal=reading.arousal, heat=reading.heat, trend=reading.trend)
         now = self.tracks[track.role].segmenter.now
         if track.role == "caller":
-            self.coach.caller_said(result.text)
+            self.coach.caller_said(text)
         # Then the floor: a release or a venting turn decides what the coach shows.
-        self._emit_floor(self.floor.final(track.role, result.text, item.end, reading.text_score, reading.heat,
+        self._emit_floor(self.floor.final(track.role, text, item.end, reading.text_score, reading.heat,
                                           reading.trend == "rising", now))
         if track.role == "caller":
             self._emit_coach(self.coach.caller_heat(reading.heat, now) + self.coach.refresh(now))
         else:
-            self._emit_coach(self.coach.agent_final(result.text, now))
+            self._emit_coach(self.coach.agent_final(text, now))
         arrived = next((wall for t, wall in track.arrivals if t >= end), None)
         if arrived is not None:
             FINAL_DELAY.observe(time.monotonic() - arrived)

@@ -1,6 +1,6 @@
 """Packing utterances into one window: planning, spans, and giving each its own words."""
 
-from models.packing import CAPACITY, GAP, LONG_WINDOW, WINDOW, Segment, assign, plan, spans, window_for
+from models.packing import CAPACITY, GAP, LONG_WINDOW, WINDOW, Segment, assign, assign_words, plan, spans, window_for
 
 
 def test_plan_fills_a_window_and_always_takes_one():
@@ -46,3 +46,14 @@ def test_punctuation_stays_with_the_word_before_it():
     words = [Segment(1.0, 1.9, " end"), Segment(1.9, 3.3, "."), Segment(3.4, 3.8, " Next"), Segment(3.8, 4.0, "?")]
     texts, unsure = assign(words, spans([2.0, 3.0]))
     assert texts == ["end.", "Next?"] and not unsure
+
+
+def test_each_item_gets_its_words_in_its_own_time_with_punctuation_joined():
+    item_spans = spans([2.0, 3.0])  # (0, 2) and (3.2, 6.2)
+    words = [Segment(0.1, 0.6, " Hello", 0.9), Segment(0.6, 0.6, ",", 0.5), Segment(0.7, 1.5, " you", 0.8),
+             Segment(3.4, 3.9, " Next", 0.7), Segment(3.9, 4.0, "?", 0.2)]
+    item_words, unsure = assign_words(words, item_spans)
+    assert not unsure
+    assert item_words[0] == [Segment(0.1, 0.6, " Hello,", 0.9), Segment(0.7, 1.5, " you", 0.8)]
+    # The second item's words count from its own start; a word keeps its own probability.
+    assert [(round(w.start, 3), round(w.end, 3), w.text, w.probability) for w in item_words[1]] == [(0.2, 0.7, " Next?", 0.7)]

@@ -1,6 +1,7 @@
 """Genesys AudioHook v2, message by message (no socket), and the HTTP message signature."""
 
 import json
+import re
 import uuid
 
 import numpy as np
@@ -8,7 +9,8 @@ import pytest
 
 from models.codecs import encode
 from service.ingest.audiohook import AudioHookProtocol
-from service.ingest.calls import Audio, Pause, Resume, Send, Start, Stop
+from service.ingest.audiohook import duration
+from service.ingest.calls import Audio, Gap, Pause, Resume, Send, Split, Start, Stop
 from service.ingest import http_signature
 
 SESSION = str(uuid.uuid4())
@@ -38,22 +40,23 @@ class Client:
         return action
 
 
-def open_params(media=None, custom=None):
+def open_params(media=None, custom=None, **extra):
     return {"organizationId": ORG, "conversationId": CONV,
             "participant": {"id": str(uuid.uuid4()), "ani": "+1555", "aniName": "A", "dnis": "+1800"},
             "media": media or [{"type": "audio", "format": "PCMU", "channels": ["external", "internal"], "rate": 8000},
                                {"type": "audio", "format": "PCMU", "channels": ["external"], "rate": 8000}],
-            "language": "en-US", "customConfig": {"agent_id": "a-1", "transcripts": True} if custom is None else custom}
+            "language": "en-US", "customConfig": {"agent_id": "a-1", "transcripts": True} if custom is None else custom,
+            **extra}
 
 
 def messages(actions, type_=None):
     return [a.message for a in actions if isinstance(a, Send) and (type_ is None or a.message["type"] == type_)]
 
 
-def opened(custom=None, media=None):
+def opened(custom=None, media=None, **extra):
     p = AudioHookProtocol(session_id=SESSION, organization_id=ORG)
     c = Client(p)
-    [start] = c.send("open", open_params(media, custom))
+    [start] = c.send("open", open_params(media, custom, **extra))
     assert isinstance(start, Start)
     [reply] = [c.leave(a) for a in p.started({"audio_seconds": 0})]
     return p, c, start, reply.message
@@ -87,9 +90,10 @@ def test_pause_resume_and_discarded_keep_the_timeline():
     p, c, _, _ = opened()
     assert c.send("paused") == [Pause()]
     out = c.send("resumed", {"start": "PT8S", "discarded": "PT2S"})
-    assert isinstance(out[0], Audio) and len(out[0].frames["caller"]) == 32000 and out[1] == Resume()
+    assert out == [Gap(2.0), Resume()]  # the clock skips ahead: no samples are made for the gap
     out = c.send("discarded", {"start": "PT9S", "discarded": "PT0.5S"})
-    assert len(out[0].frames["agent"]) == 8000
+    assert out == [Gap(0.5)]
+    assert c.send("discarded", {"start": "PT10S", "discarded": "PT7200S"}) == [Gap(7200.0)]  # capped by the session
 
 
 def test_close_ends_the_call_and_closed_follows():
@@ -99,18 +103,101 @@ def test_close_ends_the_call_and_closed_follows():
     assert closed.message["type"] == "closed" and closed.message["clientseq"] == 2
 
 
-def test_transcripts_go_back_as_events_when_asked():
+FINAL = {"type": "transcript.final", "call_id": CONV, "speaker": "agent", "text": "Thank you.", "start": 1.25,
+         "end": 3.35, "t": 3.35, "seq": 9, "confidence": 0.873,
+         "words": [{"word": "Thank", "start": 1.25, "end": 1.6, "confidence": 0.91},
+                   {"word": "you.", "start": 1.6, "end": 3.35, "confidence": 0.836}]}
+
+
+def test_transcripts_go_back_in_the_connector_shape():
     p, c, _, _ = opened()
-    [event] = p.on_event({"type": "transcript.final", "call_id": CONV, "speaker": "agent", "text": "Thank you.",
-                          "start": 1.25, "end": 3.35, "t": 3.35, "seq": 9})
+    [event] = p.on_event(FINAL)
     entity = event.message["parameters"]["entities"][0]
     assert event.message["type"] == "event" and entity["type"] == "transcript"
     data = entity["data"]
     assert data["channelId"] == 1 and data["isFinal"] is True and data["offset"] == "PT1.25S" and data["duration"] == "PT2.1S"
-    assert data["alternatives"][0]["interpretations"][0] == {"type": "display", "transcript": "Thank you."}
+    uuid.UUID(data["id"])
+    [alternative] = data["alternatives"]
+    assert alternative["confidence"] == 0.873 and alternative["languages"] == ["en-US"]
+    assert alternative["interpretations"] == [{"type": "display", "transcript": "Thank you.", "tokens": [
+        {"type": "word", "value": "Thank", "confidence": 0.91, "offset": "PT1.25S", "duration": "PT0.35S", "language": "en-US"},
+        {"type": "word", "value": "you.", "confidence": 0.836, "offset": "PT1.6S", "duration": "PT1.75S", "language": "en-US"}]}]
+    # The caller's channel is where it was negotiated.
+    [event] = p.on_event({**FINAL, "speaker": "caller"})
+    assert event.message["parameters"]["entities"][0]["data"]["channelId"] == 0
     quiet, _, _, _ = opened(custom={"agent_id": "a-1"})
-    assert quiet.on_event({"type": "transcript.final", "call_id": CONV, "speaker": "agent", "text": "x",
-                           "start": 0, "end": 1, "t": 1, "seq": 1}) == []
+    assert quiet.on_event(FINAL) == []
+
+
+def test_finals_only_unless_partials_are_asked_for():
+    partial = {"type": "transcript.partial", "call_id": CONV, "speaker": "caller", "text": "I want", "start": 0.5,
+               "end": 1.5, "t": 1.5, "seq": 3}
+    p, _, _, _ = opened()
+    assert p.on_event(partial) == [] and p.on_event({**FINAL, "type": "sentiment"}) == []
+    p, _, _, _ = opened(custom={"transcripts": True, "partials": True})
+    [event] = p.on_event(partial)
+    data = event.message["parameters"]["entities"][0]["data"]
+    assert data["isFinal"] is False and data["channelId"] == 0
+    assert data["alternatives"][0]["interpretations"][0]["transcript"] == "I want"
+    assert len(p.on_event(FINAL)) == 1
+
+
+def test_token_offsets_are_distinct_milliseconds():
+    # Genesys tells tokens apart by offset: two words the aligner put at one instant still get their own.
+    words = [{"word": w, "start": 2.0, "end": 2.0, "confidence": 0.5} for w in ("a", "b", "c")]
+    p, _, _, _ = opened()
+    [event] = p.on_event({**FINAL, "words": words})
+    tokens = event.message["parameters"]["entities"][0]["data"]["alternatives"][0]["interpretations"][0]["tokens"]
+    assert [t["offset"] for t in tokens] == ["PT2S", "PT2.001S", "PT2.002S"]
+
+
+@pytest.mark.parametrize("seconds, text", [(0, "PT0S"), (0.1, "PT0.1S"), (1.25, "PT1.25S"), (1234.567, "PT1234.567S"),
+                                           (98765.4321, "PT98765.432S"), (7200.0004, "PT7200S"), (-0.01, "PT0S")])
+def test_durations_keep_milliseconds_however_long_the_call(seconds, text):
+    assert duration(seconds) == text
+
+
+def test_long_call_offsets_keep_milliseconds():
+    p, _, _, _ = opened()
+    [event] = p.on_event({**FINAL, "start": 4321.234, "end": 4323.5, "words": [
+        {"word": "late", "start": 4321.234, "end": 4321.9, "confidence": 0.9}]})
+    data = event.message["parameters"]["entities"][0]["data"]
+    assert data["offset"] == "PT4321.234S" and data["duration"] == "PT2.266S"
+    token = data["alternatives"][0]["interpretations"][0]["tokens"][0]
+    assert token["offset"] == "PT4321.234S" and token["duration"] == "PT0.666S"
+
+
+def test_supported_languages_only_when_asked():
+    _, _, _, reply = opened(supportedLanguages=True)
+    languages = reply["parameters"]["supportedLanguages"]
+    assert "en-US" in languages and all(re.match(r"^[a-z]{2,3}-[A-Za-z]{2,3}$", code) for code in languages)
+    _, _, _, reply = opened()
+    assert "supportedLanguages" not in reply["parameters"]
+    # A probe (null conversation) asking for them gets them too.
+    c = Client(AudioHookProtocol(session_id=SESSION))
+    [reply] = messages(c.send("open", {**open_params(supportedLanguages=True), "conversationId": "00000000-0000-0000-0000-000000000000"}))
+    assert reply["parameters"]["supportedLanguages"] == languages
+
+
+def test_update_changes_the_language_and_closes_the_utterance_there():
+    p, c, _, _ = opened()
+    assert c.send("update", {"language": "en-GB"}, position="PT3S") == [Split()]
+    [event] = p.on_event({**FINAL, "start": 3.1, "end": 4.0})
+    data = event.message["parameters"]["entities"][0]["data"]
+    assert data["alternatives"][0]["languages"] == ["en-GB"]
+    assert {t["language"] for t in data["alternatives"][0]["interpretations"][0]["tokens"]} == {"en-GB"}
+    # A final of speech before the update, transcribed after it, keeps the language it was spoken in.
+    [event] = p.on_event(FINAL)
+    assert event.message["parameters"]["entities"][0]["data"]["alternatives"][0]["languages"] == ["en-US"]
+    assert c.send("update", {}) == []  # nothing to change
+    assert c.send("paused") == [Pause()]
+    assert c.send("update", {"language": "en-US"}) == []  # paused: nothing is being heard
+    assert "language" in disconnect_info(c.send("update", {"language": "English please"}))
+
+
+def test_update_before_open_is_ignored():
+    c = Client(AudioHookProtocol(session_id=SESSION))
+    assert c.send("update", {"language": "en-GB"}) == []
 
 
 def test_unsupported_media_offer_gets_opened_with_no_media():
@@ -175,9 +262,36 @@ def test_organization_must_match_the_header():
     assert messages(out, "disconnect")[0]["parameters"]["reason"] == "unauthorized"
 
 
-def test_missing_agent_is_refused():
-    p = AudioHookProtocol(session_id=SESSION)
-    assert "agent_id" in disconnect_info(Client(p).send("open", open_params(custom={})))
+def test_agent_from_input_variables_then_custom_config_else_unassigned():
+    _, _, start, _ = opened(inputVariables={"agent_id": "a-flow", "queue": "billing"})
+    assert start.agent_id == "a-flow" and start.metadata["inputVariables"] == {"queue": "billing"}
+    _, _, start, _ = opened(custom={"agent_id": "a-int"}, inputVariables={"queue": "billing"})
+    assert start.agent_id == "a-int"
+    for custom, variables in [({}, {}), ({"transcripts": True}, {"agent_id": ""}), ({"agent_id": "bad id!"}, {"agent_id": 7})]:
+        p, c, start, reply = opened(custom=custom, inputVariables=variables)
+        assert start.agent_id is None and reply["type"] == "opened" and reply["parameters"]["media"]
+        assert start.metadata["audiohook"]["conversationId"] == CONV
+    # An unassigned call streams and closes like any other.
+    frame = encode("mulaw", np.zeros(160, dtype=np.int16))
+    [audio] = p.receive_bytes(bytes(b for pair in zip(frame, frame) for b in pair))
+    assert set(audio.frames) == {"caller", "agent"}
+    assert c.send("close", {"reason": "end"}) == [Stop()]
+
+
+def test_closed_after_a_disconnect_carries_the_latest_clientseq():
+    p, c, _, _ = opened()
+    assert "Invalid seq value" in disconnect_info(c.send("ping", seq=5))
+    c.send("ping", seq=6)
+    c.send("error", {"code": 500, "message": "client trouble"}, seq=7)
+    [closed] = messages(c.send("close", {"reason": "disconnect"}, seq=8))
+    assert closed["type"] == "closed" and closed["clientseq"] == 8 and closed["seq"] == c.server_seq
+    # A normal close: closed acknowledges the close itself.
+    p, c, _, _ = opened()
+    c.send("ping")
+    c.send("update", {"language": "en-US"})
+    assert c.send("close", {"reason": "end"}) == [Stop()]
+    [closed] = [c.leave(a) for a in p.ended(3.0)]
+    assert closed.message["clientseq"] == 4
 
 
 def test_signature_reference_vector():

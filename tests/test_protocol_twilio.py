@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models.codecs import encode
-from service.ingest.calls import Close, Dtmf, Start, Stop
+from service.ingest.calls import Close, Dtmf, Gap, Start, Suspend
 from service.ingest.twilio import TwilioProtocol
 from service.ingest.twilio_signature import candidate_urls, signature, valid
 
@@ -38,6 +38,7 @@ def test_normal_sequence():
     assert isinstance(s, Start) and s.call_id == "CA" + "2" * 32 and s.agent_id == "a-1"
     assert s.roles == ("caller", "agent") and s.encoding == "mulaw" and s.source == "twilio"
     assert s.metadata["queue"] == "billing" and s.metadata["twilio"]["streamSid"] == SID
+    assert s.continues  # a new stream for the same callSid (Twilio's pause) continues the call
     [a] = p.receive_text(media(2, "inbound", 0))
     [b] = p.receive_text(media(3, "outbound", 0))
     assert list(a.frames) == ["caller"] and list(b.frames) == ["agent"]
@@ -45,20 +46,31 @@ def test_normal_sequence():
                                       "dtmf": {"track": "inbound_track", "digit": "7"}})) == [Dtmf("7")]
     assert p.receive_text(json.dumps({"event": "mark", "sequenceNumber": "5", "streamSid": SID, "mark": {"name": "m"}})) == []
     assert p.receive_text(json.dumps({"event": "stop", "sequenceNumber": "6", "streamSid": SID,
-                                      "stop": {"accountSid": "AC", "callSid": "CA"}})) == [Stop()]
+                                      "stop": {"accountSid": "AC", "callSid": "CA"}})) == [Suspend()]
     [close] = p.ended(3.0)
     assert close.code == 1000
 
 
-def test_audio_is_16k_and_gaps_in_a_track_are_filled():
+def test_audio_is_16k_and_gaps_in_a_track_skip_the_clock():
     p = TwilioProtocol()
     p.receive_text(start())
-    total = 0
+    total, gaps = 0, []
     for i, ms in enumerate([0, 20, 40, 100]):  # the frames for 60-100 ms never came
-        [a] = p.receive_text(media(i + 2, "inbound", ms))
-        total += len(a.frames["caller"])
+        out = p.receive_text(media(i + 2, "inbound", ms))
+        gaps += [a for a in out if isinstance(a, Gap)]
+        total += sum(len(a.frames["caller"]) for a in out if not isinstance(a, Gap))
     total += sum(len(a.frames["caller"]) for a in p.flush())
-    assert total == pytest.approx(120 * 16, abs=4)  # 120 ms at 16 kHz: the gap is silence, not lost time
+    assert total == pytest.approx(80 * 16, abs=4)  # only the audio that came: no zeros are made for the gap
+    assert gaps == [Gap(0.04, ("caller",))]  # the gap moves the caller's clock on instead
+
+
+def test_a_two_hour_timestamp_jump_allocates_nothing():
+    p = TwilioProtocol()
+    p.receive_text(start())
+    p.receive_text(media(2, "inbound", 0))
+    out = p.receive_text(media(3, "inbound", 7_200_000))
+    assert out[0] == Gap(7199.98, ("caller",))
+    assert sum(a.frames["caller"].nbytes for a in out[1:]) < 2000  # one 20 ms frame, not two hours of zeros
 
 
 @pytest.mark.parametrize("messages, expected", [

@@ -23,7 +23,7 @@ class GatedTranscriber:
         self.gate = threading.Event()
         self.ran = []
 
-    def transcribe_many(self, audios, partials=0):
+    def transcribe_many(self, audios, words=True):
         self.gate.wait(10)
         self.ran.append([float(a[0]) for a in audios])
         return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
@@ -88,10 +88,10 @@ async def test_partials_of_many_calls_all_get_served():
 
 async def test_a_failing_model_fails_the_job_not_the_worker():
     class Broken(GatedTranscriber):
-        def transcribe_many(self, audios):
+        def transcribe_many(self, audios, words=True):
             if audios[0][0] == 1:
                 raise RuntimeError("boom")
-            return super().transcribe_many(audios)
+            return super().transcribe_many(audios, words)
 
     model = Broken()
     model.gate.set()
@@ -164,7 +164,7 @@ async def test_two_workers_run_windows_side_by_side():
     """While one window is held up, the second worker takes the next one: finals do not queue behind it."""
 
     class OneSlow(GatedTranscriber):
-        def transcribe_many(self, audios, partials=0):
+        def transcribe_many(self, audios, words=True):
             if audios[0][0] == 0:
                 self.gate.wait(10)
             self.ran.append([float(a[0]) for a in audios])

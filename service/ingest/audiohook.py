@@ -5,19 +5,25 @@ or ``clientseq``, ``position``, ``parameters``); each side numbers its own messa
 from 1. Audio is binary PCMU or L16 at 8 kHz, channels interleaved in the order
 negotiated; ``external`` is the caller, ``internal`` the agent. The server answers
 protocol errors with ``disconnect`` (reason ``error``) and waits for the client's
-``close``; only the client closes the socket, after ``closed``. When ``open`` carries
-``customConfig.transcripts: true`` the call's transcripts go back as ``event``
-messages with ``transcript`` entities.
+``close``; only the client closes the socket, after ``closed``.
+
+The agent of the call comes from ``inputVariables.agent_id`` (an Architect flow sets it
+per call), else ``customConfig.agent_id`` (an integration that is one agent's); a real
+AudioHook Monitor usually names none, and the call is then unassigned until someone
+assigns it (``PUT /v1/calls/{id}/agent``). When ``customConfig.transcripts`` is true the
+call's transcripts go back in the Transcription Connector shape: ``event`` messages with
+``transcript`` entities, finals only unless ``customConfig.partials`` is true, each with
+its words as ``tokens``. ``update`` changes the language and closes the utterance in
+progress there, as Genesys's reference restarts its detection.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 
-import numpy as np
-
-from service.ingest.calls import Audio, Pause, Resume, Send, Start, Stop, load_json
+from service.ingest.calls import Audio, Gap, Pause, Resume, Send, Split, Start, Stop, frame_size, load_json, wire_safe
 from service.ingest.decoder import StreamDecoder
 from service.ingest.native import CALL_ID
 
@@ -27,19 +33,25 @@ FORMATS = {"PCMU": "mulaw", "L16": "pcm16"}
 UUID = re.compile(r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-5][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|"
                   r"00000000-0000-0000-0000-000000000000)$")
 POSITION = re.compile(r"^PT(?:\d*\.)?\d+S$")
+LANGUAGE = re.compile(r"^[a-z]{2,3}-[A-Za-z]{2,3}$")  # as Genesys's reference checks language codes
+# What the transcriber takes: English (tiny.en, or any English model), whatever the accent.
+SUPPORTED_LANGUAGES = ["en-US", "en-GB", "en-AU", "en-CA", "en-IE", "en-IN", "en-NZ", "en-ZA"]
 NULL_UUID = "00000000-0000-0000-0000-000000000000"
 CLIENT_TYPES = {"open", "close", "discarded", "error", "paused", "ping", "resumed", "update"}
 AWAIT_OPEN, ACTIVE, PAUSED, CLOSING, FAILED = "await_open", "active", "paused", "closing", "failed"
 
 
 def duration(seconds: float) -> str:
-    return f"PT{round(seconds, 3):g}S"
+    """An ISO 8601 duration to the millisecond, however long the call (no significant digits lost)."""
+    text = f"{max(0, round(seconds * 1000)) / 1000:.3f}".rstrip("0").rstrip(".")
+    return f"PT{text}S"
 
 
 def parse_duration(text) -> float:
     if not isinstance(text, str) or not POSITION.match(text):
         return 0.0
-    return float(text[2:-1])
+    seconds = float(text[2:-1])
+    return seconds if math.isfinite(seconds) else 0.0  # "PT" and 400 digits: not a duration
 
 
 class AudioHookProtocol:
@@ -53,6 +65,10 @@ class AudioHookProtocol:
         self.start: Start | None = None
         self.media: dict | None = None
         self.transcripts = False
+        self.partials = False
+        self.language = "en-US"
+        self._languages: list[tuple[float, str]] = []  # (stream position, language) of each update
+        self._opening_language = self.language
         self._client_seq = 0
         self._server_seq = 0
         self._decoder: StreamDecoder | None = None
@@ -82,7 +98,7 @@ class AudioHookProtocol:
     # -- input -------------------------------------------------------------------
 
     def receive_text(self, text: str) -> list:
-        if len(text) > 65535 or len(text.encode()) > self.max_frame_bytes:
+        if len(text) > 65535 or frame_size(text) > self.max_frame_bytes:
             return self._fail("Client Error: Text message too large (>64K)")
         msg = load_json(text)
         if msg is None:
@@ -93,7 +109,9 @@ class AudioHookProtocol:
                 and isinstance(msg.get("position"), str) and POSITION.match(msg["position"])):
             return self._fail("Client Error: Message not a well-formed client message")
         if self.state == FAILED:
-            # After a disconnect the server only waits for the client's close.
+            # After a disconnect the server only waits for the client's close; its closed still
+            # acknowledges the latest message.
+            self._client_seq = max(self._client_seq, msg["seq"])
             return [self._message("closed")] if msg["type"] == "close" else []
         if msg["seq"] != self._client_seq + 1:
             return self._fail("Client Error: Invalid seq value (not monotonically increasing)")
@@ -105,7 +123,7 @@ class AudioHookProtocol:
         self.session_id = self.session_id or msg["id"]
         kind, params = msg["type"], msg["parameters"]
         if kind not in CLIENT_TYPES:
-            return self._fail(f"Client Error: Invalid Message: '{kind[:40]}' is not a supported client message")
+            return self._fail(f"Client Error: Invalid Message: {kind[:40]!r} is not a supported client message")
         if kind == "ping":
             return [self._message("pong")]
         if kind == "close":
@@ -127,14 +145,17 @@ class AudioHookProtocol:
                 return []
             return self._fail(f"Client Error: '{kind}' before open")
         if kind == "update":
-            return []
+            return self._update(params, parse_duration(msg["position"]))
+        if self.start is None or self.state == CLOSING:
+            return []  # no call to pause or skip (a connection probe, no media we take, or closing)
         if kind == "paused":
             self.state = PAUSED if self.state == ACTIVE else self.state
             return [Pause()]
         if kind in ("resumed", "discarded"):
-            # Audio the client did not send: silence in its place keeps the timeline on the platform's clock.
+            # Audio the client did not send: the call's clock skips ahead over it (a hole in the recording,
+            # nothing allocated), so the timeline stays on the platform's clock.
             gap = parse_duration(params.get("discarded"))
-            out = [Audio(self._silence(gap))] if gap > 0 and self._decoder is not None else []
+            out = [Gap(gap)] if gap > 0 and self._decoder is not None else []
             if kind == "resumed":
                 self.state = ACTIVE if self.state == PAUSED else self.state
                 out.append(Resume())
@@ -159,6 +180,17 @@ class AudioHookProtocol:
 
     # -- the session's answers ---------------------------------------------------
 
+    def _update(self, params: dict, position: float) -> list:
+        language = params.get("language")
+        if language is None:
+            return []
+        if not isinstance(language, str) or not LANGUAGE.match(language):
+            return self._fail("Client Error: Invalid Message: update language is not a language code")
+        self._languages.append((position, language))
+        self.language = language
+        # Genesys's reference restarts its detection here: the utterance in progress ends at the update.
+        return [Split()] if self.start is not None and self.state == ACTIVE else []
+
     def started(self, call: dict) -> list:
         self.state = ACTIVE
         return [self._message("opened", self._pending_open)]
@@ -171,19 +203,41 @@ class AudioHookProtocol:
         return self._fail(f"Server error: {code}: {message}")
 
     def on_event(self, event: dict) -> list:
-        if not self.transcripts or event["type"] not in ("transcript.final", "transcript.partial"):
+        wanted = ("transcript.final", "transcript.partial") if self.partials else ("transcript.final",)
+        if not self.transcripts or event["type"] not in wanted:
             return []
         if self.state not in (ACTIVE, PAUSED, CLOSING):
             return []
         channel = next((i for i, c in enumerate(self._channels) if ROLES[c] == event["speaker"]), 0)
+        final = event["type"] == "transcript.final"
+        language = self._language_at((event["start"] + event["end"]) / 2)
+        interpretation = {"type": "display", "transcript": event["text"]}
+        if final:
+            interpretation["tokens"] = self._tokens(event.get("words") or [], language)
         data = {
             "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event['call_id']}/{event['speaker']}/{event['start']}")),
-            "channelId": channel, "isFinal": event["type"] == "transcript.final",
+            "channelId": channel, "isFinal": final,
             "offset": duration(event["start"]), "duration": duration(max(0.0, event["end"] - event["start"])),
-            "alternatives": [{"confidence": 0.9, "languages": [self.start.metadata.get("language", "en-US")],
-                              "interpretations": [{"type": "display", "transcript": event["text"]}]}],
+            "alternatives": [{"confidence": event.get("confidence", 0.0) if final else 0.0, "languages": [language],
+                              "interpretations": [interpretation]}],
         }
         return [self._message("event", {"entities": [{"type": "transcript", "data": data}]})]
+
+    def _language_at(self, seconds: float) -> str:
+        """The language in force at this point of the call: a final transcribed after an update may predate it."""
+        return next((lang for position, lang in reversed(self._languages) if position <= seconds), self._opening_language)
+
+    def _tokens(self, words: list[dict], language: str) -> list[dict]:
+        """The final's aligned words as Connector tokens, each at its own millisecond (Genesys tells tokens by offset)."""
+        tokens, last = [], -1
+        for w in words:
+            start_ms = max(round(w["start"] * 1000), last + 1)
+            end_ms = max(round(w["end"] * 1000), start_ms)
+            last = start_ms
+            tokens.append({"type": "word", "value": w["word"], "confidence": w["confidence"],
+                           "offset": duration(start_ms / 1000), "duration": duration((end_ms - start_ms) / 1000),
+                           "language": language})
+        return tokens
 
     # -- open --------------------------------------------------------------------
 
@@ -197,36 +251,43 @@ class AudioHookProtocol:
             return self._fail("organizationId does not match the Audiohook-Organization-Id header", "unauthorized")
         chosen = self._choose_media(params["media"])
         self._pending_open = {"media": [chosen] if chosen else [], "startPaused": False}
+        if params.get("supportedLanguages") is True:
+            self._pending_open["supportedLanguages"] = list(SUPPORTED_LANGUAGES)
+        if isinstance(params.get("language"), str) and LANGUAGE.match(params["language"]):
+            self.language = params["language"]
+        self._opening_language = self.language
         if params["conversationId"] == NULL_UUID or chosen is None:
             # A connection probe, or nothing we can take: answer, but there is no call to record.
             self.state = ACTIVE
             return [self._message("opened", self._pending_open)]
         custom = params.get("customConfig") if isinstance(params.get("customConfig"), dict) else {}
-        agent_id = custom.get("agent_id")
-        if not isinstance(agent_id, str) or not CALL_ID.match(agent_id):
-            return self._fail("customConfig.agent_id is missing or malformed")
+        variables = params.get("inputVariables") if isinstance(params.get("inputVariables"), dict) else {}
+        # The call's own agent (from the flow) before the integration's; none is fine: unassigned.
+        agent_id = next((a for a in (variables.get("agent_id"), custom.get("agent_id"))
+                         if isinstance(a, str) and CALL_ID.match(a)), None)
         self.transcripts = custom.get("transcripts") is True
+        self.partials = custom.get("partials") is True
         self._channels = list(chosen["channels"])
         roles = tuple(ROLES[c] for c in self._channels)
         encoding = FORMATS[chosen["format"]]
         self._decoder = StreamDecoder(encoding, RATE, roles)
-        metadata = {k: v for k, v in custom.items() if k not in ("agent_id", "transcripts")}
+        metadata = {k: v for k, v in custom.items() if k not in ("agent_id", "transcripts", "partials")}
         metadata["audiohook"] = {"organizationId": params["organizationId"], "conversationId": params["conversationId"],
                                  "participantId": participant.get("id"), "sessionId": self.session_id}
         if isinstance(params.get("language"), str):
             metadata["language"] = params["language"]
-        self.start = Start(params["conversationId"], agent_id, "audiohook", encoding, RATE, len(roles), roles, False, metadata)
+        if variables:
+            metadata["inputVariables"] = {k: v for k, v in variables.items() if k != "agent_id"}
+        self.start = Start(params["conversationId"], agent_id, "audiohook", encoding, RATE, len(roles), roles, False, wire_safe(metadata))
         return [self.start]
 
     @staticmethod
     def _choose_media(offers: list) -> dict | None:
         """Both speakers if offered, else one; PCMU or L16 at 8 kHz. The first acceptable offer of the best kind."""
-        good = [m for m in offers if isinstance(m, dict) and m.get("type") == "audio" and m.get("format") in FORMATS
-                and m.get("rate") == RATE and isinstance(m.get("channels"), list) and 1 <= len(m["channels"]) <= 2
-                and all(c in ROLES for c in m["channels"]) and len(set(m["channels"])) == len(m["channels"])]
+        good = [m for m in offers if isinstance(m, dict) and m.get("type") == "audio"
+                and isinstance(m.get("format"), str) and m["format"] in FORMATS
+                and m.get("rate") == RATE and not isinstance(m.get("rate"), bool)
+                and isinstance(m.get("channels"), list) and 1 <= len(m["channels"]) <= 2
+                and all(isinstance(c, str) and c in ROLES for c in m["channels"]) and len(set(m["channels"])) == len(m["channels"])]
         good.sort(key=lambda m: -len(m["channels"]))
         return dict(good[0]) if good else None
-
-    def _silence(self, seconds: float) -> dict[str, np.ndarray]:
-        n = int(seconds * 16000)
-        return {ROLES[c]: np.zeros(n, dtype=np.float32) for c in self._channels}

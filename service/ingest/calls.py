@@ -13,7 +13,7 @@ ROLES = ("caller", "agent")
 @dataclass(frozen=True)
 class Start:
     call_id: str
-    agent_id: str
+    agent_id: str | None  # None: unassigned until PUT /v1/calls/{id}/agent names the agent
     source: str
     encoding: str
     sample_rate: int
@@ -21,6 +21,8 @@ class Start:
     roles: tuple[str, ...]
     resume: bool = False
     metadata: dict = field(default_factory=dict)
+    # Resume the call when it waits detached, else start it (Twilio: a new stream for the same callSid).
+    continues: bool = False
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,15 @@ class Audio:
     """16 kHz mono float32 for each role this frame carries (stereo streams: both, the same length)."""
 
     frames: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Audio the platform skipped or lost: the call's clock moves on by ``seconds`` (for ``roles``, or every
+    role when None) without any samples; the session caps it by wall-clock time."""
+
+    seconds: float
+    roles: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -46,11 +57,24 @@ class Resume:
 
 
 @dataclass(frozen=True)
+class Split:
+    """Close the utterances in progress here (AudioHook ``update``: the language changed)."""
+
+
+@dataclass(frozen=True)
 class Stop:
     """The call is over: ``ended`` when the platform says so, ``error`` when the protocol broke."""
 
     status: str = "ended"
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Suspend:
+    """The stream ended but the call may go on in a new one: detach it for the resume grace, then end it
+    with ``status`` if no stream takes it up."""
+
+    status: str = "ended"
 
 
 @dataclass(frozen=True)
@@ -83,8 +107,25 @@ def load_json(text: str) -> object:
     """A text frame's JSON value, or None when it is not JSON: each protocol answers that its own way."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return None
+
+
+def wire_safe(value):
+    """Client JSON made safe to send on: lone surrogates (a JSON escape can make them) become "?", and
+    NaN and infinities (which JSON has no words for) become null."""
+    text = json.dumps(value, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
+    return json.loads(text, parse_constant=lambda _: None)
+
+
+def close_reason(reason: str) -> str:
+    """A close reason within the 123 bytes a close frame allows, cut on a character boundary."""
+    return reason.encode("utf-8", "replace")[:123].decode("utf-8", "ignore")
+
+
+def frame_size(text: str) -> int:
+    """Bytes of a text frame as it came on the wire (UTF-8)."""
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def fail(code: str, message: str, close_code: int) -> list:

@@ -16,9 +16,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service.audio_files import RecordingFailed
 from service.calls import LiveCalls
-from service.ingest.calls import Audio, Close, Dtmf, Pause, ProtocolError, Resume, Send, Start, Stop
+from service.ingest.calls import Audio, Close, Dtmf, Gap, Pause, ProtocolError, Resume, Send, Split, Start, Stop, Suspend, close_reason
 
 log = logging.getLogger("calmline.ingest")
+
+
+SESSION_CALLS = (Audio, Gap, Dtmf, Pause, Resume)
 
 
 class _Closed(Exception):
@@ -32,6 +35,7 @@ class IngestConnection:
         self.calls = calls
         self.session = None
         self._forwarder: asyncio.Task | None = None
+        self._forwarded = None  # the forwarder's subscription
         self._send_lock = asyncio.Lock()
         self._close_code: int | None = None
 
@@ -71,11 +75,20 @@ class IngestConnection:
 
     async def _apply(self, actions: list) -> None:
         for action in actions:
+            if isinstance(action, SESSION_CALLS) and self.session is None:
+                # An adapter's slip (a call action with no call open) must not become a 1011.
+                log.warning("session call without a call", extra={"action": type(action).__name__})
+                continue
             if isinstance(action, Audio):
-                if self.session is None:
-                    continue
                 try:
                     self.session.feed(action.frames)
+                except RecordingFailed as exc:
+                    await self.calls.end_by_fault(self.session, f"recording failed: {exc}")
+                if self.session.ended:
+                    await self._ended_by_server()
+            elif isinstance(action, Gap):
+                try:
+                    self.session.gap(action.seconds, action.roles)
                 except RecordingFailed as exc:
                     await self.calls.end_by_fault(self.session, f"recording failed: {exc}")
                 if self.session.ended:
@@ -97,11 +110,23 @@ class IngestConnection:
                 self.session.pause()
             elif isinstance(action, Resume):
                 self.session.resume()
+            elif isinstance(action, Split):
+                if self.session is not None:
+                    self.session.split()
             elif isinstance(action, Stop):
                 if self.session is None:
                     continue
                 self._drain()
                 audio_seconds = await self.calls.end(self.session, action.status, action.reason)
+                self.session = None
+                await self._forwarded_all()
+                await self._apply(self.adapter.ended(audio_seconds))
+            elif isinstance(action, Suspend):
+                if self.session is None:
+                    continue
+                self._drain()
+                audio_seconds = self.session.audio_seconds
+                self.calls.detach(self.session, action.status)
                 self.session = None
                 await self._apply(self.adapter.ended(audio_seconds))
             elif isinstance(action, Close):
@@ -129,8 +154,17 @@ class IngestConnection:
         except RecordingFailed:
             pass  # kept in session.audio.failed: the connection's end makes the call an error
 
+    async def _forwarded_all(self) -> None:
+        """Let the forwarder pass on the call's last events (its final transcripts) before the closing reply."""
+        if self._forwarder is None or self._forwarded is None:
+            return
+        while not self._forwarded.queue.empty() and not self._forwarder.done():
+            await asyncio.sleep(0)
+        async with self._send_lock:  # the one it took last is on its way out
+            pass
+
     async def _forward(self, call_id: str) -> None:
-        sub = self.calls.bus.for_supervisor(call_id)
+        sub = self._forwarded = self.calls.bus.for_supervisor(call_id)
         try:
             async for event in sub:
                 for action in self.adapter.on_event(event):
@@ -148,7 +182,7 @@ class IngestConnection:
 
     async def _close(self, code: int, reason: str) -> None:
         try:
-            await self.ws.close(code, reason[:120])
+            await self.ws.close(code, close_reason(reason))
         except RuntimeError:  # already closed by the peer
             pass
 

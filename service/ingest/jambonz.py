@@ -10,7 +10,7 @@ and ``mixed`` carry one channel, taken as the caller.
 from __future__ import annotations
 
 
-from service.ingest.calls import Audio, Dtmf, OneWayAdapter, Start, fail, load_json
+from service.ingest.calls import Audio, Dtmf, OneWayAdapter, Start, fail, frame_size, load_json, wire_safe
 from service.ingest.decoder import StreamDecoder
 from service.ingest.native import CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED
 
@@ -31,7 +31,7 @@ class JambonzProtocol(OneWayAdapter):
         self._decoder: StreamDecoder | None = None
 
     def receive_text(self, text: str) -> list:
-        if len(text.encode()) > self.max_frame_bytes:
+        if frame_size(text) > self.max_frame_bytes:
             return fail("frame_too_large", f"text frame over {self.max_frame_bytes} bytes", TOO_BIG)
         msg = load_json(text)
         if self.start is None:
@@ -75,6 +75,6 @@ class JambonzProtocol(OneWayAdapter):
         metadata = {k: v for k, v in custom.items() if k != "agent_id"}
         metadata["jambonz"] = {k: msg.get(k) for k in ("callSid", "from", "to", "direction", "callId", "accountSid")
                                if msg.get(k) is not None}
-        self.start = Start(call_id, agent_id, "jambonz", "pcm16", rate, len(roles), roles, False, metadata)
+        self.start = Start(call_id, agent_id, "jambonz", "pcm16", rate, len(roles), roles, False, wire_safe(metadata))
         self._decoder = StreamDecoder("pcm16", rate, roles)
         return [self.start]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from models.codecs import ENCODINGS
-from service.ingest.calls import ROLES, Audio, Close, Dtmf, Pause, Resume, Send, Start, Stop, fail, load_json
+from service.ingest.calls import ROLES, Audio, Close, Dtmf, Pause, Resume, Send, Start, Stop, fail, frame_size, load_json, wire_safe
 from service.ingest.decoder import StreamDecoder
 
 RATES = (8000, 16000)
@@ -38,7 +38,7 @@ class NativeProtocol:
         self._decoder: StreamDecoder | None = None
 
     def receive_text(self, text: str) -> list:
-        if len(text.encode()) > self.max_frame_bytes:
+        if frame_size(text) > self.max_frame_bytes:
             return fatal("frame_too_large", f"text frame over {self.max_frame_bytes} bytes", TOO_BIG)
         msg = load_json(text)
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
@@ -109,13 +109,13 @@ class NativeProtocol:
         if channels not in (1, 2) or isinstance(channels, bool):
             return fatal("bad_start", "channels must be 1 or 2", POLICY)
         roles = msg.get("roles") or list(ROLES[:channels])
-        if (not isinstance(roles, list) or len(roles) != channels or len(set(roles)) != channels
-                or any(r not in ROLES for r in roles)):
+        if (not isinstance(roles, list) or len(roles) != channels or any(not isinstance(r, str) or r not in ROLES for r in roles)
+                or len(set(roles)) != channels):
             return fatal("bad_start", f"roles must name each of the {channels} channel(s): caller, agent", POLICY)
         metadata = msg.get("metadata") or {}
         if not isinstance(metadata, dict):
             return fatal("bad_start", "metadata must be an object", POLICY)
         self.start = Start(call_id, agent_id, "native", encoding, rate, channels, tuple(roles),
-                           bool(msg.get("resume", False)), metadata)
+                           bool(msg.get("resume", False)), wire_safe(metadata))
         self._decoder = StreamDecoder(encoding, rate, self.start.roles)
         return [self.start]

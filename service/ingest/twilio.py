@@ -4,6 +4,10 @@ Twilio sends JSON text frames only: ``connected``, ``start`` (customParameters c
 ``agent_id``), ``media`` (base64 mu-law 8 kHz, track ``inbound`` = caller, ``outbound``
 = agent), ``dtmf``, ``mark``, ``stop``. Twilio reads nothing the server says on a
 one-way stream, so errors are told by the close code and reason.
+
+Every field is read by type (a string where an object belongs is a protocol error, never a
+traceback). A ``stop`` detaches the call for the resume grace: Twilio "pauses" a stream by
+stopping it and starting a new one for the same ``callSid``, which continues the call.
 """
 
 from __future__ import annotations
@@ -12,17 +16,15 @@ import base64
 import binascii
 import json
 
-import numpy as np
-
 from models.codecs import decode, to_float
 from models.resample import StreamResampler
-from service.ingest.calls import Audio, Dtmf, OneWayAdapter, Start, Stop, fail, load_json
+from service.ingest.calls import Audio, Dtmf, Gap, OneWayAdapter, Start, Suspend, fail, frame_size, load_json, wire_safe
 from service.ingest.decoder import flush_resamplers
 from service.ingest.native import CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED
 
 TRACKS = {"inbound": "caller", "outbound": "agent"}
 RATE = 8000
-
+MIN_GAP_MS = 40  # a missing frame or two is jitter; more is audio the platform skipped
 
 
 class TwilioProtocol(OneWayAdapter):
@@ -42,7 +44,7 @@ class TwilioProtocol(OneWayAdapter):
 
     def receive_text(self, text: str) -> list:
         # A 20 ms media frame is about 300 bytes; the limit leaves room for large start parameters.
-        if len(text.encode()) > self.max_frame_bytes:
+        if frame_size(text) > self.max_frame_bytes:
             return fail("frame_too_large", f"message over {self.max_frame_bytes} bytes", TOO_BIG)
         msg = load_json(text)
         if not isinstance(msg, dict) or not isinstance(msg.get("event"), str):
@@ -59,16 +61,20 @@ class TwilioProtocol(OneWayAdapter):
         if event == "start":
             return self._open(msg)
         if self.start is None:
-            return fail("bad_start", f"{event!r} before start", POLICY)
+            return fail("bad_start", f"{event[:40]!r} before start", POLICY)
         if event == "media":
-            return self._media(msg.get("media") or {})
+            media = msg.get("media")
+            if not isinstance(media, dict):
+                return fail("bad_message", "media must be an object", POLICY)
+            return self._media(media)
         if event == "dtmf":
-            digit = str((msg.get("dtmf") or {}).get("digit", ""))
-            return [Dtmf(digit)] if digit in DTMF_DIGITS else []
+            digit = _obj(msg.get("dtmf")).get("digit")
+            return [Dtmf(digit)] if isinstance(digit, str) and digit in DTMF_DIGITS else []
         if event == "mark":
             return []
         if event == "stop":
-            return [Stop()]
+            # The call may go on in a new stream (Twilio's pause); it ends after the resume grace otherwise.
+            return [Suspend()]
         return []  # events added to the protocol later are not errors
 
     def flush(self) -> list:
@@ -77,11 +83,16 @@ class TwilioProtocol(OneWayAdapter):
     def _open(self, msg: dict) -> list:
         if self.start is not None:
             return fail("bad_message", "a second start on one stream", POLICY)
-        start = msg.get("start") or {}
-        fmt = start.get("mediaFormat") or {}
+        start = msg.get("start")
+        if not isinstance(start, dict):
+            return fail("bad_start", "start must be an object", POLICY)
+        fmt = _obj(start.get("mediaFormat"))
         if fmt.get("encoding") != "audio/x-mulaw" or _int(fmt.get("sampleRate")) != RATE or _int(fmt.get("channels")) != 1:
             return fail("unsupported_media", f"expected audio/x-mulaw 8000 Hz mono, got {json.dumps(fmt)[:60]}", UNSUPPORTED)
-        params = start.get("customParameters") or {}
+        params = start.get("customParameters")
+        if params is not None and not isinstance(params, dict):
+            return fail("bad_start", "start.customParameters must be an object", POLICY)
+        params = params or {}
         if self.authorize is not None and not self.authorize(params.get("token")):
             return fail("unauthorized", "no valid ingest key (header, ?token= or customParameters.token)", POLICY)
         agent_id = params.get("agent_id")
@@ -90,39 +101,56 @@ class TwilioProtocol(OneWayAdapter):
             return fail("bad_start", "customParameters.agent_id is missing or malformed", POLICY)
         if not isinstance(call_id, str) or not CALL_ID.match(call_id):
             return fail("bad_start", "start.callSid is missing or malformed", POLICY)
-        tracks = [t for t in (start.get("tracks") or ["inbound"]) if t in TRACKS]
+        tracks = start.get("tracks") or ["inbound"]
+        if not isinstance(tracks, list):
+            return fail("bad_start", "start.tracks must be a list", POLICY)
+        tracks = [t for t in tracks if isinstance(t, str) and t in TRACKS]
         if not tracks:
             return fail("unsupported_media", "no inbound or outbound track", UNSUPPORTED)
         roles = tuple(TRACKS[t] for t in ("inbound", "outbound") if t in tracks)
-        self.stream_sid = start.get("streamSid") or msg.get("streamSid")
+        sid = start.get("streamSid") or msg.get("streamSid")
+        self.stream_sid = sid if isinstance(sid, str) else None
         metadata = {k: v for k, v in params.items() if k not in ("agent_id", "token")}
         metadata["twilio"] = {"callSid": call_id, "streamSid": self.stream_sid, "accountSid": start.get("accountSid")}
-        self.start = Start(call_id, agent_id, "twilio", "mulaw", RATE, len(roles), roles, False, metadata)
+        self.start = Start(call_id, agent_id, "twilio", "mulaw", RATE, len(roles), roles, False, wire_safe(metadata), continues=True)
         self._resamplers = {role: StreamResampler(RATE) for role in roles}
         self._next_ms = {role: 0 for role in roles}
         return [self.start]
 
     def _media(self, media: dict) -> list:
-        role = TRACKS.get(media.get("track", "inbound"))
+        track = media.get("track", "inbound")
+        role = TRACKS.get(track) if isinstance(track, str) else None
         if role not in self._resamplers:
             return []  # a track that was not asked for in start
+        encoded = media.get("payload", "")
+        if not isinstance(encoded, str):
+            return fail("bad_frame", "media.payload must be a base64 string", INVALID_DATA)
         try:
-            payload = base64.b64decode(media.get("payload", ""), validate=True)
+            payload = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             return fail("bad_frame", "media.payload is not base64", INVALID_DATA)
-        samples = to_float(decode("mulaw", payload))
+        out = []
         stamp = _int(media.get("timestamp"))
         if stamp is not None:
-            # Twilio skips silence on a track sometimes: fill the gap so both speakers stay on one clock.
+            # Twilio skips silence on a track sometimes: the track's clock skips ahead (no samples are
+            # made for it) so both speakers stay on one clock; the session caps it by real time.
             gap_ms = stamp - self._next_ms[role]
-            if gap_ms >= 40:
-                samples = np.concatenate([np.zeros(gap_ms * RATE // 1000, dtype=np.float32), samples])
+            if gap_ms >= MIN_GAP_MS:
+                out.append(Gap(gap_ms / 1000, (role,)))
             self._next_ms[role] = max(self._next_ms[role], stamp) + len(payload) * 1000 // RATE
-        return [Audio({role: self._resamplers[role](samples)})]
+        out.append(Audio({role: self._resamplers[role](to_float(decode("mulaw", payload)))}))
+        return out
 
 
 def _int(value) -> int | None:
+    """An integer field, whether Twilio sent it as a number or a string; None when it is neither."""
+    if isinstance(value, float) and not value.is_integer():
+        return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _obj(value) -> dict:
+    return value if isinstance(value, dict) else {}

