@@ -200,8 +200,7 @@ class CallSession:
         if isinstance(item, VoiceChunk):
             self.heat[track.role].voice(item)
             self._emit_floor(self.floor.voice(track.role, item))
-            agent = self.tracks.get("agent")
-            self._emit_coach(self.coach.tick(item.t, agent.heard(item.t) if agent else item.t))
+            self._emit_coach(self.coach.tick(item.t, self._agent_heard(item.t)))
         elif isinstance(item, PartialDue):
             self._spawn(self._partial(track, item))
         elif isinstance(item, PauseHeard):
@@ -239,6 +238,14 @@ class CallSession:
             reading = copy.deepcopy(self.heat[track.role]).utterance(result.text, item.start, item.end)
             self._emit_floor(self.floor.words(track.role, result.text, item.end, track.segmenter.now,
                                               reading.text_score, reading.heat, reading.trend == "rising"))
+
+    def _agent_heard(self, t: float) -> float:
+        """Up to where the coach knows what the agent said: a final redaction holds back is not known yet."""
+        agent = self.tracks.get("agent")
+        if agent is None:
+            return t
+        held = self.redactor.holding("agent")  # (UtteranceEnded, result) of a final that may be a card's first half
+        return min(agent.heard(t), held[0].start if held else t)
 
     def _drop_early(self, track: RoleTrack) -> None:
         """The speaker went on after the pause: the early final, if it already ran, is a fine partial."""
