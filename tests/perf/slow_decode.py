@@ -22,9 +22,9 @@ def _slow_decode():
     extra = float(os.environ.get("SLOW_DECODE", "0.6"))
     plain = Transcriber.transcribe_many
 
-    def slow(self, audios):
+    def slow(self, audios, *args, **kwargs):
         time.sleep(extra)
-        return plain(self, audios)
+        return plain(self, audios, *args, **kwargs)
 
     Transcriber.transcribe_many = slow
     yield
