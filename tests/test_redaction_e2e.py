@@ -26,9 +26,9 @@ LEAK = re.compile(r"11|4 ?1|one one|four one|0 ?5 ?/? ?28|5 ?28|twenty.eight|731
 
 
 def texts(value, key: str = "") -> list[str]:
-    """Every string a reader sees (transcripts, quotes, evidence, summaries), ids aside."""
+    """Every string a reader sees (transcripts, quotes, evidence, summaries), ids aside (a node id holds a port)."""
     if isinstance(value, dict):
-        return [t for k, v in value.items() if k not in ("call_id", "agent_id", "id", "due") for t in texts(v, k)]
+        return [t for k, v in value.items() if k not in ("call_id", "agent_id", "previous_agent_id", "node_id", "id", "due") for t in texts(v, k)]
     if isinstance(value, list):
         return [t for v in value for t in texts(v, key)]
     return [value] if isinstance(value, str) else []
