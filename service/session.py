@@ -200,7 +200,10 @@ class CallSession:
         if isinstance(item, VoiceChunk):
             self.heat[track.role].voice(item)
             self._emit_floor(self.floor.voice(track.role, item))
-            self._emit_coach(self.coach.tick(item.t, self._agent_heard(item.t)))
+            # Where the agent's words are transcribed up to matters only while a stall is watched; this
+            # runs for every 32 ms chunk of both speakers, so it is not worked out otherwise.
+            heard = self._agent_heard(item.t) if self.coach.watching_stall else item.t
+            self._emit_coach(self.coach.tick(item.t, heard))
         elif isinstance(item, PartialDue):
             self._spawn(self._partial(track, item))
         elif isinstance(item, PauseHeard):

@@ -178,6 +178,11 @@ class Coach:
             out += self._plan(t, hold=False)
         return out
 
+    @property
+    def watching_stall(self) -> bool:
+        """A release is waiting for the agent's next step: only then does ``tick`` read ``heard``."""
+        return self._released_at is not None
+
     def tick(self, t: float, heard: float) -> list:
         """Called as audio time passes: interrupting, stalled.
 
