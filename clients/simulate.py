@@ -67,6 +67,17 @@ def frames_of(audio: np.ndarray, rate_in: int, rate: int, encoding: str) -> list
     return [interleave(encoding, tracks) for tracks in tracks_of(audio, rate_in, rate)]
 
 
+
+async def paced(frames, speed: float = 1.0, started: float | None = None):
+    """Yields 20 ms frames at ``speed`` times real time, paced against the clock rather than by a sleep per
+    frame, so scheduling jitter does not accumulate."""
+    started = time.monotonic() if started is None else started
+    for i, tracks in enumerate(frames):
+        delay = started + i * FRAME_SECONDS / speed - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield tracks
+
 async def stream_call(wav: str | Path, url: str, agent: str, key: str, *, watch_token: str | None = None,
                       speed: float = 1.0, encoding: str | None = None, rate: int = 8000, call_id: str | None = None,
                       metadata: dict | None = None, on_event=None, end_timeout: float = 120.0,
@@ -99,11 +110,7 @@ async def stream_call(wav: str | Path, url: str, agent: str, key: str, *, watch_
                     raise RuntimeError(f"server refused the call: {reply[:200]}")
             reader = asyncio.create_task(_replies(ws, run))
             run.started_at = time.monotonic()
-            for i, tracks in enumerate(frames):
-                # Pace against the clock, not sleep-per-frame, so scheduling jitter does not accumulate.
-                delay = run.started_at + i * FRAME_SECONDS / speed - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            async for tracks in paced(frames, speed, run.started_at):
                 for message in wire.frame(tracks):
                     await ws.send(message)
             closing = wire.closing()  # once: building it advances the wire's sequence numbers

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import websockets
 
-from clients.simulate import stream_call, tracks_of
+from clients.simulate import FRAME_SECONDS, paced, stream_call, tracks_of
 from clients.wavfile import read_wav
 from clients.wire import AudioHookWire
 from tests.conftest import SAMPLE_WAV, clip_wav
@@ -101,9 +101,10 @@ async def test_unassigned_audiohook_call_is_assigned_mid_call_and_transcripts_go
         row = (await http.get(f"/v1/calls/{conversation}", headers=sup)).json()
         assert row["agent_id"] is None and row["status"] == "live"
 
-        started = time.monotonic()
-        for i, tracks in enumerate(frames):
-            position = i * 0.02
+        i = -1
+        async for tracks in paced(frames, SPEED):
+            i += 1
+            position = i * FRAME_SECONDS
             if position == pytest.approx(ASSIGN_AT, abs=0.005):
                 async def has_final():
                     r = await http.get(f"/v1/calls/{conversation}/events", params={"type": "transcript.final"}, headers=sup)
@@ -128,9 +129,6 @@ async def test_unassigned_audiohook_call_is_assigned_mid_call_and_transcripts_go
                     assert (await asyncio.wait_for(assignment_seen(), 10))["agent_id"] == "a-2"
             if position == pytest.approx(UPDATE_AT, abs=0.005):
                 await ws.send(wire.message("update", {"language": "en-GB"}))
-            delay = started + i * 0.02 / SPEED - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
             for message in wire.frame(tracks):
                 await ws.send(message)
         await ws.send(wire.closing()[0])

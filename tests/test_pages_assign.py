@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 
 import pytest
 import websockets
 
-from clients.simulate import tracks_of
+from clients.simulate import paced, tracks_of
 from clients.wavfile import read_wav
 from clients.wire import AudioHookWire
 from tests.conftest import SAMPLE_WAV, clip_wav
@@ -33,11 +32,7 @@ async def stream_unassigned(server, wav, conversation: str, speed: float) -> Non
             "media": [{"type": "audio", "format": "PCMU", "channels": ["external", "internal"], "rate": 8000}],
             "language": "en-US", "customConfig": {}}))
         assert wire.is_open_reply(await ws.recv())
-        started = time.monotonic()
-        for i, tracks in enumerate(tracks_of(audio, rate_in, 8000)):
-            delay = started + i * 0.02 / speed - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        async for tracks in paced(tracks_of(audio, rate_in, 8000), speed):
             for message in wire.frame(tracks):
                 await ws.send(message)
         await ws.send(wire.closing()[0])
