@@ -126,14 +126,14 @@ async def test_unassigned_audiohook_call_is_assigned_mid_call_and_transcripts_go
                             event = json.loads(await board.recv())
                             if event["call_id"] == conversation and event["type"] == "call.assigned":
                                 return event
-                    assert (await asyncio.wait_for(assignment_seen(), 10))["agent_id"] == "a-2"
+                    assert (await asyncio.wait_for(assignment_seen(), 60))["agent_id"] == "a-2"
             if position == pytest.approx(UPDATE_AT, abs=0.005):
                 await ws.send(wire.message("update", {"language": "en-GB"}))
             for message in wire.frame(tracks):
                 await ws.send(message)
         await ws.send(wire.closing()[0])
         await asyncio.wait_for(reader, 120)
-        await asyncio.wait_for(agent2.ended.wait(), 30)
+        await asyncio.wait_for(agent2.ended.wait(), 120)
 
     # The agent's socket: the history first, then the live tail, every event once and in order.
     got = agent2.of_call()

@@ -168,7 +168,7 @@ async def test_kill_9_of_node_a_mid_call_leaves_the_call_interrupted_on_b(cluste
         took = time.monotonic() - killed_at
         print(f"call interrupted on node B {took:.1f} s after kill -9 of node A")
         assert took < 30, f"took {took:.1f} s"
-        await asyncio.wait_for(watching, 15)
+        await asyncio.wait_for(watching, 60)
         ended = seen[-1]
         assert ended["type"] == "call.ended" and ended["summary"]["end_status"] == "interrupted"
         assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
