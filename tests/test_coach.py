@@ -372,3 +372,27 @@ def test_make_it_right_says_the_need_and_the_thing_back():
         coach.caller_said(text)
     say = coach._phrase("make_it_right", PLAYBOOK.moves["make_it_right"].say)
     assert say.startswith("So you need it working by tonight.") and "your boiler" in say
+
+
+@pytest.mark.parametrize("reply, cue", [
+    ("Oh, that's brilliant, thanks.", "extra_mile"),  # taken: closing moves, though no remedy was recognised
+    ("Thank goodness for that.", "extra_mile"),
+    ("No, that's not good enough.", "thank"),  # refused: not agreed
+])
+def test_the_caller_taking_the_offer_moves_the_cue_to_the_closing_moves(reply, cue):
+    coach = released_coach()
+    coach.agent_final("Thank you for telling me about this.", 6.0)
+    coach.agent_final("Okay, you are all set.", 8.0)  # a remedy in words no rule or example recognises
+    assert "make_it_right" not in {s.move for s in coach.done}
+    coach.floor(floor(9.0, "caller_speaking"))
+    coach.caller_said(reply)
+    coach.floor(floor(11.0, "open", finished=True))
+    assert (coach.cue.move in ("extra_mile", "follow_up")) == (cue == "extra_mile")
+
+
+def test_a_request_without_trouble_is_not_restated_first():
+    facts = Facts()
+    facts.add("Hello, I moved last month and I need to update my address.")
+    assert not facts.known and facts.things
+    facts.add("The new bill never arrived at the new flat.")
+    assert facts.known

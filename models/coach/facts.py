@@ -123,6 +123,7 @@ class Facts:
     needs: list[str] = field(default_factory=list)  # clauses (agent's voice) saying what the caller needs
     things: list[str] = field(default_factory=list)  # what it is about, as noun phrases in the agent's voice
     weight: dict = field(default_factory=dict)  # clause -> how much it says (parsed: entities, things, need)
+    trouble: bool = False  # a thing that went wrong was named ("my boiler broke"), not only a request
 
     def key_clauses(self, limit: int = 3) -> list[str]:
         """The clauses worth saying back: what they need (the latest), then those that say most (numbers,
@@ -141,7 +142,7 @@ class Facts:
     @property
     def known(self) -> bool:
         """Enough to restate: a number, an amount, a count of calls, or a complaint about a thing."""
-        return bool(self.clauses) and bool(self.items or self.amounts or self.times or self.things)
+        return bool(self.clauses) and bool(self.items or self.amounts or self.times or self.trouble)
 
     def fields(self) -> dict:
         out = {"about": f" with your {self.items[0]}" if self.items else ""}
@@ -186,6 +187,7 @@ class Facts:
             said = set(re.findall(r"[a-z0-9$']+", " ".join(self.clauses).lower()))
             if not words <= said:
                 self.clauses.append(voiced)
+                self.trouble = self.trouble or bool(complaint and clause.nouns)
                 # What a clause gives back: a count of calls or an amount most, then dates and things,
                 # and what went wrong; a clause of filler and feelings least.
                 self.weight[voiced] = (3 * counted + 2 * bool(labels & {"DATE", "TIME", "CARDINAL", "QUANTITY"})
