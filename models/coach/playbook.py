@@ -136,6 +136,10 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
         raise PlaybookError(f"{where}: [meaning] unknown {', '.join(sorted(unknown))}")
     other = _strings(data.get("other", {}).get("examples", []), f"{where}: [other] examples")
     book = Playbook(moves, warnings, thresholds, where, recognition, meaning, other)
+    if embed:
+        from models.coach import parse
+
+        parse.pipeline()  # the facts' parser, loaded with the playbook (a second) rather than on a call's first words
     if recognition == "meaning" and embed:
         from models.coach.embedder import EmbedderUnavailable
         from models.coach.recognizer import Recognizer
