@@ -36,8 +36,8 @@ def test_facts_from_a_complaint():
     assert facts.known
     assert facts.items == ["book"] and facts.amounts == ["$35"] and facts.times == ["third time"]
     said = facts.fields()["facts"]
-    # Three clauses at most, ranked by what they carry (the amount and the count of calls), in the caller's order.
-    assert said == "you ordered one book, we charged your card $35 and this is the third time you have called about this"
+    # Three clauses at most, ranked by what they carry (amount, how many), in the caller's order.
+    assert said == "you ordered one book, we sent you 12 of them and we charged your card $35"
     assert facts.things[:2] == ["the book", "your card"]
 
 

@@ -172,7 +172,8 @@ class Facts:
         for clause in parse.clauses(doc):
             raw = clause.text
             need = bool(NEED.search(raw))
-            counted = bool(AMOUNT.search(raw) or TIMES.search(raw))
+            amount, calls = bool(AMOUNT.search(raw)), bool(TIMES.search(raw))
+            counted = amount or calls
             complaint = bool(COMPLAINT_VERBS.search(raw)) or clause.negated
             labels = {label for label, _ in clause.entities}
             if not (need or counted or complaint or labels & {"MONEY", "CARDINAL", "QUANTITY"}
@@ -188,10 +189,10 @@ class Facts:
             if not words <= said:
                 self.clauses.append(voiced)
                 self.trouble = self.trouble or bool(complaint and clause.nouns)
-                # What a clause gives back: a count of calls or an amount most, then dates and things,
-                # and what went wrong; a clause of filler and feelings least.
-                self.weight[voiced] = (3 * counted + 2 * bool(labels & {"DATE", "TIME", "CARDINAL", "QUANTITY"})
-                                       + min(2, len(clause.nouns)) + complaint)
+                # What a clause gives back: an amount most, then how many (of what was sent, of calls made),
+                # dates and things, and what went wrong; a clause of filler and feelings least.
+                self.weight[voiced] = (3 * amount + 2 * calls + 2 * bool(labels & {"CARDINAL", "QUANTITY"})
+                                       + bool(labels & {"DATE", "TIME"}) + min(2, len(clause.nouns)) + complaint)
             self.amounts += [a.strip() for a in AMOUNT.findall(raw) if a.strip() not in self.amounts]
             self.amounts += [t for label, t in clause.entities if label == "MONEY" and t not in self.amounts
                              and not any(t in a or a in t for a in self.amounts)]
