@@ -396,3 +396,14 @@ def test_a_request_without_trouble_is_not_restated_first():
     assert not facts.known and facts.things
     facts.add("The new bill never arrived at the new flat.")
     assert facts.known
+
+
+def test_without_the_parser_the_facts_fall_back_to_the_regular_expressions(monkeypatch):
+    from models.coach import parse
+
+    monkeypatch.setattr(parse, "parse", lambda text: None)
+    facts = Facts()
+    for text in ["I ordered one book, just one book, and you sent me 12 of them.", "Then you charged my card $35."]:
+        facts.add(text)
+    assert facts.items == ["book"] and facts.amounts == ["$35"] and facts.things == []
+    assert facts.fields()["facts"] == "you ordered one book, we sent you 12 of them and we charged your card $35"
