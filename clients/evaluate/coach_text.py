@@ -55,6 +55,7 @@ class Score:
     misses: list[str] = field(default_factory=list)
     facts_gold: int = 0  # the call's key facts (gold), and how many a restate or make_it_right cue said back
     facts_said: int = 0
+    facts_cued: bool = False  # a restate or make_it_right cue was shown at all (with no such cue nothing is said back)
 
 
 def calls(part: str) -> list[tuple[str, list[Turn]]]:
@@ -133,6 +134,7 @@ def replay(playbook: Playbook, name: str, turns: list[Turn], facts: list[str] = 
     if facts:
         score.facts_gold = len(facts)
         score.facts_said = sum(1 for f in facts if any(f in said for said in said_back))
+        score.facts_cued = bool(said_back)
     got_steps = {s.move for s in coach.done}
     score.steps_gold, score.steps_got, score.steps_ok = len(gold_steps), len(got_steps), len(gold_steps & got_steps)
     for move in gold_steps | got_steps:
@@ -162,6 +164,9 @@ def totals(scores: list[Score]) -> dict:
         "steps_precision": ratio(s("steps_ok"), s("steps_got")),
         "steps_recall": ratio(s("steps_ok"), s("steps_gold")),
         "facts_carried": ratio(s("facts_said"), s("facts_gold")),
+        # the restatement's own quality: facts said back in the calls where such a cue was shown
+        "facts_carried_when_cued": ratio(sum(x.facts_said for x in scores if x.facts_cued),
+                                         sum(x.facts_gold for x in scores if x.facts_cued)),
         "warnings_on_calm_calls": sum(x.warned for x in scores if x.calm),
         "calm_calls": sum(1 for x in scores if x.calm),
     }
@@ -178,9 +183,10 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
     print("calmline eval coach: text replayed through the coach (interrupting is timing, not text: left out)")
     print("first cue: the cue released at the first hand-over after a vent is acceptable; every cue: at every caller\n"
           "hand-over; warnings per agent turn, steps per call; facts: the call's key facts said back in a restate or\n"
-          "make_it_right cue; calm warned: warnings on calls whose gold has none")
+          "make_it_right cue (if cued: in the calls where such a cue was shown); calm warned: warnings on calls whose\n"
+          "gold has none")
     print(f"\n{'part':<11} {'recognition':<11} {'calls':>5} {'first cue':>9} {'every cue':>9} {'warn P':>6} {'warn R':>6} "
-          f"{'step P':>6} {'step R':>6} {'facts':>5} {'calm warned':>11}")
+          f"{'step P':>6} {'step R':>6} {'facts':>5} {'if cued':>7} {'calm warned':>11}")
     kinds: dict = {}
     for part in parts:
         data = _calls(part)
@@ -190,7 +196,8 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
             results[f"{part}/{how}"] = tot
             print(f"{part:<11} {how:<11} {tot['calls']:>5} {tot['first_cue_after_vent']:>9.2f} {tot['every_handover']:>9.2f} "
                   f"{tot['warnings_precision']:>6.2f} {tot['warnings_recall']:>6.2f} {tot['steps_precision']:>6.2f} "
-                  f"{tot['steps_recall']:>6.2f} {_num(tot['facts_carried']):>5} {tot['warnings_on_calm_calls']:>5} in {tot['calm_calls']}")
+                  f"{tot['steps_recall']:>6.2f} {_num(tot['facts_carried']):>5} {_num(tot['facts_carried_when_cued']):>7} "
+                  f"{tot['warnings_on_calm_calls']:>5} in {tot['calm_calls']}")
             merged: dict = {}
             for x in scores:
                 for k, row in x.per_kind.items():

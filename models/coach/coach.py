@@ -23,6 +23,10 @@ CLOSING = re.compile(r"\b(?:that'?s all|have a (?:nice|good|great) (?:day|one|ev
 REFUSAL = re.compile(r"\b(?:not good enough|not (?:acceptable|enough)|that'?s it\?|no thanks?\b|"
                      r"(?:i|we) (?:don'?t|do not) want (?:a|an|your|the|another|that)|"
                      r"that (?:won'?t|doesn'?t|does not|will not) (?:help|work|do|fix))", re.I)
+# The caller taking what was offered, or relieved: the remedy is agreed even if its words were not recognised.
+ACCEPTED = re.compile(r"\b(?:that(?:'?s| is| would be| sounds| works)|sounds|works) (?:\w+ )?(?:great|perfect|brilliant|lovely|fine|"
+                      r"good|wonderful|better|a relief)\b|\b(?:perfect|brilliant|lovely|great),? thanks?\b|"
+                      r"\bthank (?:god|goodness|heavens)\b|\bthat'?s all\b|\bbye\b", re.I)
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
@@ -79,6 +83,7 @@ class Coach:
     _complaint: bool = False
     _repair: bool = False  # a warning since the last apology: the next move is to repair it
     _closing: bool = False
+    _accepted: bool = False  # the caller took the remedy on offer (or is relieved): closing moves are next
     _again: list = field(default_factory=list)  # moves the caller's last words made due again, first first
     _caller_spoke: bool = False
     _overlap: _Overlap | None = None
@@ -121,6 +126,11 @@ class Coach:
         if score <= -0.3 or complaint_cues(text):
             self._complaint = True
         self._closing = bool(CLOSING.search(text)) and score > 0.2
+        # Only once the agent has done something for them: "fine" before that is not a remedy agreed.
+        if self.done and ACCEPTED.search(text) and not REFUSAL.search(text) and score > 0.0:
+            self._accepted = True
+        if REFUSAL.search(text):
+            self._accepted = False
         if "make_it_right" in {s.move for s in self.done} and REFUSAL.search(text) and not self._closing:
             if "make_it_right" not in self._again:
                 self._again.append("make_it_right")  # refused: ask what would make it right, or offer more
@@ -211,7 +221,7 @@ class Coach:
             return "apologize"
         if self._again:  # a flare-up or a refused remedy: that move again, whatever was done before
             return self._again[0]
-        resolved = "make_it_right" in done
+        resolved = "make_it_right" in done or self._accepted
         # Once a remedy is agreed, or a calm caller is wrapping up, only the closing moves are left.
         if resolved or self._closing and not self._complaint:
             for move in ("extra_mile", "follow_up"):

@@ -12,7 +12,7 @@ DEFAULT_PATH = Path(__file__).with_name("playbook.toml")
 MOVES = ("listen", "thank", "clarify", "restate", "empathize", "apologize", "speed_of_need", "make_it_right",
          "extra_mile", "follow_up")
 WARNINGS = ("interrupting", "insincere_apology", "blame", "excuse", "policy_wall", "arguing", "glib", "passing_the_buck")
-FIELDS = {"facts", "item", "item_the", "amount", "times", "when", "about", "follow_day"}
+FIELDS = {"facts", "item", "item_the", "thing", "need", "amount", "times", "when", "about", "follow_day"}
 RECOGNITION = ("meaning", "rules")  # by meaning (examples and rules) or the regular expressions alone
 # How examples are matched, [meaning] in the file: a default per-class threshold, the margin over the
 # runner-up class, how many nearest examples of a class are averaged, and the weight of the class's
@@ -136,6 +136,10 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
         raise PlaybookError(f"{where}: [meaning] unknown {', '.join(sorted(unknown))}")
     other = _strings(data.get("other", {}).get("examples", []), f"{where}: [other] examples")
     book = Playbook(moves, warnings, thresholds, where, recognition, meaning, other)
+    if embed:
+        from models.coach import parse
+
+        parse.pipeline()  # the facts' parser, loaded with the playbook (a second) rather than on a call's first words
     if recognition == "meaning" and embed:
         from models.coach.embedder import EmbedderUnavailable
         from models.coach.recognizer import Recognizer
