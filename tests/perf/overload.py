@@ -15,12 +15,14 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -50,6 +52,8 @@ async def one(i: int, wav: Path, url: str, delay: float) -> dict:
         said = str(exc)
         reason = "max_calls" if "at capacity" in said else "behind" if "behind" in said else said[:80]
         return {"accepted": False, "overloaded": '"overloaded"' in said, "reason": reason}
+    except (OSError, asyncio.TimeoutError, websockets.ConnectionClosed) as exc:  # taken, then the stream broke
+        return {"accepted": True, "broken": f"{type(exc).__name__}: {exc}"[:160], "finals": []}
     arrived = [t for e, t in zip(run.events, run.received_at) if e["type"] == "transcript.final"]
     finals = list(zip(arrived, run.final_delays()))  # (when it arrived, its delay)
     return {"accepted": True, "finals": finals}
@@ -62,14 +66,16 @@ async def main_async(args, server: LocalServer) -> dict:
     results = await asyncio.gather(*[one(i, wavs[i % len(wavs)], url, args.ramp * i / max(1, args.calls))
                                      for i in range(args.calls)])
     load_after = os.getloadavg()
-    taken = [r for r in results if r["accepted"]]
+    taken = [r for r in results if r["accepted"] and "broken" not in r]
+    broken = [r["broken"] for r in results if "broken" in r]
     refused = [r for r in results if not r["accepted"]]
     finals = sorted(f for r in taken for f in r["finals"])
     delays = np.array([d for _, d in finals])
     third = max(1, len(delays) // 3)
     text = server.metrics()
     return {
-        "offered": args.calls, "accepted": len(taken), "refused": len(refused),
+        "offered": args.calls, "accepted": len(taken) + len(broken), "refused": len(refused),
+        "broken": len(broken), "broken_examples": sorted(set(broken))[:3],
         "refused_by_reason": {k: sum(r["reason"] == k for r in refused) for k in sorted({r["reason"] for r in refused})},
         "refused_with_overloaded": sum(r["overloaded"] for r in refused),
         "finals": len(delays),
@@ -105,7 +111,11 @@ def main() -> None:
         print(f"server: {health['device']}, {health['workers']} workers, admission {health.get('admission')}", flush=True)
         result = asyncio.run(main_async(args, server))
     finally:
-        server.stop()
+        try:
+            server.stop()
+        except subprocess.TimeoutExpired:  # still ending calls that fell behind
+            server.proc.kill()
+            server.dir.cleanup()
     result.update({"max_calls_setting": args.max_calls, "shed_lag": args.shed_lag, "ramp_s": args.ramp,
                    "seconds": args.seconds, "cores": os.cpu_count()})
     print(json.dumps(result, indent=2))
