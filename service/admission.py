@@ -1,7 +1,9 @@
 """Admission control: whether this node takes a new call now, and how thin partials run under load.
 
-The load signal is the transcription lag: how long the oldest queued final has waited for a worker
-(``TranscriptionScheduler.final_lag``). It is sampled a few times a second. Past ``shed_lag`` seconds the
+The load signal is the lag: how long the oldest queued final has waited for a transcription worker
+(``TranscriptionScheduler.final_lag``), or how late the event loop runs a timer (the audio path, VAD and the
+coach run there: a starved loop delays every call before any final is queued), whichever is more. It is
+sampled four times a second. Past ``shed_lag`` seconds the
 node is *shedding*: new calls are refused (``overloaded``) and no partials are transcribed, so the
 workers spend themselves on the finals of the calls already taken. It stops shedding once the lag has
 stayed under half of ``shed_lag`` for ``CALM_SECONDS`` (hysteresis: one empty queue between two full
@@ -48,15 +50,20 @@ class Admission:
         self.shed_lag = shed_lag  # 0: never shed on load
         self._lag = lag
         self._clock = clock
-        self.lag = 0.0  # the newest sample
+        self.lag = 0.0  # the newest sample: the larger of the two below
+        self.final_lag = 0.0
+        self.loop_lag = 0.0  # set by ``sample``
         self.shedding = False
         self._high_at = float("-inf")  # when the lag was last seen at or over the resume level
         self.refused: Counter = Counter()  # reason -> calls refused since start
         self.partials_thinned = 0
 
-    def observe(self) -> float:
-        """Read the lag now and move the shedding state; returns the lag."""
-        lag = self.lag = self._lag()
+    def observe(self, loop_lag: float | None = None) -> float:
+        """Read the lag now (with the event loop's, when given) and move the shedding state; returns the lag."""
+        if loop_lag is not None:
+            self.loop_lag = loop_lag
+        self.final_lag = self._lag()
+        lag = self.lag = max(self.final_lag, self.loop_lag)
         if self.shed_lag <= 0:
             return lag
         now = self._clock()
@@ -75,7 +82,7 @@ class Admission:
             found = (MAX_CALLS, f"at capacity: {live_calls} live calls, the maximum this server takes "
                                 f"(CALMLINE_MAX_CALLS={self.max_calls}); try again later")
         elif self.shedding:
-            found = (BEHIND, f"transcription is {self.lag:.1f} s behind (over {self.shed_lag:g} s); new calls are "
+            found = (BEHIND, f"this server is {self.lag:.1f} s behind (over {self.shed_lag:g} s); new calls are "
                              f"refused until it catches up; try again later")
         else:
             return None
@@ -97,7 +104,8 @@ class Admission:
         """For /healthz: why this node refuses new calls now (empty while it takes them)."""
         out = []
         if self.shedding:
-            out.append(f"overloaded: transcription {self.lag:.1f} s behind; new calls refused, partials paused")
+            out.append(f"overloaded: {self.lag:.1f} s behind (transcription {self.final_lag:.1f} s, event loop "
+                       f"{self.loop_lag:.1f} s); new calls refused, partials paused")
         if self.max_calls and live_calls >= self.max_calls:
             out.append(f"max_calls: {live_calls} live calls of {self.max_calls}; new calls refused")
         return out
@@ -105,11 +113,17 @@ class Admission:
     def state(self, live_calls: int) -> dict:
         return {"accepting": not self.shedding and not (self.max_calls and live_calls >= self.max_calls),
                 "shedding": self.shedding, "max_calls": self.max_calls, "shed_lag_s": self.shed_lag,
-                "transcription_lag_s": round(self.lag, 3), "refused": dict(self.refused)}
+                "transcription_lag_s": round(self.final_lag, 3), "loop_lag_s": round(self.loop_lag, 3),
+                "refused": dict(self.refused)}
 
 
 async def sample(admission: Admission, interval: float = SAMPLE_INTERVAL) -> None:
-    """Keep the lag and the shedding state fresh while the server runs (a task of the app's lifespan)."""
+    """Keep the lag and the shedding state fresh while the server runs (a task of the app's lifespan); how much
+    later than asked each sleep ends is the event loop's lag."""
+    loop = asyncio.get_running_loop()
+    late = 0.0
     while True:
-        admission.observe()
+        admission.observe(late)
+        asked = loop.time() + interval
         await asyncio.sleep(interval)
+        late = max(0.0, loop.time() - asked)

@@ -109,7 +109,8 @@ class LiveCalls:
             return
         reason, message = refused
         log.warning("call refused", extra={"call_id": start.call_id, "source": start.source, "reason": reason,
-                                           "live_calls": live, "transcription_lag_s": round(self.admission.lag, 3)})
+                                           "live_calls": live, "transcription_lag_s": round(self.admission.final_lag, 3),
+                                           "loop_lag_s": round(self.admission.loop_lag, 3)})
         raise ProtocolError("overloaded", message, 1013)
 
     def find(self, ref: str) -> CallSession | None:

@@ -52,7 +52,9 @@ class ServiceCollector:
                 refused.add_metric([reason], admission.refused[reason])
             yield refused
             yield GaugeMetricFamily("calmline_transcription_lag_seconds", "How long the oldest queued final has waited",
-                                    value=admission.lag)
+                                    value=admission.final_lag)
+            yield GaugeMetricFamily("calmline_event_loop_lag_seconds", "How late the event loop last ran a timer",
+                                    value=admission.loop_lag)
             yield GaugeMetricFamily("calmline_admission_shedding", "1 while new calls are refused for lag",
                                     value=int(admission.shedding))
             yield GaugeMetricFamily("calmline_max_calls", "The cap on live calls (0: none)", value=admission.max_calls)

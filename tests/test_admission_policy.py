@@ -47,6 +47,14 @@ def test_sheds_past_the_lag_and_takes_calls_again_only_after_a_calm_spell():
     assert a.refused == {BEHIND: 1}
 
 
+def test_a_stalled_event_loop_counts_as_behind():
+    a, clock = policy(shed_lag=1.5)
+    clock.lag = 0.0
+    a.observe(loop_lag=2.0)  # no final waits, but the audio path is 2 s late
+    assert a.shedding and a.lag == 2.0 and a.refusal(live_calls=1)[0] == BEHIND
+    assert a.state(1)["loop_lag_s"] == 2.0 and a.state(1)["transcription_lag_s"] == 0.0
+
+
 def test_a_lag_that_hovers_at_the_threshold_does_not_flap():
     a, clock = policy(shed_lag=1.5)
     states = [at(a, clock, t, 1.6 if t % 2 else 0.9) for t in range(1, 40)]
