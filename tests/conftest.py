@@ -48,6 +48,17 @@ def selected_databases() -> list[str]:
 
 
 
+# A test that loads the speech model or starts a server, a database or a browser is end-to-end:
+# ``pytest -m "not e2e"`` leaves those out and runs the fast unit tests alone.
+HEAVY_FIXTURES = {"transcriber", "server", "database", "postgres", "redis_server"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
 def pytest_generate_tests(metafunc):
     if "database" in metafunc.fixturenames:
         names = getattr(metafunc.module, "TEST_DATABASES", None) or selected_databases()

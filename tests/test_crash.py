@@ -16,12 +16,15 @@ import wave
 from pathlib import Path
 
 import httpx
+import pytest
 import websockets
 
 from clients.local_server import free_port
 from clients.simulate import frames_of
 from clients.wavfile import read_wav
 from tests.conftest import SAMPLE_WAV
+
+pytestmark = pytest.mark.e2e  # kills and restarts a real server
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY, SUP = "crash-ingest", "crash-supervisor"

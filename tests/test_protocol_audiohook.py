@@ -315,3 +315,19 @@ def test_signature_reference_vector():
                               "b3RoZXItc2VjcmV0LXRoYXQtaXMtd3Jvbmc=", now=1641013201)
     with pytest.raises(http_signature.SignatureError, match="missing"):
         http_signature.verify("/x", "h", {"x-api-key": "k"}, secret, now=0)
+
+
+def test_a_discard_inside_an_utterance_does_not_lengthen_it():
+    # 2 s of stereo audio heard, then 0.5 s discarded mid-utterance, then 1 s more: the final spans
+    # 1.0-3.5 on the call's clock, of which 0.5 s was never heard (Genesys's "Discard During Utterance").
+    p, c, _, _ = opened()
+    frame = bytes(8000 * 2 * 2)  # 2 s of stereo PCMU
+    assert isinstance(p.receive_bytes(frame)[0], Audio)
+    assert c.send("discarded", {"start": "PT2S", "discarded": "PT0.5S"}) == [Gap(0.5)]
+    p.receive_bytes(bytes(8000 * 2))
+    [event] = p.on_event({**FINAL, "start": 1.0, "end": 3.5, "words": []})
+    data = event.message["parameters"]["entities"][0]["data"]
+    assert data["offset"] == "PT1S" and data["duration"] == "PT2S"
+    # An utterance wholly after the discard keeps its length; the discard only moved it on the clock.
+    [later] = p.on_event({**FINAL, "start": 3.5, "end": 4.0, "words": []})
+    assert later.message["parameters"]["entities"][0]["data"]["duration"] == "PT0.5S"

@@ -20,7 +20,7 @@ from service.storage import Store, calls, events
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.e2e)])
 def url(request, tmp_path):
     if request.param == "postgresql":
         return request.getfixturevalue("postgres").new_database()

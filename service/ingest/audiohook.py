@@ -74,6 +74,8 @@ class AudioHookProtocol:
         self._decoder: StreamDecoder | None = None
         self._channels: list[str] = []
         self._pending_open: dict | None = None
+        self._stream_seconds = 0.0  # the call's clock as this adapter moves it: audio received plus gaps
+        self._gaps: list[tuple[float, float]] = []  # (where on the call's clock, seconds) of each discarded stretch
 
     # -- the envelope ------------------------------------------------------------
 
@@ -156,6 +158,9 @@ class AudioHookProtocol:
             # nothing allocated), so the timeline stays on the platform's clock.
             gap = parse_duration(params.get("discarded"))
             out = [Gap(gap)] if gap > 0 and self._decoder is not None else []
+            if out:
+                self._gaps.append((self._stream_seconds, gap))
+                self._stream_seconds += gap
             if kind == "resumed":
                 self.state = ACTIVE if self.state == PAUSED else self.state
                 out.append(Resume())
@@ -173,6 +178,7 @@ class AudioHookProtocol:
             return self._fail("Client Error: Unexpected binary message: No media selected")
         if len(data) % self._decoder.frame_bytes:
             return self._fail("Client Error: Binary data not a valid audio frame (size not a multiple of the frame)")
+        self._stream_seconds += len(data) / self._decoder.frame_bytes / RATE
         return [Audio(self._decoder(data))] if data else []
 
     def flush(self) -> list:
@@ -217,11 +223,17 @@ class AudioHookProtocol:
         data = {
             "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event['call_id']}/{event['speaker']}/{event['start']}")),
             "channelId": channel, "isFinal": final,
-            "offset": duration(event["start"]), "duration": duration(max(0.0, event["end"] - event["start"])),
+            "offset": duration(event["start"]), "duration": duration(self._heard(event["start"], event["end"])),
             "alternatives": [{"confidence": event.get("confidence", 0.0) if final else 0.0, "languages": [language],
                               "interpretations": [interpretation]}],
         }
         return [self._message("event", {"entities": [{"type": "transcript", "data": data}]})]
+
+    def _heard(self, start: float, end: float) -> float:
+        """An utterance's length as heard: a discarded stretch inside it moved the call's clock, not the speech
+        (Genesys's reference counts a final that spans a discard by its audio, as if the stretch were not there)."""
+        inside = sum(max(0.0, min(end, at + gap) - max(start, at)) for at, gap in self._gaps)
+        return max(0.0, end - start - inside)
 
     def _language_at(self, seconds: float) -> str:
         """The language in force at this point of the call: a final transcribed after an update may predate it."""
