@@ -76,6 +76,7 @@ async def main_async(args, server: LocalServer) -> dict:
     return {
         "offered": args.calls, "accepted": len(taken) + len(broken), "refused": len(refused),
         "broken": len(broken), "broken_examples": sorted(set(broken))[:3],
+        "refused_call_numbers": [i for i, r in enumerate(results) if not r["accepted"]],  # in arrival order
         "refused_by_reason": {k: sum(r["reason"] == k for r in refused) for k in sorted({r["reason"] for r in refused})},
         "refused_with_overloaded": sum(r["overloaded"] for r in refused),
         "finals": len(delays),
