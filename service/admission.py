@@ -29,7 +29,7 @@ PARTIAL_BACKOFF = 4.0  # seconds of speech added between a speaker's partials pe
 PARTIAL_LAG_FLOOR = 0.25  # ... past this much: a window in progress is not being behind
 SLACK = 0.05  # partial times are rounded to the millisecond and come on 32 ms VAD chunks
 SAMPLE_INTERVAL = 0.25  # how often the lag is read while the server runs
-CALLS_PER_CORE = 12  # the default cap on CPU: what `calmline bench` showed 2 cores carry within about 1 s (24)
+CALLS_PER_CORE = 8  # the default cap on CPU: `calmline bench` showed 2 quiet cores carry 16 calls at a p95 of about 1 s
 
 MAX_CALLS = "max_calls"  # refusal reasons, as /metrics labels them
 BEHIND = "behind"

@@ -69,7 +69,7 @@ class Settings:
     playbook: str = field(default="", metadata={"help": "the coach's rules (TOML); default: the bundled playbook"})
     max_calls: int = field(default=-1, metadata={
         "help": "live calls past which new ones are refused (overloaded): a number, 0 for no cap, or auto "
-                "(-1: 12 a core on CPU, none on a GPU)", "parse": _cap})
+                "(-1: 8 a core on CPU, none on a GPU)", "parse": _cap})
     shed_lag: float = field(default=1.5, metadata={
         "help": "seconds the oldest queued final may wait before new calls are refused and partials paused, "
                 "until it stays under half that for 10 s (0: never)"})

@@ -96,7 +96,7 @@ def test_partials_thin_as_the_lag_grows_and_stop_while_shedding():
 
 
 def test_default_cap_is_per_core_on_cpu_and_none_on_a_gpu():
-    assert default_max_calls("cpu", cores=2) == 24
+    assert default_max_calls("cpu", cores=2) == 16
     assert default_max_calls("cuda") == 0
 
 

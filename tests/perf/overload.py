@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import websockets
 
@@ -59,13 +60,33 @@ async def one(i: int, wav: Path, url: str, delay: float) -> dict:
     return {"accepted": True, "finals": finals}
 
 
+async def watch_health(http: str, trace: list[dict]) -> None:
+    """/healthz once a second: live calls, the two lags, whether the node sheds (time from the first call)."""
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=http, timeout=5) as client:
+        while True:
+            t = round(time.monotonic() - started, 1)
+            try:
+                h = (await client.get("/healthz")).json()
+                a = h.get("admission") or {}
+                trace.append({"t": t, "live": h["live_calls"], "final_lag": a.get("transcription_lag_s", 0),
+                              "loop_lag": a.get("loop_lag_s", 0), "shedding": a.get("shedding")})
+            except httpx.HTTPError as exc:
+                trace.append({"t": t, "error": type(exc).__name__})
+            await asyncio.sleep(1.0)
+
+
 async def main_async(args, server: LocalServer) -> dict:
     wavs = calls(args.calls, args.seconds, Path(tempfile.mkdtemp(prefix="calmline-overload-")))
     url = server.http.replace("http", "ws", 1)
     load_before = os.getloadavg()
+    trace: list[dict] = []
+    watcher = asyncio.create_task(watch_health(server.http, trace))
     results = await asyncio.gather(*[one(i, wavs[i % len(wavs)], url, args.ramp * i / max(1, args.calls))
                                      for i in range(args.calls)])
+    watcher.cancel()
     load_after = os.getloadavg()
+    shedding = [p["t"] for p in trace if p.get("shedding")]
     taken = [r for r in results if r["accepted"] and "broken" not in r]
     broken = [r["broken"] for r in results if "broken" in r]
     refused = [r for r in results if not r["accepted"]]
@@ -89,6 +110,11 @@ async def main_async(args, server: LocalServer) -> dict:
             'calmline_calls_refused_total{reason="max_calls"}', 'calmline_calls_refused_total{reason="behind"}',
             "calmline_transcription_partials_thinned_total", "calmline_board_events_coalesced_total",
             "calmline_max_calls")},
+        "health": {"polls": len(trace), "unanswered_within_5s": sum("error" in p for p in trace),
+                   "max_live_calls": max((p.get("live", 0) for p in trace), default=0),
+                   "max_transcription_lag_s": max((p.get("final_lag", 0) for p in trace), default=0),
+                   "max_loop_lag_s": max((p.get("loop_lag", 0) for p in trace), default=0),
+                   "first_shedding_s": shedding[0] if shedding else None, "shedding_polls": len(shedding)},
         "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after],
     }
 
