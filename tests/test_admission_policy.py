@@ -80,6 +80,7 @@ def test_no_shedding_when_the_lag_limit_is_off():
     a, clock = policy(shed_lag=0)
     assert not at(a, clock, 0, 60.0)
     assert a.refusal(live_calls=500) is None and a.reasons(500) == []
+    assert a.partial_due(1.0, 1.0) and a.partials_thinned == 0  # nor thinned: off is off
 
 
 def test_partials_thin_as_the_lag_grows_and_stop_while_shedding():
