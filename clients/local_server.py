@@ -40,7 +40,10 @@ class LocalServer:
     def __init__(self, model: str, device: str = "auto", stderr=None, env: dict | None = None):
         self.port = free_port()
         self.dir = tempfile.TemporaryDirectory(prefix="calmline-local-")
-        env = {**os.environ, "CALMLINE_INGEST_KEYS": KEY, "CALMLINE_SUPERVISOR_TOKENS": SUP,
+        # Admission off unless asked for (the environment or ``env``): a bench measures what N calls cost,
+        # past the node's capacity too; tests/perf/overload.py measures admission.
+        env = {"CALMLINE_MAX_CALLS": "0", "CALMLINE_SHED_LAG": "0", **os.environ,
+               "CALMLINE_INGEST_KEYS": KEY, "CALMLINE_SUPERVISOR_TOKENS": SUP,
                "CALMLINE_AGENT_TOKENS": f"{AGENT}=local-agent-token", "CALMLINE_MODEL": model, "CALMLINE_DEVICE": device, **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port),
                                       "--data-dir", self.dir.name], env=env, stdout=subprocess.DEVNULL, stderr=stderr)

@@ -68,6 +68,12 @@ class TranscriptionScheduler:
             return len(self._finals) + len(self._partials)
 
     @property
+    def final_lag(self) -> float:
+        """Seconds the oldest queued final has waited for a worker (0 when none waits): how far behind we are."""
+        with self._cv:
+            return time.monotonic() - self._finals[0].submitted if self._finals else 0.0
+
+    @property
     def idle(self) -> bool:
         """Nothing queued and nothing being transcribed: every job submitted so far has its result."""
         with self._cv:

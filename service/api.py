@@ -206,10 +206,13 @@ async def whoami(request: Request) -> JSONResponse:
 
 async def healthz(request: Request) -> JSONResponse:
     svc = request.app.state.services
-    reasons = svc.health.reasons()
+    live = len(svc.calls.all())
+    reasons = svc.health.reasons() + (svc.admission.reasons(live) if svc.admission else [])
     health = {"status": "ok", "reasons": reasons, "model": svc.transcriber.model_name, "device": svc.transcriber.device,
               "workers": svc.transcriber.workers, "live_calls": len(svc.calls.all()), "queue_depth": svc.scheduler.depth,
               "recorder_queue_depth": svc.recorder.depth, "node_id": svc.calls.node_id}
+    if svc.admission is not None:
+        health["admission"] = svc.admission.state(live)
     if svc.cluster is not None:
         try:
             health["cluster"] = await svc.cluster.nodes()

@@ -14,7 +14,7 @@ from models.scheduler import TranscriptionScheduler
 from models.transcriber import Transcriber
 from models.utterances import SegmenterConfig
 from service.audio_files import AudioFiles
-from service import metrics, retention
+from service import admission as admission_policy, metrics, retention
 from service.auth import Credentials, load_credentials
 from service.bus import EventBus
 from service.calls import LiveCalls
@@ -44,6 +44,7 @@ class Services:
     audio_files: AudioFiles
     calls: LiveCalls
     health: Health
+    admission: admission_policy.Admission | None = None
     metrics: object = None  # the Prometheus registry of this server's gauges and counters
     cluster: Cluster | None = None  # with CALMLINE_REDIS_URL: the relay and heartbeats across nodes
 
@@ -77,12 +78,15 @@ def build_services(settings: Settings, transcriber: Transcriber | None = None) -
         for event in interrupted:  # their recordings, as far as they reached the disk
             audio_files.finalize(event["call_id"])
     segmenter = SegmenterConfig(end_silence=settings.end_silence, partial_interval=settings.partial_interval)
-    deps = SessionDeps(scheduler, recorder, segmenter, playbook, tuple(settings.redact))
-    calls = LiveCalls(deps, bus, store, audio_files, settings.resume_grace, node_id, health)
+    max_calls = (settings.max_calls if settings.max_calls >= 0
+                 else admission_policy.default_max_calls(getattr(transcriber, "device", "cpu")))
+    admission = admission_policy.Admission(max_calls, settings.shed_lag, lambda: scheduler.final_lag)
+    deps = SessionDeps(scheduler, recorder, segmenter, playbook, tuple(settings.redact), admission)
+    calls = LiveCalls(deps, bus, store, audio_files, settings.resume_grace, node_id, health, admission)
     if relay:
         cluster = Cluster(settings.redis_url, node_id, store, bus, relay, audio_files, lambda: len(calls.all()))
     services = Services(settings, credentials, transcriber, scheduler, store, recorder, bus, audio_files, calls, health,
-                        cluster=cluster)
+                        admission, cluster=cluster)
     services.metrics = metrics.service_registry(services)
     return services
 
@@ -95,9 +99,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         if svc.cluster:
             await svc.cluster.start()
         purger = asyncio.create_task(retention.run(svc)) if svc.settings.retention_days > 0 else None
+        sampler = asyncio.create_task(admission_policy.sample(svc.admission)) if svc.admission else None
         yield
         if purger is not None:
             purger.cancel()
+        if sampler is not None:
+            sampler.cancel()
         await svc.calls.shutdown()
         if svc.cluster:
             await svc.recorder.flush()  # the calls' call.ended relayed before the heartbeat goes

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 
+from service.admission import Admission
 from service.audio_files import AudioFiles, RecordingFailed
 from service.bus import EventBus
 from service.events import CallEvents
@@ -19,8 +20,9 @@ log = logging.getLogger("calmline.calls")
 
 class LiveCalls:
     def __init__(self, deps: SessionDeps, bus: EventBus, store: Store, audio_files: AudioFiles, resume_grace: float,
-                 node_id: str = "", health: Health | None = None):
+                 node_id: str = "", health: Health | None = None, admission: Admission | None = None):
         self.deps = deps
+        self.admission = admission  # None: every new call is taken
         self.node_id = node_id
         self.health = health or Health()
         self.ended_by_fault = 0
@@ -75,6 +77,7 @@ class LiveCalls:
             return session
         if session is not None or start.call_id in self._opening:
             raise ProtocolError("call_exists", f"call {start.call_id} is live; reconnect with resume: true")
+        self._admit(start)
         # Held while the store is asked: a second start of the same new call_id meanwhile is call_exists.
         self._opening.add(start.call_id)
         try:
@@ -94,6 +97,21 @@ class LiveCalls:
         session.events.emit("call.started", 0.0, agent_id=start.agent_id, metadata=start.metadata)
         log.info("call started", extra={"call_id": start.call_id, "source": start.source})
         return session
+
+    def _admit(self, start: Start) -> None:
+        """A new call (never a resumed or continued one: nothing taken is dropped) is refused when this node
+        is at its cap or behind; the stream is told why (``overloaded``, close 1013: try again later)."""
+        if self.admission is None:
+            return
+        live = len(self._sessions) + len(self._opening)  # calls still being opened count: a burst cannot slip past
+        refused = self.admission.refusal(live)
+        if refused is None:
+            return
+        reason, message = refused
+        log.warning("call refused", extra={"call_id": start.call_id, "source": start.source, "reason": reason,
+                                           "live_calls": live, "transcription_lag_s": round(self.admission.final_lag, 3),
+                                           "loop_lag_s": round(self.admission.loop_lag, 3)})
+        raise ProtocolError("overloaded", message, 1013)
 
     def find(self, ref: str) -> CallSession | None:
         """A live call by its call id or, for AudioHook, its Genesys conversation id (any letter case)."""

@@ -25,6 +25,16 @@ def _pairs(value: str) -> dict[str, str]:
     return out
 
 
+def _cap(value: str) -> int:
+    """A call cap: a number (0: none) or auto (-1: sized by the device, service.admission)."""
+    if value.strip().lower() == "auto":
+        return -1
+    n = int(value)
+    if n < -1:
+        raise ValueError("expected auto, 0 (no cap) or a number of calls")
+    return n
+
+
 @dataclass
 class Settings:
     host: str = field(default="127.0.0.1", metadata={"help": "listen address"})
@@ -57,6 +67,12 @@ class Settings:
     end_silence: float = field(default=0.5, metadata={"help": "seconds of silence that end an utterance"})
     partial_interval: float = field(default=1.0, metadata={"help": "seconds between transcript.partial events"})
     playbook: str = field(default="", metadata={"help": "the coach's rules (TOML); default: the bundled playbook"})
+    max_calls: int = field(default=-1, metadata={
+        "help": "live calls past which new ones are refused (overloaded): a number, 0 for no cap, or auto "
+                "(-1: 8 a core on CPU, none on a GPU)", "parse": _cap})
+    shed_lag: float = field(default=1.5, metadata={
+        "help": "seconds the oldest queued final may wait before new calls are refused and partials paused, "
+                "until it stays under half that for 10 s (0: never)"})
     retention_days: float = field(default=0.0, metadata={"help": "calls that started more than this many days ago are deleted, at start and hourly (0: kept)"})
     log_level: str = field(default="warning", metadata={"help": "debug, info, warning or error"})
 

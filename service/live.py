@@ -12,6 +12,8 @@ from service.bus import SUPERVISOR_ONLY, Subscription
 from service.events import SNAPSHOT_TYPES, snapshot_of
 from service.storage import LIVE
 
+BATCH = 200  # events sent per wake-up at most, so a board's folded backlog is never far behind
+
 
 async def _origin_refused(ws: WebSocket) -> bool:
     if origin_allowed(ws, ws.app.state.services.settings.allowed_origins):
@@ -42,10 +44,11 @@ async def supervise(ws: WebSocket) -> None:
         return
     svc = ws.app.state.services
     call_id = ws.query_params.get("call_id")
-    sub = svc.bus.for_supervisor(call_id)
     if call_id is not None:  # following one call: its history, then what is new
+        sub = svc.bus.for_supervisor(call_id)
         await _stream(ws, sub, lambda: _live_calls(svc, call_id=call_id), lambda e: True)
         return
+    sub = svc.bus.for_board()
     # The board: each live call's current state, not its history (20 long calls' histories overflowed the
     # queue while being sent). This node's calls from memory, taken with no await after subscribing, so
     # nothing is missed or sent twice; in a cluster the other nodes' from their stored events.
@@ -96,19 +99,23 @@ async def _stream(ws: WebSocket, sub: Subscription, live_calls, keep, snapshot: 
             if getter not in done:
                 getter.cancel()
                 break
-            event = getter.result()
-            last = sent.get(event["call_id"], 0)
-            if event["seq"] <= last:
-                continue  # already in the backlog
-            if event["seq"] > last + 1 and not board:
-                # Also a call that became this agent's mid-way (call.assigned): its history first. This
-                # node's events reach the store through the recorder's queue, so flush it before reading.
-                await svc.recorder.flush()
-                for missed in await asyncio.to_thread(svc.store.get_events, event["call_id"], None, last, event["seq"]):
-                    if keep(missed):
-                        await ws.send_json(missed)
-            sent[event["call_id"]] = event["seq"]
-            await ws.send_json(event)
+            # What else is waiting goes out in the same turn: a task and a wait per event cost more than the send.
+            batch = [getter.result()]
+            while len(batch) < BATCH and not sub.queue.empty():
+                batch.append(sub.queue.get_nowait())
+            for event in batch:
+                last = sent.get(event["call_id"], 0)
+                if event["seq"] <= last:
+                    continue  # already in the backlog
+                if event["seq"] > last + 1 and not board:
+                    # Also a call that became this agent's mid-way (call.assigned): its history first. This
+                    # node's events reach the store through the recorder's queue, so flush it before reading.
+                    await svc.recorder.flush()
+                    for missed in await asyncio.to_thread(svc.store.get_events, event["call_id"], None, last, event["seq"]):
+                        if keep(missed):
+                            await ws.send_json(missed)
+                sent[event["call_id"]] = event["seq"]
+                await ws.send_json(event)
             if sub.overflowed:
                 await ws.close(1013, "too slow: reconnect to catch up")
                 break

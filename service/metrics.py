@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from service.admission import BEHIND, MAX_CALLS
+
 REGISTRY = CollectorRegistry()
 FINAL_DELAY = Histogram(
     "calmline_transcript_final_delay_seconds",
@@ -42,6 +44,26 @@ class ServiceCollector:
                                   value=svc.recorder.failed_writes)
         yield CounterMetricFamily("calmline_calls_ended_by_fault", "Calls ended as error by a storage fault",
                                   value=svc.calls.ended_by_fault)
+        admission = svc.admission
+        if admission is not None:
+            refused = CounterMetricFamily("calmline_calls_refused", "New calls refused, by reason: max_calls (the "
+                                          "configured cap) or behind (transcription lag)", labels=["reason"])
+            for reason in (MAX_CALLS, BEHIND):
+                refused.add_metric([reason], admission.refused[reason])
+            yield refused
+            yield GaugeMetricFamily("calmline_transcription_lag_seconds", "How long the oldest queued final has waited",
+                                    value=admission.final_lag)
+            yield GaugeMetricFamily("calmline_event_loop_lag_seconds", "How late the event loop last ran a timer",
+                                    value=admission.loop_lag)
+            yield GaugeMetricFamily("calmline_admission_shedding", "1 while new calls are refused for lag",
+                                    value=int(admission.shedding))
+            yield GaugeMetricFamily("calmline_max_calls", "The cap on live calls (0: none)", value=admission.max_calls)
+            yield CounterMetricFamily("calmline_transcription_partials_thinned",
+                                      "Partials not transcribed because transcription was behind",
+                                      value=admission.partials_thinned)
+        yield CounterMetricFamily("calmline_board_events_coalesced",
+                                  "Events a slow supervisor board skipped: it got each call's newest state instead",
+                                  value=svc.bus.coalesced)
         faults = CounterMetricFamily("calmline_storage_faults", "Storage faults seen, by kind", labels=["kind"])
         for kind, count in sorted(svc.health.counts.items()):
             faults.add_metric([kind], count)

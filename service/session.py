@@ -24,6 +24,7 @@ from models.heat import HeatTracker
 from models.redaction import Redactor, mask_words, masked_times
 from models.utterances import (PartialDue, PauseHeard, SegmenterConfig, SpeechResumed, UtteranceEnded,
                                UtteranceSegmenter, VoiceChunk)
+from service.admission import Admission
 from service.audio_files import CallAudio, RecordingFailed
 from service.events import CallEvents
 from service.ingest.calls import Start
@@ -48,6 +49,7 @@ class SessionDeps:
     segmenter: SegmenterConfig
     playbook: Playbook
     redact: tuple[str, ...] = ("card",)  # kinds of personal data masked in every text (models.redaction)
+    admission: Admission | None = None  # thins partials under load (service.admission); None: every one runs
 
 
 class RoleTrack:
@@ -59,6 +61,7 @@ class RoleTrack:
         self.last_final: asyncio.Task | None = None
         self.finalized = 0  # highest utterance whose final is submitted: its partials are stale
         self.partial_end = 0.0  # end of the newest partial shown: an older snapshot is never shown after it
+        self.partial_asked = 0.0  # end of the newest partial sent to the transcriber (thinning counts from it)
         self.early: tuple[PauseHeard, asyncio.Future] | None = None  # a final started at the pause
         self.samples = 0  # 16 kHz samples received: this speaker's clock
         self.arrivals: deque[tuple[float, float]] = deque(maxlen=500)  # (audio time, monotonic arrival), last 10 s
@@ -205,7 +208,11 @@ class CallSession:
             heard = self._agent_heard(item.t) if self.coach.watching_stall else item.t
             self._emit_coach(self.coach.tick(item.t, heard))
         elif isinstance(item, PartialDue):
-            self._spawn(self._partial(track, item))
+            admission = self.deps.admission
+            since = item.end - max(track.partial_asked, item.start)
+            if admission is None or admission.partial_due(since, self.deps.segmenter.partial_interval):
+                track.partial_asked = item.end
+                self._spawn(self._partial(track, item))
         elif isinstance(item, PauseHeard):
             track.early = (item, self._job(track, item, FINAL))
             if track.role == "caller":

@@ -142,7 +142,9 @@ class CalmlineNode:
 
         self.port = free_port()
         self.log = Path(tempfile.mkstemp(prefix=f"calmline-node-{self.port}-", suffix=".log")[1])
-        full_env = {**os.environ, "PYTHONPATH": str(ROOT), "CALMLINE_PORT": str(self.port),
+        # Admission off unless the environment or ``env`` sets it: the cluster tests stream on a loaded machine.
+        full_env = {"CALMLINE_MAX_CALLS": "0", "CALMLINE_SHED_LAG": "0", **os.environ,
+                    "PYTHONPATH": str(ROOT), "CALMLINE_PORT": str(self.port),
                     "CALMLINE_DATA_DIR": str(data_dir), "CALMLINE_DATABASE_URL": database_url,
                     "CALMLINE_REDIS_URL": redis_url, "CALMLINE_INGEST_KEYS": INGEST_KEY,
                     "CALMLINE_AGENT_TOKENS": ",".join(f"{a}={t}" for a, t in AGENT_TOKENS.items()),

@@ -24,6 +24,9 @@ class RunningServer:
             "CALMLINE_AGENT_TOKENS": ",".join(f"{a}={t}" for a, t in AGENT_TOKENS.items()),
             "CALMLINE_SUPERVISOR_TOKENS": SUPERVISOR_TOKEN,
         }
+        # Admission off unless a test asks for it: on a loaded machine a test server falls behind, and the
+        # tests wait for states rather than refuse to stream (tests/test_admission.py turns it on).
+        overrides = {"max_calls": 0, "shed_lag": 0.0, **overrides}
         self.settings = config.load(environ=env, data_dir=data_dir, port=free_port(), **overrides)
         self.services = build_services(self.settings, transcriber)
         app = create_app(self.settings, self.services)
