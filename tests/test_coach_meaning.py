@@ -162,34 +162,27 @@ def _found(book, text):
     return set(seen.steps) | set(seen.warnings)
 
 
-# The held-out misses, each marked with its scores (the class's own score last): most lose the margin to
-# a neighbouring class or sit below the threshold. strict: one that starts passing must be unmarked.
+# The held-out misses, each marked with the head's probabilities (best / runner-up per sentence and clause):
+# most go to a neighbouring class (blame for arguing and passing the buck) or stay under `probability`.
+# strict: one that starts passing must be unmarked. With the nearest-example matcher (head = "nearest")
+# 19 of the 80 were missed; 2 of the near-misses fire with either (one of them the same).
 MISSES: dict[tuple[str, str], str] = {
-    ("thank", 'Appreciate you ringing in about it, sir.'): "scores (best / runner-up per sentence and clause): thank 0.53 / follow_up 0.52; thank 0.53",
-    ("clarify", 'Can you give me the sequence of events?'): "scores (best / runner-up per sentence and clause): clarify 0.29 / speed_of_need 0.24; clarify 0.29",
-    ("clarify", "Fill me in, what's been going on with the connection?"): "scores (best / runner-up per sentence and clause): clarify 0.37 / excuse 0.34; clarify 0.24 / thank 0.20; excuse 0.37 / clarify 0.36; clarify 0.37",
-    ("restate", "If I'm following you, the card was swallowed by the machine and the branch won't return it."): "scores (best / runner-up per sentence and clause): restate 0.47 / blame 0.47; follow_up 0.38 / other 0.37; restate 0.41 / blame 0.41; restate 0.46 / blame 0.44; restate 0.47",
-    ("make_it_right", 'Let me fix that billing error for you right now.'): "scores (best / runner-up per sentence and clause): make_it_right 0.59 / other 0.58; make_it_right 0.59",
-    ("make_it_right", 'What would feel like a fair outcome to you?'): "scores (best / runner-up per sentence and clause): empathize 0.37 / make_it_right 0.32; make_it_right 0.32",
-    ("blame", "Honestly that's down to the courier, we just hand it over."): "scores (best / runner-up per sentence and clause): passing_the_buck 0.59 / blame 0.56; blame 0.55 / passing_the_buck 0.54; passing_the_buck 0.48 / make_it_right 0.42; blame 0.56",
-    ("blame", "If you'd read the small print you'd have known."): "scores (best / runner-up per sentence and clause): glib 0.34 / arguing 0.31; blame 0.29",
-    ("excuse", 'The parcel got caught up in the strike at the port.'): "scores (best / runner-up per sentence and clause): clarify 0.52 / excuse 0.43; excuse 0.43",
-    ("policy_wall", "We only take returns within fourteen days, so that's that."): "scores (best / runner-up per sentence and clause): speed_of_need 0.49 / other 0.48; speed_of_need 0.50 / other 0.42; other 0.41 / speed_of_need 0.38; policy_wall 0.40",
-    ("arguing", "No, you definitely didn't tell us that when you ordered."): "scores (best / runner-up per sentence and clause): restate 0.54 / arguing 0.47; arguing 0.47",
-    ("arguing", "You're blowing this out of proportion."): "scores (best / runner-up per sentence and clause): arguing 0.33 / empathize 0.32; arguing 0.33",
-    ("arguing", "Come on, it's only a five pound difference."): "scores (best / runner-up per sentence and clause): restate 0.29 / other 0.28; arguing 0.25",
-    ("arguing", 'You must be mixing us up with another company.'): "scores (best / runner-up per sentence and clause): blame 0.45 / arguing 0.42; arguing 0.42",
-    ("glib", 'Sounds like your sofa fancied a holiday of its own.'): "scores (best / runner-up per sentence and clause): restate 0.43 / glib 0.40; glib 0.40",
-    ("passing_the_buck", "That's one for the accounts people, not me."): "scores (best / runner-up per sentence and clause): other 0.44 / policy_wall 0.43; passing_the_buck 0.30",
-    ("passing_the_buck", 'Someone from another team might call you eventually.'): "scores (best / runner-up per sentence and clause): passing_the_buck 0.38 / other 0.37; passing_the_buck 0.38",
-    # Lost when the playbook grew third-party blame examples: blame now outscores restate and make_it_right here.
-    ('restate', "Just so we're on the same page, the seats you booked were given to someone else?"): 'scores (best / runner-up per sentence and clause): blame 0.53 / restate 0.52; other 0.35 / extra_mile 0.34; clarify 0.53 / blame 0.52',
-    ('make_it_right', "I've gone ahead and cancelled the duplicate booking."): 'scores (best / runner-up per sentence and clause): blame 0.50 / other 0.49; other 0.37 / make_it_right 0.34; restate 0.48 / blame 0.48',
+    ('thank', 'I value you giving us the heads-up on this.'): 'head probabilities (best / runner-up per sentence and clause): other 0.24 / thank 0.20',
+    ('restate', "If I'm following you, the card was swallowed by the machine and the branch won't return it."): 'head probabilities (best / runner-up per sentence and clause): blame 0.30 / policy_wall 0.18; other 0.32 / restate 0.11; blame 0.32 / clarify 0.23; policy_wall 0.47 / blame 0.16',
+    ('make_it_right', 'What would feel like a fair outcome to you?'): 'head probabilities (best / runner-up per sentence and clause): empathize 0.62 / make_it_right 0.14',
+    ('blame', "Honestly that's down to the courier, we just hand it over."): 'head probabilities (best / runner-up per sentence and clause): passing_the_buck 0.35 / blame 0.16; blame 0.30 / passing_the_buck 0.21; passing_the_buck 0.31 / make_it_right 0.25',
+    ('blame', "If you'd read the small print you'd have known."): 'head probabilities (best / runner-up per sentence and clause): glib 0.28 / arguing 0.17',
+    ('excuse', 'The parcel got caught up in the strike at the port.'): 'head probabilities (best / runner-up per sentence and clause): clarify 0.28 / excuse 0.25',
+    ('excuse', "The supplier sent us a bad batch, so everything's late."): 'head probabilities (best / runner-up per sentence and clause): blame 0.49 / excuse 0.33; blame 0.71 / excuse 0.20; excuse 0.56 / restate 0.16',
+    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'head probabilities (best / runner-up per sentence and clause): other 0.66 / speed_of_need 0.15; other 0.51 / speed_of_need 0.37; other 0.53 / policy_wall 0.10',
+    ('arguing', "Come on, it's only a five pound difference."): 'head probabilities (best / runner-up per sentence and clause): empathize 0.31 / arguing 0.16',
+    ('arguing', 'You must be mixing us up with another company.'): 'head probabilities (best / runner-up per sentence and clause): blame 0.78 / passing_the_buck 0.10',
+    ('glib', 'Sounds like your sofa fancied a holiday of its own.'): 'head probabilities (best / runner-up per sentence and clause): empathize 0.39 / glib 0.26',
+    ('passing_the_buck', "That's one for the accounts people, not me."): 'head probabilities (best / runner-up per sentence and clause): blame 0.59 / other 0.08',
 }
 NEAR_MISS_FIRES = {
-    # Status talk that reads like a remedy or a hand-off to MiniLM; [other] status examples did not outweigh it.
-    'Refunds go back to the original card.': 'fires make_it_right; scores (best / runner-up per sentence and clause): make_it_right 0.56 / policy_wall 0.53',
-    "The tracking says it's in the local depot.": 'fires passing_the_buck; scores (best / runner-up per sentence and clause): passing_the_buck 0.42 / blame 0.38',
+    'When did you first take out the policy?': 'fires clarify; head probabilities (best / runner-up per sentence and clause): clarify 0.80 / speed_of_need 0.06',
+    "The tracking says it's in the local depot.": 'fires passing_the_buck; head probabilities (best / runner-up per sentence and clause): passing_the_buck 0.61 / other 0.13',
 }
 
 
@@ -265,6 +258,24 @@ def test_a_playbook_without_the_setting_is_read_by_its_rules(tmp_path):
     assert "blame" in _found(book, "That's not my fault.")
 
 
+def test_the_nearest_example_matcher_is_a_setting(tmp_path):
+    """head = "nearest": the examples' cosines decide (the first round's matcher), no head is trained."""
+    path = tmp_path / "playbook.toml"
+    path.write_text(DEFAULT_PATH.read_text().replace('head = "logistic"', 'head = "nearest"'))
+    book = load(path)
+    assert book.recognizer.head is None and PLAYBOOK.recognizer.head is not None
+    # A held-out paraphrase the head finds and the nearest examples do not (scores in MISSES of the first round).
+    text = "Can you give me the sequence of events?"
+    assert "clarify" in _found(PLAYBOOK, text) and "clarify" not in _found(book, text)
+    assert "blame" in _found(book, "You picked the wrong tariff yourself, so that's why.")
+
+
+def test_a_sentence_that_is_an_example_takes_its_class():
+    """The head does not fit every example; the team lead's own sentence is their word on it."""
+    assert _found(PLAYBOOK, "I am sorry, please go on.") == set()  # an apologize near-miss
+    assert "apologize" in _found(PLAYBOOK, "I am sorry, please go on. We really let you down and I apologise.")
+
+
 def test_recognition_rules_in_the_file_turns_meaning_off(tmp_path):
     path = tmp_path / "playbook.toml"
     path.write_text(DEFAULT_PATH.read_text().replace('recognition = "meaning"', 'recognition = "rules"'))
@@ -277,6 +288,12 @@ def test_recognition_rules_in_the_file_turns_meaning_off(tmp_path):
     (lambda t: t.replace('recognition = "meaning"', 'recognition = "vibes"'), "recognition must be one of"),
     (lambda t: t.replace("margin = 0.03", "margin = -1"), r"\[meaning\] margin"),
     (lambda t: t.replace("nearest = 2", "nearest = 0"), "nearest must be at least 1"),
+    (lambda t: t.replace('head = "logistic"', 'head = "vibes"'), "head must be one of"),
+    (lambda t: t.replace("probability = 0.4", "probability = 0"), r"\[meaning\] probability must be above 0"),
+    (lambda t: t.replace("clause_probability = 0.6", "clause_probability = 1.5"), "clause_probability must be above 0"),
+    (lambda t: t.replace("regularization = 100.0", "regularization = 0"), "regularization must be above 0"),
+    (lambda t: t.replace("same_as_example = 0.8", "same_as_example = 2"), "same_as_example must be above 0"),
+    (lambda t: t.replace("cues = 0.2", ""), r"\[meaning\] cues must be a non-negative number"),
     (lambda t: t.replace("[warnings.glib]\n", "[warnings.glib]\nthreshold = 3\n"), "threshold must be a number from 0 to 1"),
     (lambda t: t.replace('examples = [\n    "Sorry for the inconvenience.",', 'examples = [\n    42,'), "list of sentences"),
 ])

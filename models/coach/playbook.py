@@ -20,10 +20,12 @@ RECOGNITION = ("meaning", "rules")  # by meaning (examples and rules) or the reg
 # With head = "logistic" a softmax-regression head trained on the examples at load decides instead
 # (models/coach/head.py): a class counts when its probability reaches `probability`; `cues` weighs the
 # head's lexical cues against the embedding, `regularization` is its inverse weight decay; a clause of a
-# longer sentence counts when its probability reaches `clause_probability`.
+# longer sentence counts when its probability reaches `clause_probability`; a sentence whose cosine to one
+# example reaches `same_as_example` takes that example's class.
 MEANING = {"threshold": float, "margin": float, "nearest": int, "centroid": float}
 HEADS = ("nearest", "logistic")
-HEAD_SETTINGS = {"probability": float, "clause_probability": float, "cues": float, "regularization": float}
+HEAD_SETTINGS = {"probability": float, "clause_probability": float, "cues": float, "regularization": float,
+                 "same_as_example": float}
 THRESHOLDS = {"apologize_first_heat": float, "empathize_heat": float, "escalation_heat": float,
               "escalation_seconds": float, "stalled_seconds": float, "repeated_warning_count": int,
               "interrupting_seconds": float, "follow_up_days": int}
@@ -141,7 +143,7 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
         raise PlaybookError(f"{where}: [meaning] nearest must be at least 1")
     if meaning and meaning["centroid"] > 1:
         raise PlaybookError(f"{where}: [meaning] centroid is a weight from 0 to 1")
-    for name in ("probability", "clause_probability"):
+    for name in ("probability", "clause_probability", "same_as_example"):
         if meaning and head == "logistic" and not 0 < meaning[name] <= 1:
             raise PlaybookError(f"{where}: [meaning] {name} must be above 0 and at most 1")
     if meaning and head == "logistic" and meaning["regularization"] <= 0:

@@ -29,7 +29,7 @@ CONFLICTS = {("apologize", "insincere_apology"), ("make_it_right", "passing_the_
 # By the head, a sentence this close to one of the examples (a near-miss included) takes that example's
 # class: the head generalises from the examples but does not fit every one, and the example the team
 # lead wrote is their word on that phrasing.
-SAME_AS_EXAMPLE = 0.95
+SAME_AS_EXAMPLE = 0.7
 MIN_CLAUSE_WORDS = 3  # "and so", "okay then" carry no meaning of their own
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+")
@@ -142,7 +142,10 @@ class Recognizer:
         sims = _cosines(vectors, self.vectors)
         for row, near in zip(self.head.probabilities(vectors, texts), sims):
             closest = int(np.argmax(near)) if len(near) else -1
-            if closest >= 0 and near[closest] >= SAME_AS_EXAMPLE:
+            # A sentence this close to one of the examples (a near-miss included) takes that example's class:
+            # the head generalises from the examples but does not fit every one ("Thank you for calling
+            # Bright Books." sits by a greeting near-miss), and the team lead's example is their word on it.
+            if closest >= 0 and near[closest] >= self.meaning["same_as_example"]:
                 row = np.eye(len(self.classes), dtype=np.float32)[self.labels[closest]]
             order = np.argsort(row)[::-1]
             best, p = self.classes[order[0]], float(row[order[0]])
