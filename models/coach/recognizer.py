@@ -194,7 +194,7 @@ def recognize(playbook, text: str) -> Recognized:
                 continue
             # By the head, a clause alone needs a surer reading than a sentence: a piece of a sentence
             # ("they cancelled on you" in a restatement) often sounds like more than it means.
-            if sentence >= 0 and score < playbook.meaning.get("clause_probability", 0.0):
+            if sentence >= 0 and playbook.recognizer.head is not None and score < playbook.meaning["clause_probability"]:
                 continue
             if any((label, r) in CONFLICTS or (r, label) in CONFLICTS for r in by_rule):
                 continue
