@@ -167,22 +167,22 @@ def _found(book, text):
 # strict: one that starts passing must be unmarked. With the nearest-example matcher (head = "nearest")
 # 19 of the 80 were missed; 2 of the near-misses fire with either (one of them the same).
 MISSES: dict[tuple[str, str], str] = {
-    ('thank', 'I value you giving us the heads-up on this.'): 'head probabilities (best / runner-up per sentence and clause): other 0.24 / thank 0.20',
-    ('restate', "If I'm following you, the card was swallowed by the machine and the branch won't return it."): 'head probabilities (best / runner-up per sentence and clause): blame 0.30 / policy_wall 0.18; other 0.32 / restate 0.11; blame 0.32 / clarify 0.23; policy_wall 0.47 / blame 0.16',
-    ('make_it_right', 'What would feel like a fair outcome to you?'): 'head probabilities (best / runner-up per sentence and clause): empathize 0.62 / make_it_right 0.14',
-    ('blame', "Honestly that's down to the courier, we just hand it over."): 'head probabilities (best / runner-up per sentence and clause): passing_the_buck 0.35 / blame 0.16; blame 0.30 / passing_the_buck 0.21; passing_the_buck 0.31 / make_it_right 0.25',
-    ('blame', "If you'd read the small print you'd have known."): 'head probabilities (best / runner-up per sentence and clause): glib 0.28 / arguing 0.17',
-    ('excuse', 'The parcel got caught up in the strike at the port.'): 'head probabilities (best / runner-up per sentence and clause): clarify 0.28 / excuse 0.25',
-    ('excuse', "The supplier sent us a bad batch, so everything's late."): 'head probabilities (best / runner-up per sentence and clause): blame 0.49 / excuse 0.33; blame 0.71 / excuse 0.20; excuse 0.56 / restate 0.16',
-    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'head probabilities (best / runner-up per sentence and clause): other 0.66 / speed_of_need 0.15; other 0.51 / speed_of_need 0.37; other 0.53 / policy_wall 0.10',
-    ('arguing', "Come on, it's only a five pound difference."): 'head probabilities (best / runner-up per sentence and clause): empathize 0.31 / arguing 0.16',
+    ('thank', 'I value you giving us the heads-up on this.'): 'head probabilities (best / runner-up per sentence and clause): other 0.24 / thank 0.21',
+    ('restate', "If I'm following you, the card was swallowed by the machine and the branch won't return it."): 'head probabilities (best / runner-up per sentence and clause): blame 0.33 / policy_wall 0.20; other 0.31 / restate 0.12; blame 0.35 / clarify 0.22; policy_wall 0.47 / blame 0.22',
+    ('make_it_right', 'What would feel like a fair outcome to you?'): 'head probabilities (best / runner-up per sentence and clause): empathize 0.62 / make_it_right 0.12',
+    ('blame', "Honestly that's down to the courier, we just hand it over."): 'head probabilities (best / runner-up per sentence and clause): passing_the_buck 0.37 / blame 0.17; blame 0.29 / passing_the_buck 0.23; passing_the_buck 0.33 / make_it_right 0.19',
+    ('blame', "If you'd read the small print you'd have known."): 'head probabilities (best / runner-up per sentence and clause): glib 0.29 / blame 0.18',
+    ('excuse', 'The parcel got caught up in the strike at the port.'): 'head probabilities (best / runner-up per sentence and clause): clarify 0.28 / excuse 0.24',
+    ('excuse', "The supplier sent us a bad batch, so everything's late."): 'head probabilities (best / runner-up per sentence and clause): blame 0.53 / excuse 0.30; blame 0.74 / excuse 0.18; excuse 0.55 / restate 0.16',
+    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'head probabilities (best / runner-up per sentence and clause): other 0.64 / speed_of_need 0.15; other 0.50 / speed_of_need 0.37; other 0.50 / policy_wall 0.12',
+    ('arguing', "Come on, it's only a five pound difference."): 'head probabilities (best / runner-up per sentence and clause): empathize 0.32 / arguing 0.14',
     ('arguing', 'You must be mixing us up with another company.'): 'head probabilities (best / runner-up per sentence and clause): blame 0.78 / passing_the_buck 0.10',
     ('glib', 'Sounds like your sofa fancied a holiday of its own.'): 'head probabilities (best / runner-up per sentence and clause): empathize 0.39 / glib 0.26',
-    ('passing_the_buck', "That's one for the accounts people, not me."): 'head probabilities (best / runner-up per sentence and clause): blame 0.59 / other 0.08',
+    ('passing_the_buck', "That's one for the accounts people, not me."): 'head probabilities (best / runner-up per sentence and clause): blame 0.60 / arguing 0.08',
 }
 NEAR_MISS_FIRES = {
-    'When did you first take out the policy?': 'fires clarify; head probabilities (best / runner-up per sentence and clause): clarify 0.80 / speed_of_need 0.06',
-    "The tracking says it's in the local depot.": 'fires passing_the_buck; head probabilities (best / runner-up per sentence and clause): passing_the_buck 0.61 / other 0.13',
+    'When did you first take out the policy?': 'fires clarify; head probabilities (best / runner-up per sentence and clause): clarify 0.80 / policy_wall 0.07',
+    "The tracking says it's in the local depot.": 'fires passing_the_buck; head probabilities (best / runner-up per sentence and clause): passing_the_buck 0.58 / blame 0.13',
 }
 
 
@@ -238,9 +238,9 @@ def test_a_new_example_changes_behaviour_without_code(tmp_path):
     text = "Righto, tickety-boo, all squared away on my end."
     assert "make_it_right" not in _found(PLAYBOOK, text)
     path = tmp_path / "playbook.toml"
-    path.write_text(DEFAULT_PATH.read_text().replace('examples = [\n    "I\'ll send a replacement today.",',
-                                                      'examples = [\n    "Righto, tickety-boo, all squared away on my end.",\n'
-                                                      '    "I\'ll send a replacement today.",'))
+    source = DEFAULT_PATH.read_text()
+    at = source.index("examples = [\n", source.index("[moves.make_it_right]")) + len("examples = [\n")
+    path.write_text(source[:at] + '    "Righto, tickety-boo, all squared away on my end.",\n' + source[at:])
     assert "make_it_right" in _found(load(path), text)
 
 
