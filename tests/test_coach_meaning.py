@@ -162,27 +162,34 @@ def _found(book, text):
     return set(seen.steps) | set(seen.warnings)
 
 
-# The held-out misses, each marked with the head's probabilities (best / runner-up per sentence and clause):
-# most go to a neighbouring class (blame for arguing and passing the buck) or stay under `probability`.
-# strict: one that starts passing must be unmarked. With the nearest-example matcher (head = "nearest")
-# 19 of the 80 were missed; 2 of the near-misses fire with either (one of them the same).
+# The held-out misses, each marked with its scores (the class's own score last): most lose the margin to
+# a neighbouring class or sit below the threshold. strict: one that starts passing must be unmarked.
 MISSES: dict[tuple[str, str], str] = {
-    ('thank', 'I value you giving us the heads-up on this.'): 'head probabilities (best / runner-up per sentence and clause): other 0.24 / thank 0.21',
-    ('restate', "If I'm following you, the card was swallowed by the machine and the branch won't return it."): 'head probabilities (best / runner-up per sentence and clause): blame 0.33 / policy_wall 0.20; other 0.31 / restate 0.12; blame 0.35 / clarify 0.22; policy_wall 0.47 / blame 0.22',
-    ('make_it_right', 'What would feel like a fair outcome to you?'): 'head probabilities (best / runner-up per sentence and clause): empathize 0.62 / make_it_right 0.12',
-    ('blame', "Honestly that's down to the courier, we just hand it over."): 'head probabilities (best / runner-up per sentence and clause): passing_the_buck 0.37 / blame 0.17; blame 0.29 / passing_the_buck 0.23; passing_the_buck 0.33 / make_it_right 0.19',
-    ('blame', "If you'd read the small print you'd have known."): 'head probabilities (best / runner-up per sentence and clause): glib 0.29 / blame 0.18',
-    ('excuse', 'The parcel got caught up in the strike at the port.'): 'head probabilities (best / runner-up per sentence and clause): clarify 0.28 / excuse 0.24',
-    ('excuse', "The supplier sent us a bad batch, so everything's late."): 'head probabilities (best / runner-up per sentence and clause): blame 0.53 / excuse 0.30; blame 0.74 / excuse 0.18; excuse 0.55 / restate 0.16',
-    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'head probabilities (best / runner-up per sentence and clause): other 0.64 / speed_of_need 0.15; other 0.50 / speed_of_need 0.37; other 0.50 / policy_wall 0.12',
-    ('arguing', "Come on, it's only a five pound difference."): 'head probabilities (best / runner-up per sentence and clause): empathize 0.32 / arguing 0.14',
-    ('arguing', 'You must be mixing us up with another company.'): 'head probabilities (best / runner-up per sentence and clause): blame 0.78 / passing_the_buck 0.10',
-    ('glib', 'Sounds like your sofa fancied a holiday of its own.'): 'head probabilities (best / runner-up per sentence and clause): empathize 0.39 / glib 0.26',
-    ('passing_the_buck', "That's one for the accounts people, not me."): 'head probabilities (best / runner-up per sentence and clause): blame 0.60 / arguing 0.08',
+    ("thank", 'Appreciate you ringing in about it, sir.'): "scores (best / runner-up per sentence and clause): thank 0.53 / follow_up 0.52; thank 0.53",
+    ("clarify", 'Can you give me the sequence of events?'): "scores (best / runner-up per sentence and clause): clarify 0.29 / speed_of_need 0.24; clarify 0.29",
+    ("clarify", "Fill me in, what's been going on with the connection?"): "scores (best / runner-up per sentence and clause): clarify 0.37 / excuse 0.34; clarify 0.24 / thank 0.20; excuse 0.37 / clarify 0.36; clarify 0.37",
+    ("restate", "If I'm following you, the card was swallowed by the machine and the branch won't return it."): "scores (best / runner-up per sentence and clause): restate 0.47 / blame 0.47; follow_up 0.38 / other 0.37; restate 0.41 / blame 0.41; restate 0.46 / blame 0.44; restate 0.47",
+    ("make_it_right", 'Let me fix that billing error for you right now.'): "scores (best / runner-up per sentence and clause): make_it_right 0.59 / other 0.58; make_it_right 0.59",
+    ("make_it_right", 'What would feel like a fair outcome to you?'): "scores (best / runner-up per sentence and clause): empathize 0.37 / make_it_right 0.32; make_it_right 0.32",
+    ("blame", "Honestly that's down to the courier, we just hand it over."): "scores (best / runner-up per sentence and clause): passing_the_buck 0.59 / blame 0.56; blame 0.55 / passing_the_buck 0.54; passing_the_buck 0.48 / make_it_right 0.42; blame 0.56",
+    ("blame", "If you'd read the small print you'd have known."): "scores (best / runner-up per sentence and clause): glib 0.34 / arguing 0.31; blame 0.29",
+    ("excuse", 'The parcel got caught up in the strike at the port.'): "scores (best / runner-up per sentence and clause): clarify 0.52 / excuse 0.43; excuse 0.43",
+    ("policy_wall", "We only take returns within fourteen days, so that's that."): "scores (best / runner-up per sentence and clause): speed_of_need 0.49 / other 0.48; speed_of_need 0.50 / other 0.42; other 0.41 / speed_of_need 0.38; policy_wall 0.40",
+    ("arguing", "No, you definitely didn't tell us that when you ordered."): "scores (best / runner-up per sentence and clause): restate 0.54 / arguing 0.47; arguing 0.47",
+    ("arguing", "You're blowing this out of proportion."): "scores (best / runner-up per sentence and clause): arguing 0.33 / empathize 0.32; arguing 0.33",
+    ("arguing", "Come on, it's only a five pound difference."): "scores (best / runner-up per sentence and clause): restate 0.29 / other 0.28; arguing 0.25",
+    ("arguing", 'You must be mixing us up with another company.'): "scores (best / runner-up per sentence and clause): blame 0.45 / arguing 0.42; arguing 0.42",
+    ("glib", 'Sounds like your sofa fancied a holiday of its own.'): "scores (best / runner-up per sentence and clause): restate 0.43 / glib 0.40; glib 0.40",
+    ("passing_the_buck", "That's one for the accounts people, not me."): "scores (best / runner-up per sentence and clause): other 0.44 / policy_wall 0.43; passing_the_buck 0.30",
+    ("passing_the_buck", 'Someone from another team might call you eventually.'): "scores (best / runner-up per sentence and clause): passing_the_buck 0.38 / other 0.37; passing_the_buck 0.38",
+    # Lost when the playbook grew third-party blame examples: blame now outscores restate and make_it_right here.
+    ('restate', "Just so we're on the same page, the seats you booked were given to someone else?"): 'scores (best / runner-up per sentence and clause): blame 0.53 / restate 0.52; other 0.35 / extra_mile 0.34; clarify 0.53 / blame 0.52',
+    ('make_it_right', "I've gone ahead and cancelled the duplicate booking."): 'scores (best / runner-up per sentence and clause): blame 0.50 / other 0.49; other 0.37 / make_it_right 0.34; restate 0.48 / blame 0.48',
 }
 NEAR_MISS_FIRES = {
-    'When did you first take out the policy?': 'fires clarify; head probabilities (best / runner-up per sentence and clause): clarify 0.80 / policy_wall 0.07',
-    "The tracking says it's in the local depot.": 'fires passing_the_buck; head probabilities (best / runner-up per sentence and clause): passing_the_buck 0.58 / blame 0.13',
+    # Status talk that reads like a remedy or a hand-off to MiniLM; [other] status examples did not outweigh it.
+    'Refunds go back to the original card.': 'fires make_it_right; scores (best / runner-up per sentence and clause): make_it_right 0.56 / policy_wall 0.53',
+    "The tracking says it's in the local depot.": 'fires passing_the_buck; scores (best / runner-up per sentence and clause): passing_the_buck 0.42 / blame 0.38',
 }
 
 
@@ -258,22 +265,32 @@ def test_a_playbook_without_the_setting_is_read_by_its_rules(tmp_path):
     assert "blame" in _found(book, "That's not my fault.")
 
 
-def test_the_nearest_example_matcher_is_a_setting(tmp_path):
-    """head = "nearest": the examples' cosines decide (the first round's matcher), no head is trained."""
+def _logistic(tmp_path):
     path = tmp_path / "playbook.toml"
-    path.write_text(DEFAULT_PATH.read_text().replace('head = "logistic"', 'head = "nearest"'))
-    book = load(path)
-    assert book.recognizer.head is None and PLAYBOOK.recognizer.head is not None
-    # A held-out paraphrase the head finds and the nearest examples do not (scores in MISSES of the first round).
-    text = "Can you give me the sequence of events?"
-    assert "clarify" in _found(PLAYBOOK, text) and "clarify" not in _found(book, text)
+    path.write_text(DEFAULT_PATH.read_text().replace('head = "nearest"', 'head = "logistic"'))
+    return load(path)
+
+
+def test_the_logistic_head_is_a_setting(tmp_path):
+    """head = "logistic": a head trained on the examples at load decides; it finds held-out paraphrases
+    the nearest examples miss (their scores are in MISSES)."""
+    book = _logistic(tmp_path)
+    assert book.recognizer.head is not None and PLAYBOOK.recognizer.head is None
+    for label, text in [("clarify", "Can you give me the sequence of events?"),
+                        ("arguing", "You're blowing this out of proportion."),
+                        ("make_it_right", "Let me fix that billing error for you right now.")]:
+        assert (label, text) in MISSES and label in _found(book, text), text
     assert "blame" in _found(book, "You picked the wrong tariff yourself, so that's why.")
+    # Held-out by the head: 12 of the 80 paraphrases missed (19 by the nearest examples).
+    missed = [(label, t) for label, texts in HELD_OUT.items() for t in texts if label not in _found(book, t)]
+    assert len(missed) <= 12, missed
 
 
-def test_a_sentence_that_is_an_example_takes_its_class():
+def test_by_the_head_a_sentence_that_is_an_example_takes_its_class(tmp_path):
     """The head does not fit every example; the team lead's own sentence is their word on it."""
-    assert _found(PLAYBOOK, "I am sorry, please go on.") == set()  # an apologize near-miss
-    assert "apologize" in _found(PLAYBOOK, "I am sorry, please go on. We really let you down and I apologise.")
+    book = _logistic(tmp_path)
+    assert _found(book, "I am sorry, please go on.") == set()  # an apologize near-miss
+    assert _found(book, "Thank you for calling Bright Books.") == set()  # near a greeting near-miss
 
 
 def test_recognition_rules_in_the_file_turns_meaning_off(tmp_path):
@@ -284,16 +301,21 @@ def test_recognition_rules_in_the_file_turns_meaning_off(tmp_path):
     assert "blame" not in _found(book, "Honestly that's down to the courier, we just hand it over.")
 
 
+def _by_head(text):
+    return text.replace('head = "nearest"', 'head = "logistic"')
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.replace('recognition = "meaning"', 'recognition = "vibes"'), "recognition must be one of"),
     (lambda t: t.replace("margin = 0.03", "margin = -1"), r"\[meaning\] margin"),
     (lambda t: t.replace("nearest = 2", "nearest = 0"), "nearest must be at least 1"),
-    (lambda t: t.replace('head = "logistic"', 'head = "vibes"'), "head must be one of"),
-    (lambda t: t.replace("probability = 0.4", "probability = 0"), r"\[meaning\] probability must be above 0"),
-    (lambda t: t.replace("clause_probability = 0.6", "clause_probability = 1.5"), "clause_probability must be above 0"),
-    (lambda t: t.replace("regularization = 100.0", "regularization = 0"), "regularization must be above 0"),
-    (lambda t: t.replace("same_as_example = 0.8", "same_as_example = 2"), "same_as_example must be above 0"),
-    (lambda t: t.replace("cues = 0.2", ""), r"\[meaning\] cues must be a non-negative number"),
+    (lambda t: t.replace('head = "nearest"', 'head = "vibes"'), "head must be one of"),
+    (lambda t: _by_head(t).replace("probability = 0.4", "probability = 0"),
+     r"\[meaning\] probability must be above 0"),
+    (lambda t: _by_head(t).replace("clause_probability = 0.6", "clause_probability = 1.5"), "clause_probability must be above 0"),
+    (lambda t: _by_head(t).replace("regularization = 100.0", "regularization = 0"), "regularization must be above 0"),
+    (lambda t: _by_head(t).replace("same_as_example = 0.8", "same_as_example = 2"), "same_as_example must be above 0"),
+    (lambda t: _by_head(t).replace("cues = 0.2", ""), r"\[meaning\] cues must be a non-negative number"),
     (lambda t: t.replace("[warnings.glib]\n", "[warnings.glib]\nthreshold = 3\n"), "threshold must be a number from 0 to 1"),
     (lambda t: t.replace('examples = [\n    "Sorry for the inconvenience.",', 'examples = [\n    42,'), "list of sentences"),
 ])
