@@ -184,7 +184,8 @@ def heads(playbook: Playbook) -> dict[str, Playbook]:
     for head in ("logistic", "nearest"):
         if playbook.meaning.get("head") == head:
             out[head] = playbook
-        elif head == "logistic" and not {"probability", "cues"} <= set(playbook.meaning):
+        elif head == "logistic" and not {"probability", "clause_probability", "cues", "regularization",
+                                         "same_as_example"} <= set(playbook.meaning):
             continue  # a playbook without the head's settings
         else:
             book = dataclasses.replace(playbook, meaning={**playbook.meaning, "head": head})
@@ -218,9 +219,9 @@ def _num(x: float) -> str:
 
 def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, playbook: Playbook | None = None) -> dict:
     meaning = playbook or load()
-    # meaning: the playbook as configured; nearest: the first round's matcher beside the head; rules alone.
+    # meaning: the playbook as configured; then the other head on the same examples; the rules alone.
     others = heads(meaning)
-    books = {"meaning": meaning, **{k: v for k, v in others.items() if k == "nearest" and v is not meaning},
+    books = {"meaning": meaning, **{k: v for k, v in others.items() if k != "rules" and v is not meaning},
              "rules": others["rules"]}
     results: dict = {}
     print("calmline eval coach: text replayed through the coach (interrupting is timing, not text: left out)")
@@ -228,6 +229,7 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
           "hand-over; warnings per agent turn, steps per call; facts: the call's key facts said back in a restate or\n"
           "make_it_right cue (if cued: in the calls where such a cue was shown); calm warned: warnings on calls whose\n"
           "gold has none")
+    print(f"meaning: the playbook's own head ({meaning.meaning.get('head')}); the other head and the rules on the same examples")
     print(f"\n{'part':<11} {'recognition':<11} {'calls':>5} {'first cue':>9} {'every cue':>9} {'warn P':>6} {'warn R':>6} "
           f"{'step P':>6} {'step R':>6} {'facts':>5} {'if cued':>7} {'calm warned':>11}")
     kinds: dict = {}

@@ -133,7 +133,8 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
     head = meaning_data.get("head", "nearest")
     if recognition == "meaning" and head not in HEADS:
         raise PlaybookError(f"{where}: [meaning] head must be one of {', '.join(HEADS)}, not {head!r}")
-    wanted = {**MEANING, **(HEAD_SETTINGS if head == "logistic" else {})}
+    # The head's settings are needed by the head; read (and checked) whenever given, so either head can be tried.
+    wanted = {**MEANING, **{k: v for k, v in HEAD_SETTINGS.items() if head == "logistic" or k in meaning_data}}
     for name, kind in (wanted.items() if recognition == "meaning" else ()):
         value = meaning_data.get(name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
@@ -144,9 +145,9 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
     if meaning and meaning["centroid"] > 1:
         raise PlaybookError(f"{where}: [meaning] centroid is a weight from 0 to 1")
     for name in ("probability", "clause_probability", "same_as_example"):
-        if meaning and head == "logistic" and not 0 < meaning[name] <= 1:
+        if name in meaning and not 0 < meaning[name] <= 1:
             raise PlaybookError(f"{where}: [meaning] {name} must be above 0 and at most 1")
-    if meaning and head == "logistic" and meaning["regularization"] <= 0:
+    if "regularization" in meaning and meaning["regularization"] <= 0:
         raise PlaybookError(f"{where}: [meaning] regularization must be above 0")
     if meaning:
         meaning["head"] = head
