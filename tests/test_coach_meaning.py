@@ -397,3 +397,20 @@ def test_by_meaning_every_move_and_warning_needs_examples(tmp_path):
     path.write_text(text.replace(glib, re.sub(r"\nexamples = \[\n(?:    .*\n)*?\]", "", glib)))
     with pytest.raises(PlaybookError, match="needs examples for glib"):
         load(path)
+
+
+def test_the_head_trains_the_same_every_time():
+    """Trained at load from zeros with full-batch steps: two loads read every sentence alike."""
+    import numpy as np
+
+    from models.coach.head import Head, cues
+
+    r = PLAYBOOK.recognizer
+    texts = ["Thank you for telling me.", "That's not my department.", "Our policy says no."] * 4
+    labels = np.array([r.classes.index(c) for c in ("thank", "passing_the_buck", "policy_wall")] * 4)
+    vectors = r.embedder.embed(texts)
+    a, b = (Head(vectors, texts, labels, len(r.classes), 0.2, 100.0) for _ in range(2))
+    assert np.array_equal(a.w, b.w) and np.array_equal(a.b, b.b)
+    p = a.probabilities(vectors[:3], texts[:3])
+    assert list(p.argmax(axis=1)) == list(labels[:3]) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    assert cues(["Why not?"])[0, 0] == 1 and cues(["Fine."])[0, 0] == 0  # the question cue
