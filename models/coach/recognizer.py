@@ -26,10 +26,6 @@ OTHER = "other"
 # ("I'm sorry, but ..." is insincere by rule even if its meaning sits near a real apology).
 CONFLICTS = {("apologize", "insincere_apology"), ("make_it_right", "passing_the_buck"),
              ("follow_up", "passing_the_buck"), ("make_it_right", "policy_wall"), ("empathize", "arguing")}
-# By the head, a sentence this close to one of the examples (a near-miss included) takes that example's
-# class: the head generalises from the examples but does not fit every one, and the example the team
-# lead wrote is their word on that phrasing.
-SAME_AS_EXAMPLE = 0.7
 MIN_CLAUSE_WORDS = 3  # "and so", "okay then" carry no meaning of their own
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+")
