@@ -245,9 +245,9 @@ def test_a_new_example_changes_behaviour_without_code(tmp_path):
     text = "Righto, tickety-boo, all squared away on my end."
     assert "make_it_right" not in _found(PLAYBOOK, text)
     path = tmp_path / "playbook.toml"
-    path.write_text(DEFAULT_PATH.read_text().replace('examples = [\n    "I\'ll send a replacement today.",',
-                                                      'examples = [\n    "Righto, tickety-boo, all squared away on my end.",\n'
-                                                      '    "I\'ll send a replacement today.",'))
+    source = DEFAULT_PATH.read_text()
+    at = source.index("examples = [\n", source.index("[moves.make_it_right]")) + len("examples = [\n")
+    path.write_text(source[:at] + '    "Righto, tickety-boo, all squared away on my end.",\n' + source[at:])
     assert "make_it_right" in _found(load(path), text)
 
 
@@ -265,6 +265,34 @@ def test_a_playbook_without_the_setting_is_read_by_its_rules(tmp_path):
     assert "blame" in _found(book, "That's not my fault.")
 
 
+def _logistic(tmp_path):
+    path = tmp_path / "playbook.toml"
+    path.write_text(DEFAULT_PATH.read_text().replace('head = "nearest"', 'head = "logistic"'))
+    return load(path)
+
+
+def test_the_logistic_head_is_a_setting(tmp_path):
+    """head = "logistic": a head trained on the examples at load decides; it finds held-out paraphrases
+    the nearest examples miss (their scores are in MISSES)."""
+    book = _logistic(tmp_path)
+    assert book.recognizer.head is not None and PLAYBOOK.recognizer.head is None
+    for label, text in [("clarify", "Can you give me the sequence of events?"),
+                        ("arguing", "You're blowing this out of proportion."),
+                        ("make_it_right", "Let me fix that billing error for you right now.")]:
+        assert (label, text) in MISSES and label in _found(book, text), text
+    assert "blame" in _found(book, "You picked the wrong tariff yourself, so that's why.")
+    # Held-out by the head: 12 of the 80 paraphrases missed (19 by the nearest examples).
+    missed = [(label, t) for label, texts in HELD_OUT.items() for t in texts if label not in _found(book, t)]
+    assert len(missed) <= 12, missed
+
+
+def test_by_the_head_a_sentence_that_is_an_example_takes_its_class(tmp_path):
+    """The head does not fit every example; the team lead's own sentence is their word on it."""
+    book = _logistic(tmp_path)
+    assert _found(book, "I am sorry, please go on.") == set()  # an apologize near-miss
+    assert _found(book, "Thank you for calling Bright Books.") == set()  # near a greeting near-miss
+
+
 def test_recognition_rules_in_the_file_turns_meaning_off(tmp_path):
     path = tmp_path / "playbook.toml"
     path.write_text(DEFAULT_PATH.read_text().replace('recognition = "meaning"', 'recognition = "rules"'))
@@ -273,10 +301,21 @@ def test_recognition_rules_in_the_file_turns_meaning_off(tmp_path):
     assert "blame" not in _found(book, "Honestly that's down to the courier, we just hand it over.")
 
 
+def _by_head(text):
+    return text.replace('head = "nearest"', 'head = "logistic"')
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.replace('recognition = "meaning"', 'recognition = "vibes"'), "recognition must be one of"),
     (lambda t: t.replace("margin = 0.03", "margin = -1"), r"\[meaning\] margin"),
     (lambda t: t.replace("nearest = 2", "nearest = 0"), "nearest must be at least 1"),
+    (lambda t: t.replace('head = "nearest"', 'head = "vibes"'), "head must be one of"),
+    (lambda t: _by_head(t).replace("probability = 0.4", "probability = 0"),
+     r"\[meaning\] probability must be above 0"),
+    (lambda t: _by_head(t).replace("clause_probability = 0.6", "clause_probability = 1.5"), "clause_probability must be above 0"),
+    (lambda t: _by_head(t).replace("regularization = 100.0", "regularization = 0"), "regularization must be above 0"),
+    (lambda t: _by_head(t).replace("same_as_example = 0.8", "same_as_example = 2"), "same_as_example must be above 0"),
+    (lambda t: _by_head(t).replace("cues = 0.2", ""), r"\[meaning\] cues must be a non-negative number"),
     (lambda t: t.replace("[warnings.glib]\n", "[warnings.glib]\nthreshold = 3\n"), "threshold must be a number from 0 to 1"),
     (lambda t: t.replace('examples = [\n    "Sorry for the inconvenience.",', 'examples = [\n    42,'), "list of sentences"),
 ])
@@ -358,3 +397,20 @@ def test_by_meaning_every_move_and_warning_needs_examples(tmp_path):
     path.write_text(text.replace(glib, re.sub(r"\nexamples = \[\n(?:    .*\n)*?\]", "", glib)))
     with pytest.raises(PlaybookError, match="needs examples for glib"):
         load(path)
+
+
+def test_the_head_trains_the_same_every_time():
+    """Trained at load from zeros with full-batch steps: two loads read every sentence alike."""
+    import numpy as np
+
+    from models.coach.head import Head, cues
+
+    r = PLAYBOOK.recognizer
+    texts = ["Thank you for telling me.", "That's not my department.", "Our policy says no."] * 4
+    labels = np.array([r.classes.index(c) for c in ("thank", "passing_the_buck", "policy_wall")] * 4)
+    vectors = r.embedder.embed(texts)
+    a, b = (Head(vectors, texts, labels, len(r.classes), 0.2, 100.0) for _ in range(2))
+    assert np.array_equal(a.w, b.w) and np.array_equal(a.b, b.b)
+    p = a.probabilities(vectors[:3], texts[:3])
+    assert list(p.argmax(axis=1)) == list(labels[:3]) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    assert cues(["Why not?"])[0, 0] == 1 and cues(["Fine."])[0, 0] == 0  # the question cue

@@ -6,6 +6,9 @@ voices; nothing in the playbook is fitted on them). A caller turn is heard sente
 sentence (facts, heat from the words), then the floor is released and the cue shown
 then is checked against the turn's acceptable next moves; an agent turn is one final
 per sentence. Talking over the caller is timing, not text, so `interrupting` is left out.
+Also the dev sentences (tests/data/coach_text/dev/sentences.json, labelled one by one) read
+alone by the logistic head, by the nearest examples and by rules: what to tune on.
+``python -m clients.evaluate.coach_text --dev`` leaves the validation part out (for tuning).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from models.heat import HeatTracker
 
 ROOT = Path(__file__).resolve().parents[2] / "tests" / "data"
 PARTS = {"dev": ROOT / "calls", "validation": ROOT / "coach_text"}
+DEV_SENTENCES = ROOT / "coach_text" / "dev" / "sentences.json"
 SECONDS_PER_WORD = 0.35
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
@@ -172,19 +176,60 @@ def totals(scores: list[Score]) -> dict:
     }
 
 
+def heads(playbook: Playbook) -> dict[str, Playbook]:
+    """The playbook read three ways: its own head, the other head, and the rules alone."""
+    from models.coach.recognizer import Recognizer
+
+    out = {}
+    for head in ("logistic", "nearest"):
+        if playbook.meaning.get("head") == head:
+            out[head] = playbook
+        elif head == "logistic" and not {"probability", "clause_probability", "cues", "regularization",
+                                         "same_as_example"} <= set(playbook.meaning):
+            continue  # a playbook without the head's settings
+        else:
+            book = dataclasses.replace(playbook, meaning={**playbook.meaning, "head": head})
+            object.__setattr__(book, "recognizer", Recognizer(book))
+            out[head] = book
+    out["rules"] = dataclasses.replace(playbook, recognition="rules", recognizer=None)
+    return out
+
+
+def sentence_scores(book: Playbook, labelled: list[tuple[str, list[str]]]) -> dict:
+    """Warnings and steps found in sentences read alone against their labels: [gold, got, ok] each, and the misses."""
+    from models.coach.recognizer import recognize
+
+    out = {"warnings": [0, 0, 0], "steps": [0, 0, 0], "misses": []}
+    for text, labels in labelled:
+        seen = recognize(book, text)
+        gold, got = set(labels), set(seen.steps) | set(seen.warnings)
+        for key, names in (("warnings", book.warnings), ("steps", book.moves)):
+            g, f = gold & set(names), got & set(names)
+            out[key][0] += len(g)
+            out[key][1] += len(f)
+            out[key][2] += len(g & f)
+        if gold != got:
+            out["misses"].append(f"{sorted(got)} gold {sorted(gold)}: {text!r}")
+    return out
+
+
 def _num(x: float) -> str:
     return "-" if x != x else f"{x:.2f}"
 
 
 def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, playbook: Playbook | None = None) -> dict:
     meaning = playbook or load()
-    books = {"meaning": meaning, "rules": dataclasses.replace(meaning, recognition="rules", recognizer=None)}
+    # meaning: the playbook as configured; then the other head on the same examples; the rules alone.
+    others = heads(meaning)
+    books = {"meaning": meaning, **{k: v for k, v in others.items() if k != "rules" and v is not meaning},
+             "rules": others["rules"]}
     results: dict = {}
     print("calmline eval coach: text replayed through the coach (interrupting is timing, not text: left out)")
     print("first cue: the cue released at the first hand-over after a vent is acceptable; every cue: at every caller\n"
           "hand-over; warnings per agent turn, steps per call; facts: the call's key facts said back in a restate or\n"
           "make_it_right cue (if cued: in the calls where such a cue was shown); calm warned: warnings on calls whose\n"
           "gold has none")
+    print(f"meaning: the playbook's own head ({meaning.meaning.get('head')}); the other head and the rules on the same examples")
     print(f"\n{'part':<11} {'recognition':<11} {'calls':>5} {'first cue':>9} {'every cue':>9} {'warn P':>6} {'warn R':>6} "
           f"{'step P':>6} {'step R':>6} {'facts':>5} {'if cued':>7} {'calm warned':>11}")
     kinds: dict = {}
@@ -209,6 +254,17 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
                 for x in scores:
                     for miss in x.misses:
                         print(f"    {part} {x.name}: {miss}")
+    if "dev" in parts:
+        labelled = [(text, labels) for text, labels in json.loads(DEV_SENTENCES.read_text())["sentences"]]
+        print(f"\ndev sentences read alone ({len(labelled)}), found/gold (+ extra)")
+        for how, book in heads(meaning).items():
+            r = sentence_scores(book, labelled)
+            results[f"dev sentences/{how}"] = r
+            cell = lambda g, f, ok: f"P {ok / f if f else float('nan'):.2f} R {ok / g:.2f} ({ok}/{g} +{f - ok})"  # noqa: E731
+            print(f"  {how:<9} warnings {cell(*r['warnings'])}   steps {cell(*r['steps'])}")
+            if verbose and how == meaning.meaning.get("head"):
+                for miss in r["misses"]:
+                    print(f"    {miss}")
     print("\nper kind, found/gold (extra = found that the gold does not have)")
     names = sorted({k for v in kinds.values() for k in v})
     header = "".join(f" {p[:3]}/{h:<8}" for p, h in kinds)
@@ -225,4 +281,4 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
 if __name__ == "__main__":
     import sys
 
-    run(verbose="-v" in sys.argv)
+    run(("dev",) if "--dev" in sys.argv else ("dev", "validation"), verbose="-v" in sys.argv)

@@ -17,7 +17,15 @@ RECOGNITION = ("meaning", "rules")  # by meaning (examples and rules) or the reg
 # How examples are matched, [meaning] in the file: a default per-class threshold, the margin over the
 # runner-up class, how many nearest examples of a class are averaged, and the weight of the class's
 # centre (the mean of all its examples) against those nearest ones in its score.
+# With head = "logistic" a softmax-regression head trained on the examples at load decides instead
+# (models/coach/head.py): a class counts when its probability reaches `probability`; `cues` weighs the
+# head's lexical cues against the embedding, `regularization` is its inverse weight decay; a clause of a
+# longer sentence counts when its probability reaches `clause_probability`; a sentence whose cosine to one
+# example reaches `same_as_example` takes that example's class.
 MEANING = {"threshold": float, "margin": float, "nearest": int, "centroid": float}
+HEADS = ("nearest", "logistic")
+HEAD_SETTINGS = {"probability": float, "clause_probability": float, "cues": float, "regularization": float,
+                 "same_as_example": float}
 THRESHOLDS = {"apologize_first_heat": float, "empathize_heat": float, "escalation_heat": float,
               "escalation_seconds": float, "stalled_seconds": float, "repeated_warning_count": int,
               "interrupting_seconds": float, "follow_up_days": int}
@@ -122,7 +130,12 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
         raise PlaybookError(f"{where}: recognition must be one of {', '.join(RECOGNITION)}, not {recognition!r}")
     meaning_data = data.get("meaning", {}) if recognition == "meaning" else {}
     meaning = {}
-    for name, kind in (MEANING.items() if recognition == "meaning" else ()):
+    head = meaning_data.get("head", "nearest")
+    if recognition == "meaning" and head not in HEADS:
+        raise PlaybookError(f"{where}: [meaning] head must be one of {', '.join(HEADS)}, not {head!r}")
+    # The head's settings are needed by the head; read (and checked) whenever given, so either head can be tried.
+    wanted = {**MEANING, **{k: v for k, v in HEAD_SETTINGS.items() if head == "logistic" or k in meaning_data}}
+    for name, kind in (wanted.items() if recognition == "meaning" else ()):
         value = meaning_data.get(name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise PlaybookError(f"{where}: [meaning] {name} must be a non-negative number")
@@ -131,7 +144,14 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
         raise PlaybookError(f"{where}: [meaning] nearest must be at least 1")
     if meaning and meaning["centroid"] > 1:
         raise PlaybookError(f"{where}: [meaning] centroid is a weight from 0 to 1")
-    unknown = set(meaning_data) - set(MEANING)
+    for name in ("probability", "clause_probability", "same_as_example"):
+        if name in meaning and not 0 < meaning[name] <= 1:
+            raise PlaybookError(f"{where}: [meaning] {name} must be above 0 and at most 1")
+    if "regularization" in meaning and meaning["regularization"] <= 0:
+        raise PlaybookError(f"{where}: [meaning] regularization must be above 0")
+    if meaning:
+        meaning["head"] = head
+    unknown = set(meaning_data) - set(MEANING) - set(HEAD_SETTINGS) - {"head"}
     if unknown:
         raise PlaybookError(f"{where}: [meaning] unknown {', '.join(sorted(unknown))}")
     other = _strings(data.get("other", {}).get("examples", []), f"{where}: [other] examples")

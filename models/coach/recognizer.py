@@ -9,6 +9,9 @@ class counts when it is not "other", clears its own threshold and beats the runn
 by the margin. A clause is pooled from its sentence's run of the model. The regular
 expressions still count where they match: they are precise, the examples widen them.
 With ``recognition = "rules"`` only the regular expressions are read (the baseline).
+With ``[meaning] head = "logistic"`` a softmax-regression head trained on the same examples at
+load (``head.py``: the embedding and a few lexical cues) decides instead of the nearest examples:
+the likeliest class counts when it is not "other" and its probability reaches ``probability``.
 """
 
 from __future__ import annotations
@@ -82,6 +85,12 @@ class Recognizer:
         self._members = [np.flatnonzero(self.labels == i) for i in range(len(self.classes))]
         centres = np.stack([self.vectors[m].mean(axis=0) for m in self._members])
         self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+        self.head = None
+        if self.meaning.get("head") == "logistic":
+            from models.coach.head import Head
+
+            self.head = Head(self.vectors, texts, self.labels, len(self.classes), self.meaning["cues"],
+                             self.meaning["regularization"])
 
     def scores(self, sentences: list[str]) -> np.ndarray:
         """Per sentence, per class: the mean cosine of the class's nearest examples, blended with its centre."""
@@ -101,7 +110,7 @@ class Recognizer:
         """(class, score, margin over the runner-up) per sentence; "other" when nothing clears its bar."""
         if not sentences:
             return []
-        return self._decide(self.scores(sentences))
+        return self._read(self.embedder.embed(sentences), sentences)
 
     def classify_text(self, text: str) -> list[tuple[str, int, str, float]]:
         """An agent final's sentences and their clauses: (text, index of its sentence's row or -1 for a
@@ -119,8 +128,30 @@ class Recognizer:
             for (a, b), vector in zip(spans, parts[i]):
                 rows.append(vector)
                 where.append((sentence[a:b].strip(" ,.;"), at))
-        decided = self._decide(self._scores(np.array(rows)))
+        decided = self._read(np.array(rows), [u for u, _ in where])
         return [(u, at, label, score) for (u, at), (label, score, _) in zip(where, decided)]
+
+    def _read(self, vectors: np.ndarray, texts: list[str]) -> list[tuple[str, float, float]]:
+        if self.head is None:
+            return self._decide(self._scores(vectors))
+        out, other = [], self.classes.index(OTHER)
+        sims = _cosines(vectors, self.vectors)
+        for row, near in zip(self.head.probabilities(vectors, texts), sims):
+            closest = int(np.argmax(near)) if len(near) else -1
+            # A sentence this close to one of the examples (a near-miss included) takes that example's class:
+            # the head generalises from the examples but does not fit every one ("Thank you for calling
+            # Bright Books." sits by a greeting near-miss), and the team lead's example is their word on it.
+            if closest >= 0 and near[closest] >= self.meaning["same_as_example"]:
+                row = np.eye(len(self.classes), dtype=np.float32)[self.labels[closest]]
+            order = np.argsort(row)[::-1]
+            best, p = self.classes[order[0]], float(row[order[0]])
+            margin = p - float(row[order[1]])
+            if best == OTHER or p < self.meaning["probability"]:
+                # "Other" is as sure as its own probability: a clause counts only over a surer sentence.
+                out.append((OTHER, float(row[other]), margin))
+            else:
+                out.append((best, p, margin))
+        return out
 
     def _decide(self, table: np.ndarray) -> list[tuple[str, float, float]]:
         out = []
@@ -156,6 +187,10 @@ def recognize(playbook, text: str) -> Recognized:
             # A clause read alone can sound like more than its sentence means ("I am sorry" in
             # "I am sorry, please go on"): it counts only where its sentence is not more surely other.
             if sentence >= 0 and read[sentence][2] == OTHER and read[sentence][3] >= score:
+                continue
+            # By the head, a clause alone needs a surer reading than a sentence: a piece of a sentence
+            # ("they cancelled on you" in a restatement) often sounds like more than it means.
+            if sentence >= 0 and playbook.recognizer.head is not None and score < playbook.meaning["clause_probability"]:
                 continue
             if any((label, r) in CONFLICTS or (r, label) in CONFLICTS for r in by_rule):
                 continue

@@ -1,7 +1,7 @@
 """What the coach costs per sentence: agent finals by meaning (embedding + nearest examples) and by rules alone,
 caller finals (facts from the spaCy parse), alone and with many calls running at once.
 
-    python tests/perf/coach_sentences.py [--repeat 3] [--calls 16] [--seconds 60]
+    python tests/perf/coach_sentences.py [--repeat 3] [--calls 16] [--seconds 60] [--head logistic]
 
 First every agent sentence of the dev scripts and the validation text corpus goes through
 Coach.agent_final one at a time on one thread, and every caller sentence through
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="passes over the sentences, one thread")
     parser.add_argument("--calls", type=int, default=16, help="calls replayed at once at the pace of speech (0: skip)")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long the calls run")
+    parser.add_argument("--head", choices=["nearest", "logistic"], help="read by this head, not the playbook's own")
     args = parser.parse_args()
 
     from clients.evaluate.coach_text import SECONDS_PER_WORD, calls
@@ -47,10 +48,14 @@ def main() -> None:
     parser_s = time.perf_counter() - start
     start = time.perf_counter()
     book = load()
+    if args.head and args.head != book.meaning.get("head"):
+        from clients.evaluate.coach_text import heads
+
+        book = heads(book)[args.head]  # the examples' vectors are reused; the head is trained here
     load_s = time.perf_counter() - start
     print(f"embedder load {model_s * 1000:.0f} ms; parser load {parser_s * 1000:.0f} ms "
           f"({'spaCy ' + parse.MODEL if parse.pipeline() else 'not installed: regex facts'}); "
-          f"playbook load (examples embedded) {load_s * 1000:.0f} ms")
+          f"playbook load (examples embedded) {load_s * 1000:.0f} ms; head {book.meaning.get('head')}")
     all_calls = [turns for part in ("dev", "validation") for _, turns in calls(part)]
     agent = [s for turns in all_calls for t in turns if t.speaker == "agent" for s in t.sentences]
     caller = [s for turns in all_calls for t in turns if t.speaker == "caller" for s in t.sentences]
