@@ -210,7 +210,8 @@ class CallSession:
             track.early = (item, self._job(track, item, FINAL))
             if track.role == "caller":
                 # The floor decides on the words as soon as they are in, before the 0.5 s that end the utterance.
-                track.early[1].add_done_callback(lambda f, item=item: self._early_words(track, item, f))
+                track.early[1].add_done_callback(
+                    lambda f, item=item, previous=track.last_final: self._early_words(track, item, f, previous))
         elif isinstance(item, SpeechResumed):
             self._drop_early(track)
         elif isinstance(item, UtteranceEnded):
@@ -232,8 +233,14 @@ class CallSession:
             track.last_final = self._spawn(self._final(track, item, previous, future))
             track.last_final.add_done_callback(lambda _, u=item.utterance: track.transcribing.pop(u, None))
 
-    def _early_words(self, track: RoleTrack, item: PauseHeard, future: asyncio.Future) -> None:
+    def _early_words(self, track: RoleTrack, item: PauseHeard, future: asyncio.Future,
+                     previous: asyncio.Task | None = None) -> None:
         if future.cancelled() or future.exception() is not None or self.ended:
+            return
+        if previous is not None and not previous.done():
+            # In the order spoken, after the previous final's reading: however late the words land, the floor
+            # gets the same words with the same heat, so it makes the same decision.
+            previous.add_done_callback(lambda _: self._early_words(track, item, future))
             return
         result = future.result()
         if result is not None and result.text:

@@ -208,9 +208,10 @@ def test_no_release_while_the_words_are_not_in():
     end = call.t
     call.run(2.1)
     assert call.releases() == []
-    call.run(1.0)
-    assert call.releases() == []  # still waiting for words that may come late
-    call.run(2.5)  # they never came (an empty transcript): released where give_up fell
+    call.run(8.0)
+    assert call.releases() == []  # still waiting for words that may come late (a loaded machine's)
+    cfg = call.floor.cfg
+    call.run(cfg.give_up + cfg.words_wait - 10.0 + 0.5)  # they never came (a lost final): released where give_up fell
     assert call.releases() and 2.2 <= call.releases()[0] - end <= 2.3
 
 
@@ -261,11 +262,31 @@ def test_a_turn_the_agent_took_over_is_released_there_even_when_its_words_come_a
     call.run(0.8)
     call.run(2.0, agent=True)  # the agent answers; the caller's words are still not in (a loaded machine)
     call.run(0.6)
-    assert call.releases() == []
     call.run(1.0, caller=True)
+    assert call.releases() == []  # held: no words, no decision
+    call.final("Well, I have been waiting all week for the engineer.", end)
     released = call.releases()
     assert len(released) == 1 and end + 0.8 <= released[0] <= end + 2.0
+    # Released there, late; then the floor as it is now.
     assert call.out[-1].state == "caller_speaking" and not call.out[-1].finished_venting
+
+
+def test_a_pause_the_caller_talked_through_is_judged_when_its_late_words_come():
+    """Words that land after the caller went on judge the pause as if they had come in time: same releases."""
+    runs = []
+    for late in (False, True):
+        call = Call()
+        call.run(2.0, caller=True)
+        end = call.t
+        call.run(0.5)
+        if not late:
+            call.final("Can you tell me when it will arrive?", end, score=0.0, heat=0.2)
+        call.run(0.7)
+        call.run(1.5, caller=True)  # the caller asks again: the first release was a false one
+        if late:
+            call.final("Can you tell me when it will arrive?", end, score=0.0, heat=0.2)
+        runs.append(call.releases())
+    assert runs[0] == runs[1] and len(runs[0]) == 1, runs
 
 
 def test_a_pause_after_nothing_to_transcribe_waits_only_for_give_up():
