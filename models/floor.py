@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.floor_features import Context, Words, completeness, read_words, vector  # noqa: F401 (completeness)
+from models.floor_features import Context, Words, completeness, hands_over, read_words, vector  # noqa: F401 (completeness)
 from models.floor_model import FloorModel, load
 from models.prosody import semitones
 from models.text_sentiment import text_score
@@ -49,6 +49,7 @@ class FloorConfig:
     vent_heat: float = 0.45
     vent_text: float = -0.35
     threshold: float | None = None  # the model's own when None
+    handover_threshold: float | None = None  # where the last words hand the floor over; the model's own when None
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,9 @@ class FloorTracker:
         self.cfg = config or FloorConfig()
         self.model = model or load()
         self.threshold = self.cfg.threshold if self.cfg.threshold is not None else self.model.threshold
+        # Two stages: words that hand the floor over ("what are you going to do about it?") release on less.
+        self.handover_threshold = next(t for t in (self.cfg.handover_threshold, self.model.handover_threshold,
+                                                   self.threshold) if t is not None)
         self.voices = {CALLER: _Voice(), AGENT: _Voice()}
         self.turn_open = False
         self.finished = False
@@ -317,13 +321,14 @@ class FloorTracker:
         last = int(np.floor((upto - p.start) / GRID + 1e-6))
         # "...and": a thought left hanging waits for give_up, and so does a pause after nothing heard.
         hanging = read[1] is None or read[1].incomplete > 0
+        threshold = self.handover_threshold if not hanging and hands_over(read[1]) else self.threshold
         for k in range(j, last + 1):
             at = p.start + k * GRID
             end_of_pause = k * GRID >= cfg.give_up - 1e-9 or (p.takeover_at is not None and at > p.takeover_at + 1e-6)
             if hanging and not end_of_pause:
                 continue
             prob = self._prob(p, read, k * GRID, at) if read[1] is not None else 0.5
-            if prob >= self.threshold or end_of_pause:
+            if prob >= threshold or end_of_pause:
                 return round(at, 3), prob
         p.scanned = max(p.scanned, p.start + last * GRID)
         if p.end is not None and p.scanned >= p.end - GRID * 1.5:
