@@ -91,6 +91,7 @@ class _Stretch:
     talk: float = 0.0
     bursts: int = 0
     backchannels: int = 0
+    since: float = 0.0  # where it began: the caller's utterances ending after this are this turn's
 
 
 @dataclass
@@ -106,6 +107,7 @@ class _Pause:
     backchannels: int
     pitch_slope: float
     utt_start: float  # where the burst before it began
+    since: float  # where the caller's stretch of talk began
     end: float | None = None  # chunk time the caller was talking again; None while it lasts
     agent_voice_at: float | None = None  # first agent voice in it
     takeover_at: float | None = None  # where the agent took the floor in it
@@ -160,7 +162,7 @@ class FloorTracker:
         elif ended and was_active:
             length = voice.last_voice - run_start
             if length >= self.cfg.agent_floor and not self.voices[CALLER].active:
-                self._stretch = _Stretch()
+                self._stretch = _Stretch(since=voice.last_voice)
             elif length >= 0.1:
                 self._stretch.backchannels += 1
         return self._step(chunk.t)
@@ -253,7 +255,7 @@ class FloorTracker:
             pause = self._pause = _Pause(caller.last_voice, self._talks, self.habit, len(self._pauses),
                                          self._stretch.talk, self._stretch.bursts, self._stretch.backchannels,
                                          self._pitch_slope(caller.last_voice), self._utt_start,
-                                         scanned=caller.last_voice)
+                                         self._stretch.since, scanned=caller.last_voice)
             self._pending.append(pause)
             if self._quiet_since is None:
                 self._quiet_since = pause.start
@@ -345,8 +347,12 @@ class FloorTracker:
             return None  # hold rather than guess
         end, words = heard
         rate = words.n_words / max(0.5, end - p.utt_start) if words is not None and end >= p.utt_start else 2.5
+        # The whole of this stretch of talk, as heard: a calm turn has nothing negative and nothing exclaimed.
+        turn = [w for e, w in self._heard if w is not None and p.since <= e <= end]
         ctx = Context(habit=p.habit, habit_n=p.habit_n, talk=p.talk, bursts=p.bursts, backchannels=p.backchannels,
-                      pitch_slope=p.pitch_slope, rate=rate, last_burst=p.start - p.utt_start)
+                      pitch_slope=p.pitch_slope, rate=rate, last_burst=p.start - p.utt_start,
+                      turn_negativity=max([0.0] + [-w.text_score for w in turn]),
+                      turn_exclaim=float(any(w.exclaim for w in turn)))
         p.read = (p.start, words, ctx)
         return p.read
 

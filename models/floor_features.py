@@ -104,6 +104,8 @@ class Context:
     pitch_slope: float  # semitones per second over the last half second of speech
     rate: float  # words per second of the last utterance
     last_burst: float  # seconds of speech before this pause
+    turn_negativity: float = 0.0  # the most negative words of this stretch of talk, as a positive number
+    turn_exclaim: float = 0.0  # an exclamation anywhere in it
 
 
 NAMES = ("bias", "log_silence", "silence_over_habit", "past_habit", "question", "handover", "demand", "incomplete",
@@ -112,7 +114,8 @@ NAMES = ("bias", "log_silence", "silence_over_habit", "past_habit", "question", 
          "incomplete_x_silence", "first_burst", "calm_x_silence", "negativity_x_silence", "first_x_silence",
          "bursts_x_silence", "open_question", "past_1_5", "flat", "flat_x_silence", "flat_past_1_3",
          "question_x_silence", "exclaim_x_silence", "calm_echo", "thanks_end", "thanks_x_silence", "ack",
-         "ack_x_silence", "calm_past_0_9", "calm_flat_past_0_9", "short_flat", "short_flat_x_silence")
+         "ack_x_silence", "calm_past_0_9", "calm_flat_past_0_9", "short_flat", "short_flat_x_silence", "turn_negativity", "turn_calm", "turn_calm_x_silence",
+         "turn_calm_past_0_9")
 
 
 def vector(silence: float, words: Words, ctx: Context, agent_in_pause: bool) -> list[float]:
@@ -121,6 +124,7 @@ def vector(silence: float, words: Words, ctx: Context, agent_in_pause: bool) -> 
     log_s = math.log(max(silence, 0.05))
     calm = float(words.heat < 0.45 and words.text_score > -0.3)
     # A complete statement that neither asks, demands nor closes: inside a vent as often as at its end.
+    turn_calm = float(ctx.turn_negativity < 0.3 and not ctx.turn_exclaim)
     flat = float(not (words.question or words.handover or words.demand or words.closer or words.incomplete))
     return [
         1.0,
@@ -169,4 +173,8 @@ def vector(silence: float, words: Words, ctx: Context, agent_in_pause: bool) -> 
         calm * flat * max(0.0, silence - 0.9),
         flat * float(words.n_words <= 4),  # a fragment ("Third floor.", "Every tap."): often more follows
         flat * float(words.n_words <= 4) * log_s,
+        min(ctx.turn_negativity, 1.0),
+        turn_calm,
+        turn_calm * log_s,
+        turn_calm * max(0.0, silence - 0.9),
     ]

@@ -194,7 +194,9 @@ def score(calls: list[Call], releases) -> dict:
 def model_releases(model: FloorModel | None = None, threshold: float | None = None, delay: float = DELAY):
     def releases(call: Call) -> tuple[list[float], list[float]]:
         shown: list[float] = []
-        return replay(call, FloorTracker(FloorConfig(threshold=threshold), model or load()), delay, shown), shown
+        # A threshold given moves both stages together: the curve of the one-stage decision.
+        cfg = FloorConfig(threshold=threshold, handover_threshold=threshold)
+        return replay(call, FloorTracker(cfg, model or load()), delay, shown), shown
 
     return releases
 
