@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print()
             if args.load:
-                floor.run_load(tuple(args.part.split(",")), args.load, args.only, args.model)
+                floor.run_load(tuple(args.part.split(",")), args.load, args.only, args.model,
+                               Path(args.save) if args.save else None)
             elif args.live:
                 floor.run_live(tuple(args.part.split(",")), args.only, args.concurrency, args.model)
             else:

@@ -393,8 +393,14 @@ def run_live(parts: tuple[str, ...] = ("validation",), only: str | None = None, 
     return out
 
 
+def _words_before(events: list[dict], t: float) -> str:
+    """The caller's last final before audio time ``t``: the words a release was decided on."""
+    finals = [e for e in events if e["type"] == "transcript.final" and e["speaker"] == CALLER and e["end"] <= t]
+    return finals[-1]["text"] if finals else ""
+
+
 def run_load(parts: tuple[str, ...] = ("validation",), load: int = 16, only: str | None = None,
-             model: str = "bundled") -> dict:
+             model: str = "bundled", save: Path | None = None) -> dict:
     """The part's calls streamed one at a time, then ``load`` at once (the part's calls, repeated under other
     call ids up to ``load``), through a fresh server each: the figures of both, and whether each call's
     releases are the same (in number, and within 0.2 s) alone and under load."""
@@ -411,6 +417,10 @@ def run_load(parts: tuple[str, ...] = ("validation",), load: int = 16, only: str
         crowd = stream([wavs[i % len(wavs)] for i in range(max(load, len(wavs)))], load, model, "load")
         print(f"  {load} at once done (load average {os.getloadavg()[0]:.1f})", flush=True)
         first = {i % len(wavs): run for i, run in reversed(list(enumerate(crowd)))}  # each call's first copy
+        if save:
+            save.mkdir(parents=True, exist_ok=True)
+            for run in alone + crowd:
+                (save / f"{run.call_id}.events.json").write_text(json.dumps(run.events, indent=0))
         lone = score(calls, lambda c: _live_releases(alone[calls.index(c)]))
         many = score(calls, lambda c: _live_releases(first[calls.index(c)]))
         every = Score()  # every stream of the load, repeats included
@@ -430,6 +440,10 @@ def run_load(parts: tuple[str, ...] = ("validation",), load: int = 16, only: str
             shifts = [abs(x - y) for x, y in zip(a, b)]
             shift = max([shift] + shifts)
             moved += sum(d > 0.2 for d in shifts)
+            for x, y in zip(a, b):
+                if abs(x - y) > 0.2:
+                    heard = _words_before(alone[i].events, min(x, y)), _words_before(first[i].events, min(x, y))
+                    print(f"    {call.name}: {x:.2f} alone, {y:.2f} under load; last words {heard[0]!r} / {heard[1]!r}")
         print(f"  alone against {load} at once: {len(differ)} calls release a different number of times"
               f"{': ' + ', '.join(differ) if differ else ''}; {moved} releases move by more than 0.2 s, "
               f"the largest shift is {shift:.3f} s")
