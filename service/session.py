@@ -64,6 +64,7 @@ class RoleTrack:
         self.arrivals: deque[tuple[float, float]] = deque(maxlen=500)  # (audio time, monotonic arrival), last 10 s
         self.hold_until = 0  # while redaction holds a final of this speaker: the sample count that releases it
         self.transcribing: dict[int, float] = {}  # utterance -> start, for finals not yet out
+        self.ended_early: asyncio.Future | None = None  # the early final of the last utterance that ended at its pause
 
     def heard(self, t: float) -> float:
         """Audio time up to which this speaker's words are transcribed: not past an utterance still open or
@@ -221,6 +222,9 @@ class CallSession:
                 if heard.utterance == item.utterance and len(heard.audio) == len(item.audio):
                     future, track.early = early, None
                     FINALS_STARTED_EARLY.inc()
+                    track.ended_early = future
+                    if track.role == "caller" and future.done():
+                        self._early_words(track, heard, future, track.last_final)
                 else:
                     self._drop_early(track)
             if item.too_short:
@@ -236,6 +240,11 @@ class CallSession:
     def _early_words(self, track: RoleTrack, item: PauseHeard, future: asyncio.Future,
                      previous: asyncio.Task | None = None) -> None:
         if future.cancelled() or future.exception() is not None or self.ended:
+            return
+        if track.ended_early is not future:
+            # The utterance has not ended at this pause (yet): if the caller goes on, these words are a partial's,
+            # and a pause the floor was never told about on an idle machine must not be one under load either.
+            # Once it ends here, UtteranceEnded brings them back.
             return
         if previous is not None and not previous.done():
             # In the order spoken, after the previous final's reading: however late the words land, the floor
