@@ -59,8 +59,9 @@ def read_words(text: str, text_score: float = 0.0, heat: float = 0.0, rising: bo
     words = re.findall(r"[a-z']+", text.lower())
     last = re.split(r"(?<=[.!?])\s+", text)[-1] if text else ""
     question = text.endswith("?")
-    incomplete = (not words or text.endswith(("...", "…", ",", "-", ";", ":")) or words[-1] in CONTINUERS
-                  or not text.endswith((".", "!", "?")))
+    # Told by the last word, not by a missing full stop: the transcriber often leaves one out when it
+    # decodes an utterance packed in a window with others ("morning is best" is as done as "morning is best.").
+    incomplete = not words or text.endswith(("...", "…", ",", "-", ";", ":")) or words[-1] in CONTINUERS
     last_words = len(re.findall(r"[a-z']+", last.lower()))
     return Words(
         question=float(question),

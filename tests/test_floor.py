@@ -16,6 +16,8 @@ CHUNK = 0.032
     ("and then you charged me,", "incomplete"),
     ("It never arrived!", "complete"),
     ("I waited all week for the", "incomplete"),
+    ("morning is best", "complete"),  # the transcriber left the full stop out
+    ("so I called and", "incomplete"),
     ("", "incomplete"),
 ])
 def test_completeness(text, kind):
