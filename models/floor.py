@@ -176,7 +176,7 @@ class FloorTracker:
         speaker's previous final), and give them in the order spoken, so that whichever comes first and
         whenever it comes the decision is the same.
         """
-        if role != CALLER or (self._heard and self._heard[-1][0] >= end):
+        if role != CALLER or any(abs(e - end) < 1e-6 for e, _ in self._heard):
             return []
         if not text.strip():
             # Nothing will be heard (a cough, a click, an empty transcript): give_up decides, with no wait.
@@ -185,6 +185,7 @@ class FloorTracker:
             words = read_words(text, text_score(text) if score is None else score,
                                self.heat if heat is None else heat, self.heat_rising if rising is None else rising)
             self._heard.append((end, words))
+        self._heard.sort(key=lambda h: h[0])  # in the order spoken, whatever order they came in
         del self._heard[:-20]
         return self._step(now)
 

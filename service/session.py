@@ -228,8 +228,14 @@ class CallSession:
                 else:
                     self._drop_early(track)
             if item.too_short:
-                # Nothing to transcribe: the floor must not wait for words.
-                self._emit_floor(self.floor.words(track.role, "", item.end, track.segmenter.now))
+                # Nothing to transcribe: the floor must not wait for words; told after the words spoken before it,
+                # or, on a loaded machine, it would hear this before them.
+                previous = track.last_final
+                tell = lambda *_: self._emit_floor(self.floor.words(track.role, "", item.end, track.segmenter.now))
+                if previous is None or previous.done():
+                    tell()
+                else:
+                    previous.add_done_callback(tell)
                 return
             track.finalized = item.utterance
             previous = track.last_final

@@ -299,3 +299,25 @@ def test_a_pause_after_nothing_to_transcribe_waits_only_for_give_up():
     call.floor.words(CALLER, "", end, call.t)
     call.run(2.0)
     assert call.releases() and 2.2 <= call.releases()[0] - end <= 2.3
+
+
+def test_a_cough_after_late_words_leaves_the_release_where_it_was():
+    """A cough after the pause has nothing to transcribe, but session.py tells the floor only after the words
+    before it, which a loaded machine gives late: the pause is judged on its own words, where an idle one would."""
+    runs = []
+    for late in (False, True):
+        call = Call()
+        call.run(2.5, caller=True)
+        end = call.t
+        call.run(1.0)
+        if not late:
+            call.final("Can you tell me when it will arrive?", end, score=0.0, heat=0.2)
+        call.run(0.1, caller=True)  # a cough: too short to transcribe
+        cough = call.t
+        call.run(0.5)
+        if late:
+            call.final("Can you tell me when it will arrive?", end, score=0.0, heat=0.2)
+        call.floor.words(CALLER, "", cough, call.t)
+        call.run(2.5)
+        runs.append(call.releases())
+    assert len(runs[0]) == 1 and runs[0][0] - end <= 0.9 and runs[0] == runs[1], runs
