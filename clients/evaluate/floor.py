@@ -100,8 +100,12 @@ def replay(call: Call, tracker: FloorTracker, delay: float = DELAY, shown: list 
     ends (as an early final started at the pause would, never before the 0.2 s that start it). ``shown``, when
     given, gets the audio time at which each release could be shown: once its words were in."""
     heat = HeatTracker(CALLER)
-    ended = sorted(((t if item.too_short else max(item.end + delay, t - 0.3), item) for t, _, role, item in call.events
-                    if role == CALLER and isinstance(item, UtteranceEnded)), key=lambda e: e[0])
+    ended, last = [], 0.0
+    for t, _, role, item in call.events:
+        if role == CALLER and isinstance(item, UtteranceEnded):
+            # In the order spoken, as session.py gives them: nothing to transcribe is told after the words before it.
+            last = max(last, t if item.too_short else max(item.end + delay, t - 0.3))
+            ended.append((last, item))
     states = []  # (state, audio time it came out at)
 
     def deliver(upto: float) -> None:
