@@ -231,7 +231,10 @@ class CallSession:
                 # Nothing to transcribe: the floor must not wait for words; told after the words spoken before it,
                 # or, on a loaded machine, it would hear this before them.
                 previous = track.last_final
-                tell = lambda *_: self._emit_floor(self.floor.words(track.role, "", item.end, track.segmenter.now))
+
+                def tell(*_, end=item.end):
+                    self._emit_floor(self.floor.words(track.role, "", end, track.segmenter.now))
+
                 if previous is None or previous.done():
                     tell()
                 else:
