@@ -4,12 +4,14 @@ Driven chunk by chunk (32 ms) by both speakers' voice activity, and by the calle
 transcripts as they arrive. At every moment of a caller's pause a small learned model
 (models/floor_model.py over models/floor_features.py) gives the probability that the caller
 is done; the turn is released (``finished_venting``) at the first moment it reaches the
-model's threshold. The decision is a function of audio time: it needs the words of the
-utterance that ended at the pause, holds until they are in, and when they arrive late it
-reads the pause again from its start and releases at the audio time an idle machine would
-have, so the same call gives the same releases whatever the transcription delay. The agent
-taking the floor in a pause ends the turn, and so does a pause past ``give_up`` seconds; a
-thought left hanging ("and...") waits for that.
+model's threshold. The decision is a function of audio time and words alone: each pause
+keeps what the audio said about it (its context at the start, when the agent spoke in it,
+where the caller went on), waits for the words of the utterance that ended at it, and is
+judged from its start once they are in, whenever that is: during the pause or after the
+caller went on. So a loaded machine releases at the same audio times as an idle one, only
+later on the wall clock, and never more often. The agent taking the floor in a pause ends
+the turn, and so does a pause past ``give_up`` seconds; a thought left hanging ("and...")
+waits for that.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.floor_features import Context, Words, completeness, read_words, vector  # noqa: F401 (completeness)
+from models.floor_features import Context, Words, completeness, hands_over, read_words, vector  # noqa: F401 (completeness)
 from models.floor_model import FloorModel, load
 from models.prosody import semitones
 from models.text_sentiment import text_score
@@ -40,12 +42,14 @@ class FloorConfig:
     min_release: float = 0.35  # no release inside a breath, whatever the words
     give_up: float = 2.25  # a pause this long ends the turn, words or not: within 2.5 s of the end, Silero's tail included
     covers: float = 0.35  # a final ending this close before the pause holds its last words
-    words_wait: float = 3.0  # audio seconds past give_up to wait for words that may never come
+    words_wait: float = 20.0  # audio seconds past give_up to wait for words that never came (a lost final): a
+    # loaded machine's words come late but come, and guessing before them would release where an idle one does not
     agent_floor: float = 1.5  # an agent run this long (the caller silent) starts a new stretch of caller talk
     takeover: float = 0.9  # the agent talking this long in a pause has taken the floor; "mm-hm", "I see" have not
     vent_heat: float = 0.45
     vent_text: float = -0.35
     threshold: float | None = None  # the model's own when None
+    handover_threshold: float | None = None  # where the last words hand the floor over; the model's own when None
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,29 @@ class _Stretch:
     talk: float = 0.0
     bursts: int = 0
     backchannels: int = 0
+    since: float = 0.0  # where it began: the caller's utterances ending after this are this turn's
+
+
+@dataclass
+class _Pause:
+    """One caller pause: what the audio said about it, kept until its words are in and it is judged."""
+
+    start: float  # the caller's last voice
+    talks: int  # how many times the caller had started talking: pauses with the same count are one turn's
+    habit: float
+    habit_n: int
+    talk: float
+    bursts: int
+    backchannels: int
+    pitch_slope: float
+    utt_start: float  # where the burst before it began
+    since: float  # where the caller's stretch of talk began
+    end: float | None = None  # chunk time the caller was talking again; None while it lasts
+    agent_voice_at: float | None = None  # first agent voice in it
+    takeover_at: float | None = None  # where the agent took the floor in it
+    scanned: float = 0.0  # audio time up to which it has been judged
+    read: tuple | None = None  # (start, Words or None, Context) once its words are in
+    done: bool = False
 
 
 class FloorTracker:
@@ -94,22 +121,26 @@ class FloorTracker:
         self.cfg = config or FloorConfig()
         self.model = model or load()
         self.threshold = self.cfg.threshold if self.cfg.threshold is not None else self.model.threshold
+        # Two stages: words that hand the floor over ("what are you going to do about it?") release on less.
+        self.handover_threshold = next(t for t in (self.cfg.handover_threshold, self.model.handover_threshold,
+                                                   self.threshold) if t is not None)
         self.voices = {CALLER: _Voice(), AGENT: _Voice()}
         self.turn_open = False
         self.finished = False
         self.release_confidence = 0.0
         self._pauses: list[float] = []
         self.habit = self.cfg.habit_default  # how long a pause this caller makes inside a turn, plus a margin
-        self._paused_since: float | None = None
+        self._pause: _Pause | None = None  # the pause in progress
+        self._pending: list[_Pause] = []  # pauses not judged to the end yet, oldest first (the one in progress last)
+        self._heard: list[tuple[float, Words | None]] = []  # (end, words) of the caller's utterances
         self._agent_spoke_in_pause = False
-        self._agent_voice_at: float | None = None  # first agent voice in this pause
-        self._takeover_at: float | None = None  # where the agent took the floor in this pause
+        self._quiet_since: float | None = None  # where the caller last stopped talking (short sounds aside)
+        self._talking = False
+        self._talks = 0  # times the caller started talking
+        self._released_talks = -1  # the talks count of the last pause released
         self._pitch: list[tuple[float, float]] = []  # caller (t, semitones), recent voiced chunks
         self._utt_start = 0.0  # where the caller's current utterance began (after a pause of 0.5 s or more)
         self._stretch = _Stretch()
-        self._words: tuple[Words, float, float] | None = None  # the caller's last words, where they end, their rate
-        self._pause_ctx: tuple | None = None  # (pause start, words, context) once read for this pause
-        self._scanned = 0.0  # audio time up to which this pause has been judged
         self._turn_scores: list[float] = []
         self.heat = 0.0
         self.heat_rising = False
@@ -131,28 +162,31 @@ class FloorTracker:
         elif ended and was_active:
             length = voice.last_voice - run_start
             if length >= self.cfg.agent_floor and not self.voices[CALLER].active:
-                self._stretch = _Stretch()
+                self._stretch = _Stretch(since=voice.last_voice)
             elif length >= 0.1:
                 self._stretch.backchannels += 1
         return self._step(chunk.t)
 
     def words(self, role: str, text: str, end: float, now: float, score: float | None = None,
               heat: float | None = None, rising: bool | None = None) -> list[FloorState]:
-        """The caller's words up to ``end``, from an early final started at the pause, before their final.
+        """The caller's words of the utterance that ended at ``end`` (audio time), from its early final or its
+        final, whichever comes first: the first words of an utterance are kept.
 
-        Give them the reading the final will give (session.py reads a copy of the heat tracker), so
-        whichever comes first the decision is the same. The first words to cover an utterance are kept.
+        Give them the reading the final will give (session.py reads a copy of the heat tracker after the
+        speaker's previous final), and give them in the order spoken, so that whichever comes first and
+        whenever it comes the decision is the same.
         """
-        if role != CALLER or (self._words is not None and self._words[1] >= end):
+        if role != CALLER or any(abs(e - end) < 1e-6 for e, _ in self._heard):
             return []
         if not text.strip():
             # Nothing will be heard (a cough, a click, an empty transcript): give_up decides, with no wait.
-            self._words = (None, end, 0.0)
-            return self._step(now)
-        words = read_words(text, text_score(text) if score is None else score, self.heat if heat is None else heat,
-                           self.heat_rising if rising is None else rising)
-        rate = words.n_words / max(0.5, end - self._utt_start) if end >= self._utt_start else 2.5
-        self._words = (words, end, rate)
+            self._heard.append((end, None))
+        else:
+            words = read_words(text, text_score(text) if score is None else score,
+                               self.heat if heat is None else heat, self.heat_rising if rising is None else rising)
+            self._heard.append((end, words))
+        self._heard.sort(key=lambda h: h[0])  # in the order spoken, whatever order they came in
+        del self._heard[:-20]
         return self._step(now)
 
     def final(self, role: str, text: str, end: float, score: float, heat: float, rising: bool, now: float) -> list[FloorState]:
@@ -188,116 +222,150 @@ class FloorTracker:
 
     def _step(self, t: float) -> list[FloorState]:
         caller = self.voices[CALLER]
-        caller_talking = caller.talking(self.cfg.min_talk[CALLER])
-        agent_talking = self.voices[AGENT].talking(self.cfg.min_talk[AGENT])
         agent = self.voices[AGENT]
-        # Taking the floor starts in the caller's pause; talking over the caller's last words and on is not it.
-        agent_took_over = (agent.talking(self.cfg.takeover) and self._paused_since is not None
-                           and agent.run_start >= self._paused_since - 0.1)
-        if caller_talking:
-            if self._paused_since is not None:
-                pause = caller.run_start - self._paused_since
-                # Pauses the caller makes without the agent speaking teach us their habit, including
-                # the ones we took for the end of a turn: a release they talked straight through.
-                if not self._agent_spoke_in_pause and 0.2 <= pause <= 3.0:
-                    self._pauses.append(pause)
-                    del self._pauses[:-20]
-                    if len(self._pauses) >= 2:
-                        self.habit = float(np.clip(np.percentile(self._pauses, 90) + 0.25,
-                                                   self.cfg.habit_min, self.cfg.habit_max))
-                if pause >= 0.5:
-                    self._stretch.bursts += 1
-                    self._utt_start = caller.run_start
-            out = []
-            if self.turn_open and self._paused_since is not None:
-                # Words so late that the caller spoke again first: if the agent had taken the floor, or the
-                # pause outlasted give_up, the turn ended there, and is released there, late.
-                ended = [x for x in (self._takeover_at, self._paused_since + self.cfg.give_up) if x is not None
-                         and x <= caller.run_start]
-                if ended:
-                    self.turn_open, self.finished, self.release_confidence = False, True, 0.5
-                    out = self._emit(round(min(ended), 3))
+        pause = self._pause
+        if caller.active and pause is not None:
+            # The caller's voice again: the pause is over at its first chunk (judged before it, whenever the words
+            # come). A short sound that is not talk starts a new pause of the same turn.
+            pause.end = caller.run_start + GRID
+            pause = self._pause = None
+        if caller.talking(self.cfg.min_talk[CALLER]):
+            if not self._talking:
+                self._talking, self._talks = True, self._talks + 1
+                if self._quiet_since is not None:
+                    length = caller.run_start - self._quiet_since
+                    # Pauses the caller makes without the agent speaking teach us their habit, including
+                    # the ones we took for the end of a turn: a release they talked straight through.
+                    if not self._agent_spoke_in_pause and 0.2 <= length <= 3.0:
+                        self._pauses.append(length)
+                        del self._pauses[:-20]
+                        if len(self._pauses) >= 2:
+                            self.habit = float(np.clip(np.percentile(self._pauses, 90) + 0.25,
+                                                       self.cfg.habit_min, self.cfg.habit_max))
+                    if length >= 0.5:
+                        self._stretch.bursts += 1
+                        self._utt_start = caller.run_start
+                self._quiet_since = None
+                self._agent_spoke_in_pause = False
+            out = self._settle(t)
             if not self.turn_open:
                 self.turn_open, self.finished, self._turn_scores = True, False, []
-            self._paused_since = None
-            self._agent_spoke_in_pause = False
-            self._agent_voice_at = None
-            self._takeover_at = None
-            self._pause_ctx = None
             return out + self._emit(t)
-        if self._paused_since is None and caller.last_voice > 0:
-            self._paused_since = caller.last_voice
-            self._scanned = caller.last_voice
-        if self._paused_since is not None and self.voices[AGENT].last_voice > self._paused_since \
-                and self._agent_voice_at is None:
-            self._agent_voice_at = self.voices[AGENT].last_voice
-        self._agent_spoke_in_pause |= agent_talking
-        if self.turn_open:
-            released = self._judge(t, agent_took_over)
+        self._talking = False
+        if pause is None and caller.last_voice > 0 and not caller.active:
+            pause = self._pause = _Pause(caller.last_voice, self._talks, self.habit, len(self._pauses),
+                                         self._stretch.talk, self._stretch.bursts, self._stretch.backchannels,
+                                         self._pitch_slope(caller.last_voice), self._utt_start,
+                                         self._stretch.since, scanned=caller.last_voice)
+            self._pending.append(pause)
+            if self._quiet_since is None:
+                self._quiet_since = pause.start
+        if pause is not None:
+            if agent.last_voice > pause.start and pause.agent_voice_at is None:
+                pause.agent_voice_at = agent.last_voice
+            # Taking the floor starts in the caller's pause; talking over the caller's last words and on is not it.
+            if (pause.takeover_at is None and t - pause.start >= 0.3 and agent.talking(self.cfg.takeover)
+                    and agent.run_start >= pause.start - 0.1):
+                pause.takeover_at = t
+        if self._quiet_since is not None:
+            self._agent_spoke_in_pause |= agent.talking(self.cfg.min_talk[AGENT])
+        return self._settle(t) + self._emit(t)
+
+    def _settle(self, now: float) -> list[FloorState]:
+        """Judge the pending pauses, oldest first, as far as their words and the audio allow."""
+        out = []
+        while self._pending:
+            p = self._pending[0]
+            if p.talks == self._released_talks:
+                p.done = True  # a pause after a short sound in a turn already released
+            released = None if p.done else self._judge(p, now)
             if released is not None:
                 at, confidence = released
-                self.turn_open, self.finished, self.release_confidence = False, True, confidence
-                return self._emit(at)
-        return self._emit(t)
+                p.done, self._released_talks = True, p.talks
+                if self._talks == p.talks:  # the caller has not talked since: the turn is over
+                    self.turn_open, self.finished, self.release_confidence = False, True, confidence
+                    out += self._emit(at)
+                else:  # the caller already went on: released there, late; then the floor as it is now
+                    out.append(FloorState(round(at, 3), "open", False, True, round(confidence, 2)))
+                    self._emitted = None
+                    self._turn_scores = []
+            if not p.done:
+                return out
+            self._pending.pop(0)
+        return out
 
-    def _judge(self, t: float, agent_took_over: bool) -> tuple[float, float] | None:
-        """(audio time of the release, the model's probability) once the caller is done, else None.
+    def _judge(self, p: _Pause, now: float) -> tuple[float, float] | None:
+        """(audio time of the release, the model's probability) once the caller is done, else None; marks the
+        pause done once nothing more can release it.
 
         Every release time is a function of the audio and the words alone: the first chunk where the
         model's probability reaches the threshold, where the agent has taken the floor, or where the pause
         reaches give_up, whichever is first. Late words release at that time, late.
         """
         cfg = self.cfg
-        start = self.voices[CALLER].last_voice
-        pause = t - start
-        if agent_took_over and pause >= 0.3 and self._takeover_at is None:
-            self._takeover_at = t
-        read = self._read_pause(start)
+        # The caller's voice again: judged only before it, as if it were speech, until it turns out a short sound.
+        caller = self.voices[CALLER]
+        speech = p.end if p.end is not None else (caller.run_start + GRID if caller.active else None)
+        upto = now if speech is None else min(now, speech - GRID / 2)
+        read = self._read_pause(p)
         if read is None:
-            # Hold for the words; only when they never come (an empty transcript) does give_up decide alone.
-            if pause >= cfg.give_up + cfg.words_wait:
-                return round(min(self._takeover_at or t, start + cfg.give_up), 3), 0.5
+            if p.end is not None and self._heard and self._heard[-1][0] >= p.end:
+                p.done = True  # the utterance went on through this pause: no words will end at it
+                return None
+            # Hold for the words; only when they never come does give_up (or the agent's taking over) decide alone.
+            if now - p.start >= cfg.give_up + cfg.words_wait:
+                p.done = True
+                at = min(p.takeover_at or now, p.start + cfg.give_up)
+                return (round(at, 3), 0.5) if p.end is None or at < p.end else None
             return None
         # Judge every chunk time not judged yet, from the pause's start: late words release where
         # they would have on an idle machine.
-        j = max(int(round((self._scanned - start) / GRID)) + 1, int(np.ceil(cfg.min_release / GRID - 1e-6)))
-        last = int(round(pause / GRID))
+        j = max(int(round((p.scanned - p.start) / GRID)) + 1, int(np.ceil(cfg.min_release / GRID - 1e-6)))
+        last = int(np.floor((upto - p.start) / GRID + 1e-6))
         # "...and": a thought left hanging waits for give_up, and so does a pause after nothing heard.
         hanging = read[1] is None or read[1].incomplete > 0
+        threshold = self.handover_threshold if not hanging and hands_over(read[1]) else self.threshold
         for k in range(j, last + 1):
-            at = start + k * GRID
-            end_of_pause = k * GRID >= cfg.give_up - 1e-9 or (self._takeover_at is not None
-                                                              and at > self._takeover_at + 1e-6)
+            at = p.start + k * GRID
+            end_of_pause = k * GRID >= cfg.give_up - 1e-9 or (p.takeover_at is not None and at > p.takeover_at + 1e-6)
             if hanging and not end_of_pause:
                 continue
-            p = self._prob(read, k * GRID, at) if read[1] is not None else 0.5
-            if p >= self.threshold or end_of_pause:
-                return round(at, 3), p
-        self._scanned = max(self._scanned, t)
+            prob = self._prob(p, read, k * GRID, at) if read[1] is not None else 0.5
+            if prob >= threshold or end_of_pause:
+                return round(at, 3), prob
+        p.scanned = max(p.scanned, p.start + last * GRID)
+        if p.end is not None and p.scanned >= p.end - GRID * 1.5:
+            p.done = True
         return None
 
-    def _read_pause(self, start: float):
-        """The pause's fixed features once the words that end before it are in; None while they are not."""
-        if self._pause_ctx is not None and self._pause_ctx[0] == start:
-            return self._pause_ctx
-        if self._words is None or self._words[1] < start - self.cfg.covers:
+    def _read_pause(self, p: _Pause):
+        """The pause's fixed features once the words that end at it are in; None while they are not."""
+        if p.read is not None:
+            return p.read
+        heard = next((h for h in self._heard if h[0] >= p.start - self.cfg.covers
+                      and (p.end is None or h[0] < p.end)), None)
+        if heard is None:
             return None  # hold rather than guess
-        words, _, rate = self._words
-        ctx = Context(habit=self.habit, habit_n=len(self._pauses), talk=self._stretch.talk,
-                      bursts=self._stretch.bursts, backchannels=self._stretch.backchannels,
-                      pitch_slope=self._pitch_slope(start), rate=rate, last_burst=start - self._utt_start)
-        self._pause_ctx = (start, words, ctx)
-        return self._pause_ctx
+        end, words = heard
+        rate = words.n_words / max(0.5, end - p.utt_start) if words is not None and end >= p.utt_start else 2.5
+        # The whole of this stretch of talk, as heard: a calm turn has nothing negative and nothing exclaimed.
+        turn = [w for e, w in self._heard if w is not None and p.since <= e <= end]
+        ctx = Context(habit=p.habit, habit_n=p.habit_n, talk=p.talk, bursts=p.bursts, backchannels=p.backchannels,
+                      pitch_slope=p.pitch_slope, rate=rate, last_burst=p.start - p.utt_start,
+                      turn_negativity=max([0.0] + [-w.text_score for w in turn]),
+                      turn_exclaim=float(any(w.exclaim for w in turn)))
+        p.read = (p.start, words, ctx)
+        return p.read
 
-    def _prob(self, read, silence: float, at: float) -> float:
+    def _prob(self, p: _Pause, read, silence: float, at: float) -> float:
         _, words, ctx = read
         # Strictly before: judged live, a chunk time is decided on the caller's chunk, before the agent's.
-        agent = self._agent_voice_at is not None and self._agent_voice_at < at - 1e-6
+        agent = p.agent_voice_at is not None and p.agent_voice_at < at - 1e-6
         x = vector(silence, words, ctx, agent)
-        p = self.model.prob(x)
+        prob = self.model.prob(x)
         if self.trace is not None:
-            self.trace.append((round(at, 3), read[0], x, p))
-        return p
+            self.trace.append((round(at, 3), read[0], x, prob))
+        return prob
 
     def _pitch_slope(self, last: float) -> float:
         recent = [(t, st) for t, st in self._pitch if 0 <= last - t <= 0.5]

@@ -27,6 +27,10 @@ DEMAND = re.compile(r"\b(i want|i need (you|it|that|this|a|my|the|someone)|i exp
 # A rhetorical question inside a vent: more is coming.
 RHETORICAL = re.compile(r"\b(are you (kidding|serious|joking)|do you know how|can you (believe|imagine)|"
                         r"how hard can|who does that|seriously|really)\b", re.I)
+# Thanks at the very end: a caller who is done ("Okay, thank you.", "Perfect, thanks very much.").
+THANKS_END = re.compile(r"\b(thank you|thanks)( (very|so) much| for (that|this|listening|your help|everything))?\W*$", re.I)
+# A bare acknowledgement ("Okay.", "Oh.", "Great."): as often the start of a turn as its end.
+ACK = {"okay", "ok", "oh", "great", "good", "fine", "alright", "right", "well", "yes", "sure", "hmm", "so", "then"}
 CLOSER = re.compile(r"^\W*(ok(ay)?|fine|great|perfect|lovely|alright|thanks?|thank you|good|yes|no|sure|right)\b.*"
                     r"|\b(thank you|thanks)\W*$", re.I)
 
@@ -42,6 +46,8 @@ class Words:
     rhetorical: float  # "are you kidding me?", a one- or two-word echo ("Declined?")
     exclaim: float
     closer: float  # "okay, thank you": a calm caller done
+    thanks_end: float  # ends on thanks
+    ack: float  # nothing but an acknowledgement ("Okay.", "Oh, great.")
     n_words: int
     text_score: float
     heat: float
@@ -53,8 +59,9 @@ def read_words(text: str, text_score: float = 0.0, heat: float = 0.0, rising: bo
     words = re.findall(r"[a-z']+", text.lower())
     last = re.split(r"(?<=[.!?])\s+", text)[-1] if text else ""
     question = text.endswith("?")
-    incomplete = (not words or text.endswith(("...", "…", ",", "-", ";", ":")) or words[-1] in CONTINUERS
-                  or not text.endswith((".", "!", "?")))
+    # Told by the last word, not by a missing full stop: the transcriber often leaves one out when it
+    # decodes an utterance packed in a window with others ("morning is best" is as done as "morning is best.").
+    incomplete = not words or text.endswith(("...", "…", ",", "-", ";", ":")) or words[-1] in CONTINUERS
     last_words = len(re.findall(r"[a-z']+", last.lower()))
     return Words(
         question=float(question),
@@ -64,11 +71,18 @@ def read_words(text: str, text_score: float = 0.0, heat: float = 0.0, rising: bo
         rhetorical=float(question and (bool(RHETORICAL.search(last)) or last_words <= 3)),
         exclaim=float(text.endswith("!")),
         closer=float(bool(CLOSER.search(last)) and len(words) <= 8),
+        thanks_end=float(bool(THANKS_END.search(text))),
+        ack=float(bool(words) and len(words) <= 2 and all(w in ACK for w in words)),
         n_words=len(words),
         text_score=text_score,
         heat=heat,
         rising=float(rising),
     )
+
+
+def hands_over(words: Words) -> bool:
+    """The last words hand the floor over: a real question, a request to act, a demand, thanks."""
+    return bool((words.question and not words.rhetorical) or words.handover or words.demand or words.thanks_end)
 
 
 def completeness(text: str) -> str:
@@ -91,6 +105,8 @@ class Context:
     pitch_slope: float  # semitones per second over the last half second of speech
     rate: float  # words per second of the last utterance
     last_burst: float  # seconds of speech before this pause
+    turn_negativity: float = 0.0  # the most negative words of this stretch of talk, as a positive number
+    turn_exclaim: float = 0.0  # an exclamation anywhere in it
 
 
 NAMES = ("bias", "log_silence", "silence_over_habit", "past_habit", "question", "handover", "demand", "incomplete",
@@ -98,7 +114,9 @@ NAMES = ("bias", "log_silence", "silence_over_habit", "past_habit", "question", 
          "log_talk", "bursts", "backchannels", "agent_in_pause", "habit_known", "handover_x_silence",
          "incomplete_x_silence", "first_burst", "calm_x_silence", "negativity_x_silence", "first_x_silence",
          "bursts_x_silence", "open_question", "past_1_5", "flat", "flat_x_silence", "flat_past_1_3",
-         "question_x_silence", "exclaim_x_silence", "calm_echo")
+         "question_x_silence", "exclaim_x_silence", "calm_echo", "thanks_end", "thanks_x_silence", "ack",
+         "ack_x_silence", "calm_past_0_9", "calm_flat_past_0_9", "short_flat", "short_flat_x_silence", "turn_negativity", "turn_calm", "turn_calm_x_silence",
+         "turn_calm_past_0_9")
 
 
 def vector(silence: float, words: Words, ctx: Context, agent_in_pause: bool) -> list[float]:
@@ -107,6 +125,7 @@ def vector(silence: float, words: Words, ctx: Context, agent_in_pause: bool) -> 
     log_s = math.log(max(silence, 0.05))
     calm = float(words.heat < 0.45 and words.text_score > -0.3)
     # A complete statement that neither asks, demands nor closes: inside a vent as often as at its end.
+    turn_calm = float(ctx.turn_negativity < 0.3 and not ctx.turn_exclaim)
     flat = float(not (words.question or words.handover or words.demand or words.closer or words.incomplete))
     return [
         1.0,
@@ -146,4 +165,17 @@ def vector(silence: float, words: Words, ctx: Context, agent_in_pause: bool) -> 
         words.question * log_s,
         words.exclaim * log_s,
         words.rhetorical * calm,  # "How long?" from a calm caller is a real question
+        words.thanks_end,
+        words.thanks_end * log_s,
+        words.ack,
+        words.ack * log_s,
+        # A calm caller's pauses inside a turn are short (0.6-0.9 s): past them, a calm turn is over.
+        calm * max(0.0, silence - 0.9),
+        calm * flat * max(0.0, silence - 0.9),
+        flat * float(words.n_words <= 4),  # a fragment ("Third floor.", "Every tap."): often more follows
+        flat * float(words.n_words <= 4) * log_s,
+        min(ctx.turn_negativity, 1.0),
+        turn_calm,
+        turn_calm * log_s,
+        turn_calm * max(0.0, silence - 0.9),
     ]

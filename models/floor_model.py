@@ -25,6 +25,7 @@ class FloorModel:
     mean: np.ndarray
     scale: np.ndarray
     threshold: float
+    handover_threshold: float | None = None  # where the last words hand the floor over (floor_features.hands_over)
 
     def prob(self, x: list[float]) -> float:
         z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
@@ -32,14 +33,17 @@ class FloorModel:
 
     def to_json(self, **extra) -> dict:
         return {"features": list(NAMES), "mean": self.mean.round(6).tolist(), "scale": self.scale.round(6).tolist(),
-                "weights": self.weights.round(6).tolist(), "threshold": round(self.threshold, 4), **extra}
+                "weights": self.weights.round(6).tolist(), "threshold": round(self.threshold, 4),
+                **({} if self.handover_threshold is None else {"handover_threshold": round(self.handover_threshold, 4)}),
+                **extra}
 
     @classmethod
     def from_json(cls, doc: dict) -> "FloorModel":
         if doc.get("features") != list(NAMES):
             raise ValueError(f"{WEIGHTS.name}: its features differ from models.floor_features.NAMES; "
                              "run `calmline train floor`")
-        return cls(np.array(doc["weights"]), np.array(doc["mean"]), np.array(doc["scale"]), float(doc["threshold"]))
+        return cls(np.array(doc["weights"]), np.array(doc["mean"]), np.array(doc["scale"]), float(doc["threshold"]),
+                   doc.get("handover_threshold"))
 
 
 @lru_cache(maxsize=4)

@@ -67,6 +67,7 @@ class RoleTrack:
         self.arrivals: deque[tuple[float, float]] = deque(maxlen=500)  # (audio time, monotonic arrival), last 10 s
         self.hold_until = 0  # while redaction holds a final of this speaker: the sample count that releases it
         self.transcribing: dict[int, float] = {}  # utterance -> start, for finals not yet out
+        self.ended_early: asyncio.Future | None = None  # the early final of the last utterance that ended at its pause
 
     def heard(self, t: float) -> float:
         """Audio time up to which this speaker's words are transcribed: not past an utterance still open or
@@ -217,7 +218,8 @@ class CallSession:
             track.early = (item, self._job(track, item, FINAL))
             if track.role == "caller":
                 # The floor decides on the words as soon as they are in, before the 0.5 s that end the utterance.
-                track.early[1].add_done_callback(lambda f, item=item: self._early_words(track, item, f))
+                track.early[1].add_done_callback(
+                    lambda f, item=item, previous=track.last_final: self._early_words(track, item, f, previous))
         elif isinstance(item, SpeechResumed):
             self._drop_early(track)
         elif isinstance(item, UtteranceEnded):
@@ -227,11 +229,23 @@ class CallSession:
                 if heard.utterance == item.utterance and len(heard.audio) == len(item.audio):
                     future, track.early = early, None
                     FINALS_STARTED_EARLY.inc()
+                    track.ended_early = future
+                    if track.role == "caller" and future.done():
+                        self._early_words(track, heard, future, track.last_final)
                 else:
                     self._drop_early(track)
             if item.too_short:
-                # Nothing to transcribe: the floor must not wait for words.
-                self._emit_floor(self.floor.words(track.role, "", item.end, track.segmenter.now))
+                # Nothing to transcribe: the floor must not wait for words; told after the words spoken before it,
+                # or, on a loaded machine, it would hear this before them.
+                previous = track.last_final
+
+                def tell(*_, end=item.end):
+                    self._emit_floor(self.floor.words(track.role, "", end, track.segmenter.now))
+
+                if previous is None or previous.done():
+                    tell()
+                else:
+                    previous.add_done_callback(tell)
                 return
             track.finalized = item.utterance
             previous = track.last_final
@@ -239,8 +253,19 @@ class CallSession:
             track.last_final = self._spawn(self._final(track, item, previous, future))
             track.last_final.add_done_callback(lambda _, u=item.utterance: track.transcribing.pop(u, None))
 
-    def _early_words(self, track: RoleTrack, item: PauseHeard, future: asyncio.Future) -> None:
+    def _early_words(self, track: RoleTrack, item: PauseHeard, future: asyncio.Future,
+                     previous: asyncio.Task | None = None) -> None:
         if future.cancelled() or future.exception() is not None or self.ended:
+            return
+        if track.ended_early is not future:
+            # The utterance has not ended at this pause (yet): if the caller goes on, these words are a partial's,
+            # and a pause the floor was never told about on an idle machine must not be one under load either.
+            # Once it ends here, UtteranceEnded brings them back.
+            return
+        if previous is not None and not previous.done():
+            # In the order spoken, after the previous final's reading: however late the words land, the floor
+            # gets the same words with the same heat, so it makes the same decision.
+            previous.add_done_callback(lambda _: self._early_words(track, item, future))
             return
         result = future.result()
         if result is not None and result.text:

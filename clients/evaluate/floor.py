@@ -100,8 +100,12 @@ def replay(call: Call, tracker: FloorTracker, delay: float = DELAY, shown: list 
     ends (as an early final started at the pause would, never before the 0.2 s that start it). ``shown``, when
     given, gets the audio time at which each release could be shown: once its words were in."""
     heat = HeatTracker(CALLER)
-    ended = sorted(((t if item.too_short else max(item.end + delay, t - 0.3), item) for t, _, role, item in call.events
-                    if role == CALLER and isinstance(item, UtteranceEnded)), key=lambda e: e[0])
+    ended, last = [], 0.0
+    for t, _, role, item in call.events:
+        if role == CALLER and isinstance(item, UtteranceEnded):
+            # In the order spoken, as session.py gives them: nothing to transcribe is told after the words before it.
+            last = max(last, t if item.too_short else max(item.end + delay, t - 0.3))
+            ended.append((last, item))
     states = []  # (state, audio time it came out at)
 
     def deliver(upto: float) -> None:
@@ -194,7 +198,9 @@ def score(calls: list[Call], releases) -> dict:
 def model_releases(model: FloorModel | None = None, threshold: float | None = None, delay: float = DELAY):
     def releases(call: Call) -> tuple[list[float], list[float]]:
         shown: list[float] = []
-        return replay(call, FloorTracker(FloorConfig(threshold=threshold), model or load()), delay, shown), shown
+        # A threshold given moves both stages together: the curve of the one-stage decision.
+        cfg = FloorConfig(threshold=threshold, handover_threshold=threshold)
+        return replay(call, FloorTracker(cfg, model or load()), delay, shown), shown
 
     return releases
 
@@ -205,7 +211,9 @@ def model_releases(model: FloorModel | None = None, threshold: float | None = No
 def rows(call: Call) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every judged moment of every caller pause in the call: features, 1 where the caller's turn had ended,
     and a weight that makes each pause count once, however long it lasts."""
-    tracker = FloorTracker(FloorConfig(threshold=2.0))  # never releases on the model: every moment is judged
+    # Never releases on the model, so every moment is judged; the features do not depend on the weights.
+    blank = FloorModel(np.zeros(len(NAMES)), np.zeros(len(NAMES)), np.ones(len(NAMES)), 2.0)
+    tracker = FloorTracker(FloorConfig(threshold=2.0), blank)
     tracker.trace = []
     replay(call, tracker)
     parts = call.caller_parts
@@ -229,14 +237,19 @@ def curve(calls: list[Call], releases_at, settings) -> list[tuple[float, dict]]:
 
 
 def pick_threshold(calls: list[Call], models: dict[str, FloorModel], max_false: float = 0.3,
-                   max_p50: float = 0.8) -> tuple[float, list]:
-    """The threshold with the lowest p50 delay among those that meet the issue's targets (cross-validated)."""
+                   max_p50: float = 0.8) -> tuple[tuple[float, float], list]:
+    """The (threshold, handover threshold) pair with the lowest p50 delay among those that meet the issue's
+    targets (cross-validated): a two-stage decision, words that hand the floor over releasing on less."""
     results = []
-    for th in np.arange(0.3, 0.96, 0.05):
-        s = Score()
-        for call in calls:
-            s.add(call, replay(call, FloorTracker(FloorConfig(threshold=float(th)), models[call.name])))
-        results.append((round(float(th), 2), s.row()))
+    for th in (0.8, 0.85, 0.9, 0.93, 0.95, 0.97):
+        for hth in sorted({0.3, 0.45, 0.6, 0.75, 0.85, 0.9, th}):
+            if hth > th:
+                continue
+            s = Score()
+            for call in calls:
+                s.add(call, replay(call, FloorTracker(FloorConfig(threshold=th, handover_threshold=hth),
+                                                      models[call.name])))
+            results.append(((th, hth), s.row()))
     ok = [(r["p50"], th) for th, r in results if r["false_per_min"] <= max_false and r["released"] >= 0.95
           and r["p50"] <= max_p50]
     # Where none meets both, false releases are the constraint (a false release has the agent talk over the
@@ -246,7 +259,7 @@ def pick_threshold(calls: list[Call], models: dict[str, FloorModel], max_false: 
     return best, results
 
 
-def train(l2: float = 0.1, folds: int = FOLDS, out: Path = WEIGHTS) -> FloorModel:
+def train(l2: float = 1.0, folds: int = FOLDS, out: Path = WEIGHTS) -> FloorModel:
     calls = load_part("dev")
     data = {c.name: rows(c) for c in calls}
     names = sorted(data)
@@ -260,12 +273,15 @@ def train(l2: float = 0.1, folds: int = FOLDS, out: Path = WEIGHTS) -> FloorMode
             if fold_of[n] == f:
                 fold_models[n] = m
     threshold, results = pick_threshold(calls, fold_models)
-    print(f"cross-validated by call ({folds} folds, {len(calls)} dev calls): threshold, released, false/min, p50, p95")
+    print(f"cross-validated by call ({folds} folds, {len(calls)} dev calls): threshold, handover threshold, "
+          "released, false/min, p50, p95")
     for th, r in results:
         mark = " <" if th == threshold else ""
-        print(f"  {th:.2f}  {r['released']:.3f}  {r['false_per_min']:.2f}  {r['p50']:.2f}  {r['p95']:.2f}{mark}")
+        print(f"  {th[0]:.2f} {th[1]:.2f}  {r['released']:.3f}  {r['false_per_min']:.2f}  {r['p50']:.2f}  "
+              f"{r['p95']:.2f}{mark}")
     x, y, w = (np.concatenate([data[n][i] for n in names]) for i in range(3))
-    model = fit(x, y, threshold=threshold, l2=l2, weight=w)
+    model = fit(x, y, threshold=threshold[0], l2=l2, weight=w)
+    model = FloorModel(model.weights, model.mean, model.scale, threshold[0], threshold[1])
     cv = dict(results)[threshold]
     out.write_text(json.dumps(model.to_json(rows=int(len(y)), calls=len(calls), l2=l2,
                                             cross_validated={k: round(v, 3) for k, v in cv.items()}), indent=1) + "\n")
@@ -327,29 +343,116 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), only: str | None = None,
     return out
 
 
+def _live_releases(run) -> tuple[list[float], list[float]]:
+    """A streamed call's releases (audio times) and, for each, the audio time at which it reached the client:
+    how long after the audio it judged had been sent the agent saw it."""
+    out, shown, finished = [], [], False
+    for e, got in zip(run.events, run.received_at):
+        if e["type"] == "floor":
+            if e["finished_venting"] and not finished:
+                out.append(e["t"])
+                shown.append(max(e["t"], (got - run.started_at) * run.speed))
+            finished = e["finished_venting"]
+    return out, shown
+
+
+def stream(wavs: list[Path], concurrency: int, model: str = "bundled", tag: str = "eval") -> list:
+    """Stream the calls at real-time pace through one fresh server, ``concurrency`` at a time; their CallRuns."""
+    import asyncio
+
+    from clients.local_server import AGENT, KEY, SUP, LocalServer
+    from clients.simulate import stream_call
+
+    async def all_of() -> list:
+        gate = asyncio.Semaphore(concurrency)
+        url = server.http.replace("http", "ws", 1)
+
+        async def one(i: int, wav: Path):
+            async with gate:
+                return await stream_call(wav, url, AGENT, KEY, watch_token=SUP, speed=1.0, encoding="mulaw",
+                                         call_id=f"{tag}-{i}-{wav.stem}", end_timeout=600.0)
+
+        return list(await asyncio.gather(*(one(i, w) for i, w in enumerate(wavs))))
+
+    server = LocalServer(model)
+    try:
+        return asyncio.run(all_of())
+    finally:
+        server.stop()
+
+
 def run_live(parts: tuple[str, ...] = ("validation",), only: str | None = None, concurrency: int = 3,
              model: str = "bundled") -> dict:
     """The calls streamed at real-time pace through a fresh server: its own VAD, transcripts and floor events."""
-    import asyncio
+    out = {}
+    for part in parts:
+        calls = load_part(part, only)
+        print(f"\n{part}: {len(calls)} calls streamed live, {concurrency} at a time", flush=True)
+        runs = stream([cache_wav(part, c) for c in calls], concurrency, model)
+        live = score(calls, lambda c: _live_releases(runs[calls.index(c)]))
+        timer = score(calls, timer_releases)
+        print(_line("model, live", live))
+        print(_line(f"{TIMER} s silence timer", timer))
+        out[part] = {"live": live, "timer": timer}
+    return out
 
-    from clients.evaluate.calls import _stream_all, releases
-    from clients.local_server import LocalServer
+
+def _words_before(events: list[dict], t: float) -> str:
+    """The caller's last final before audio time ``t``: the words a release was decided on."""
+    finals = [e for e in events if e["type"] == "transcript.final" and e["speaker"] == CALLER and e["end"] <= t]
+    return finals[-1]["text"] if finals else ""
+
+
+def run_load(parts: tuple[str, ...] = ("validation",), load: int = 16, only: str | None = None,
+             model: str = "bundled", save: Path | None = None) -> dict:
+    """The part's calls streamed one at a time, then ``load`` at once (the part's calls, repeated under other
+    call ids up to ``load``), through a fresh server each: the figures of both, and whether each call's
+    releases are the same (in number, and within 0.2 s) alone and under load."""
+    import os
 
     out = {}
     for part in parts:
         calls = load_part(part, only)
         wavs = [cache_wav(part, c) for c in calls]
-        print(f"\n{part}: {len(calls)} calls streamed live, {concurrency} at a time", flush=True)
-        server = LocalServer(model)
-        try:
-            streamed = asyncio.run(_stream_all(server, wavs, 1.0, concurrency))
-        finally:
-            server.stop()
-        live = score(calls, lambda c: releases(streamed[c.name]))
+        print(f"\n{part}: {len(calls)} calls streamed live one at a time, then {load} at once "
+              f"(load average before: {os.getloadavg()[0]:.1f})", flush=True)
+        alone = stream(wavs, 1, model, "alone")
+        print(f"  alone done (load average {os.getloadavg()[0]:.1f})", flush=True)
+        crowd = stream([wavs[i % len(wavs)] for i in range(max(load, len(wavs)))], load, model, "load")
+        print(f"  {load} at once done (load average {os.getloadavg()[0]:.1f})", flush=True)
+        first = {i % len(wavs): run for i, run in reversed(list(enumerate(crowd)))}  # each call's first copy
+        if save:
+            save.mkdir(parents=True, exist_ok=True)
+            for run in alone + crowd:
+                (save / f"{run.call_id}.events.json").write_text(json.dumps(run.events, indent=0))
+        lone = score(calls, lambda c: _live_releases(alone[calls.index(c)]))
+        many = score(calls, lambda c: _live_releases(first[calls.index(c)]))
+        every = Score()  # every stream of the load, repeats included
+        for i, run in enumerate(crowd):
+            every.add(calls[i % len(calls)], _live_releases(run))
         timer = score(calls, timer_releases)
-        print(_line("model, live", live))
+        print(_line("model, alone", lone))
+        print(_line(f"model, {load} at once", many))
+        print(_line(f"  all {len(crowd)} streams", every.row()))
         print(_line(f"{TIMER} s silence timer", timer))
-        out[part] = {"live": live, "timer": timer}
+        differ, shift, moved = [], 0.0, 0
+        for i, call in enumerate(calls):
+            a, b = _live_releases(alone[i])[0], _live_releases(first[i])[0]
+            if len(a) != len(b):
+                differ.append(f"{call.name} ({len(a)} alone, {len(b)} under load)")
+                continue
+            shifts = [abs(x - y) for x, y in zip(a, b)]
+            shift = max([shift] + shifts)
+            moved += sum(d > 0.2 for d in shifts)
+            for x, y in zip(a, b):
+                if abs(x - y) > 0.2:
+                    heard = _words_before(alone[i].events, min(x, y)), _words_before(first[i].events, min(x, y))
+                    print(f"    {call.name}: {x:.2f} alone, {y:.2f} under load; last words {heard[0]!r} / {heard[1]!r}")
+        print(f"  alone against {load} at once: {len(differ)} calls release a different number of times"
+              f"{': ' + ', '.join(differ) if differ else ''}; {moved} releases move by more than 0.2 s, "
+              f"the largest shift is {shift:.3f} s")
+        out[part] = {"alone": lone, "load": many, "all": every.row(), "timer": timer, "differ": differ,
+                     "moved": moved, "shift": shift}
     return out
 
 
