@@ -34,6 +34,9 @@ RULES = [
     ("finals: align", ["_final_window", "_align"]), ("finals: other", ["_final_window"]),
     ("partials: encode", ["_partial_window", "_encode"]), ("partials: decode", ["_partial_window", "_generate"]),
     ("partials: other", ["_partial_window"]),
+    # A server without those frames (before they were added): windows of either kind.
+    ("windows: encode", ["._encode"]), ("windows: decode", ["._generate"]), ("windows: align", ["._align"]),
+    ("windows: other", ["transcriber.py", "scheduler.py"]),
     ("VAD (Silero)", ["SileroStream", "vad.py"]), ("pitch", ["pitch_hz"]), ("loudness", ["loudness_db"]),
     ("segmenter, rest", ["utterances.py"]),
     ("ingest decode/resample", ["decoder.py", "resample.py", "codecs.py"]),
