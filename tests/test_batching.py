@@ -9,7 +9,7 @@ import pytest
 from clients import realspeech
 from models.packing import plan
 from models.resample import MODEL_RATE
-from models.scheduler import FINAL, PARTIAL, Job, TranscriptionScheduler
+from models.scheduler import FINAL, Job, TranscriptionScheduler
 from models.transcriber import Transcript
 
 pytestmark = pytest.mark.skipif(not realspeech.available(),
@@ -111,27 +111,3 @@ async def test_the_scheduler_takes_several_windows_a_run(transcriber, pool):
     assert model.runs[0] == 1 and max(model.runs) == 3  # the blocker alone, then batches of windows
     assert sum(model.runs) == sched.stats.windows == 1 + len(_windows(pool, 99))
     assert sched.stats.runs == len(model.runs)
-
-
-async def test_partial_windows_batch_too(pool):
-    """Partials (newest per speaker) fill a run of windows as finals do, oldest first, finals still first."""
-    from tests.test_scheduler import GatedTranscriber, job
-
-    class Windows(GatedTranscriber):
-        def transcribe_windows(self, windows, words=True):
-            self.ran.append([[float(a[0]) for a in w] for w in windows])
-            return [[Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in w] for w in windows]
-
-    model = Windows()
-    sched = TranscriptionScheduler(model, batch=2)
-    try:
-        blocker = sched.submit(job("c0", "caller", FINAL, 0))
-        await asyncio.sleep(0.05)
-        partials = [sched.submit(job(f"p{i}", "caller", PARTIAL, 10 + i, seconds=4.0)) for i in range(3)]
-        finals = [sched.submit(job(f"f{i}", "agent", FINAL, 20 + i, seconds=10.0)) for i in range(3)]
-        model.gate.set()
-        await asyncio.gather(blocker, *partials, *finals)
-    finally:
-        sched.close()
-    # 10 s finals: one a window, two windows a run; then the partials (4 s: one per 5 s partial window).
-    assert model.ran == [[0], [[20], [21]], [22], [[10], [11]], [12]]

@@ -232,3 +232,29 @@ async def test_partials_leave_a_worker_free_for_finals():
     finally:
         model.gate.set()
         sched.close()
+
+
+async def test_a_run_takes_several_windows_finals_first_then_partials():
+    """With batch 2 a run takes up to two windows: queued finals first, then partials (oldest first)."""
+
+    class Windows(GatedTranscriber):
+        def transcribe_windows(self, windows, words=True):
+            self.ran.append([[float(a[0]) for a in w] for w in windows])
+            return [[Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in w] for w in windows]
+
+    model = Windows()
+    sched = TranscriptionScheduler(model, batch=2)
+    try:
+        blocker = sched.submit(job("c0", "caller", FINAL, 0))
+        for _ in range(1000):  # until the worker holds job 0 at the gate
+            if sched.depth == 0:
+                break
+            await asyncio.sleep(0.01)
+        partials = [sched.submit(job(f"p{i}", "caller", PARTIAL, 10 + i, seconds=4.0)) for i in range(3)]
+        finals = [sched.submit(job(f"f{i}", "agent", FINAL, 20 + i, seconds=10.0)) for i in range(3)]
+        model.gate.set()
+        await asyncio.gather(blocker, *partials, *finals)
+    finally:
+        sched.close()
+    # 10 s finals: one a window, two windows a run; then the partials (4 s: one per 5 s partial window).
+    assert model.ran == [[0], [[20], [21]], [22], [[10], [11]], [12]]
