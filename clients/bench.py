@@ -16,12 +16,13 @@ import numpy as np
 
 from clients import realspeech
 from clients.local_server import AGENT, KEY, SUP, LocalServer, metric, proc_stats
-from clients.simulate import stream_call
+from clients.simulate import CallNotEnded, stream_call
 from clients.wavfile import write_wav
 from models.wer import corpus_wer
 
 
-async def _one_round(server: LocalServer, n: int, wavs: list[tuple[Path, list[dict]]], speed: float) -> dict:
+async def _one_round(server: LocalServer, n: int, wavs: list[tuple[Path, list[dict]]], speed: float,
+                     end_timeout: float = 120.0) -> dict:
     before = server.metrics()
     cpu0, _ = proc_stats(server.proc.pid)
     peak_rss = 0
@@ -35,12 +36,25 @@ async def _one_round(server: LocalServer, n: int, wavs: list[tuple[Path, list[di
 
     sampler = asyncio.create_task(sample_memory())
     # Calls start staggered over a second, as real calls do not arrive in lockstep.
-    runs = await asyncio.gather(*[
-        _delayed(i / max(1, n), stream_call(wavs[i % len(wavs)][0], server.http.replace("http", "ws", 1), AGENT, KEY,
+    outcomes = await asyncio.gather(*[
+        # Each call has its own agent, whose panel follows that call alone, as on a floor of agents: one
+        # agent for all of them would send every call's events to every call's socket (N squared events).
+        _delayed(i / max(1, n), stream_call(wavs[i % len(wavs)][0], server.http.replace("http", "ws", 1),
+                                            f"{AGENT}-{i}", KEY,
                                             watch_token=SUP, speed=speed, call_id=f"bench-{n}-{i}-{int(t0)}",
-                                            end_timeout=600))
-        for i in range(n)])
+                                            end_timeout=end_timeout))
+        for i in range(n)], return_exceptions=True)
     sampler.cancel()
+    # A call that does not end (or is refused) is a failed call in the row, not the end of the bench.
+    runs, failures = [], []
+    for i, outcome in enumerate(outcomes):
+        if isinstance(outcome, CallNotEnded):
+            failures.append(f"call {i}: {outcome.reason}")
+            runs.append(outcome.run)  # its finals so far still count
+        elif isinstance(outcome, BaseException):
+            failures.append(f"call {i}: {type(outcome).__name__}: {outcome}"[:300])
+        else:
+            runs.append(outcome)
     wall = time.monotonic() - t0
     cpu1, _ = proc_stats(server.proc.pid)
     after = server.metrics()
@@ -58,20 +72,27 @@ async def _one_round(server: LocalServer, n: int, wavs: list[tuple[Path, list[di
     ordered = delays[np.argsort([t for r in runs for e, t in zip(r.events, r.received_at) if e["type"] == "transcript.final"])]
     kept_up = len(delays) > 0 and np.median(ordered[-third:]) <= np.median(ordered[:third]) + 1.0 \
         and metric(after, "calmline_transcription_queue_depth") == 0
-    pairs = []
-    for i, r in enumerate(runs):
-        gold = wavs[i % len(wavs)][1]
+    pairs, caller_pairs = [], []
+    for r in runs:
+        if not r.events or r.events[-1]["type"] != "call.ended":
+            continue  # a call with no end has no complete transcript to score
+        gold = wavs[int(r.call_id.split("-")[2]) % len(wavs)][1]
         for speaker in ("caller", "agent"):
-            pairs.append((" ".join(p["text"] for p in gold if p["speaker"] == speaker),
-                          " ".join(e["text"] for e in r.events if e["type"] == "transcript.final" and e["speaker"] == speaker)))
+            pair = (" ".join(p["text"] for p in gold if p["speaker"] == speaker),
+                    " ".join(e["text"] for e in r.events if e["type"] == "transcript.final" and e["speaker"] == speaker))
+            pairs.append(pair)
+            if speaker == "caller":
+                caller_pairs.append(pair)
     return {
-        "calls": n, "finals": len(delays), "wer": corpus_wer(pairs) if all(g for g, _ in pairs) else float("nan"),
+        "calls": n, "ended": n - len(failures), "failures": failures, "finals": len(delays),
+        "wer": corpus_wer(pairs) if pairs and all(g for g, _ in pairs) else float("nan"),
+        "caller_wer": corpus_wer(caller_pairs) if caller_pairs and all(g for g, _ in caller_pairs) else float("nan"),
         "p50": float(np.percentile(delays, 50)) if len(delays) else float("nan"),
         "p95": float(np.percentile(delays, 95)) if len(delays) else float("nan"),
         "max": float(delays.max()) if len(delays) else float("nan"),
         "partial_gap": float(np.median(partial_gaps)) if partial_gaps else float("nan"),
         "rtf": busy / audio if audio else float("nan"),
-        "cpu": (cpu1 - cpu0) / wall, "rss_mb": peak_rss / 2**20, "kept_up": kept_up,
+        "cpu": (cpu1 - cpu0) / wall, "rss_mb": peak_rss / 2**20, "kept_up": kept_up and not failures,
     }
 
 
@@ -112,15 +133,17 @@ def run_bench(counts: list[int], wav: str | None, speed: float, model: str, seco
     try:
         health = server.health()
         print(f"device: {health.get('device')}, {health.get('workers')} transcription workers", flush=True)
-        header = (f"{'calls':>5} {'finals':>6} {'p50 s':>6} {'p95 s':>6} {'max s':>6} {'partial s':>9} {'WER':>6} "
+        header = (f"{'calls':>5} {'ended':>5} {'finals':>6} {'p50 s':>6} {'p95 s':>6} {'max s':>6} {'partial s':>9} {'WER':>6} {'caller':>6} "
                   f"{'RTF':>6} {'CPU':>5} {'RSS MB':>7} kept up")
         print(header, flush=True)
         for n in counts:
             row = asyncio.run(_one_round(server, n, wavs, speed))
             rows.append(row)
-            print(f"{row['calls']:>5} {row['finals']:>6} {row['p50']:>6.2f} {row['p95']:>6.2f} {row['max']:>6.2f} "
-                  f"{row['partial_gap']:>9.2f} {row['wer']:>6.3f} {row['rtf']:>6.3f} {row['cpu']:>5.2f} "
+            print(f"{row['calls']:>5} {row['ended']:>5} {row['finals']:>6} {row['p50']:>6.2f} {row['p95']:>6.2f} {row['max']:>6.2f} "
+                  f"{row['partial_gap']:>9.2f} {row['wer']:>6.3f} {row['caller_wer']:>6.3f} {row['rtf']:>6.3f} {row['cpu']:>5.2f} "
                   f"{row['rss_mb']:>7.0f} {'yes' if row['kept_up'] else 'NO'}", flush=True)
+            for failure in row["failures"]:
+                print(f"      failed: {failure}", flush=True)
     finally:
         server.stop()
     ok = [r["calls"] for r in rows if r["p95"] <= 1.5 and r["kept_up"]]

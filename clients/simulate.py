@@ -120,12 +120,39 @@ async def stream_call(wav: str | Path, url: str, agent: str, key: str, *, watch_
                 await ws.close()
             await reader
         if watcher is not None:
-            await asyncio.wait_for(ended.wait(), end_timeout)
+            missing = await _until_ended(watcher, ended, end_timeout)
+            if missing:
+                raise CallNotEnded(missing, run)
     finally:
         if watcher is not None:
             watcher.cancel()
             await ws_events.close()
     return run
+
+
+class CallNotEnded(Exception):
+    """The call's ``call.ended`` never came: the event socket closed first, or the deadline passed."""
+
+    def __init__(self, reason: str, run: CallRun):
+        super().__init__(f"call {run.call_id}: {reason}")
+        self.reason = reason
+        self.run = run  # what did arrive
+
+
+async def _until_ended(watcher: asyncio.Task, ended: asyncio.Event, timeout: float) -> str | None:
+    """Waits for ``call.ended``; None when it came, else why not. A watcher whose socket the server
+    closed (1013: too slow) fails at once instead of waiting out the deadline."""
+    waiter = asyncio.create_task(ended.wait())
+    try:
+        await asyncio.wait({waiter, watcher}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if ended.is_set():
+        return None
+    if watcher.done():
+        exc = watcher.exception() if not watcher.cancelled() else None
+        return f"event socket closed before call.ended ({exc or 'closed cleanly'})"
+    return f"no call.ended within {timeout:.0f} s of the audio's end"
 
 
 async def _replies(ws, run: CallRun) -> None:

@@ -5,9 +5,11 @@ need), in the order their utterances ended, whatever call they come from; a newe
 partial for the same speaker replaces a pending older one (only the latest snapshot
 is worth showing), so partials thin out by themselves under load; partials run when
 no final waits, oldest first, so none starves, in small windows so a final arriving
-meanwhile is not held up long. Each run packs as many utterances as fit one Whisper
-window (models.packing): the window costs the same whether it holds one or six. Work runs on worker threads so the event
-loop keeps taking audio.
+meanwhile is not held up long, and on one worker less than there are (with two, one), so
+a final always finds a worker free of them. Each run packs as many utterances as fit one Whisper
+window (models.packing): the window costs the same whether it holds one or six. With ``batch`` > 1 (a GPU)
+a run takes up to that many windows, encoded and decoded together: a GPU does several windows in about the
+time of one. Work runs on worker threads so the event loop keeps taking audio.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.packing import CAPACITY, plan
+from models.transcriber import lower_priority
 from models.resample import MODEL_RATE
 
 FINAL, PARTIAL = 0, 1
@@ -45,11 +48,15 @@ class SchedulerStats:
     audio_seconds: float = 0.0
     busy_seconds: float = 0.0
     windows: int = 0
+    runs: int = 0  # model calls: a batch of windows is one
 
 
 class TranscriptionScheduler:
-    def __init__(self, transcriber, workers: int = 1, capacity: float = CAPACITY, partial_capacity: float = 5.0):
+    def __init__(self, transcriber, workers: int = 1, capacity: float = CAPACITY, partial_capacity: float = 5.0,
+                 batch: int = 1, nice: int = 0):
         self._transcriber = transcriber
+        self.nice = nice
+        self.batch = max(1, batch)  # windows per run
         self.capacity = capacity
         self.partial_capacity = partial_capacity
         self._finals: list[Job] = []  # in the order their utterances ended
@@ -57,6 +64,11 @@ class TranscriptionScheduler:
         self._cv = threading.Condition()
         self._closed = False
         self._running = 0  # jobs taken by a worker whose futures are not yet resolved
+        # Partials never take every worker: one stays free for the next final, which then starts at once
+        # instead of behind partial windows, and past the CPU's capacity the cores partials would have
+        # taken go to the audio path (profile, 32 calls on 2 cores: partials took 40 % of the workers' time).
+        self.partial_workers = max(1, workers - 1)
+        self._partials_running = 0
         self.stats = SchedulerStats()
         self._threads = [threading.Thread(target=self._work, name=f"transcribe-{i}", daemon=True) for i in range(workers)]
         for t in self._threads:
@@ -120,45 +132,76 @@ class TranscriptionScheduler:
         for job in pending:
             _resolve(job, None)
 
-    def _next(self) -> list[Job] | None:
-        """The jobs of the next window: pending finals, as many as fit; else a few partials, oldest first."""
+    def _next(self) -> list[list[Job]] | None:
+        """The windows of the next run: pending finals, as many as fit ``batch`` windows; else a few partials,
+        oldest first."""
         with self._cv:
-            while not self._closed and not self._finals and not self._partials:
+            while not self._closed and not self._finals and (
+                    not self._partials or self._partials_running >= self.partial_workers):
                 self._cv.wait()
             if self._closed:
                 return None
+            windows: list[list[Job]] = []
             if self._finals:
                 # Finals only: every token a window decodes adds to the delay of every final in it.
-                taken = self._finals[: plan([len(j.audio) / MODEL_RATE for j in self._finals], self.capacity)]
-                del self._finals[: len(taken)]
-                self._running += len(taken)
-                return taken
-            # A partial window stays small, so a final that arrives meanwhile waits little.
-            partials = sorted(self._partials.values(), key=lambda j: j.submitted)
-            taken = partials[: plan([len(j.audio) / MODEL_RATE for j in partials], self.partial_capacity)]
-            for job in taken:
-                del self._partials[(job.call_id, job.speaker)]
-            self._running += len(taken)
-            return taken
+                while self._finals and len(windows) < self.batch:
+                    taken = self._finals[: plan([len(j.audio) / MODEL_RATE for j in self._finals], self.capacity)]
+                    del self._finals[: len(taken)]
+                    windows.append(taken)
+            else:
+                # A partial window stays small, so a final that arrives meanwhile waits little.
+                partials = sorted(self._partials.values(), key=lambda j: j.submitted)
+                while partials and len(windows) < self.batch:
+                    taken = partials[: plan([len(j.audio) / MODEL_RATE for j in partials], self.partial_capacity)]
+                    del partials[: len(taken)]
+                    for job in taken:
+                        del self._partials[(job.call_id, job.speaker)]
+                    windows.append(taken)
+                self._partials_running += 1
+            self._running += sum(len(w) for w in windows)
+            return windows
 
     def _work(self) -> None:
-        while (jobs := self._next()) is not None:
+        if self.nice:
+            # Below the event loop: past the CPU's capacity a window waits, the audio of every call does not
+            # (a starved loop falls behind on every call at once and misses its sockets' pings).
+            lower_priority([threading.get_native_id()], self.nice)
+            lower_priority(getattr(self._transcriber, "model_threads", ()), self.nice)
+        while (windows := self._next()) is not None:
+            jobs = [j for w in windows for j in w]
             started = time.monotonic()
             try:
-                # A window holds finals only or partials only; a partial shows text, its words would go unused.
-                results: list = self._transcriber.transcribe_many([j.audio for j in jobs], words=jobs[0].kind == FINAL)
+                results = self._final_window(windows) if jobs[0].kind == FINAL else self._partial_window(windows)
             except BaseException as exc:  # reported to the submitters, the worker lives on
                 results = [exc] * len(jobs)
             with self._cv:  # workers finish side by side
                 self.stats.busy_seconds += time.monotonic() - started
                 self.stats.audio_seconds += sum(len(j.audio) for j in jobs) / MODEL_RATE
                 self.stats.jobs_done += len(jobs)
-                self.stats.windows += 1
+                self.stats.windows += len(windows)
+                self.stats.runs += 1
                 self.stats.redecoded += sum(1 for r in results if getattr(r, "redecoded", False))
             for job, result in zip(jobs, results):
                 _resolve(job, result)
             with self._cv:
                 self._running -= len(jobs)
+                if jobs[0].kind == PARTIAL:
+                    self._partials_running -= 1
+                    self._cv.notify_all()  # partials may wait for this worker
+
+    # Two frames of their own, so a profile tells the cost of finals from that of partials.
+    def _final_window(self, windows: list[list[Job]]) -> list:
+        return self._transcribe(windows, words=True)
+
+    def _partial_window(self, windows: list[list[Job]]) -> list:
+        # A window holds finals only or partials only; a partial shows text, its words would go unused.
+        return self._transcribe(windows, words=False)
+
+    def _transcribe(self, windows: list[list[Job]], words: bool) -> list:
+        if len(windows) == 1:
+            return self._transcriber.transcribe_many([j.audio for j in windows[0]], words=words)
+        found = self._transcriber.transcribe_windows([[j.audio for j in w] for w in windows], words=words)
+        return [r for rs in found for r in rs]
 
 
 def _resolve(job: Job, result) -> None:

@@ -22,6 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 BUNDLED = "bundled"
 MAX_WORDS_PER_SECOND = 6.0  # faster than any talker: more words than this is a decoding loop
 TOKENS_PER_SECOND = 10  # the decode budget per second of audio, well above real speech (about 5)
+GPU_BATCH = 16  # windows per model call on a GPU (CALMLINE_BATCH): untested on a GPU here, sized from the issue's load
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,19 @@ class Transcriber:
     """One loaded faster-whisper model. ``transcribe`` is blocking: call it from a worker thread."""
 
     def __init__(self, model: str = BUNDLED, device: str = "auto", compute_type: str = "default",
-                 cpu_threads: int = 0, language: str = "en", download_root: str | None = None, workers: int = 0):
+                 cpu_threads: int = 0, language: str = "en", download_root: str | None = None, workers: int = 0,
+                 batch: int = 0):
         from faster_whisper import WhisperModel
 
         self.device = resolve_device(device)
         # On CPU two single-threaded workers beat one two-threaded one: a thread team stalls whenever
         # the event loop takes one of its cores, a lone thread just runs a little later (bench, 2 cores:
-        # 20 calls p95 1.27 s against 1.58 s). A GPU runs one window at a time best.
-        self.workers = workers or (1 if self.device == "cuda" or (os.cpu_count() or 1) < 2 else 2)
+        # 20 calls p95 1.27 s against 1.58 s). On a GPU two workers each run a batch of windows, one
+        # preparing its features and aligning its words on the CPU while the other has the GPU.
+        self.workers = workers or (1 if (os.cpu_count() or 1) < 2 else 2)
+        # A GPU encodes and decodes a batch of windows in about the time of one, so its worker takes up to
+        # this many windows a run; a CPU's cores are already busy with one window per worker.
+        self.batch = batch or (GPU_BATCH if self.device == "cuda" else 1)
         if compute_type == "default":
             compute_type = "float16" if self.device == "cuda" else "int8"
         self.compute_type = compute_type
@@ -88,6 +94,7 @@ class Transcriber:
             raise FileNotFoundError(f"model directory {source} does not exist")
         self.model_name = "tiny.en (bundled)" if model in (BUNDLED, "", None) else model
         self.language = language or None
+        before = _threads()
         try:
             self.model = WhisperModel(os.path.expanduser(source), device=self.device, compute_type=compute_type,
                                       # Threads are shared out between the workers that run windows side by side.
@@ -96,6 +103,7 @@ class Transcriber:
                                       download_root=download_root)
         except Exception as exc:
             raise RuntimeError(f"cannot load faster-whisper model {source!r}: {exc}") from exc
+        self.model_threads = _threads() - before  # CTranslate2's own workers: where the windows are computed
         if not self.model.model.is_multilingual:
             self.language = "en"
         from faster_whisper.tokenizer import Tokenizer
@@ -132,23 +140,37 @@ class Transcriber:
         in Whisper's own 30 s window: the safest decode there is, and rarely needed. Each
         transcript carries its aligned words when ``words`` (a packed window aligns anyway;
         a lone utterance only for them)."""
-        texts, aligned, scores, unsure = self._packed(audios, words)
-        if 1 < len(unsure) < len(audios):
-            again = sorted(unsure)
-            texts2, aligned2, scores2, unsure2 = self._packed([audios[i] for i in again], words)
-            for j, i in enumerate(again):
-                texts[i], aligned[i], scores[i] = texts2[j], aligned2[j], scores2[j]
-            unsure = {again[j] for j in unsure2}
-        redo = sorted(unsure)
+        return self.transcribe_windows([audios], words)[0]
+
+    def transcribe_windows(self, windows: list[list[np.ndarray]], words: bool = True) -> list[list[Transcript]]:
+        """Several packed windows at once: each stage (encoder, decoder, aligner) runs once for all of them.
+
+        A GPU does a batch of windows in about the time of one; each window's texts are those
+        ``transcribe_many`` gives it alone (each window keeps its own token budget, and what it got
+        wrong is redone as it would be alone, the redos of all windows batched too)."""
+        packed = self._packed_batch(windows, words)
+        # Second try: what a window got wrong, packed again on its own (only when some of it was right).
+        again = [(w, sorted(unsure)) for w, (_, _, _, unsure) in enumerate(packed) if 1 < len(unsure) < len(windows[w])]
+        if again:
+            redone = self._packed_batch([[windows[w][i] for i in idx] for w, idx in again], words)
+            for (w, idx), (texts2, aligned2, scores2, unsure2) in zip(again, redone):
+                texts, aligned, scores, _ = packed[w]
+                for j, i in enumerate(idx):
+                    texts[i], aligned[i], scores[i] = texts2[j], aligned2[j], scores2[j]
+                packed[w] = (texts, aligned, scores, {idx[j] for j in unsure2})
+        # Last resort: each still wrong utterance alone in Whisper's own window, all of them in one batch.
+        redo = [(w, i) for w, (_, _, _, unsure) in enumerate(packed) for i in sorted(unsure)]
         if redo:
-            encoded, frames = self._encode([audios[i] for i in redo], LONG_WINDOW)
-            budget = _token_budget(max(len(audios[i]) / MODEL_RATE for i in redo))
-            decoded = self._generate(encoded, len(redo), budget)
+            audios = [windows[w][i] for w, i in redo]
+            encoded, frames = self._encode(audios, LONG_WINDOW)
+            decoded = self._generate(encoded, [_token_budget(len(a) / MODEL_RATE) for a in audios])
             found = self._align([tokens for tokens, _ in decoded], encoded, frames) if words else [[]] * len(redo)
-            for i, (tokens, score), ws in zip(redo, decoded, found):
+            for (w, i), (tokens, score), ws in zip(redo, decoded, found):
+                texts, aligned, scores, _ = packed[w]
                 texts[i], aligned[i], scores[i] = self._text(tokens), _joined(ws), score
-        return [Transcript(text, score, 0.0, i in unsure, tuple(_clamped(ws, len(audios[i]) / MODEL_RATE)))
-                for i, (text, ws, score) in enumerate(zip(texts, aligned, scores))]
+        return [[Transcript(text, score, 0.0, i in unsure, tuple(_clamped(ws, len(audios[i]) / MODEL_RATE)))
+                 for i, (text, ws, score) in enumerate(zip(texts, aligned, scores))]
+                for audios, (texts, aligned, scores, unsure) in zip(windows, packed)]
 
     def transcribe_in_windows(self, audios: list[np.ndarray]) -> list[Transcript]:
         """A batch of utterances, in order, packed window after window as the scheduler packs a queue of finals."""
@@ -160,27 +182,46 @@ class Transcriber:
 
     def _packed(self, audios: list[np.ndarray], want_words: bool = True) -> tuple[list[str], list[list[Segment]], list[float], set[int]]:
         """One window's texts, aligned words and scores per item, and the items it got wrong."""
-        lengths = [len(a) / MODEL_RATE for a in audios]
-        if len(audios) == 1:
-            encoded, frames = self._encode(audios)
-            [(tokens, score)] = self._generate(encoded, 1, _token_budget(lengths[0]))
-            texts, scores, unsure = [self._text(tokens)], [score], set()
-            words = [_joined(self._align([tokens], encoded, frames)[0]) if want_words else []]
-        else:
-            gap = np.zeros(int(GAP * MODEL_RATE), dtype=np.float32)
-            window = np.concatenate([x for a in audios for x in (a, gap)])
-            encoded, frames = self._encode([window])
-            [(tokens, score)] = self._generate(encoded, 1, _token_budget(sum(lengths)))
-            words, unsure = assign_words(self._align([tokens], encoded, frames)[0], spans(lengths))
-            # Whisper's words carry their own leading spaces.
-            texts = ["".join(w.text for w in ws).strip() for ws in words]
-            scores = [score] * len(audios)
-            # Whisper sometimes stops early in a long window: an utterance that came back with
-            # (almost) no words for its length was skipped.
-            unsure |= {i for i, (t, n) in enumerate(zip(texts, lengths)) if len(t.split()) < 0.7 * n - 1}
-        # The other failure of short windows: a phrase repeated until the token budget runs out.
-        unsure |= {i for i, (t, n) in enumerate(zip(texts, lengths)) if len(t.split()) > MAX_WORDS_PER_SECOND * n + 4}
-        return texts, words, scores, unsure
+        return self._packed_batch([audios], want_words)[0]
+
+    def _packed_batch(self, windows: list[list[np.ndarray]], want_words: bool = True) -> list[tuple]:
+        """Each window's texts, aligned words and scores per item, and the items it got wrong; the
+        windows go through each stage together, a batch per encoder size."""
+        gap = np.zeros(int(GAP * MODEL_RATE), dtype=np.float32)
+        lengths = [[len(a) / MODEL_RATE for a in audios] for audios in windows]
+        # A lone utterance is its own window; several are joined with silence between them.
+        joined = [audios[0] if len(audios) == 1 else np.concatenate([x for a in audios for x in (a, gap)])
+                  for audios in windows]
+        tokens: list = [None] * len(windows)
+        scores: list = [None] * len(windows)
+        found: list = [None] * len(windows)
+        for seconds in sorted({window_for(len(j) / MODEL_RATE) for j in joined}):
+            batch = [w for w, j in enumerate(joined) if window_for(len(j) / MODEL_RATE) == seconds]
+            encoded, frames = self._encode([joined[w] for w in batch], seconds)
+            decoded = self._generate(encoded, [_token_budget(sum(lengths[w])) for w in batch])
+            need = [w for w in batch if want_words or len(windows[w]) > 1]  # a packed window aligns anyway
+            aligned = self._align([decoded[batch.index(w)][0] if w in need else [] for w in batch], encoded, frames)
+            for k, w in enumerate(batch):
+                tokens[w], scores[w] = decoded[k]
+                found[w] = aligned[k]
+        out = []
+        for w, audios in enumerate(windows):
+            n = lengths[w]
+            if len(audios) == 1:
+                texts, item_scores, unsure = [self._text(tokens[w])], [scores[w]], set()
+                words = [_joined(found[w]) if want_words else []]
+            else:
+                words, unsure = assign_words(found[w], spans(n))
+                # Whisper's words carry their own leading spaces.
+                texts = ["".join(x.text for x in ws).strip() for ws in words]
+                item_scores = [scores[w]] * len(audios)
+                # Whisper sometimes stops early in a long window: an utterance that came back with
+                # (almost) no words for its length was skipped.
+                unsure |= {i for i, (t, s) in enumerate(zip(texts, n)) if len(t.split()) < 0.7 * s - 1}
+            # The other failure of short windows: a phrase repeated until the token budget runs out.
+            unsure |= {i for i, (t, s) in enumerate(zip(texts, n)) if len(t.split()) > MAX_WORDS_PER_SECOND * s + 4}
+            out.append((texts, words, item_scores, unsure))
+        return out
 
     def _encode(self, audios: list[np.ndarray], seconds: float | None = None):
         """The encoder output for a batch of same-size windows, and the window's length in frames."""
@@ -195,12 +236,23 @@ class Transcriber:
         encoded = self.model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats)), to_cpu=False)
         return encoded, frames
 
-    def _generate(self, encoded, count: int, max_length: int = 448) -> list[tuple[list[int], float]]:
+    def _generate(self, encoded, budgets: list[int]) -> list[tuple[list[int], float]]:
+        """Greedy decoding of a batch of windows, each within its own token budget.
+
+        The batch decodes to the largest budget; greedy decoding is the same token by token
+        whatever the batch, so a window's tokens cut at its own budget are what it gets alone."""
         prompt = list(self.tokenizer.sot_sequence) + [self.tokenizer.no_timestamps]
-        results = self.model.model.generate(encoded, [prompt] * count, beam_size=1, max_length=max_length,
+        results = self.model.model.generate(encoded, [prompt] * len(budgets), beam_size=1, max_length=max(budgets),
                                             return_scores=True, suppress_blank=True, suppress_tokens=self._suppress)
-        return [([t for t in r.sequences_ids[0] if t < self.tokenizer.eot], float(r.scores[0]) if r.scores else 0.0)
-                for r in results]
+        out = []
+        for r, budget in zip(results, budgets):
+            ids = r.sequences_ids[0]
+            score = float(r.scores[0]) if r.scores else 0.0
+            # A window that ran past its own budget in a batch with a larger one (a decoding loop, which the
+            # word-rate check sends to be redone) keeps the longer decode's mean log-probability.
+            ids = ids[:budget]
+            out.append(([t for t in ids if t < self.tokenizer.eot], score))
+        return out
 
     def _text(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens).strip()
@@ -213,6 +265,22 @@ class Transcriber:
                                           [frames] * len(batch))
         return [[Segment(float(w["start"]), float(w["end"]), w["word"], float(w["probability"])) for w in words]
                 if tokens else [] for tokens, words in zip(batch, found)]
+
+
+def _threads() -> set[int]:
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except OSError:  # not Linux
+        return set()
+
+
+def lower_priority(threads: set[int] | list[int], nice: int) -> None:
+    """Lets the event loop go first: transcription takes the CPU the audio path leaves (Linux: per thread)."""
+    for tid in threads:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), nice))
+        except (OSError, AttributeError):
+            pass
 
 
 def _joined(words: list[Segment]) -> list[Segment]:

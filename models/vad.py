@@ -32,10 +32,12 @@ class SileroStream:
         self._session = _session()
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
-        self._context = np.zeros(_CONTEXT, dtype=np.float32)
+        # The model's input: the previous chunk's last samples, then the chunk; filled in place, not rebuilt.
+        self._window = np.zeros((1, _CONTEXT + CHUNK), dtype=np.float32)
 
     def __call__(self, chunk: np.ndarray) -> float:
-        window = np.concatenate([self._context, chunk])[None, :]
+        window = self._window
+        window[0, _CONTEXT:] = chunk
         prob, self._h, self._c = self._session.run(None, {"input": window, "h": self._h, "c": self._c})
-        self._context = chunk[-_CONTEXT:]
+        window[0, :_CONTEXT] = window[0, -_CONTEXT:]
         return float(np.asarray(prob).reshape(-1)[0])

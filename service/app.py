@@ -55,8 +55,10 @@ def build_services(settings: Settings, transcriber: Transcriber | None = None) -
     credentials = load_credentials(settings)
     transcriber = transcriber or Transcriber(settings.model, settings.device, settings.compute_type,
                                              settings.cpu_threads, settings.language,
-                                             download_root=str(settings.data_dir / "models"), workers=settings.workers)
-    scheduler = TranscriptionScheduler(transcriber, workers=transcriber.workers)
+                                             download_root=str(settings.data_dir / "models"), workers=settings.workers,
+                                             batch=settings.batch)
+    scheduler = TranscriptionScheduler(transcriber, workers=transcriber.workers, batch=transcriber.batch,
+                                       nice=settings.transcribe_nice)
     store = Store(settings.sqlalchemy_url, settings.db_pool_size)  # migrated to the newest schema
     node_id = settings.node
     health = Health()

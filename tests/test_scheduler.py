@@ -197,3 +197,64 @@ async def test_idle_only_once_every_job_has_its_result(held):
             break
         await asyncio.sleep(0.01)
     assert sched.idle
+
+
+async def test_partials_leave_a_worker_free_for_finals():
+    """With two workers, partials run on one at a time: the other stays free, so a final starts at once."""
+
+    class Gated(GatedTranscriber):
+        def __init__(self):
+            super().__init__()
+            self.started = []
+
+        def transcribe_many(self, audios, words=True):
+            self.started.append(float(audios[0][0]))
+            if audios[0][0] < 10:  # partials (tags below 10) wait at the gate
+                self.gate.wait(10)
+            self.ran.append([float(a[0]) for a in audios])
+            return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
+
+    model = Gated()
+    sched = TranscriptionScheduler(model, workers=2)
+    try:
+        partials = [sched.submit(job(f"c{i}", "caller", PARTIAL, i, seconds=4.0)) for i in range(1, 4)]
+        for _ in range(500):
+            if model.started:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # time enough for the second worker to take a partial, were it allowed
+        assert model.started == [1.0]  # one partial window running, the others wait for that worker
+        final = sched.submit(job("c9", "agent", FINAL, 20))
+        assert (await asyncio.wait_for(final, 5)).text == "job 20"  # the free worker took it at once
+        model.gate.set()
+        assert [r.text for r in await asyncio.gather(*partials)] == ["job 1", "job 2", "job 3"]
+        assert model.started == [1.0, 20.0, 2.0, 3.0]
+    finally:
+        model.gate.set()
+        sched.close()
+
+
+async def test_a_run_takes_several_windows_finals_first_then_partials():
+    """With batch 2 a run takes up to two windows: queued finals first, then partials (oldest first)."""
+
+    class Windows(GatedTranscriber):
+        def transcribe_windows(self, windows, words=True):
+            self.ran.append([[float(a[0]) for a in w] for w in windows])
+            return [[Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in w] for w in windows]
+
+    model = Windows()
+    sched = TranscriptionScheduler(model, batch=2)
+    try:
+        blocker = sched.submit(job("c0", "caller", FINAL, 0))
+        for _ in range(1000):  # until the worker holds job 0 at the gate
+            if sched.depth == 0:
+                break
+            await asyncio.sleep(0.01)
+        partials = [sched.submit(job(f"p{i}", "caller", PARTIAL, 10 + i, seconds=4.0)) for i in range(3)]
+        finals = [sched.submit(job(f"f{i}", "agent", FINAL, 20 + i, seconds=10.0)) for i in range(3)]
+        model.gate.set()
+        await asyncio.gather(blocker, *partials, *finals)
+    finally:
+        sched.close()
+    # 10 s finals: one a window, two windows a run; then the partials (4 s: one per 5 s partial window).
+    assert model.ran == [[0], [[20], [21]], [22], [[10], [11]], [12]]

@@ -1,9 +1,10 @@
 """What one transcription window costs, stage by stage: features, encoder, decoder per token, alignment.
 
-    python tests/perf/window_cost.py [--device auto|cpu|cuda] [--workers N]
+    python tests/perf/window_cost.py [--device auto|cpu|cuda] [--workers N] [--batches 1,4,16]
 
 Real-speech utterances (Debian's Asterisk prompts) packed 1 to 5 per window, in the
-20 s window the scheduler uses and in Whisper's own 30 s one; medians of 5 runs.
+20 s window the scheduler uses and in Whisper's own 30 s one; medians of 5 runs. Then
+batches of full windows in one model call (the GPU path): milliseconds per window.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--model", default="bundled")
     parser.add_argument("--workers", type=int, default=1, help="workers the cores are shared out between")
+    parser.add_argument("--batches", default="1,2,4", help="windows per model call to time (the GPU path)")
     args = parser.parse_args()
 
     from clients import realspeech
@@ -42,9 +44,9 @@ def main() -> None:
                 t0 = time.perf_counter()
                 encoded, frames = t._encode([window], seconds)
                 t1 = time.perf_counter()
-                [(tokens, _)] = t._generate(encoded, 1, _token_budget(len(window) / 16000))
+                [(tokens, _)] = t._generate(encoded, [_token_budget(len(window) / 16000)])
                 t2 = time.perf_counter()
-                t._words(tokens, encoded, frames)
+                t._align([tokens], encoded, frames)
                 t3 = time.perf_counter()
                 runs.append((t1 - t0, t2 - t1, t3 - t2, len(tokens)))
             runs = runs[1:]  # the first run warms up
@@ -53,6 +55,18 @@ def main() -> None:
             feat = _feature_ms(t, window, seconds)
             print(f"{seconds:>6.0f} {n:>4} {len(window) / 16000:>7.1f} {feat:>7.1f} {enc - feat:>9.1f} {dec:>9.1f} "
                   f"{tokens:>6} {dec / max(tokens, 1):>8.1f} {align:>8.1f} {enc + dec + align:>8.1f}")
+
+    full = [c.audio for c in pool[:4]]  # about 16 s: one packed 20 s window
+    print(f"\n{'batch':>5} {'windows/s':>9} {'ms/window':>9}  (each window: {len(full)} utterances, transcribe_windows)")
+    for b in [int(x) for x in args.batches.split(",")]:
+        t.transcribe_windows([full] * b)  # warm-up
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            t.transcribe_windows([full] * b)
+            runs.append(time.perf_counter() - t0)
+        best = statistics.median(runs)
+        print(f"{b:>5} {b / best:>9.1f} {1000 * best / b:>9.1f}")
 
 
 def _feature_ms(t, window: np.ndarray, seconds: float) -> float:

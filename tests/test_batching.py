@@ -1,0 +1,113 @@
+"""Several windows per model call (the GPU path), run on the CPU: the same texts as one window at a time."""
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from clients import realspeech
+from models.packing import plan
+from models.resample import MODEL_RATE
+from models.scheduler import FINAL, Job, TranscriptionScheduler
+from models.transcriber import Transcript
+
+pytestmark = pytest.mark.skipif(not realspeech.available(),
+                                reason="needs asterisk-core-sounds-en-wav, asterisk-core-sounds-en, pocketsphinx-testdata")
+
+
+def _windows(pool, count):
+    """Real utterances packed as the scheduler packs a queue of finals: ``count`` windows' worth."""
+    out, rest = [], [c.audio for c in pool]
+    while rest and len(out) < count:
+        n = plan([len(a) / MODEL_RATE for a in rest])
+        out.append(rest[:n])
+        rest = rest[n:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return realspeech.clips()[::9][:16]
+
+
+def _same(batched, alone):
+    assert [r.text for r in batched] == [r.text for r in alone]
+    for b, a in zip(batched, alone):
+        assert [w.text for w in b.words] == [w.text for w in a.words]
+        assert np.allclose([w.start for w in b.words], [w.start for w in a.words], atol=0.05)
+        assert b.redecoded == a.redecoded
+
+
+def test_a_batch_of_windows_gives_each_window_its_texts_alone(transcriber, pool):
+    windows = _windows(pool, 3)
+    assert len(windows) == 3 and any(len(w) > 1 for w in windows)  # packed windows, several in the batch
+    batched = transcriber.transcribe_windows(windows)
+    for window, got in zip(windows, batched):
+        alone = transcriber.transcribe_many(window)
+        _same(got, alone)
+        assert all(r.text for r in got)
+
+
+def test_partials_batched_without_words(transcriber, pool):
+    windows = [[c.audio] for c in pool[:4]]  # lone utterances, four windows in one call
+    batched = transcriber.transcribe_windows(windows, words=False)
+    assert [[r.text for r in rs] for rs in batched] == [[transcriber.transcribe_many(w, words=False)[0].text]
+                                                        for w in windows]
+    assert all(not rs[0].words for rs in batched)
+
+
+def test_what_a_window_got_wrong_is_redone_alone_within_the_batch(transcriber, pool):
+    """A stretch of silence packed between speech comes back without words: that item is redone alone
+    (in Whisper's own window), in each of two windows of the batch, as it would be window by window."""
+    silence = np.zeros(3 * MODEL_RATE, dtype=np.float32)
+    windows = [[pool[0].audio, silence, pool[1].audio], [pool[2].audio, silence]]
+    batched = transcriber.transcribe_windows(windows)
+    for window, got in zip(windows, batched):
+        alone = transcriber.transcribe_many(window)
+        _same(got, alone)
+        assert got[1].redecoded  # the silence was redone on its own
+        assert got[0].text  # the speech beside it kept its words
+
+
+class Held:
+    """The real model behind a gate: the worker holds its first run until the test opens it, so a queue builds up."""
+
+    def __init__(self, transcriber):
+        self.transcriber = transcriber
+        self.gate = threading.Event()
+        self.runs = []
+
+    def transcribe_many(self, audios, words=True):
+        self.gate.wait(60)
+        self.runs.append(1)
+        return self.transcriber.transcribe_many(audios, words)
+
+    def transcribe_windows(self, windows, words=True):
+        self.runs.append(len(windows))
+        return self.transcriber.transcribe_windows(windows, words)
+
+
+async def test_the_scheduler_takes_several_windows_a_run(transcriber, pool):
+    """With batch 3, a queue of finals goes through in runs of up to 3 windows, each final with the text
+    that window by window gives it."""
+    audios = [c.audio for c in pool]
+    alone = transcriber.transcribe_in_windows(audios)
+    model = Held(transcriber)
+    sched = TranscriptionScheduler(model, batch=3)
+    try:
+        blocker = sched.submit(Job("c", "agent", 0, FINAL, pool[-1].audio))
+        for _ in range(500):  # the worker has taken the blocker and waits at the gate
+            if sched.depth == 0:
+                break
+            await asyncio.sleep(0.01)
+        futures = [sched.submit(Job(f"c{i}", "caller", i, FINAL, a)) for i, a in enumerate(audios)]
+        model.gate.set()
+        results = await asyncio.wait_for(asyncio.gather(*futures), 600)
+        await blocker
+    finally:
+        sched.close()
+    assert [r.text for r in results] == [r.text for r in alone]
+    assert model.runs[0] == 1 and max(model.runs) == 3  # the blocker alone, then batches of windows
+    assert sum(model.runs) == sched.stats.windows == 1 + len(_windows(pool, 99))
+    assert sched.stats.runs == len(model.runs)
