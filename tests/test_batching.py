@@ -10,7 +10,6 @@ from clients import realspeech
 from models.packing import plan
 from models.resample import MODEL_RATE
 from models.scheduler import FINAL, Job, TranscriptionScheduler
-from models.transcriber import Transcript
 
 pytestmark = pytest.mark.skipif(not realspeech.available(),
                                 reason="needs asterisk-core-sounds-en-wav, asterisk-core-sounds-en, pocketsphinx-testdata")

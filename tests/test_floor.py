@@ -47,7 +47,7 @@ class Call:
 
 def test_breath_pauses_never_release():
     call = Call()
-    for sentence in range(5):
+    for _ in range(5):
         call.run(2.5, caller=True)
         end = call.t
         call.run(0.6)  # a breath

@@ -16,6 +16,7 @@ dev part, cross-validated by call, and writes models/floor_model.json.
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 from dataclasses import dataclass
@@ -221,7 +222,7 @@ def rows(call: Call) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for p in parts:
         turn_last[p["turn"]] = max(turn_last.get(p["turn"], 0.0), p["end"])
     xs, ys, starts = [], [], []
-    for at, start, x, _ in tracker.trace:
+    for _at, start, x, _ in tracker.trace:
         near = min(parts, key=lambda p: abs(p["end"] - start))
         done = abs(near["end"] - start) <= 0.4 and abs(turn_last[near["turn"]] - near["end"]) < 1e-6
         xs.append(x)
@@ -335,7 +336,7 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), only: str | None = None,
             thresholds = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
             silences = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8)
             mc = curve(calls, lambda th: model_releases(threshold=th, delay=delay), thresholds)
-            tc = curve(calls, lambda s: (lambda c: timer_releases(c, s)), silences)
+            tc = curve(calls, lambda s: functools.partial(timer_releases, silence=s), silences)
             for (th, m), (s, t) in zip(mc, tc):
                 print(f"    p>={th:.1f}: false {m['false_per_min']:.2f} p50 {m['p50']:.2f} rel {m['released']:.2f}"
                       f"   |   {s:.1f} s: false {t['false_per_min']:.2f} p50 {t['p50']:.2f} rel {t['released']:.2f}")
@@ -389,7 +390,7 @@ def run_live(parts: tuple[str, ...] = ("validation",), only: str | None = None, 
         calls = load_part(part, only)
         print(f"\n{part}: {len(calls)} calls streamed live, {concurrency} at a time", flush=True)
         runs = stream([cache_wav(part, c) for c in calls], concurrency, model)
-        live = score(calls, lambda c: _live_releases(runs[calls.index(c)]))
+        live = score(calls, lambda c, runs=runs, calls=calls: _live_releases(runs[calls.index(c)]))
         timer = score(calls, timer_releases)
         print(_line("model, live", live))
         print(_line(f"{TIMER} s silence timer", timer))
@@ -425,8 +426,8 @@ def run_load(parts: tuple[str, ...] = ("validation",), load: int = 16, only: str
             save.mkdir(parents=True, exist_ok=True)
             for run in alone + crowd:
                 (save / f"{run.call_id}.events.json").write_text(json.dumps(run.events, indent=0))
-        lone = score(calls, lambda c: _live_releases(alone[calls.index(c)]))
-        many = score(calls, lambda c: _live_releases(first[calls.index(c)]))
+        lone = score(calls, lambda c, alone=alone, calls=calls: _live_releases(alone[calls.index(c)]))
+        many = score(calls, lambda c, first=first, calls=calls: _live_releases(first[calls.index(c)]))
         every = Score()  # every stream of the load, repeats included
         for i, run in enumerate(crowd):
             every.add(calls[i % len(calls)], _live_releases(run))

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import collections
 import json
-import os
 import re
 import shutil
 import subprocess
