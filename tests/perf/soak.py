@@ -5,7 +5,8 @@
 Each of the N lines streams the call back to back (a new call_id each time) until M minutes have
 passed, as a busy call center does. Reported: the server's RSS and open files before the calls,
 once warm (after the first minute) and at the end (every call over), whether they stayed within
-10 % of warm, errors, and the transcript.final delays of the first and of the last five minutes
+10 % of warm, errors, calls refused as overloaded (with admission on, e.g. CALMLINE_SHED_LAG=1.5
+CALMLINE_MAX_CALLS=auto in the environment; the line waits 5 s and calls again), and the transcript.final delays of the first and of the last five minutes
 (p50/p95/max: a server falling behind shows delays that grow).
 """
 
@@ -28,6 +29,7 @@ from clients.simulate import stream_call  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "clients" / "data" / "sample_call.wav"
 WINDOW = 300.0  # the first and last five minutes
+REFUSED_BACKOFF = 5.0  # seconds a line waits after a refusal before its next call
 
 
 def snapshot(server: LocalServer) -> dict:
@@ -49,6 +51,7 @@ async def soak(server: LocalServer, calls: int, minutes: float, wav: Path) -> di
     end = t0 + minutes * 60
     finals: list[tuple[float, float]] = []  # (when its audio was sent, since t0; delay)
     errors: list[str] = []
+    refused: list[str] = []  # calls the server refused with ``overloaded`` (admission on)
     done = 0
     warm: dict = {}
 
@@ -61,6 +64,10 @@ async def soak(server: LocalServer, calls: int, minutes: float, wav: Path) -> di
                 run = await stream_call(wav, url, AGENT, KEY, watch_token=SUP, call_id=f"soak-{n}-{k}-{int(t0)}",
                                         end_timeout=300)
             except Exception as exc:  # counted and reported; the line goes on
+                if "overloaded" in str(exc):  # admission said no: a PBX would route it elsewhere, then try later
+                    refused.append(f"{exc}"[:200])
+                    await asyncio.sleep(REFUSED_BACKOFF)
+                    continue
                 errors.append(f"{type(exc).__name__}: {exc}"[:200])
                 await asyncio.sleep(1)
                 continue
@@ -80,7 +87,7 @@ async def soak(server: LocalServer, calls: int, minutes: float, wav: Path) -> di
     await warmer
     total = time.monotonic() - t0
     window = min(WINDOW, total / 2)
-    return {"calls_done": done, "errors": errors, "warm": warm, "seconds": round(total, 1),
+    return {"calls_done": done, "errors": errors, "refused": len(refused), "warm": warm, "seconds": round(total, 1),
             "window_s": round(window, 1),
             "first": stats([d for t, d in finals if t < window]),
             "last": stats([d for t, d in finals if t >= total - window])}
@@ -107,7 +114,7 @@ def main() -> int:
     warm, endsnap = result["warm"] or result["start"], result["end"]
     result["flat"] = all(endsnap[k] <= warm[k] * 1.10 for k in ("rss_mb", "open_files"))
     print(f"soak: {args.calls} calls for {args.minutes:g} min ({result['calls_done']} calls done, "
-          f"{len(result['errors'])} errors)")
+          f"{len(result['errors'])} errors, {result['refused']} refused as overloaded)")
     for name in ("start", "warm", "end"):
         snap = result[name]
         print(f"  {name:5}  RSS {snap.get('rss_mb', float('nan')):7.1f} MB   open files {snap.get('open_files', '-')}")
