@@ -59,6 +59,9 @@ class FloorState:
     venting: bool
     finished_venting: bool
     confidence: float
+    # A release judged only after the caller went on (late words): true on the timeline at ``t``, but the
+    # caller has the floor again, so nothing may act on it now (the coach must not say "go ahead").
+    talked_past: bool = False
 
 
 @dataclass
@@ -286,7 +289,7 @@ class FloorTracker:
                     self.turn_open, self.finished, self.release_confidence = False, True, confidence
                     out += self._emit(at)
                 else:  # the caller already went on: released there, late; then the floor as it is now
-                    out.append(FloorState(round(at, 3), "open", False, True, round(confidence, 2)))
+                    out.append(FloorState(round(at, 3), "open", False, True, round(confidence, 2), talked_past=True))
                     self._emitted = None
                     self._turn_scores = []
             if not p.done:

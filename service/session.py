@@ -304,7 +304,8 @@ class CallSession:
         for st in states:
             self.events.emit("floor", st.t, state=st.state, venting=st.venting,
                              finished_venting=st.finished_venting, confidence=st.confidence)
-            self._emit_coach(self.coach.floor(st))
+            if not st.talked_past:  # a cue released now would push the agent to talk over the caller
+                self._emit_coach(self.coach.floor(st))
 
     def _emit_coach(self, outputs: list) -> None:
         for out in outputs:

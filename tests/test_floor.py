@@ -2,7 +2,7 @@
 
 import pytest
 
-from models.floor import AGENT, CALLER, FloorTracker, completeness
+from models.floor import AGENT, CALLER, FloorState, FloorTracker, completeness
 from models.utterances import VoiceChunk
 
 CHUNK = 0.032
@@ -271,6 +271,9 @@ def test_a_turn_the_agent_took_over_is_released_there_even_when_its_words_come_a
     assert len(released) == 1 and end + 0.8 <= released[0] <= end + 2.0
     # Released there, late; then the floor as it is now.
     assert call.out[-1].state == "caller_speaking" and not call.out[-1].finished_venting
+    # The late release is marked so that nothing acts on it now (the caller has the floor back).
+    [late] = [st for st in call.out if st.finished_venting]
+    assert late.talked_past and not call.out[-1].talked_past
 
 
 def test_a_pause_the_caller_talked_through_is_judged_when_its_late_words_come():
@@ -321,3 +324,38 @@ def test_a_cough_after_late_words_leaves_the_release_where_it_was():
         call.run(2.5)
         runs.append(call.releases())
     assert len(runs[0]) == 1 and runs[0][0] - end <= 0.9 and runs[0] == runs[1], runs
+
+
+def _session_events(tmp_path, batches):
+    """The events a call session emits for these batches of floor states (no audio, no transcriber)."""
+    from types import SimpleNamespace
+
+    from models.coach import playbook
+    from models.utterances import SegmenterConfig
+    from service.audio_files import CallAudio
+    from service.events import CallEvents
+    from service.ingest.calls import Start
+    from service.session import CallSession, SessionDeps
+
+    events = []
+    bus = SimpleNamespace(publish=lambda event, agent_id: events.append(event))
+    start = Start("c-1", "a-1", "native", "pcm16", 16000, 1, ("caller",))
+    session = CallSession(start, SessionDeps(None, None, SegmenterConfig(), playbook.load(None)),
+                          CallAudio(tmp_path, ["caller"]), CallEvents("c-1", "a-1", bus))
+    for states in batches:
+        session._emit_floor(states)
+    return events
+
+
+def test_a_release_the_caller_talked_past_is_on_the_record_but_no_cue_says_go_ahead(tmp_path):
+    venting = FloorState(1.0, "caller_speaking", True, False, 0.0)
+    again = FloorState(3.5, "caller_speaking", True, False, 0.0)
+    late = FloorState(2.0, "open", False, True, 0.9, talked_past=True)
+    events = _session_events(tmp_path / "late", [[venting], [late, again]])
+    assert [e["state"] for e in events if e["type"] == "floor"] == ["caller_speaking", "open", "caller_speaking"]
+    cues = [e for e in events if e["type"] == "cue"]
+    assert cues and all(c["hold"] for c in cues)
+    # The same release in time (the caller had not gone on) does release the cue.
+    in_time = FloorState(2.0, "open", False, True, 0.9)
+    events = _session_events(tmp_path / "in-time", [[venting], [in_time]])
+    assert any(not e["hold"] for e in events if e["type"] == "cue")
