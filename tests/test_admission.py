@@ -9,7 +9,6 @@ import asyncio
 import json
 import logging
 import threading
-import time
 import uuid
 
 import httpx
@@ -23,6 +22,7 @@ from clients.wavfile import read_wav
 from clients.wire import PROTOCOLS, wire_for
 from tests.conftest import SAMPLE_WAV
 from tests.server import INGEST_KEY, SUPERVISOR_TOKEN, RunningServer
+from tests.waiting import until, wait
 
 SUP = {"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}
 CLIP = 9.0  # seconds: the agent's greeting (0.8-4.3 s) and the caller's first words (5.1-6.7 s)
@@ -114,26 +114,6 @@ class Call:
             return r.status_code == 200 and r.json()["status"] != "live" and r.json()
         row = wait(ended, f"{self.call_id} ended", 120)
         return row, httpx.get(f"{self.server.http}/v1/calls/{self.call_id}/events", headers=SUP, timeout=30).json()
-
-
-async def until(check, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not within {timeout:.0f} s")
-
-
-def wait(check, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not within {timeout:.0f} s")
 
 
 def refused_count(server, reason: str) -> float:

@@ -23,6 +23,7 @@ from service.recorder import Recorder
 from service.storage import Store
 from tests.conftest import SAMPLE_WAV
 from tests.server import INGEST_KEY, SUPERVISOR_TOKEN, RunningServer
+from tests.waiting import until
 
 AUTH = {"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}
 INGEST = {"Authorization": f"Bearer {INGEST_KEY}"}
@@ -106,16 +107,6 @@ def get(server, path: str):
     return httpx.get(server.http + path, headers=AUTH, timeout=30)
 
 
-async def wait_for(check, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"never: {what}")
-
-
 async def test_a_full_disk_ends_only_that_call(own_server, small_disk, frames):
     full, other = f"full-{uuid.uuid4().hex[:6]}", f"other-{uuid.uuid4().hex[:6]}"
     small_disk(own_server.services.audio_files.root / full)  # 1 MiB: about 16 s of the call's two tracks
@@ -124,7 +115,7 @@ async def test_a_full_disk_ends_only_that_call(own_server, small_disk, frames):
 
     assert error["type"] == "error" and error["code"] == "storage_error" and error["close_code"] == 1011
     assert stopped["type"] == "stopped" and stopped["audio_seconds"] == pytest.approx(25.0, abs=0.05)
-    row = await wait_for(lambda: get(own_server, f"/v1/calls/{full}").json()["status"] == "error"
+    row = await until(lambda: get(own_server, f"/v1/calls/{full}").json()["status"] == "error"
                          and get(own_server, f"/v1/calls/{full}").json(), "the full call ends as error")
     assert "recording failed" in row["end_reason"] and row["summary"]["end_status"] == "error"
     ended = get(own_server, f"/v1/calls/{full}/events?type=call.ended").json()
@@ -152,13 +143,13 @@ async def test_a_database_fault_ends_only_that_call(own_server, frames):
     await asyncio.sleep(0.5)
     calls = frames[: 25 * 50]
     error, stopped = await asyncio.gather(stream(own_server, bad, calls, pace=0.01), stream(own_server, good, calls))
-    await wait_for(lambda: any(e["type"] == "call.ended" and e["call_id"] == good for e in seen), "the good call's end")
+    await until(lambda: any(e["type"] == "call.ended" and e["call_id"] == good for e in seen), "the good call's end")
     stop.set()
     await watcher
 
     assert error is None or (error["code"] == "storage_error" and error["close_code"] == 1011)
     assert stopped["type"] == "stopped"
-    row = await wait_for(lambda: get(own_server, f"/v1/calls/{bad}").json()["status"] == "error"
+    row = await until(lambda: get(own_server, f"/v1/calls/{bad}").json()["status"] == "error"
                          and get(own_server, f"/v1/calls/{bad}").json(), "the faulted call ends as error")
     assert row["end_reason"].startswith("database write failed")
     # Its call.ended could not be stored, but it went out live.
@@ -208,7 +199,7 @@ async def test_shutdown_ends_every_call_past_a_failing_one(tmp_path, transcriber
             for frame in frames[:50]:
                 await ws.send(frame)
             sockets.append(ws)
-        await wait_for(lambda: all(get(srv, f"/v1/calls/{c}").json().get("audio_seconds", 0) >= 0.9
+        await until(lambda: all(get(srv, f"/v1/calls/{c}").json().get("audio_seconds", 0) >= 0.9
                                    for c in (failing, other)), "both calls stream")
         filler = disk / "filler"
         subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)  # until the disk is full
