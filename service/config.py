@@ -73,8 +73,8 @@ class Settings:
         "help": "live calls past which new ones are refused (overloaded): a number, 0 for no cap, or auto "
                 "(-1: 8 a core on CPU, none on a GPU)", "parse": _cap})
     shed_lag: float = field(default=1.5, metadata={
-        "help": "seconds the oldest queued final may wait before new calls are refused and partials paused, "
-                "until it stays under half that for 10 s (0: never)"})
+        "help": "seconds the oldest queued final may wait (or the event loop run late) before new calls are "
+                "refused and partials paused, until the lag stays under half that for 10 s (0: never)"})
     retention_days: float = field(default=0.0, metadata={"help": "calls that started more than this many days ago are deleted, at start and hourly (0: kept)"})
     log_level: str = field(default="warning", metadata={"help": "debug, info, warning or error"})
 
