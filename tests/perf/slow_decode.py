@@ -20,12 +20,13 @@ def _slow_decode():
     from models.transcriber import Transcriber
 
     extra = float(os.environ.get("SLOW_DECODE", "0.6"))
-    plain = Transcriber.transcribe_many
+    # Every model call goes through transcribe_windows (transcribe_many is one window of it), batched or not.
+    plain = Transcriber.transcribe_windows
 
-    def slow(self, audios, *args, **kwargs):
+    def slow(self, windows, *args, **kwargs):
         time.sleep(extra)
-        return plain(self, audios, *args, **kwargs)
+        return plain(self, windows, *args, **kwargs)
 
-    Transcriber.transcribe_many = slow
+    Transcriber.transcribe_windows = slow
     yield
-    Transcriber.transcribe_many = plain
+    Transcriber.transcribe_windows = plain
