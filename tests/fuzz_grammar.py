@@ -20,10 +20,10 @@ import numpy as np
 from hypothesis import strategies as st
 
 from service.ingest.audiohook import AudioHookProtocol
-from service.ingest.calls import (ROLES, Audio, Close, Dtmf, Gap, Pause, Resume, Send, Start, Stop, Suspend,
-                                  close_reason)
+from service.ingest.calls import ROLES, Audio, Dtmf, Gap, Pause, Resume, Start, Stop, Suspend
 from service.ingest.jambonz import JambonzProtocol
-from service.ingest.native import CALL_ID, NativeProtocol
+from service.ingest.native import NativeProtocol
+from service.ingest.protocol import CALL_ID, Close, Send, close_reason
 from service.ingest.twilio import TwilioProtocol
 
 CLOSE_CODES = {1000, 1003, 1007, 1008, 1009}
@@ -224,8 +224,7 @@ def check(adapter, frames: list) -> int:
                 assert math.isfinite(action.seconds) and action.seconds > 0
                 assert action.roles is None or set(action.roles) <= set(roles)
             elif isinstance(action, Send):
-                stamp = getattr(adapter, "outgoing", None)
-                _sendable(stamp(action.message) if stamp else action.message)
+                _sendable(adapter.outgoing(action.message))
             elif isinstance(action, (Stop, Suspend)):
                 live = False
                 apply(adapter.ended(1.0))

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from models import codecs
-from service.ingest.calls import Audio, Close, Dtmf, Pause, Resume, Send, Start, Stop
+from service.ingest.calls import Audio, Dtmf, Pause, Resume, Start, Stop
 from service.ingest.native import NativeProtocol
+from service.ingest.protocol import Close, Send
 
 
 def start(**over):

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from models.codecs import encode
-from service.ingest.calls import Close, Dtmf, Start
+from service.ingest.calls import Dtmf, Start
 from service.ingest.jambonz import JambonzProtocol
+from service.ingest.protocol import Close
 
 
 def metadata(**over):
