@@ -18,6 +18,9 @@ import pytest
 from models.transcriber import Transcriber
 from tests.server import SUPERVISOR_TOKEN, RunningServer
 
+# The evaluation tools the tests call read their data from here, whatever directory pytest was started in.
+os.environ.setdefault("CALMLINE_EVAL_DATA", str(Path(__file__).parent / "data"))
+
 SAMPLE_WAV = Path(__file__).parent.parent / "clients" / "data" / "sample_call.wav"
 SAMPLE_GOLD = json.loads((SAMPLE_WAV.parent / "sample_call.gold.json").read_text())
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import websockets
 
-from clients.local_server import free_port
+from clients.tools.local_server import free_port
 from clients.simulate import frames_of
 from clients.wavfile import read_wav
 from tests.conftest import SAMPLE_WAV

@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import websockets  # noqa: E402
 from websockets.exceptions import InvalidStatus  # noqa: E402
 
-from clients.local_server import KEY, SUP, LocalServer, proc_stats  # noqa: E402
+from clients.tools.local_server import KEY, SUP, LocalServer, proc_stats  # noqa: E402
 from clients.simulate import stream_call  # noqa: E402
 from clients.wire import AudioHookWire, TwilioWire  # noqa: E402
 

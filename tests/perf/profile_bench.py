@@ -92,7 +92,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from clients import bench
-    from clients.local_server import LocalServer, metric
+    from clients.tools.local_server import LocalServer, metric
 
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     out = Path(args.out or tempfile.mkdtemp(prefix="calmline-profile-"))

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from clients.local_server import AGENT, KEY, SUP, LocalServer, proc_stats  # noqa: E402
+from clients.tools.local_server import AGENT, KEY, SUP, LocalServer, proc_stats  # noqa: E402
 from clients.simulate import stream_call  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "clients" / "data" / "sample_call.wav"

