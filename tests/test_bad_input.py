@@ -15,7 +15,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from clients.simulate import frames_of
-from clients.wavfile import read_wav
+from models.wavfile import read_wav
 from tests.conftest import SAMPLE_GOLD, SAMPLE_WAV
 from tests.server import AGENT_TOKENS, INGEST_KEY, SUPERVISOR_TOKEN
 

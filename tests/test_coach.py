@@ -244,7 +244,7 @@ def test_stalled_once_the_transcript_shows_no_step_in_time():
 
 def test_what_the_agent_has_been_heard_up_to():
     """RoleTrack.heard: not past an utterance still open or a final still being transcribed."""
-    from clients.wavfile import read_wav
+    from models.wavfile import read_wav
     from models.resample import MODEL_RATE, resample
     from models.utterances import SegmenterConfig
     from service.session import RoleTrack

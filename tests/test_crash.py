@@ -21,7 +21,7 @@ import websockets
 
 from clients.tools.local_server import free_port
 from clients.simulate import frames_of
-from clients.wavfile import read_wav
+from models.wavfile import read_wav
 from tests.conftest import SAMPLE_WAV
 
 pytestmark = pytest.mark.e2e  # kills and restarts a real server

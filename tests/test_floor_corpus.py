@@ -55,7 +55,7 @@ def test_a_rendered_call_has_gold_times_where_its_speech_is(tmp_path, monkeypatc
         pytest.skip("sox is not installed")
     import numpy as np
 
-    from clients.wavfile import read_wav
+    from models.wavfile import read_wav
     from clients.tools import render_corpus
 
     (tmp_path / "dev").mkdir()

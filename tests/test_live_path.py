@@ -14,7 +14,7 @@ import pytest
 import websockets
 
 from clients.simulate import frames_of, stream_call
-from clients.wavfile import read_wav
+from models.wavfile import read_wav
 from models.wer import corpus_wer
 from service.bus import SUPERVISOR_ONLY
 from service.metrics import REGISTRY

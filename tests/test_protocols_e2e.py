@@ -16,7 +16,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from clients.simulate import stream_call
-from clients.wavfile import read_wav, write_wav
+from models.wavfile import read_wav, write_wav
 from clients.wire import AudioHookWire, TwilioWire
 from models.resample import MODEL_RATE, resample
 from models.utterances import SegmenterConfig

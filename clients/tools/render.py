@@ -55,13 +55,13 @@ def _sox(audio: np.ndarray, rate_in: int, rate_out: int, cents: int) -> np.ndarr
 
 
 def _write_wav(path: Path, audio: np.ndarray, rate: int, encoding: str = "pcm16") -> None:
-    from clients.wavfile import write_wav
+    from models.wavfile import write_wav
 
     write_wav(path, np.clip(audio, -1, 1), rate, encoding)
 
 
 def _read_wav(path: Path) -> np.ndarray:
-    from clients.wavfile import read_wav
+    from models.wavfile import read_wav
 
     return read_wav(path)[0]
 

@@ -57,7 +57,7 @@ def segment(wav: Path) -> list:
     cache = wav.with_suffix(".voice.pkl")
     if cache.exists() and cache.stat().st_mtime >= wav.stat().st_mtime:
         return pickle.loads(cache.read_bytes())
-    from clients.wavfile import read_wav
+    from models.wavfile import read_wav
     from models.resample import resample
 
     audio, rate = read_wav(wav)
