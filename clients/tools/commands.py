@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
-from clients.tools.data import ENV
+from clients.tools.data import ENV, data_dir
 
 
 def bench(sub) -> None:
@@ -57,10 +58,15 @@ def _data_argument(parser) -> None:
                         help=f"the evaluation data folder (env {ENV}; default: tests/data of the checkout you run in)")
 
 
-def _use_data(args) -> None:
+def _use_data(args) -> bool:
     # Set before the evaluation modules are imported: they read the folder once, as they load.
     if args.eval_data:
         os.environ[ENV] = str(Path(args.eval_data).resolve())
+    if not data_dir().is_dir():
+        print(f"calmline {args.command}: no evaluation data at {data_dir()}: run it from a checkout's root or pass "
+              "--eval-data DIR", file=sys.stderr)
+        return False
+    return True
 
 
 def _bench(args) -> int:
@@ -77,7 +83,8 @@ def _bench(args) -> int:
 
 
 def _evaluate(args) -> int:
-    _use_data(args)
+    if not _use_data(args):
+        return 2
     if args.what == "coach":  # the coach on text, by meaning and by rules, dev and validation
         from clients.tools.evaluate import coach_text
 
@@ -106,7 +113,8 @@ def _evaluate(args) -> int:
 
 
 def _train(args) -> int:
-    _use_data(args)
+    if not _use_data(args):
+        return 2
     from clients.tools.evaluate import floor
 
     floor.train(args.l2)
