@@ -20,7 +20,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from service.ingest.audiohook import AudioHookProtocol
-from service.ingest.calls import ROLES, Audio, Dtmf, Gap, Pause, Resume, Start, Stop, Suspend
+from service.ingest.calls import ROLES, Audio, Dtmf, Gap, Pause, Resume, Split, Start, Stop, Suspend
 from service.ingest.jambonz import JambonzProtocol
 from service.ingest.native import NativeProtocol
 from service.ingest.protocol import CALL_ID, Close, Send, close_reason
@@ -214,7 +214,7 @@ def check(adapter, frames: list) -> int:
                 assert not live, "a second start on one connection"
                 roles, live = action.roles, True
                 apply(adapter.started({"audio_seconds": 0.0}))
-            elif isinstance(action, (Audio, Gap, Dtmf, Pause, Resume)) and not live:
+            elif isinstance(action, (Audio, Gap, Dtmf, Pause, Resume, Split)) and not live:
                 raise AssertionError(f"{type(action).__name__} with no call open")
             elif isinstance(action, Audio):
                 assert roles and set(action.frames) <= set(roles), (roles, action.frames.keys())
@@ -233,7 +233,7 @@ def check(adapter, frames: list) -> int:
                 assert isinstance(action.reason, str) and close_reason(action.reason)
                 closed, live = True, False
             else:
-                assert isinstance(action, (Dtmf, Pause, Resume)), action
+                assert isinstance(action, (Dtmf, Pause, Resume, Split)), action
 
     for frame in frames:
         if closed:
