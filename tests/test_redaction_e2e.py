@@ -1,6 +1,6 @@
 """A caller reads a card number aloud, through the real server and model: masked everywhere, silent in the recording.
 
-The fixture (tests/data/card_call.wav, rendered by tests/data/render.py from card_call.script.json
+The fixture (tests/data/card_call.wav, rendered by clients/tools/render.py from card_call.script.json
 with piper-tts) is a caller saying "My card number is four one one one, one one one one, ...", then
 "It expires oh five twenty eight, and the code is seven three one."
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -35,7 +36,7 @@ class Close:
     error: str | None = None
 
 
-class Adapter:
+class Adapter(ABC):
     """What the driver asks of every protocol adapter, with the defaults of a platform that reads nothing back
     (Twilio one-way streams, jambonz listen). Subclasses implement ``receive_text`` and ``receive_bytes`` and
     override what their platform does differently."""
@@ -45,11 +46,13 @@ class Adapter:
     # A stream that drops leaves its call waiting for a resume (native); otherwise the call ends with the stream.
     resumable = False
 
+    @abstractmethod
     def receive_text(self, text: str) -> list:
-        raise NotImplementedError
+        """A text frame: the session calls and replies that follow, in order."""
 
+    @abstractmethod
     def receive_bytes(self, data: bytes) -> list:
-        raise NotImplementedError
+        """A binary frame (audio passes ``check_frame`` first): the session calls and replies that follow, in order."""
 
     def flush(self) -> list:
         """Audio the adapter still holds (resampler tails); the driver asks before the stream ends for any reason."""

@@ -6,7 +6,7 @@ silence) exactly as a session feeds it, once, and the result is cached beside th
 A replay then drives a FloorTracker and the caller's HeatTracker as service/session.py
 does, delivering each caller utterance's words ``delay`` seconds after its speech ends
 it (the early final). The words are the script's (the parts the utterance covers), not a transcriber's: this
-measures the decision, not tiny.en. Scores use the dev set's definitions (clients/evaluate/calls.py).
+measures the decision, not tiny.en. Scores use the dev set's definitions (clients/tools/evaluate/calls.py).
 
 ``calmline eval floor`` prints, per part, the model against the 1.2 s silence timer, and the
 release-delay against false-release curve; ``--live`` streams the calls through a real server
