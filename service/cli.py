@@ -26,8 +26,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # The other commands (simulate, demo, bench, eval, train) are plugins: whatever installed package names them in
     # the calmline.commands entry-point group adds its subcommand here. The server itself imports none of them.
-    for command in sorted(entry_points(group=COMMANDS), key=lambda e: e.name):
-        command.load()(sub)
+    # The first of a name wins: an old install and a checkout on the path may both name a command.
+    commands = {}
+    for command in entry_points(group=COMMANDS):
+        commands.setdefault(command.name, command)
+    for name in sorted(commands):
+        commands[name].load()(sub)
 
     args = parser.parse_args(argv)
     if args.command in ("serve", "db"):
