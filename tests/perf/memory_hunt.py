@@ -1,0 +1,159 @@
+"""Memory hunt: what a process keeps after its calls end, from calls replayed in-process faster than real time.
+
+    python tests/perf/memory_hunt.py [--calls 300] [--at 50] [--seconds 20] [--model replay|bundled] [--top 15]
+
+No network: each call is opened on the server's own LiveCalls (real sessions, VAD, floor, coach, spaCy,
+recorder and SQLite), fed the sample call's first ``--seconds`` of audio as fast as the loop takes it, and
+ended. ``--model replay`` (the default) answers each utterance with a caller or agent sentence at once,
+each naming a new order number and person (new words, as real calls bring) so the hunt is about what the
+server keeps, not about Whisper's speed; ``--model bundled`` runs the real model (slower).
+Reported after call ``--at`` and after the last: tracemalloc's biggest growths between the two snapshots
+(by line), live objects by type that grew, the sizes of the process-wide structures that hold per-call
+state, spaCy's StringStore, and RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import sys
+import tempfile
+import time
+import tracemalloc
+import wave
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from models.packing import Segment  # noqa: E402
+from models.resample import resample  # noqa: E402
+from models.transcriber import Transcript  # noqa: E402
+from service import config  # noqa: E402
+from service.app import build_services  # noqa: E402
+from service.ingest.calls import Start  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parents[2] / "clients" / "data" / "sample_call.wav"
+FRAME = 320  # 20 ms at 16 kHz, as the ingest adapters deliver
+NAMES = ["Dana", "Priya", "Tomasz", "Ngozi", "Mateo", "Aiko", "Lars", "Farah", "Oisin", "Yusuf"]
+
+
+class ReplayTranscriber:
+    """Answers at once with a sentence naming a new order number and person: new words every call."""
+
+    workers, batch, device = 2, 1, "cpu"
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def _one(self) -> Transcript:
+        self.n += 1
+        who = f"{NAMES[self.n % len(NAMES)]}{self.n}"
+        text = (f"I ordered a washing machine three weeks ago, order XK{self.n:07d}, and {who} said it would "
+                f"come on Tuesday but nobody came and I need it fixed by tomorrow")
+        words = tuple(Segment(0.1 * i, 0.1 * i + 0.08, (" " if i else "") + w, 0.9) for i, w in enumerate(text.split()))
+        return Transcript(text, -0.2, 0.01, words=words)
+
+    def transcribe_many(self, audios, words=True):
+        return [self._one() for _ in audios]
+
+    def transcribe_windows(self, windows, words=True):
+        return [self.transcribe_many(w, words) for w in windows]
+
+
+def load_audio(path: Path, seconds: float) -> dict[str, np.ndarray]:
+    with wave.open(str(path)) as w:
+        rate, channels = w.getframerate(), w.getnchannels()
+        pcm = np.frombuffer(w.readframes(int(seconds * rate)), "<i2").reshape(-1, channels).astype(np.float32) / 32768
+    return {role: resample(pcm[:, i % channels], rate) for i, role in enumerate(("caller", "agent"))}
+
+
+def rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def held(svc) -> dict:
+    """Sizes of the process-wide structures that could hold per-call state."""
+    from models.coach import parse
+
+    nlp = parse.pipeline()
+    sched = svc.scheduler
+    return {"live_sessions": len(svc.calls.all()), "grace": len(svc.calls._grace), "ending": len(svc.calls._ending),
+            "bus_subs": len(svc.bus._subs), "scheduler_finals": len(sched._finals),
+            "scheduler_partials": len(sched._partials), "recorder_queue": svc.recorder.depth,
+            "spacy_strings": len(nlp.vocab.strings) if nlp is not None else None,
+            "spacy_lexemes": len(nlp.vocab) if nlp is not None else None}
+
+
+def by_type() -> Counter:
+    gc.collect()
+    return Counter(type(o).__name__ for o in gc.get_objects())
+
+
+async def run(svc, audio: dict[str, np.ndarray], calls: int, at: int, top: int) -> dict:
+    out: dict = {}
+    n = min(len(a) for a in audio.values())
+    for k in range(1, calls + 1):
+        start = Start(f"hunt-{k}", "a-1", "native", "pcm16", 16000, 2, ("caller", "agent"))
+        session = await svc.calls.open(start)
+        for i in range(0, n, FRAME):
+            session.feed({role: a[i:i + FRAME] for role, a in audio.items()})
+            if i % (FRAME * 50) == 0:
+                await asyncio.sleep(0)  # let finals land, as a real loop would between frames
+        await svc.calls.end(session)
+        if k == at:
+            gc.collect()
+            out["at"] = {"rss_mb": rss_mb(), "snapshot": tracemalloc.take_snapshot(), "types": by_type(), **held(svc)}
+    gc.collect()
+    out["end"] = {"rss_mb": rss_mb(), "snapshot": tracemalloc.take_snapshot(), "types": by_type(), **held(svc)}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--at", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--model", default="replay")
+    parser.add_argument("--top", type=int, default=15)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="calmline-hunt-") as data:
+        settings = config.load(environ={}, data_dir=Path(data), model=args.model, max_calls=0, shed_lag=0.0)
+        svc = build_services(settings, None if args.model != "replay" else ReplayTranscriber())
+        audio = load_audio(SAMPLE, args.seconds)
+        tracemalloc.start(8)
+        t0 = time.monotonic()
+        result = asyncio.run(run(svc, audio, args.calls, args.at, args.top))
+        took = time.monotonic() - t0
+        svc.scheduler.close()
+        svc.recorder.close()
+        svc.store.close()
+    a, b = result["at"], result["end"]
+    print(f"memory hunt: {args.calls} calls of {args.seconds:g} s ({args.model}) in {took:.0f} s; "
+          f"after call {args.at} vs after call {args.calls}")
+    print(f"  RSS {a['rss_mb']:.1f} -> {b['rss_mb']:.1f} MB")
+    for key in a:
+        if key not in ("rss_mb", "snapshot", "types"):
+            print(f"  {key:20} {a[key]} -> {b[key]}")
+    grown = sorted(((b["types"][t] - a["types"].get(t, 0), t) for t in b["types"]), reverse=True)[:args.top]
+    print("  live objects by type, grown:", ", ".join(f"{t} +{d}" for d, t in grown if d > 0) or "none")
+    diff = b["snapshot"].compare_to(a["snapshot"], "traceback")
+    total = sum(s.size_diff for s in diff)
+    print(f"  tracemalloc: {total / 2**20:+.2f} MB traced between the two; biggest growths:")
+    for stat in diff[:args.top]:
+        if stat.size_diff <= 0:
+            continue
+        frames = [f for f in stat.traceback if "calmline" in f.filename or "/wt/" in f.filename
+                  or "/models/" in f.filename or "/service/" in f.filename] or list(stat.traceback)
+        where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in frames[:3])
+        print(f"    {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks  {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
