@@ -1,6 +1,6 @@
 """Memory hunt: what a process keeps after its calls end, from calls replayed in-process faster than real time.
 
-    python tests/perf/memory_hunt.py [--calls 300] [--at 50] [--seconds 20] [--model replay|bundled] [--top 15]
+    python tests/perf/memory_hunt.py [--calls 300] [--at 50] [--seconds 20] [--model replay|bundled] [--top 15] [--no-trace]
 
 No network: each call is opened on the server's own LiveCalls (real sessions, VAD, floor, coach, spaCy,
 recorder and SQLite), fed the sample call's first ``--seconds`` of audio as fast as the loop takes it, and
@@ -9,7 +9,8 @@ each naming a new order number and person (new words, as real calls bring) so th
 server keeps, not about Whisper's speed; ``--model bundled`` runs the real model (slower).
 Reported after call ``--at`` and after the last: tracemalloc's biggest growths between the two snapshots
 (by line), live objects by type that grew, the sizes of the process-wide structures that hold per-call
-state, spaCy's StringStore, and RSS.
+state, spaCy's StringStore, and RSS (every ``--at`` calls too; ``--no-trace`` leaves tracemalloc off, whose own
+records would count in RSS).
 """
 
 from __future__ import annotations
@@ -94,8 +95,12 @@ def by_type() -> Counter:
     return Counter(type(o).__name__ for o in gc.get_objects())
 
 
-async def run(svc, audio: dict[str, np.ndarray], calls: int, at: int, top: int) -> dict:
-    out: dict = {}
+def snapshot(trace: bool):
+    return tracemalloc.take_snapshot() if trace else None
+
+
+async def run(svc, audio: dict[str, np.ndarray], calls: int, at: int, trace: bool) -> dict:
+    out: dict = {"rss": []}
     n = min(len(a) for a in audio.values())
     for k in range(1, calls + 1):
         start = Start(f"hunt-{k}", "a-1", "native", "pcm16", 16000, 2, ("caller", "agent"))
@@ -105,11 +110,18 @@ async def run(svc, audio: dict[str, np.ndarray], calls: int, at: int, top: int) 
             if i % (FRAME * 50) == 0:
                 await asyncio.sleep(0)  # let finals land, as a real loop would between frames
         await svc.calls.end(session)
+        if k % at == 0:
+            out["rss"].append((k, round(rss_mb(), 1)))
         if k == at:
             gc.collect()
-            out["at"] = {"rss_mb": rss_mb(), "snapshot": tracemalloc.take_snapshot(), "types": by_type(), **held(svc)}
+            out["at"] = {"rss_mb": rss_mb(), "snapshot": snapshot(trace), "types": by_type(), **held(svc)}
     gc.collect()
-    out["end"] = {"rss_mb": rss_mb(), "snapshot": tracemalloc.take_snapshot(), "types": by_type(), **held(svc)}
+    out["end"] = {"rss_mb": rss_mb(), "snapshot": snapshot(trace), "types": by_type(), **held(svc)}
+    # What of the RSS is memory the allocator holds free (fragmented arenas), not memory in use.
+    import ctypes
+
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    out["trimmed_mb"] = round(rss_mb(), 1)
     return out
 
 
@@ -120,15 +132,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--model", default="replay")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--no-trace", action="store_true")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="calmline-hunt-") as data:
         settings = config.load(environ={}, data_dir=Path(data), model=args.model, max_calls=0, shed_lag=0.0)
         svc = build_services(settings, None if args.model != "replay" else ReplayTranscriber())
         audio = load_audio(SAMPLE, args.seconds)
-        tracemalloc.start(8)
+        if not args.no_trace:
+            tracemalloc.start(8)
         t0 = time.monotonic()
-        result = asyncio.run(run(svc, audio, args.calls, args.at, args.top))
+        result = asyncio.run(run(svc, audio, args.calls, args.at, not args.no_trace))
         took = time.monotonic() - t0
         svc.scheduler.close()
         svc.recorder.close()
@@ -136,12 +150,15 @@ def main() -> int:
     a, b = result["at"], result["end"]
     print(f"memory hunt: {args.calls} calls of {args.seconds:g} s ({args.model}) in {took:.0f} s; "
           f"after call {args.at} vs after call {args.calls}")
-    print(f"  RSS {a['rss_mb']:.1f} -> {b['rss_mb']:.1f} MB")
+    print(f"  RSS {a['rss_mb']:.1f} -> {b['rss_mb']:.1f} MB; by calls ended: "
+          + ", ".join(f"{k}: {mb}" for k, mb in result["rss"]) + f"; after malloc_trim(0): {result['trimmed_mb']}")
     for key in a:
         if key not in ("rss_mb", "snapshot", "types"):
             print(f"  {key:20} {a[key]} -> {b[key]}")
     grown = sorted(((b["types"][t] - a["types"].get(t, 0), t) for t in b["types"]), reverse=True)[:args.top]
     print("  live objects by type, grown:", ", ".join(f"{t} +{d}" for d, t in grown if d > 0) or "none")
+    if args.no_trace:
+        return 0
     diff = b["snapshot"].compare_to(a["snapshot"], "traceback")
     total = sum(s.size_diff for s in diff)
     print(f"  tracemalloc: {total / 2**20:+.2f} MB traced between the two; biggest growths:")
