@@ -7,7 +7,7 @@ passed, as a busy call center does. Reported: the server's RSS and open files be
 once warm (after the first minute) and at the end (every call over), whether they stayed within
 10 % of warm, errors, calls refused as overloaded (with admission on, e.g. CALMLINE_SHED_LAG=1.5
 CALMLINE_MAX_CALLS=auto in the environment; the line waits 5 s and calls again), and the transcript.final delays of the first and of the last five minutes
-(p50/p95/max: a server falling behind shows delays that grow).
+(p50/p95/max: a server falling behind shows delays that grow), and the p95 of every minute.
 """
 
 from __future__ import annotations
@@ -90,7 +90,11 @@ async def soak(server: LocalServer, calls: int, minutes: float, wav: Path) -> di
     return {"calls_done": done, "errors": errors, "refused": len(refused), "warm": warm, "seconds": round(total, 1),
             "window_s": round(window, 1),
             "first": stats([d for t, d in finals if t < window]),
-            "last": stats([d for t, d in finals if t >= total - window])}
+            "last": stats([d for t, d in finals if t >= total - window]),
+            # Every minute's p95: a server that falls further behind climbs to the end, one that is loaded
+            # but keeping pace climbs while the lines fill up and then stays level.
+            "by_minute": [stats([d for t, d in finals if m * 60 <= t < (m + 1) * 60]).get("p95")
+                          for m in range(int(total // 60) + 1)]}
 
 
 def main() -> int:
@@ -123,6 +127,7 @@ def main() -> int:
         s = result[name]
         print(f"  final delay, {name} {result['window_s']:.0f} s: {s['finals']} finals"
               + (f", p50 {s['p50']:.2f} s, p95 {s['p95']:.2f} s, max {s['max']:.2f} s" if s["finals"] else ""))
+    print("  final delay p95 by minute: " + " ".join("-" if p is None else f"{p:.1f}" for p in result["by_minute"]))
     for err in result["errors"][:5]:
         print("  error:", err)
     if args.json:
