@@ -78,13 +78,18 @@ async def soak(server: LocalServer, calls: int, minutes: float, wav: Path) -> di
             finals.extend((run.started_at + e["end"] - t0, d) for e, d in
                           zip([e for e in run.events if e["type"] == "transcript.final"], run.final_delays()))
 
+    rss: list[float] = []  # every minute's RSS, MB
+
     async def warm_up() -> None:
         await asyncio.sleep(min(60.0, minutes * 60 / 3))
         warm.update(snapshot(server))
+        while True:
+            rss.append(snapshot(server)["rss_mb"])
+            await asyncio.sleep(60.0)
 
     warmer = asyncio.create_task(warm_up())
     await asyncio.gather(*[line(n) for n in range(calls)])
-    await warmer
+    warmer.cancel()
     total = time.monotonic() - t0
     window = min(WINDOW, total / 2)
     return {"calls_done": done, "errors": errors, "refused": len(refused), "warm": warm, "seconds": round(total, 1),
@@ -93,6 +98,7 @@ async def soak(server: LocalServer, calls: int, minutes: float, wav: Path) -> di
             "last": stats([d for t, d in finals if t >= total - window]),
             # Every minute's p95: a server that falls further behind climbs to the end, one that is loaded
             # but keeping pace climbs while the lines fill up and then stays level.
+            "rss_by_minute": rss,
             "by_minute": [stats([d for t, d in finals if m * 60 <= t < (m + 1) * 60]).get("p95")
                           for m in range(int(total // 60) + 1)]}
 
@@ -127,6 +133,7 @@ def main() -> int:
         s = result[name]
         print(f"  final delay, {name} {result['window_s']:.0f} s: {s['finals']} finals"
               + (f", p50 {s['p50']:.2f} s, p95 {s['p95']:.2f} s, max {s['max']:.2f} s" if s["finals"] else ""))
+    print("  RSS by minute (MB): " + " ".join(f"{mb:.0f}" for mb in result["rss_by_minute"]))
     print("  final delay p95 by minute: " + " ".join("-" if p is None else f"{p:.1f}" for p in result["by_minute"]))
     for err in result["errors"][:5]:
         print("  error:", err)
