@@ -9,7 +9,7 @@ each naming a new order number and person (new words, as real calls bring) so th
 server keeps, not about Whisper's speed; ``--model bundled`` runs the real model (slower).
 Reported after call ``--at`` and after the last: tracemalloc's biggest growths between the two snapshots
 (by line), live objects by type that grew, the sizes of the process-wide structures that hold per-call
-state, spaCy's StringStore, and RSS (every ``--at`` calls too; ``--no-trace`` leaves tracemalloc off, whose own
+state, spaCy's StringStore, SQLite's WAL, the process's CPU time per call, and RSS (every ``--at`` calls too; ``--no-trace`` leaves tracemalloc off, whose own
 records would count in RSS).
 """
 
@@ -87,7 +87,9 @@ def held(svc) -> dict:
             "bus_subs": len(svc.bus._subs), "scheduler_finals": len(sched._finals),
             "scheduler_partials": len(sched._partials), "recorder_queue": svc.recorder.depth,
             "spacy_strings": len(nlp.vocab.strings) if nlp is not None else None,
-            "spacy_lexemes": len(nlp.vocab) if nlp is not None else None}
+            # len(nlp.vocab) is a counter spaCy never lowers: the lexemes held are those its iteration finds
+            "spacy_lexemes": sum(1 for _ in nlp.vocab) if nlp is not None else None,
+            "sqlite_wal_mb": round(wal.stat().st_size / 2**20, 1) if (wal := svc.settings.data_dir / "calmline.db-wal").exists() else 0}
 
 
 def by_type() -> Counter:
@@ -100,8 +102,9 @@ def snapshot(trace: bool):
 
 
 async def run(svc, audio: dict[str, np.ndarray], calls: int, at: int, trace: bool) -> dict:
-    out: dict = {"rss": []}
+    out: dict = {"rss": [], "cpu_ms": []}
     n = min(len(a) for a in audio.values())
+    cpu = time.process_time()
     for k in range(1, calls + 1):
         start = Start(f"hunt-{k}", "a-1", "native", "pcm16", 16000, 2, ("caller", "agent"))
         session = await svc.calls.open(start)
@@ -112,6 +115,10 @@ async def run(svc, audio: dict[str, np.ndarray], calls: int, at: int, trace: boo
         await svc.calls.end(session)
         if k % at == 0:
             out["rss"].append((k, round(rss_mb(), 1)))
+            # The process's CPU time per call (every thread; other processes' load hardly counts): anything the
+            # hot path does per call so far (a list scanned, an unindexed query) makes it climb.
+            out["cpu_ms"].append((k, round((time.process_time() - cpu) * 1000 / at)))
+            cpu = time.process_time()
         if k == at:
             gc.collect()
             out["at"] = {"rss_mb": rss_mb(), "snapshot": snapshot(trace), "types": by_type(), **held(svc)}
@@ -152,6 +159,7 @@ def main() -> int:
           f"after call {args.at} vs after call {args.calls}")
     print(f"  RSS {a['rss_mb']:.1f} -> {b['rss_mb']:.1f} MB; by calls ended: "
           + ", ".join(f"{k}: {mb}" for k, mb in result["rss"]) + f"; after malloc_trim(0): {result['trimmed_mb']}")
+    print("  CPU per call (ms), by calls ended: " + ", ".join(f"{k}: {ms}" for k, ms in result["cpu_ms"]))
     for key in a:
         if key not in ("rss_mb", "snapshot", "types"):
             print(f"  {key:20} {a[key]} -> {b[key]}")
