@@ -20,8 +20,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from service.ingest.audiohook import AudioHookProtocol
-from service.ingest.calls import (ROLES, Audio, Close, Dtmf, Gap, Pause, Resume, Send, Start, Stop, Suspend,
-                                  close_reason)
+from service.call_actions import ROLES, Audio, Dtmf, Gap, Pause, Resume, Start, Stop, Suspend
+from service.ingest.calls import Close, Send, close_reason
 from service.ingest.jambonz import JambonzProtocol
 from service.ingest.native import CALL_ID, NativeProtocol
 from service.ingest.twilio import TwilioProtocol

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from models import codecs
-from service.ingest.calls import Audio, Close, Dtmf, Pause, Resume, Send, Start, Stop
+from service.call_actions import Audio, Dtmf, Pause, Resume, Start, Stop
+from service.ingest.calls import Close, Send
 from service.ingest.native import NativeProtocol
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from models.codecs import encode
-from service.ingest.calls import Close, Dtmf, Start
+from service.call_actions import Dtmf, Start
+from service.ingest.calls import Close
 from service.ingest.jambonz import JambonzProtocol
 
 

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.coach.coach import Coach, Cue, Warning
+from models.coach.coach import AgentWarning, Coach, Cue
 from models.coach.playbook import Playbook, load
 from models.floor import FloorState
 from models.heat import HeatTracker
@@ -119,7 +119,7 @@ def replay(playbook: Playbook, name: str, turns: list[Turn], facts: list[str] = 
             outputs = coach.agent_final(sentence, t)
             saw(outputs)
             for out in outputs:
-                if isinstance(out, Warning):
+                if isinstance(out, AgentWarning):
                     got_warnings.add(out.kind)
             t += 0.3
         gold = set(turn.warnings)

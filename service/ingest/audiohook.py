@@ -23,7 +23,9 @@ import math
 import re
 import uuid
 
-from service.ingest.calls import Audio, Gap, Pause, Resume, Send, Split, Start, Stop, frame_size, load_json, wire_safe
+from service.call_actions import Audio, Gap, Pause, Resume, Split, Start, Stop
+
+from service.ingest.calls import Send, frame_size, load_json, wire_safe
 from service.ingest.decoder import StreamDecoder
 from service.ingest.native import CALL_ID
 

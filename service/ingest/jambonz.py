@@ -10,7 +10,10 @@ and ``mixed`` carry one channel, taken as the caller.
 from __future__ import annotations
 
 
-from service.ingest.calls import Audio, Dtmf, OneWayAdapter, Start, fail, frame_size, load_json, wire_safe
+from service.call_actions import Audio, Dtmf, Start
+
+
+from service.ingest.calls import OneWayAdapter, fail, frame_size, load_json, wire_safe
 from service.ingest.decoder import StreamDecoder
 from service.ingest.native import CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 
 from models.codecs import ENCODINGS
-from service.ingest.calls import ROLES, Audio, Close, Dtmf, Pause, Resume, Send, Start, Stop, fail, frame_size, load_json, wire_safe
+from service.call_actions import ROLES, Audio, Dtmf, Pause, Resume, Start, Stop
+from service.ingest.calls import Close, Send, fail, frame_size, load_json, wire_safe
 from service.ingest.decoder import StreamDecoder
 
 RATES = (8000, 16000)
