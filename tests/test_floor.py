@@ -305,7 +305,7 @@ def test_a_pause_after_nothing_to_transcribe_waits_only_for_give_up():
 
 
 def test_a_cough_after_late_words_leaves_the_release_where_it_was():
-    """A cough after the pause has nothing to transcribe, but session.py tells the floor only after the words
+    """A cough after the pause has nothing to transcribe, but service/speaker.py tells the floor only after the words
     before it, which a loaded machine gives late: the pause is judged on its own words, where an idle one would."""
     runs = []
     for late in (False, True):
