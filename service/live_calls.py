@@ -9,9 +9,9 @@ import time
 from service.admission import Admission
 from service.audio_files import AudioFiles, Recording
 from service.bus import EventBus
+from service.call_actions import ProtocolError, Start
 from service.events import CallEvents
 from service.health import Health
-from service.call_actions import ProtocolError, Start
 from service.session import CallSession
 from service.session_deps import SessionDeps
 from service.storage import LIVE, Store
