@@ -79,7 +79,7 @@ async def finish(tracks: list[SpeakerTrack], timeout: float) -> None:
 
 class SpeakerTrack:
     """One speaker: clock, segmenter, and their words out in order. ``publish`` takes a list of outputs
-    (models.call_analysis.event_of turns each into an event)."""
+    (service.events.event_of turns each into an event)."""
 
     def __init__(self, role: str, deps: SessionDeps, call_id: str, audio: CallAudio | None,
                  analysis: CallAnalysis | None, publish: Callable[[list], None]):
