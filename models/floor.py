@@ -175,7 +175,7 @@ class FloorTracker:
         """The caller's words of the utterance that ended at ``end`` (audio time), from its early final or its
         final, whichever comes first: the first words of an utterance are kept.
 
-        Give them the reading the final will give (session.py reads a copy of the heat tracker after the
+        Give them the reading the final will give (models/call_analysis.py reads a copy of the heat tracker after the
         speaker's previous final), and give them in the order spoken, so that whichever comes first and
         whenever it comes the decision is the same.
         """

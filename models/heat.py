@@ -11,6 +11,7 @@ from collections import deque
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -27,6 +28,10 @@ BIAS, TEXT_WEIGHT, VOICE_WEIGHT = 0.2, 1.0, 0.9
 
 @dataclass(frozen=True)
 class SentimentReading:
+    """One sentence's reading, as its ``sentiment`` event: ``t`` is where the sentence ends."""
+
+    EVENT: ClassVar[str] = "sentiment"
+    t: float
     speaker: str
     text_score: float
     arousal: float
@@ -70,10 +75,11 @@ class HeatTracker:
         if chunk.prob >= 0.5:
             self._chunks.append(chunk)
 
-    def utterance(self, text: str, start: float, end: float) -> SentimentReading:
+    def utterance(self, text: str, start: float, end: float, score: float | None = None) -> SentimentReading:
+        """Reads one sentence; ``score`` is its own text score when the caller already has it."""
         voice = self._voice_of(text, start, end)
         arousal = self._arousal(voice)
-        score = text_score(text)
+        score = text_score(text) if score is None else score
         self._recent = [(e, t) for e, t in self._recent if end - e <= CONTEXT_SECONDS] + [(end, text)]
         # "and you sent me 12 of them" is neutral alone, not after "I am so fed up with you".
         context = text_score(" ".join(t for _, t in self._recent)) if abs(score) < 0.3 else score
@@ -85,7 +91,7 @@ class HeatTracker:
             alpha = 1.0 - math.exp(-duration / 3.0)
             self.heat += alpha * (instant - self.heat)
         self._history.append((end, self.heat))
-        return SentimentReading(self.speaker, round(score, 3), round(arousal, 3), round(self.heat, 3), self.trend)
+        return SentimentReading(end, self.speaker, round(score, 3), round(arousal, 3), round(self.heat, 3), self.trend)
 
     @property
     def trend(self) -> str:

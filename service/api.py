@@ -118,12 +118,10 @@ async def get_events(request: Request) -> JSONResponse:
 async def get_audio(request: Request) -> Response:
     """The recording as a WAV streamed from disk, with byte ranges; a live call's so far, written nowhere."""
     svc, row, _ = await _readable_call(request)
-    live = svc.calls.get(row["call_id"])
-    if live is not None:
-        live.flush_audio()  # what the session's buffers hold, into its own track files
-    recording = await asyncio.to_thread(svc.audio_files.recording, row["call_id"])
+    recording = await svc.calls.recording(row["call_id"])
     if recording is None:
-        raise HTTPException(404, "this call has no audio yet" if live is not None else "this call has no audio")
+        live = svc.calls.get(row["call_id"]) is not None
+        raise HTTPException(404, "this call has no audio yet" if live else "this call has no audio")
     headers = {"Cache-Control": "private, no-store", "Accept-Ranges": "bytes"}
     span = _byte_range(request.headers.get("range"), recording.size)
     if span == "unsatisfiable":

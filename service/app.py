@@ -17,7 +17,7 @@ from service.audio_files import AudioFiles
 from service import admission as admission_policy, memory, metrics, retention
 from service.auth import Credentials, load_credentials
 from service.bus import EventBus
-from service.calls import LiveCalls
+from service.live_calls import LiveCalls
 from service.cluster import Cluster
 from service.config import Settings
 from service.health import Health

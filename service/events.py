@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import fields
 
 from service.bus import EventBus
 
@@ -12,6 +13,13 @@ LATEST = {"sentiment", "floor", "cue", "call.assigned", "call.ended"}
 MARKS = {"warning", "alert", "step.done"}  # each counts, the newest kept
 SNAPSHOT_TYPES = LATEST | MARKS | {"call.started"}
 SNAPSHOT_MARKS = 100
+
+
+def event_of(output) -> tuple[str, float, dict]:
+    """(type, t, fields) of a typed output (models.call_analysis, service.speaker): its class's ``EVENT``, its
+    ``t``, and every other field under its own name, in declared order. DESIGN.md's event table is written
+    once, in those dataclasses."""
+    return output.EVENT, output.t, {f.name: getattr(output, f.name) for f in fields(output) if f.name != "t"}
 
 
 class CallState:
@@ -60,6 +68,12 @@ class CallEvents:
 
     def snapshot(self) -> list[dict]:
         return self.state.events()
+
+    def emit_all(self, outputs: list) -> None:
+        """Typed outputs (the analysis's, the transcripts'), each as its event, in order."""
+        for output in outputs:
+            kind, t, payload = event_of(output)
+            self.emit(kind, t, **payload)
 
     def emit(self, type_: str, t: float, **fields) -> dict:
         event = {"type": type_, "call_id": self.call_id, "seq": self._seq, "t": round(t, 3),

@@ -20,7 +20,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from service.ingest.audiohook import AudioHookProtocol
-from service.ingest.calls import ROLES, Audio, Dtmf, Gap, Pause, Resume, Split, Start, Stop, Suspend
+from service.call_actions import ROLES, Audio, Dtmf, Gap, Pause, Resume, Split, Start, Stop, Suspend
 from service.ingest.jambonz import JambonzProtocol
 from service.ingest.native import NativeProtocol
 from service.ingest.protocol import CALL_ID, Close, Send, close_reason

@@ -148,19 +148,19 @@ def test_warnings_from_the_agents_words(kind):
     yes, no = WARNINGS[kind]
     for text in yes:
         out = upset_coach().agent_final(text, 1.0)
-        hits = [o for o in out if type(o).__name__ == "Warning" and o.kind == kind]
+        hits = [o for o in out if type(o).__name__ == "AgentWarning" and o.kind == kind]
         assert hits and hits[0].quote == text and hits[0].advice, text
     for text in no:
         out = upset_coach().agent_final(text, 1.0)
-        assert kind not in [o.kind for o in out if type(o).__name__ == "Warning"], text
+        assert kind not in [o.kind for o in out if type(o).__name__ == "AgentWarning"], text
 
 
 def test_a_light_remark_is_glib_only_while_the_caller_is_upset():
     calm = Coach(PLAYBOOK, 0)
     calm.caller_said("Hi, I'd like to check when my order arrives.")
-    assert not [o for o in calm.agent_final("Ha, at least you got a day off.", 1.0) if type(o).__name__ == "Warning"]
+    assert not [o for o in calm.agent_final("Ha, at least you got a day off.", 1.0) if type(o).__name__ == "AgentWarning"]
     assert [o.kind for o in upset_coach().agent_final("Ha, at least you got a day off.", 1.0)
-            if type(o).__name__ == "Warning"] == ["glib"]
+            if type(o).__name__ == "AgentWarning"] == ["glib"]
 
 
 def floor(t, state, venting=False, finished=False):
@@ -243,17 +243,20 @@ def test_stalled_once_the_transcript_shows_no_step_in_time():
 
 
 def test_what_the_agent_has_been_heard_up_to():
-    """RoleTrack.heard: not past an utterance still open or a final still being transcribed."""
+    """SpeakerTrack.heard: not past an utterance still open, a final still being transcribed or one redaction holds."""
+    import numpy as np
+
     from models.wavfile import read_wav
     from models.resample import MODEL_RATE, resample
-    from models.utterances import SegmenterConfig
-    from service.session import RoleTrack
+    from models.utterances import SegmenterConfig, UtteranceEnded
+    from service.session_deps import SessionDeps
+    from service.speaker import SpeakerTrack
     from tests.conftest import SAMPLE_GOLD, SAMPLE_WAV
 
     audio, rate = read_wav(SAMPLE_WAV)
     agent = resample(audio[:, 1], rate, MODEL_RATE).astype("float32")
     thanks = next(p for p in SAMPLE_GOLD["parts"] if p["text"].startswith("Thank you for telling"))
-    track = RoleTrack("agent", SegmenterConfig())
+    track = SpeakerTrack("agent", SessionDeps(None, None, SegmenterConfig(), PLAYBOOK), "c-1", None, None, lambda outputs: None)
     track.segmenter.feed(agent[: int((thanks["start"] - 0.3) * MODEL_RATE)])
     assert track.heard(30.0) == track.segmenter.now  # nothing open: heard up to the audio received
     track.segmenter.feed(agent[int((thanks["start"] - 0.3) * MODEL_RATE): int((thanks["start"] + 1.0) * MODEL_RATE)])
@@ -262,6 +265,9 @@ def test_what_the_agent_has_been_heard_up_to():
     assert track.heard(30.0) == opened  # mid-sentence: not heard past its start
     track.transcribing[7] = 10.0  # an earlier final still in the transcriber
     assert track.heard(30.0) == 10.0 and track.heard(9.0) == 9.0
+    said = UtteranceEnded(8, 8.0, 9.5, np.zeros(16, dtype="float32"))
+    assert track.redactor.final("agent", (said, None), "the number is 4111 1111") == []  # may be half a card
+    assert track.heard(30.0) == 8.0  # held back by redaction: not heard yet
 
 
 def test_no_step_in_the_greeting_before_the_caller_speaks():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from models.coach.coach import Coach, StepDone, Warning
+from models.coach.coach import AgentWarning, Coach, StepDone
 from models.coach.playbook import DEFAULT_PATH, PlaybookError, load
 from models.coach.recognizer import recognize
 
@@ -232,7 +232,7 @@ def test_a_step_and_a_warning_go_through_the_coach():
                             "Right, I'm issuing you a full refund as we speak.", 5.0)
     assert {o.move for o in out if isinstance(o, StepDone)} >= {"apologize", "make_it_right"}
     out = coach.agent_final("You picked the wrong tariff yourself, so that's why.", 9.0)
-    assert [w.kind for w in out if isinstance(w, Warning)] == ["blame"]
+    assert [w.kind for w in out if isinstance(w, AgentWarning)] == ["blame"]
     assert [s["move"] for s in coach.summary(0.2)["steps_done"]][:2] == ["apologize", "make_it_right"]
 
 
@@ -346,7 +346,7 @@ def test_calm_and_well_handled_dev_calls_get_no_warning(script):
                 coach.caller_said(part)
             elif "interrupting" not in (turn.get("warnings") or []):
                 out = coach.agent_final(part, float(i))
-                assert not [o for o in out if isinstance(o, Warning)], part
+                assert not [o for o in out if isinstance(o, AgentWarning)], part
 
 
 def test_embeddings_are_unit_vectors_and_meaning_is_closer_than_topic():

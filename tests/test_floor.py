@@ -305,7 +305,7 @@ def test_a_pause_after_nothing_to_transcribe_waits_only_for_give_up():
 
 
 def test_a_cough_after_late_words_leaves_the_release_where_it_was():
-    """A cough after the pause has nothing to transcribe, but session.py tells the floor only after the words
+    """A cough after the pause has nothing to transcribe, but service/speaker.py tells the floor only after the words
     before it, which a loaded machine gives late: the pause is judged on its own words, where an idle one would."""
     runs = []
     for late in (False, True):
@@ -326,36 +326,29 @@ def test_a_cough_after_late_words_leaves_the_release_where_it_was():
     assert len(runs[0]) == 1 and runs[0][0] - end <= 0.9 and runs[0] == runs[1], runs
 
 
-def _session_events(tmp_path, batches):
-    """The events a call session emits for these batches of floor states (no audio, no transcriber)."""
-    from types import SimpleNamespace
-
+def _analysis_events(batches):
+    """The events a call's analysis makes of these batches of floor states (no audio, no transcriber)."""
+    from models.call_analysis import CallAnalysis
     from models.coach import playbook
-    from models.utterances import SegmenterConfig
-    from service.audio_files import CallAudio
-    from service.events import CallEvents
-    from service.ingest.calls import Start
-    from service.session import CallSession, SessionDeps
+    from service.events import event_of
 
+    analysis = CallAnalysis(playbook.load(None), 0.0, ("caller",))
     events = []
-    bus = SimpleNamespace(publish=lambda event, agent_id: events.append(event))
-    start = Start("c-1", "a-1", "native", "pcm16", 16000, 1, ("caller",))
-    session = CallSession(start, SessionDeps(None, None, SegmenterConfig(), playbook.load(None)),
-                          CallAudio(tmp_path, ["caller"]), CallEvents("c-1", "a-1", bus))
     for states in batches:
-        session._emit_floor(states)
+        for kind, t, fields in map(event_of, analysis._after_floor(states)):
+            events.append({"type": kind, "t": t, **fields})
     return events
 
 
-def test_a_release_the_caller_talked_past_is_on_the_record_but_no_cue_says_go_ahead(tmp_path):
+def test_a_release_the_caller_talked_past_is_on_the_record_but_no_cue_says_go_ahead():
     venting = FloorState(1.0, "caller_speaking", True, False, 0.0)
     again = FloorState(3.5, "caller_speaking", True, False, 0.0)
     late = FloorState(2.0, "open", False, True, 0.9, talked_past=True)
-    events = _session_events(tmp_path / "late", [[venting], [late, again]])
+    events = _analysis_events([[venting], [late, again]])
     assert [e["state"] for e in events if e["type"] == "floor"] == ["caller_speaking", "open", "caller_speaking"]
     cues = [e for e in events if e["type"] == "cue"]
     assert cues and all(c["hold"] for c in cues)
     # The same release in time (the caller had not gone on) does release the cue.
     in_time = FloorState(2.0, "open", False, True, 0.9)
-    events = _session_events(tmp_path / "in-time", [[venting], [in_time]])
+    events = _analysis_events([[venting], [in_time]])
     assert any(not e["hold"] for e in events if e["type"] == "cue")

@@ -70,7 +70,7 @@ def test_finals_start_transcribing_at_the_pause(sample_run):
 
 
 def test_finals_are_in_time_order_and_inside_the_spoken_parts(sample_run):
-    """Each speaker's finals go out in the order spoken (session.py waits for the speaker's previous final);
+    """Each speaker's finals go out in the order spoken (service/speaker.py waits for the speaker's previous final);
     two speakers' finals leave the transcriber as it gets to them, so across speakers the order may differ."""
     got = finals(sample_run.events)
     for speaker in ("caller", "agent"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models import codecs
-from service.ingest.calls import Audio, Dtmf, Pause, Resume, Start, Stop
+from service.call_actions import Audio, Dtmf, Pause, Resume, Start, Stop
 from service.ingest.native import NativeProtocol
 from service.ingest.protocol import Close, Send
 

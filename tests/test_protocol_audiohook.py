@@ -10,7 +10,7 @@ import pytest
 from models.codecs import encode
 from service.ingest.audiohook import AudioHookProtocol
 from service.ingest.audiohook import duration
-from service.ingest.calls import Audio, Gap, Pause, Resume, Split, Start, Stop
+from service.call_actions import Audio, Gap, Pause, Resume, Split, Start, Stop
 from service.ingest.protocol import Send
 from service.ingest import http_signature
 

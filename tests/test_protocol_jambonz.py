@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.codecs import encode
-from service.ingest.calls import Dtmf, Start
+from service.call_actions import Dtmf, Start
 from service.ingest.jambonz import JambonzProtocol
 from service.ingest.protocol import Close
 

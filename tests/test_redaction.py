@@ -245,8 +245,9 @@ def _session(tmp_path, texts):
     from models.utterances import SegmenterConfig
     from service.audio_files import CallAudio
     from service.events import CallEvents
-    from service.ingest.calls import Start
-    from service.session import CallSession, SessionDeps
+    from service.call_actions import Start
+    from service.session import CallSession
+    from service.session_deps import SessionDeps
 
     bus = _Bus()
     start = Start("c-1", "a-1", "native", "pcm16", 16000, 1, ("caller",))
@@ -264,17 +265,17 @@ def _utterance(n, start, end):
 
 
 async def _settle(session):
-    while any(not t.done() for t in session._tasks):
+    while any(not t.done() for track in session.tracks.values() for t in track.tasks):
         await asyncio.sleep(0.01)
 
 
 async def test_the_session_holds_half_a_card_until_the_next_final_and_silences_both(tmp_path):
     session, bus = _session(tmp_path, ["My card number is 4111 1111", "1111 1111, thanks."])
     track = session.tracks["caller"]
-    session._on_segment(track, _utterance(1, 0.0, 1.2))
+    track.utterance(_utterance(1, 0.0, 1.2))
     await _settle(session)
     assert not [e for e in bus.events if e["type"] == "transcript.final"]  # held
-    session._on_segment(track, _utterance(2, 1.8, 3.0))
+    track.utterance(_utterance(2, 1.8, 3.0))
     await _settle(session)
     finals = [e["text"] for e in bus.events if e["type"] == "transcript.final"]
     assert finals == ["My card number is [card]", "[card], thanks."]
@@ -294,7 +295,7 @@ async def test_aligned_words_of_a_card_say_their_mask_in_the_event_and_the_recor
     words = tuple(Segment(a, b, w, 0.9) for w, a, b in spoken)
     text = "".join(w for w, _, _ in spoken).strip()
     session, bus = _session(tmp_path, [Transcript(text, -0.1, 0.0, words=words)])
-    session._on_segment(session.tracks["caller"], _utterance(1, 0.5, 3.2))
+    session.tracks["caller"].utterance(_utterance(1, 0.5, 3.2))
     await _settle(session)
     final = next(e for e in bus.events if e["type"] == "transcript.final")
     assert final["text"] == "My card is [card]. Thanks."
@@ -305,16 +306,16 @@ async def test_aligned_words_of_a_card_say_their_mask_in_the_event_and_the_recor
     second = lambda a, b: recorded[int(a * 16000):int(b * 16000)]  # noqa: E731
     assert not second(1.0, 2.2).any()  # the digits, in call time (the utterance starts at 0.5 s)
     assert second(0.5, 0.85).all() and second(2.35, 3.2).all()  # "My card" and "Thanks." kept
-    session.close_audio()
+    session.audio.close()
 
 
 async def test_a_held_final_goes_out_alone_after_five_seconds_of_the_speakers_audio(tmp_path):
     session, bus = _session(tmp_path, ["It is 4111 1111"])
-    session._on_segment(session.tracks["caller"], _utterance(1, 0.0, 1.2))
+    session.tracks["caller"].utterance(_utterance(1, 0.0, 1.2))
     await _settle(session)
     assert not [e for e in bus.events if e["type"] == "transcript.final"]
     session.feed({"caller": np.zeros(4 * 16000, dtype=np.float32)})
     assert not [e for e in bus.events if e["type"] == "transcript.final"]  # 4 s: still held
     session.feed({"caller": np.zeros(int(1.2 * 16000), dtype=np.float32)})
     assert [e["text"] for e in bus.events if e["type"] == "transcript.final"] == ["It is 4111 1111"]
-    session.close_audio()
+    session.audio.close()

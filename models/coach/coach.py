@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from models.coach.facts import Facts
 from models.coach.playbook import Playbook
@@ -32,6 +33,7 @@ WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 
 @dataclass(frozen=True)
 class Cue:
+    EVENT: ClassVar[str] = "cue"
     t: float
     move: str
     say: str
@@ -41,13 +43,17 @@ class Cue:
 
 @dataclass(frozen=True)
 class StepDone:
+    EVENT: ClassVar[str] = "step.done"
     t: float
     move: str
     evidence: str
 
 
 @dataclass(frozen=True)
-class Warning:
+class AgentWarning:
+    """Something the agent said that the playbook warns against (not Python's ``Warning``)."""
+
+    EVENT: ClassVar[str] = "warning"
     t: float
     kind: str
     quote: str
@@ -56,6 +62,7 @@ class Warning:
 
 @dataclass(frozen=True)
 class Alert:
+    EVENT: ClassVar[str] = "alert"
     t: float
     kind: str
     detail: str
@@ -73,7 +80,7 @@ class Coach:
     started_at: float  # unix time the call started: for follow-up dates
     facts: Facts = field(default_factory=Facts)
     done: list[StepDone] = field(default_factory=list)
-    warnings: list[Warning] = field(default_factory=list)
+    warnings: list[AgentWarning] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     heat: float = 0.0
     peak_heat: float = 0.0
@@ -118,11 +125,14 @@ class Coach:
             out += self._plan(st.t, hold=False)
         return out
 
-    def caller_said(self, text: str) -> None:
-        """A caller final: facts, and whether they complain or are closing. Call before the floor hears of it."""
+    def caller_said(self, text: str, score: float | None = None) -> None:
+        """A caller final: facts, and whether they complain or are closing. Call before the floor hears of it.
+
+        ``score``: the sentence's own text score (models.text_sentiment), when it is already read."""
         self.facts.add(text)
         self._caller_spoke = True
-        score = text_score(text)  # this sentence alone, not the heat tracker's reading in context
+        if score is None:
+            score = text_score(text)  # this sentence alone, not the heat tracker's reading in context
         if score <= -0.3 or complaint_cues(text):
             self._complaint = True
         self._closing = bool(CLOSING.search(text)) and score > 0.2
@@ -276,7 +286,7 @@ class Coach:
         return phrasings[0].split("{")[0].strip() or self.playbook.moves[move].why
 
     def _warn(self, t: float, kind: str, quote: str) -> list:
-        warning = Warning(t, kind, quote, self.playbook.warnings[kind].advice)
+        warning = AgentWarning(t, kind, quote, self.playbook.warnings[kind].advice)
         self.warnings.append(warning)
         self._repair = True
         out: list = [warning]

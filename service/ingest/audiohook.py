@@ -23,7 +23,7 @@ import math
 import re
 import uuid
 
-from service.ingest.calls import Audio, Gap, Pause, Resume, Split, Start, Stop
+from service.call_actions import Audio, Gap, Pause, Resume, Split, Start, Stop
 from service.ingest.decoder import StreamDecoder
 from service.ingest.protocol import CALL_ID, Adapter, Send, check_frame, frame_size, load_json, wire_safe
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from models.codecs import SAMPLE_WIDTH, decode, to_float
 from models.resample import StreamResampler
-from service.ingest.calls import Audio
+from service.call_actions import Audio
 
 
 class StreamDecoder:

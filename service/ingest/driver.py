@@ -16,9 +16,9 @@ import logging
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service.audio_files import RecordingFailed
-from service.calls import LiveCalls
-from service.ingest.calls import Audio, Dtmf, Gap, Pause, ProtocolError, Resume, Split, Start, Stop, Suspend
+from service.call_actions import Audio, Dtmf, Gap, Pause, ProtocolError, Resume, Split, Start, Stop, Suspend
 from service.ingest.protocol import Adapter, Close, Send, close_reason
+from service.live_calls import LiveCalls
 
 log = logging.getLogger("calmline.ingest")
 
@@ -81,63 +81,61 @@ class IngestConnection:
                 # An adapter's slip (a call action with no call open) must not become a 1011.
                 log.warning("session call without a call", extra={"action": type(action).__name__})
                 continue
-            if isinstance(action, Audio):
-                try:
-                    self.session.feed(action.frames)
-                except RecordingFailed as exc:
-                    await self.calls.end_by_fault(self.session, f"recording failed: {exc}")
-                if self.session.ended:
-                    await self._ended_by_server()
-            elif isinstance(action, Gap):
-                try:
-                    self.session.gap(action.seconds, action.roles)
-                except RecordingFailed as exc:
-                    await self.calls.end_by_fault(self.session, f"recording failed: {exc}")
-                if self.session.ended:
-                    await self._ended_by_server()
-            elif isinstance(action, Start):
-                try:
-                    self.session = await self.calls.open(action)
-                except ProtocolError as exc:
-                    await self._apply(self.adapter.rejected(exc.code, exc.message, exc.close_code))
-                    continue
-                if self.adapter.forwards_events:
-                    self._forwarder = asyncio.create_task(self._forward(action.call_id))
-                await self._apply(self.adapter.started({"audio_seconds": self.session.audio_seconds}))
-            elif isinstance(action, Send):
-                await self._send(action.message)
-            elif isinstance(action, Dtmf):
-                self.session.dtmf(action.digit)
-            elif isinstance(action, Pause):
-                self.session.pause()
-            elif isinstance(action, Resume):
-                self.session.resume()
-            elif isinstance(action, Split):
-                if self.session is not None:
+            match action:
+                case Audio(frames=frames):
+                    await self._session_call(self.session.feed, frames)
+                case Gap(seconds=seconds, roles=roles):
+                    await self._session_call(self.session.gap, seconds, roles)
+                case Start():
+                    await self._start(action)
+                case Send(message=message):
+                    await self._send(message)
+                case Dtmf(digit=digit):
+                    self.session.dtmf(digit)
+                case Pause():
+                    self.session.pause()
+                case Resume():
+                    self.session.resume()
+                case Split() if self.session is not None:
                     self.session.split()
-            elif isinstance(action, Stop):
-                if self.session is None:
-                    continue
-                self._drain()
-                audio_seconds = await self.calls.end(self.session, action.status, action.reason)
-                self.session = None
-                await self._forwarded_all()
-                await self._apply(self.adapter.ended(audio_seconds))
-            elif isinstance(action, Suspend):
-                if self.session is None:
-                    continue
-                self._drain()
-                audio_seconds = self.session.audio_seconds
-                self.calls.detach(self.session, action.status)
-                self.session = None
-                await self._apply(self.adapter.ended(audio_seconds))
-            elif isinstance(action, Close):
-                if self.session is not None and action.error:
-                    self._drain()  # a clean close is drained once, where the connection ends
-                    await self.calls.end(self.session, "error", action.reason)
+                case Stop(status=status, reason=reason) if self.session is not None:
+                    self._drain()
+                    audio_seconds = await self.calls.end(self.session, status, reason)
                     self.session = None
-                await self._close(action.code, action.reason)
-                raise _Closed
+                    await self._forwarded_all()
+                    await self._apply(self.adapter.ended(audio_seconds))
+                case Suspend(status=status) if self.session is not None:
+                    self._drain()
+                    audio_seconds = self.session.audio_seconds
+                    self.calls.detach(self.session, status)
+                    self.session = None
+                    await self._apply(self.adapter.ended(audio_seconds))
+                case Close(code=code, reason=reason, error=error):
+                    if self.session is not None and error:
+                        self._drain()  # a clean close is drained once, where the connection ends
+                        await self.calls.end(self.session, "error", reason)
+                        self.session = None
+                    await self._close(code, reason)
+                    raise _Closed
+
+    async def _session_call(self, call, *args) -> None:
+        """Audio or a gap for the call; a recording that cannot be written ends it (and the stream) as an error."""
+        try:
+            call(*args)
+        except RecordingFailed as exc:
+            await self.calls.end_by_fault(self.session, f"recording failed: {exc}")
+        if self.session.ended:
+            await self._ended_by_server()
+
+    async def _start(self, start: Start) -> None:
+        try:
+            self.session = await self.calls.open(start)
+        except ProtocolError as exc:
+            await self._apply(self.adapter.rejected(exc.code, exc.message, exc.close_code))
+            return
+        if self.adapter.forwards_events:
+            self._forwarder = asyncio.create_task(self._forward(start.call_id))
+        await self._apply(self.adapter.started({"audio_seconds": self.session.audio_seconds}))
 
     async def _ended_by_server(self) -> None:
         """The server ended the call while it streamed (a storage fault, here or in the recorder; a

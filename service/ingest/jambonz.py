@@ -9,7 +9,7 @@ and ``mixed`` carry one channel, taken as the caller.
 
 from __future__ import annotations
 
-from service.ingest.calls import Audio, Dtmf, Start
+from service.call_actions import Audio, Dtmf, Start
 from service.ingest.decoder import StreamDecoder
 from service.ingest.protocol import (CALL_ID, DTMF_DIGITS, POLICY, TOO_BIG, UNSUPPORTED, Adapter, check_frame, fail,
                                      frame_size, load_json, wire_safe)

@@ -7,7 +7,7 @@ follow. A start message opens the call; binary frames are interleaved samples.
 from __future__ import annotations
 
 from models.codecs import ENCODINGS
-from service.ingest.calls import ROLES, Audio, Dtmf, Pause, Resume, Start, Stop
+from service.call_actions import ROLES, Audio, Dtmf, Pause, Resume, Start, Stop
 from service.ingest.decoder import StreamDecoder
 from service.ingest.protocol import (CALL_ID, DTMF_DIGITS, POLICY, TOO_BIG, UNSUPPORTED, Adapter, Close, Send, check_frame,
                                      fail, frame_size, load_json, wire_safe)

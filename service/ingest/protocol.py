@@ -2,7 +2,7 @@
 the socket to do (``Send``, ``Close``), the constants of the wire, and the one guard every binary frame passes.
 
 An adapter is sans I/O: the driver (service/ingest/driver.py) hands it what the socket received and carries out
-the list it returns, session calls (service/ingest/calls.py) and these socket actions in order.
+the list it returns, session calls (service/call_actions.py) and these socket actions in order.
 """
 
 from __future__ import annotations

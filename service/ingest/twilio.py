@@ -18,7 +18,7 @@ import json
 
 from models.codecs import decode, to_float
 from models.resample import StreamResampler
-from service.ingest.calls import Audio, Dtmf, Gap, Start, Suspend
+from service.call_actions import Audio, Dtmf, Gap, Start, Suspend
 from service.ingest.decoder import flush_resamplers
 from service.ingest.protocol import (CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED, Adapter, fail,
                                      frame_size, load_json, wire_safe)

@@ -36,7 +36,7 @@ from models.resample import resample  # noqa: E402
 from models.transcriber import Transcript  # noqa: E402
 from service import config  # noqa: E402
 from service.app import build_services  # noqa: E402
-from service.ingest.calls import Start  # noqa: E402
+from service.call_actions import Start  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "clients" / "data" / "sample_call.wav"
 FRAME = 320  # 20 ms at 16 kHz, as the ingest adapters deliver

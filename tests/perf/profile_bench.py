@@ -45,7 +45,7 @@ RULES = [
     ("event sockets (live.py)", ["live.py"]),
     ("coach", ["coach/"]), ("floor", ["floor"]), ("heat/sentiment", ["heat.py", "text_sentiment"]),
     ("redaction", ["redaction"]),
-    ("session, rest", ["session.py"]), ("bus/events", ["bus.py", "events.py"]),
+    ("session, rest", ["session.py", "speaker.py", "call_analysis.py"]), ("bus/events", ["bus.py", "events.py"]),
     ("ingest driver", ["ingest/"]),
     ("websockets/uvicorn", ["websockets", "uvicorn", "starlette"]),
     ("metrics", ["metrics", "prometheus"]),

@@ -18,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from models.coach.coach import Coach, Cue, Warning
+from models.coach.coach import AgentWarning, Coach, Cue
 from models.coach.playbook import Playbook, load
 from clients.tools.data import data_dir
 from models.floor import FloorState
@@ -119,7 +119,7 @@ def replay(playbook: Playbook, name: str, turns: list[Turn], facts: list[str] = 
             outputs = coach.agent_final(sentence, t)
             saw(outputs)
             for out in outputs:
-                if isinstance(out, Warning):
+                if isinstance(out, AgentWarning):
                     got_warnings.add(out.kind)
             t += 0.3
         gold = set(turn.warnings)

@@ -1,4 +1,6 @@
-"""What an adapter asks of the session: plain dataclasses (the wire side is service/ingest/protocol.py)."""
+"""The session's own vocabulary: what an ingest adapter asks of a call (start it, give it audio, pause it,
+stop it...) and how the session side refuses (``ProtocolError``). Plain dataclasses; ingest imports
+them, this module imports nothing of ingest."""
 
 from __future__ import annotations
 

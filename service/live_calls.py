@@ -7,12 +7,13 @@ import logging
 import time
 
 from service.admission import Admission
-from service.audio_files import AudioFiles, RecordingFailed
+from service.audio_files import AudioFiles, Recording
 from service.bus import EventBus
+from service.call_actions import ProtocolError, Start
 from service.events import CallEvents
 from service.health import Health
-from service.ingest.calls import ProtocolError, Start
-from service.session import CallSession, SessionDeps
+from service.session import CallSession
+from service.session_deps import SessionDeps
 from service.storage import LIVE, Store
 
 log = logging.getLogger("calmline.calls")
@@ -51,11 +52,7 @@ class LiveCalls:
             if session.agent_id != start.agent_id or set(session.start.roles) != set(start.roles):
                 raise ProtocolError("bad_start", "a continued call must keep its agent_id and roles")
             self._grace.pop(start.call_id).cancel()
-            session.connected = True
-            try:
-                session.gap(time.monotonic() - session.detached_at)  # the pause is silence in the recording
-            except RecordingFailed:
-                pass  # kept in session.audio.failed: the call's next frame ends it as an error
+            session.reattach(fill_gap=True)  # the pause is silence in the recording
             log.info("call continued by a new stream", extra={"call_id": start.call_id})
             return session
         if start.resume:
@@ -72,7 +69,7 @@ class LiveCalls:
             if (start.agent_id not in (None, session.agent_id) or set(session.start.roles) != set(start.roles)):
                 raise ProtocolError("bad_start", "a resumed call must keep its agent_id and roles")
             self._grace.pop(start.call_id).cancel()
-            session.connected = True
+            session.reattach()
             log.info("call resumed", extra={"call_id": start.call_id})
             return session
         if session is not None or start.call_id in self._opening:
@@ -131,20 +128,24 @@ class LiveCalls:
         The event is published as the new agent's, so their socket sees it first among the call's
         events and catches up on the history before it (service.live)."""
         previous = session.agent_id
-        session.agent_id = session.events.agent_id = agent_id
+        session.assign(agent_id)
         self.deps.recorder.update_call(session.call_id, {"agent_id": agent_id})
         event = session.events.emit("call.assigned", session.audio_seconds, agent_id=agent_id, previous_agent_id=previous)
         await self.deps.recorder.flush()
         log.info("call assigned", extra={"call_id": session.call_id, "agent_id": agent_id})
         return event
 
+    async def recording(self, call_id: str) -> Recording | None:
+        """A call's recording to read; a live call's as far as it has been received (its buffers written first)."""
+        session = self._sessions.get(call_id)
+        if session is not None:
+            session.flush_audio()
+        return await asyncio.to_thread(self.audio_files.recording, call_id)
+
     def detach(self, session: CallSession, status: str = "dropped") -> None:
         """The stream is gone: wait for a resume, then end the call with ``status`` (a vanished stream: dropped)."""
-        if session.ended or not session.connected:
+        if not session.detach():
             return
-        session.connected = False
-        session.detached_at = time.monotonic()
-        session.flush_audio()
         self._grace[session.call_id] = asyncio.get_running_loop().create_task(self._expire(session, status))
         log.info("call detached", extra={"call_id": session.call_id, "grace_s": self.resume_grace})
 
@@ -177,15 +178,9 @@ class LiveCalls:
     async def end(self, session: CallSession, status: str = "ended", reason: str | None = None) -> float:
         if session.ended:
             return session.audio_seconds
-        session.ended = True  # no second end, whatever happens next
-        session.end_status, session.end_reason = status, reason
         try:
-            audio_seconds = await session.finish()
-            summary = {"duration": round(audio_seconds, 3), "end_status": status, **session.summary()}
-            # Delivered live even when it cannot be stored.
-            session.events.emit("call.ended", audio_seconds, agent_id=session.agent_id,
-                                metadata=session.start.metadata, summary=summary)
-            session.close_audio()
+            summary = await session.end(status, reason)  # its last finals, then call.ended; no second end
+            audio_seconds = session.audio_seconds
             if session.audio.failed is not None:
                 self.health.fault("disk", f"recording of {session.call_id} failed: {session.audio.failed}")
             self.deps.recorder.update_call(session.call_id, {
