@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from clients.simulate import frames_of
-from clients.wavfile import read_wav
+from models.wavfile import read_wav
 from models.codecs import decode, to_float
 from models.resample import StreamResampler
 from service.ingest.decoder import StreamDecoder
