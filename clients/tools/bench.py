@@ -96,7 +96,7 @@ async def _one_round(server: LocalServer, n: int, wavs: list[tuple[Path, list[di
         "max": float(delays.max()) if len(delays) else float("nan"),
         "partial_gap": float(np.median(partial_gaps)) if partial_gaps else float("nan"),
         "rtf": busy / audio if audio else float("nan"),
-        "cpu": (cpu1 - cpu0) / wall, "rss_mb": peak_rss / 2**20, "kept_up": kept_up and not failures,
+        "cpu": (cpu1 - cpu0) / wall, "rss_mb": peak_rss / 2**20, "kept_up": bool(kept_up and not failures),
     }
 
 
