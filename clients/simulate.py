@@ -13,7 +13,7 @@ from urllib.parse import quote
 import numpy as np
 import websockets
 
-from clients.wavfile import read_wav
+from models.wavfile import read_wav
 from clients.wire import interleave, wire_for
 from models.codecs import to_int16
 from models.resample import resample

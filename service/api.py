@@ -13,7 +13,7 @@ from service import metrics, retention
 from service.access import require, require_call_access
 from service.auth import AGENT, INGEST, SUPERVISOR
 from service.bus import SUPERVISOR_ONLY
-from service.ingest.native import CALL_ID
+from service.ingest.protocol import CALL_ID
 
 READERS = (AGENT, SUPERVISOR)
 

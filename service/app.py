@@ -14,7 +14,7 @@ from models.scheduler import TranscriptionScheduler
 from models.transcriber import Transcriber
 from models.utterances import SegmenterConfig
 from service.audio_files import AudioFiles
-from service import admission as admission_policy, metrics, retention
+from service import admission as admission_policy, memory, metrics, retention
 from service.auth import Credentials, load_credentials
 from service.bus import EventBus
 from service.live_calls import LiveCalls
@@ -96,13 +96,17 @@ def build_services(settings: Settings, transcriber: Transcriber | None = None) -
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        memory.limit_arenas(settings.malloc_arenas)  # before the model's and the pool's threads allocate
         svc = services or await asyncio.to_thread(build_services, settings)
         app.state.services = svc
         if svc.cluster:
             await svc.cluster.start()
         purger = asyncio.create_task(retention.run(svc)) if svc.settings.retention_days > 0 else None
         sampler = asyncio.create_task(admission_policy.sample(svc.admission)) if svc.admission else None
+        trimmer = asyncio.create_task(memory.trim_every(svc.settings.malloc_trim)) if svc.settings.malloc_trim > 0 else None
         yield
+        if trimmer is not None:
+            trimmer.cancel()
         if purger is not None:
             purger.cancel()
         if sampler is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import struct
 import tempfile
 import threading
 import zlib
@@ -22,6 +21,7 @@ import numpy as np
 
 from models.codecs import to_int16
 from models.resample import MODEL_RATE
+from models.wavfile import pcm16_header
 
 log = logging.getLogger("calmline.audio")
 
@@ -170,10 +170,7 @@ class Recording:
 
 
 def wav_header(frames: int) -> bytes:
-    data = frames * FRAME_BYTES
-    return (b"RIFF" + struct.pack("<I", min(36 + data, 2**32 - 1)) + b"WAVE"
-            + b"fmt " + struct.pack("<IHHIIHH", 16, 1, CHANNELS, MODEL_RATE, MODEL_RATE * FRAME_BYTES, FRAME_BYTES, 16)
-            + b"data" + struct.pack("<I", min(data, 2**32 - 1)))
+    return pcm16_header(frames, CHANNELS, MODEL_RATE)
 
 
 class AudioFiles:

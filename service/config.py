@@ -76,6 +76,11 @@ class Settings:
         "help": "seconds the oldest queued final may wait (or the event loop run late) before new calls are "
                 "refused and partials paused, until the lag stays under half that for 10 s (0: never)"})
     retention_days: float = field(default=0.0, metadata={"help": "calls that started more than this many days ago are deleted, at start and hourly (0: kept)"})
+    malloc_arenas: int = field(default=2, metadata={
+        "help": "glibc malloc arenas at most, set at start (0: glibc's default, 8 a core): with fewer, the memory ended "
+                "calls freed on one thread is reused by the others instead of kept aside (service.memory)"})
+    malloc_trim: float = field(default=60.0, metadata={
+        "help": "seconds between handing the memory ended calls freed back to the system (malloc_trim; 0: never)"})
     log_level: str = field(default="warning", metadata={"help": "debug, info, warning or error"})
 
     @property

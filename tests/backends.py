@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from clients.local_server import free_port
+from clients.tools.local_server import free_port
 
 ROOT = Path(__file__).parent.parent
 

@@ -20,10 +20,10 @@ import numpy as np
 from hypothesis import strategies as st
 
 from service.ingest.audiohook import AudioHookProtocol
-from service.call_actions import ROLES, Audio, Dtmf, Gap, Pause, Resume, Start, Stop, Suspend
-from service.ingest.calls import Close, Send, close_reason
+from service.call_actions import ROLES, Audio, Dtmf, Gap, Pause, Resume, Split, Start, Stop, Suspend
 from service.ingest.jambonz import JambonzProtocol
-from service.ingest.native import CALL_ID, NativeProtocol
+from service.ingest.native import NativeProtocol
+from service.ingest.protocol import CALL_ID, Close, Send, close_reason
 from service.ingest.twilio import TwilioProtocol
 
 CLOSE_CODES = {1000, 1003, 1007, 1008, 1009}
@@ -214,7 +214,7 @@ def check(adapter, frames: list) -> int:
                 assert not live, "a second start on one connection"
                 roles, live = action.roles, True
                 apply(adapter.started({"audio_seconds": 0.0}))
-            elif isinstance(action, (Audio, Gap, Dtmf, Pause, Resume)) and not live:
+            elif isinstance(action, (Audio, Gap, Dtmf, Pause, Resume, Split)) and not live:
                 raise AssertionError(f"{type(action).__name__} with no call open")
             elif isinstance(action, Audio):
                 assert roles and set(action.frames) <= set(roles), (roles, action.frames.keys())
@@ -224,8 +224,7 @@ def check(adapter, frames: list) -> int:
                 assert math.isfinite(action.seconds) and action.seconds > 0
                 assert action.roles is None or set(action.roles) <= set(roles)
             elif isinstance(action, Send):
-                stamp = getattr(adapter, "outgoing", None)
-                _sendable(stamp(action.message) if stamp else action.message)
+                _sendable(adapter.outgoing(action.message))
             elif isinstance(action, (Stop, Suspend)):
                 live = False
                 apply(adapter.ended(1.0))
@@ -234,7 +233,7 @@ def check(adapter, frames: list) -> int:
                 assert isinstance(action.reason, str) and close_reason(action.reason)
                 closed, live = True, False
             else:
-                assert isinstance(action, (Dtmf, Pause, Resume)), action
+                assert isinstance(action, (Dtmf, Pause, Resume, Split)), action
 
     for frame in frames:
         if closed:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import uvicorn
 
-from clients.local_server import free_port
+from clients.tools.local_server import free_port
 from service import config
 from service.app import build_services, create_app, server_config
 

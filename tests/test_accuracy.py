@@ -2,7 +2,7 @@
 
 import pytest
 
-from clients import realspeech
+from clients.tools import realspeech
 from models.wer import corpus_wer
 
 pytestmark = pytest.mark.skipif(not realspeech.available(),

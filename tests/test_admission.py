@@ -16,9 +16,9 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from clients.local_server import metric
+from clients.tools.local_server import metric
 from clients.simulate import paced, tracks_of
-from clients.wavfile import read_wav
+from models.wavfile import read_wav
 from clients.wire import PROTOCOLS, wire_for
 from tests.conftest import SAMPLE_WAV
 from tests.server import INGEST_KEY, SUPERVISOR_TOKEN, RunningServer

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import time
 import uuid
-import wave
 
 import httpx
 import pytest
@@ -15,7 +13,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from clients.simulate import frames_of
-from clients.wavfile import read_wav
+from models.wavfile import read_wav
 from tests.conftest import SAMPLE_GOLD, SAMPLE_WAV
 from tests.server import AGENT_TOKENS, INGEST_KEY, SUPERVISOR_TOKEN
 
@@ -67,8 +65,8 @@ async def wait_status(server, call_id, status, timeout=30.0):
 
 
 def audio_seconds(server, call_id) -> float:
-    with wave.open(io.BytesIO(get(server, f"/v1/calls/{call_id}/audio").content)) as w:
-        return w.getnframes() / w.getframerate()
+    audio, rate = read_wav(get(server, f"/v1/calls/{call_id}/audio").content)
+    return len(audio) / rate
 
 
 @pytest.mark.parametrize("first, code", [

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from clients import realspeech
+from clients.tools import realspeech
 from models.packing import plan
 from models.resample import MODEL_RATE
 from models.scheduler import FINAL, Job, TranscriptionScheduler

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from clients.evaluate.calls import releases, turns_of
+from clients.tools.evaluate.calls import releases, turns_of
 from clients.simulate import stream_call
 from tests.server import INGEST_KEY, SUPERVISOR_TOKEN
 

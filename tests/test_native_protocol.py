@@ -7,8 +7,8 @@ import pytest
 
 from models import codecs
 from service.call_actions import Audio, Dtmf, Pause, Resume, Start, Stop
-from service.ingest.calls import Close, Send
 from service.ingest.native import NativeProtocol
+from service.ingest.protocol import Close, Send
 
 
 def start(**over):

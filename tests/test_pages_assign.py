@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from clients.simulate import paced, tracks_of
-from clients.wavfile import read_wav
+from models.wavfile import read_wav
 from clients.wire import AudioHookWire
 from tests.conftest import SAMPLE_WAV, clip_wav
 from tests.server import AGENT_TOKENS, INGEST_KEY, SUPERVISOR_TOKEN

@@ -11,7 +11,7 @@ from models.codecs import encode
 from service.ingest.audiohook import AudioHookProtocol
 from service.ingest.audiohook import duration
 from service.call_actions import Audio, Gap, Pause, Resume, Split, Start, Stop
-from service.ingest.calls import Send
+from service.ingest.protocol import Send
 from service.ingest import http_signature
 
 SESSION = str(uuid.uuid4())

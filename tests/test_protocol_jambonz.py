@@ -7,8 +7,8 @@ import pytest
 
 from models.codecs import encode
 from service.call_actions import Dtmf, Start
-from service.ingest.calls import Close
 from service.ingest.jambonz import JambonzProtocol
+from service.ingest.protocol import Close
 
 
 def metadata(**over):

@@ -8,7 +8,7 @@ import pytest
 
 from models.codecs import encode
 from service.call_actions import Dtmf, Gap, Start, Suspend
-from service.ingest.calls import Close
+from service.ingest.protocol import Close
 from service.ingest.twilio import TwilioProtocol
 from service.ingest.twilio_signature import candidate_urls, signature, valid
 

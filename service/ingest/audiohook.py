@@ -24,10 +24,8 @@ import re
 import uuid
 
 from service.call_actions import Audio, Gap, Pause, Resume, Split, Start, Stop
-
-from service.ingest.calls import Send, frame_size, load_json, wire_safe
 from service.ingest.decoder import StreamDecoder
-from service.ingest.native import CALL_ID
+from service.ingest.protocol import CALL_ID, Adapter, Send, check_frame, frame_size, load_json, wire_safe
 
 RATE = 8000
 ROLES = {"external": "caller", "internal": "agent"}
@@ -41,6 +39,9 @@ SUPPORTED_LANGUAGES = ["en-US", "en-GB", "en-AU", "en-CA", "en-IE", "en-IN", "en
 NULL_UUID = "00000000-0000-0000-0000-000000000000"
 CLIENT_TYPES = {"open", "close", "discarded", "error", "paused", "ping", "resumed", "update"}
 AWAIT_OPEN, ACTIVE, PAUSED, CLOSING, FAILED = "await_open", "active", "paused", "closing", "failed"
+# The disconnect info of each frame problem, in the words of Genesys's reference server.
+AUDIOHOOK_FRAME_ERRORS = {"frame_too_large": "Binary message too large ({size} > {limit} bytes)", "bad_start": "{why}",
+                          "bad_frame": "Binary data not a valid audio frame (size not a multiple of the frame)"}
 
 
 def duration(seconds: float) -> str:
@@ -56,7 +57,7 @@ def parse_duration(text) -> float:
     return seconds if math.isfinite(seconds) else 0.0  # "PT" and 400 digits: not a duration
 
 
-class AudioHookProtocol:
+class AudioHookProtocol(Adapter):
     forwards_events = True
 
     def __init__(self, max_frame_bytes: int = 65536, session_id: str | None = None, organization_id: str | None = None):
@@ -170,16 +171,14 @@ class AudioHookProtocol:
         return []
 
     def receive_bytes(self, data: bytes) -> list:
-        if len(data) > self.max_frame_bytes:
-            return self._fail(f"Client Error: Binary message too large ({len(data)} > {self.max_frame_bytes} bytes)")
-        if self.state not in (ACTIVE,):
-            if self.state == FAILED:
-                return []
-            return self._fail(f"Client Error: Received audio in state {self.state.upper()}")
-        if self._decoder is None:
-            return self._fail("Client Error: Unexpected binary message: No media selected")
-        if len(data) % self._decoder.frame_bytes:
-            return self._fail("Client Error: Binary data not a valid audio frame (size not a multiple of the frame)")
+        if self.state == FAILED:
+            return []  # after a disconnect only the client's close is awaited
+        not_ready = (f"Received audio in state {self.state.upper()}" if self.state != ACTIVE
+                     else "Unexpected binary message: No media selected" if self._decoder is None else None)
+        problem = check_frame(data, self.max_frame_bytes, self._decoder, not_ready)
+        if problem:
+            return self._fail("Client Error: " + AUDIOHOOK_FRAME_ERRORS[problem.code].format(
+                size=len(data), limit=self.max_frame_bytes, why=problem.message))
         self._stream_seconds += len(data) / self._decoder.frame_bytes / RATE
         return [Audio(self._decoder(data))] if data else []
 

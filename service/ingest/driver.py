@@ -1,10 +1,11 @@
 """The asyncio side of ingest: reads a websocket, feeds an adapter, carries out what it returns.
 
-The same loop serves every protocol. An adapter answers ``receive_text``/``receive_bytes``
-with session calls and replies; ``started``/``ended``/``rejected`` give its replies to the
-session's answers; ``flush`` hands over audio it still holds; an adapter with
-``forwards_events`` gets the call's events to pass back to the platform (``on_event``); a
-``resumable`` adapter's dropped call waits for a resume, any other ends when its socket closes.
+The same loop serves every protocol, through the contract of ``service.ingest.protocol.Adapter``:
+``receive_text``/``receive_bytes`` answer with session calls and replies; ``started``/``ended``/
+``rejected`` give its replies to the session's answers; ``flush`` hands over audio it still holds;
+an adapter with ``forwards_events`` gets the call's events to pass back to the platform
+(``on_event``); every message leaves through ``outgoing``; a ``resumable`` adapter's dropped call
+waits for a resume, any other ends when its socket closes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service.audio_files import RecordingFailed
 from service.call_actions import Audio, Dtmf, Gap, Pause, ProtocolError, Resume, Split, Start, Stop, Suspend
-from service.ingest.calls import Close, Send, close_reason
+from service.ingest.protocol import Adapter, Close, Send, close_reason
 from service.live_calls import LiveCalls
 
 log = logging.getLogger("calmline.ingest")
@@ -30,7 +31,7 @@ class _Closed(Exception):
 
 
 class IngestConnection:
-    def __init__(self, ws: WebSocket, adapter, calls: LiveCalls):
+    def __init__(self, ws: WebSocket, adapter: Adapter, calls: LiveCalls):
         self.ws = ws
         self.adapter = adapter
         self.calls = calls
@@ -66,7 +67,7 @@ class IngestConnection:
                 self._drain()
                 if self.session.audio.failed is not None:
                     await self.calls.end_by_fault(self.session, f"recording failed: {self.session.audio.failed}")
-                elif getattr(self.adapter, "resumable", False):
+                elif self.adapter.resumable:
                     self.calls.detach(self.session)
                 else:
                     # Platforms that cannot resume end a call by closing the socket; an abnormal close is a drop.
@@ -132,7 +133,7 @@ class IngestConnection:
         except ProtocolError as exc:
             await self._apply(self.adapter.rejected(exc.code, exc.message, exc.close_code))
             return
-        if getattr(self.adapter, "forwards_events", False):
+        if self.adapter.forwards_events:
             self._forwarder = asyncio.create_task(self._forward(start.call_id))
         await self._apply(self.adapter.started({"audio_seconds": self.session.audio_seconds}))
 
@@ -176,8 +177,7 @@ class IngestConnection:
     async def _send(self, message: dict) -> None:
         # One sender at a time, and the envelope (sequence numbers) stamped in the order messages leave.
         async with self._send_lock:
-            stamp = getattr(self.adapter, "outgoing", None)
-            await self.ws.send_json(stamp(message) if stamp else message)
+            await self.ws.send_json(self.adapter.outgoing(message))
 
     async def _close(self, code: int, reason: str) -> None:
         try:
@@ -186,5 +186,5 @@ class IngestConnection:
             pass
 
 
-async def run_ingest(ws: WebSocket, adapter, calls: LiveCalls) -> None:
+async def run_ingest(ws: WebSocket, adapter: Adapter, calls: LiveCalls) -> None:
     await IngestConnection(ws, adapter, calls).run()

@@ -9,13 +9,10 @@ and ``mixed`` carry one channel, taken as the caller.
 
 from __future__ import annotations
 
-
 from service.call_actions import Audio, Dtmf, Start
-
-
-from service.ingest.calls import OneWayAdapter, fail, frame_size, load_json, wire_safe
 from service.ingest.decoder import StreamDecoder
-from service.ingest.native import CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED
+from service.ingest.protocol import (CALL_ID, DTMF_DIGITS, POLICY, TOO_BIG, UNSUPPORTED, Adapter, check_frame, fail,
+                                     frame_size, load_json, wire_safe)
 
 SUBPROTOCOLS = ("audio.jambonz.org", "audio.drachtio.org")
 RATES = (8000, 16000, 24000, 32000, 48000, 64000)
@@ -25,8 +22,7 @@ CALL_FIELDS = {"sampleRate", "mixType", "callSid", "direction", "from", "to", "c
                "metadata"}
 
 
-
-class JambonzProtocol(OneWayAdapter):
+class JambonzProtocol(Adapter):
     def __init__(self, max_frame_bytes: int = 65536, subprotocol: str | None = None):
         self.max_frame_bytes = max_frame_bytes
         self.subprotocol = subprotocol
@@ -46,12 +42,9 @@ class JambonzProtocol(OneWayAdapter):
         return []  # later text frames (playDone...) carry nothing the call needs
 
     def receive_bytes(self, data: bytes) -> list:
-        if len(data) > self.max_frame_bytes:
-            return fail("frame_too_large", f"frame of {len(data)} bytes is over the {self.max_frame_bytes} byte limit", TOO_BIG)
-        if self.start is None:
-            return fail("bad_start", "audio before the JSON call metadata", POLICY)
-        if len(data) % self._decoder.frame_bytes:
-            return fail("bad_frame", f"frame of {len(data)} bytes is not whole {self._decoder.frame_bytes}-byte L16 samples", INVALID_DATA)
+        problem = check_frame(data, self.max_frame_bytes, self._decoder, None if self.start else "audio before the JSON call metadata")
+        if problem:
+            return fail(*problem)
         return [Audio(self._decoder(data))] if data else []
 
     def flush(self) -> list:

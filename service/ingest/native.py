@@ -6,19 +6,13 @@ follow. A start message opens the call; binary frames are interleaved samples.
 
 from __future__ import annotations
 
-import re
-
 from models.codecs import ENCODINGS
 from service.call_actions import ROLES, Audio, Dtmf, Pause, Resume, Start, Stop
-from service.ingest.calls import Close, Send, fail, frame_size, load_json, wire_safe
 from service.ingest.decoder import StreamDecoder
+from service.ingest.protocol import (CALL_ID, DTMF_DIGITS, POLICY, TOO_BIG, UNSUPPORTED, Adapter, Close, Send, check_frame,
+                                     fail, frame_size, load_json, wire_safe)
 
 RATES = (8000, 16000)
-CALL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-DTMF_DIGITS = set("0123456789*#ABCD")
-
-# Close codes (RFC 6455 section 7.4.1).
-POLICY, UNSUPPORTED, INVALID_DATA, TOO_BIG = 1008, 1003, 1007, 1009
 
 
 def error(code: str, message: str) -> Send:
@@ -30,8 +24,9 @@ def fatal(code: str, message: str, close_code: int) -> list:
     return [error(code, message), *fail(code, message, close_code)]
 
 
-class NativeProtocol:
+class NativeProtocol(Adapter):
     resumable = True
+
     def __init__(self, max_frame_bytes: int = 65536):
         self.max_frame_bytes = max_frame_bytes
         self.start: Start | None = None
@@ -66,19 +61,15 @@ class NativeProtocol:
         return [error("bad_message", f"unknown message type {kind[:40]!r}")]
 
     def receive_bytes(self, data: bytes) -> list:
-        if len(data) > self.max_frame_bytes:
-            return fatal("frame_too_large", f"frame of {len(data)} bytes is over the {self.max_frame_bytes} byte limit", TOO_BIG)
-        if self.start is None:
-            return fatal("bad_start", "the first frame must be a JSON start message, not audio", POLICY)
+        problem = check_frame(data, self.max_frame_bytes, self._decoder,
+                              None if self.start else "the first frame must be a JSON start message, not audio")
+        if problem:
+            return fatal(*problem)
         if self.stopped:
             return [error("bad_message", "audio after stop is ignored")]
-        if len(data) % self._decoder.frame_bytes:
-            return fatal("bad_frame", f"frame of {len(data)} bytes is not a whole number of "
-                         f"{self._decoder.frame_bytes}-byte samples ({self.start.encoding}, {self.start.channels} channels)", INVALID_DATA)
         return [Audio(self._decoder(data))] if data else []
 
     def flush(self) -> list:
-        """Audio the adapter still holds; the driver asks before the stream ends for any reason."""
         return self._decoder.flush() if self._decoder is not None else []
 
     def started(self, call: dict) -> list:

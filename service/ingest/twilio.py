@@ -19,16 +19,16 @@ import json
 from models.codecs import decode, to_float
 from models.resample import StreamResampler
 from service.call_actions import Audio, Dtmf, Gap, Start, Suspend
-from service.ingest.calls import OneWayAdapter, fail, frame_size, load_json, wire_safe
 from service.ingest.decoder import flush_resamplers
-from service.ingest.native import CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED
+from service.ingest.protocol import (CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED, Adapter, fail,
+                                     frame_size, load_json, wire_safe)
 
 TRACKS = {"inbound": "caller", "outbound": "agent"}
 RATE = 8000
 MIN_GAP_MS = 40  # a missing frame or two is jitter; more is audio the platform skipped
 
 
-class TwilioProtocol(OneWayAdapter):
+class TwilioProtocol(Adapter):
     def __init__(self, max_frame_bytes: int = 65536, authorize=None):
         self.max_frame_bytes = max_frame_bytes
         # Set when the handshake proved nothing: the ingest key must then come as customParameters.token

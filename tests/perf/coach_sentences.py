@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--head", choices=["nearest", "logistic"], help="read by this head, not the playbook's own")
     args = parser.parse_args()
 
-    from clients.evaluate.coach_text import SECONDS_PER_WORD, calls
+    from clients.tools.evaluate.coach_text import SECONDS_PER_WORD, calls
     from models.coach import embedder, parse
     from models.coach.coach import Coach
     from models.coach.playbook import load
@@ -49,7 +49,7 @@ def main() -> None:
     start = time.perf_counter()
     book = load()
     if args.head and args.head != book.meaning.get("head"):
-        from clients.evaluate.coach_text import heads
+        from clients.tools.evaluate.coach_text import heads
 
         book = heads(book)[args.head]  # the examples' vectors are reused; the head is trained here
     load_s = time.perf_counter() - start

@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
 
-    from clients import realspeech
+    from clients.tools import realspeech
     from clients.simulate import frames_of
     from models import prosody, utterances
     from models.utterances import UtteranceSegmenter

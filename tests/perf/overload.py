@@ -27,10 +27,10 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from clients import realspeech  # noqa: E402
-from clients.local_server import KEY, SUP, LocalServer, metric  # noqa: E402
+from clients.tools import realspeech  # noqa: E402
+from clients.tools.local_server import KEY, SUP, LocalServer, metric  # noqa: E402
 from clients.simulate import stream_call  # noqa: E402
-from clients.wavfile import write_wav  # noqa: E402
+from models.wavfile import write_wav  # noqa: E402
 
 
 def calls(count: int, seconds: float, workdir: Path) -> list[Path]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import io
 import json
 import re
 import sys
@@ -25,7 +24,6 @@ import tempfile
 import time
 import uuid
 import warnings
-import wave
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,9 +34,11 @@ import numpy as np  # noqa: E402
 import websockets  # noqa: E402
 from websockets.exceptions import InvalidStatus  # noqa: E402
 
-from clients.local_server import KEY, SUP, LocalServer, proc_stats  # noqa: E402
+from clients.tools.local_server import KEY, SUP, LocalServer, proc_stats  # noqa: E402
 from clients.simulate import stream_call  # noqa: E402
 from clients.wire import AudioHookWire, TwilioWire  # noqa: E402
+from models.codecs import to_int16  # noqa: E402
+from models.wavfile import read_wav  # noqa: E402
 
 CARD_WAV = ROOT / "tests" / "data" / "card_call.wav"
 LEAK = re.compile(r"11|4 ?1|one one|four one|0 ?5 ?28|731|seven three", re.IGNORECASE)
@@ -202,9 +202,8 @@ async def card_probe(server: LocalServer) -> dict:
         stored = (await c.get(f"/v1/calls/{run.call_id}/events")).json()
         audio = (await c.get(f"/v1/calls/{run.call_id}/audio")).content
     leaks = [e.get("text") for e in stored if e["type"].startswith("transcript") and LEAK.search(e.get("text", ""))]
-    with wave.open(io.BytesIO(audio)) as w:
-        rate = w.getframerate()
-        caller = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, w.getnchannels())[:, 0]
+    recorded, rate = read_wav(audio)
+    caller = to_int16(recorded)[:, 0]
     gold = json.loads(CARD_WAV.with_name("card_call.gold.json").read_text())["parts"][0]
     digits = caller[int((gold["start"] + 1.6) * rate):int((gold["end"] - 0.1) * rate)]
     return {"probe": "card read aloud", "finals": finals, "stored_transcripts_with_digits": leaks,

@@ -91,8 +91,8 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="directory for the raw profile, server log and metrics")
     args = parser.parse_args()
 
-    from clients import bench
-    from clients.local_server import LocalServer, metric
+    from clients.tools import bench
+    from clients.tools.local_server import LocalServer, metric
 
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     out = Path(args.out or tempfile.mkdtemp(prefix="calmline-profile-"))

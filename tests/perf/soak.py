@@ -2,12 +2,12 @@
 
     python tests/perf/soak.py [--calls 16] [--minutes 30] [--wav clients/data/sample_call.wav] [--json out.json]
 
-Each of the N lines streams the call back to back (a new call_id each time) until M minutes have
-passed, as a busy call center does. Reported: the server's RSS and open files before the calls,
+Each of the N lines (an agent each) streams the call back to back (a new call_id each time) until M minutes
+have passed, as a busy call center does. Reported: the server's RSS and open files before the calls,
 once warm (after the first minute) and at the end (every call over), whether they stayed within
 10 % of warm, errors, calls refused as overloaded (with admission on, e.g. CALMLINE_SHED_LAG=1.5
 CALMLINE_MAX_CALLS=auto in the environment; the line waits 5 s and calls again), and the transcript.final delays of the first and of the last five minutes
-(p50/p95/max: a server falling behind shows delays that grow).
+(p50/p95/max: a server falling behind shows delays that grow), and the p95 of every minute.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from clients.local_server import AGENT, KEY, SUP, LocalServer, proc_stats  # noqa: E402
+from clients.tools.local_server import AGENT, KEY, SUP, LocalServer, proc_stats  # noqa: E402
 from clients.simulate import stream_call  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "clients" / "data" / "sample_call.wav"
@@ -61,7 +61,10 @@ async def soak(server: LocalServer, calls: int, minutes: float, wav: Path) -> di
         k = 0
         while time.monotonic() < end:
             try:
-                run = await stream_call(wav, url, AGENT, KEY, watch_token=SUP, call_id=f"soak-{n}-{k}-{int(t0)}",
+                # Each line its own agent, as on a floor of agents (and as the bench does): with one agent for all,
+                # every call's event socket carried every live call's events and read all their histories at
+                # connect, N squared work that is the client's doing, not the server's load.
+                run = await stream_call(wav, url, f"{AGENT}-{n}", KEY, watch_token=SUP, call_id=f"soak-{n}-{k}-{int(t0)}",
                                         end_timeout=300)
             except Exception as exc:  # counted and reported; the line goes on
                 if "overloaded" in str(exc):  # admission said no: a PBX would route it elsewhere, then try later
@@ -78,19 +81,29 @@ async def soak(server: LocalServer, calls: int, minutes: float, wav: Path) -> di
             finals.extend((run.started_at + e["end"] - t0, d) for e, d in
                           zip([e for e in run.events if e["type"] == "transcript.final"], run.final_delays()))
 
+    rss: list[float] = []  # every minute's RSS, MB
+
     async def warm_up() -> None:
         await asyncio.sleep(min(60.0, minutes * 60 / 3))
         warm.update(snapshot(server))
+        while True:
+            rss.append(snapshot(server)["rss_mb"])
+            await asyncio.sleep(60.0)
 
     warmer = asyncio.create_task(warm_up())
     await asyncio.gather(*[line(n) for n in range(calls)])
-    await warmer
+    warmer.cancel()
     total = time.monotonic() - t0
     window = min(WINDOW, total / 2)
     return {"calls_done": done, "errors": errors, "refused": len(refused), "warm": warm, "seconds": round(total, 1),
             "window_s": round(window, 1),
             "first": stats([d for t, d in finals if t < window]),
-            "last": stats([d for t, d in finals if t >= total - window])}
+            "last": stats([d for t, d in finals if t >= total - window]),
+            # Every minute's p95: a server that falls further behind climbs to the end, one that is loaded
+            # but keeping pace climbs while the lines fill up and then stays level.
+            "rss_by_minute": rss,
+            "by_minute": [stats([d for t, d in finals if m * 60 <= t < (m + 1) * 60]).get("p95")
+                          for m in range(int(total // 60) + 1)]}
 
 
 def main() -> int:
@@ -123,6 +136,8 @@ def main() -> int:
         s = result[name]
         print(f"  final delay, {name} {result['window_s']:.0f} s: {s['finals']} finals"
               + (f", p50 {s['p50']:.2f} s, p95 {s['p95']:.2f} s, max {s['max']:.2f} s" if s["finals"] else ""))
+    print("  RSS by minute (MB): " + " ".join(f"{mb:.0f}" for mb in result["rss_by_minute"]))
+    print("  final delay p95 by minute: " + " ".join("-" if p is None else f"{p:.1f}" for p in result["by_minute"]))
     for err in result["errors"][:5]:
         print("  error:", err)
     if args.json:

@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,2,4", help="windows per model call to time (the GPU path)")
     args = parser.parse_args()
 
-    from clients import realspeech
+    from clients.tools import realspeech
     from models.packing import GAP, MARGIN
     from models.transcriber import Transcriber, _token_budget
 

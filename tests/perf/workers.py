@@ -2,7 +2,7 @@
 
     python tests/perf/workers.py [--calls 16,20,24] [--workers 1,2] [--json out.json]
 
-Runs ``calmline bench`` (clients.bench.run_bench) once per setting of CALMLINE_WORKERS,
+Runs ``calmline bench`` (clients.tools.bench.run_bench) once per setting of CALMLINE_WORKERS,
 each against its own fresh server process, and prints the largest N per setting.
 """
 
@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
 
-    from clients.bench import run_bench
+    from clients.tools.bench import run_bench
 
     results = {}
     for workers in args.workers.split(","):

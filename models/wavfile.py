@@ -1,4 +1,5 @@
-"""Reads and writes WAV files: PCM (8/16/32-bit), G.711 mu-law and A-law, as float32 frames x channels."""
+"""The one WAV module: reads and writes WAV files (PCM 8/16/32-bit, G.711 mu-law and A-law, as float32 frames x
+channels), and the 16-bit PCM header the server streams recordings under."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ PCM, ALAW, MULAW, EXTENSIBLE = 1, 6, 7, 0xFFFE
 _PCM_DTYPES = {1: np.uint8, 2: np.dtype("<i2"), 4: np.dtype("<i4")}
 
 
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    raw = Path(path).read_bytes()
+def read_wav(path: str | Path | bytes) -> tuple[np.ndarray, int]:
+    """A WAV file, or its bytes (a recording fetched over HTTP), as float32 frames x channels and its rate."""
+    raw = path if isinstance(path, bytes) else Path(path).read_bytes()
+    path = "WAV bytes" if isinstance(path, bytes) else path
     if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
         raise ValueError(f"{path}: not a WAV file")
     fmt = data = None
@@ -45,6 +48,15 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
                          "(use PCM 8/16/32-bit, mu-law or A-law)")
     samples = samples[: len(samples) // channels * channels]
     return samples.reshape(-1, channels).astype(np.float32), rate
+
+
+def pcm16_header(frames: int, channels: int, rate: int) -> bytes:
+    """The header of a 16-bit PCM WAV of ``frames`` frames, the sizes capped at 4 GiB (a header written before
+    the data's length is known, as a recording streamed while the call goes on, may say less than follows)."""
+    data = frames * 2 * channels
+    return (b"RIFF" + struct.pack("<I", min(36 + data, 2**32 - 1)) + b"WAVE"
+            + b"fmt " + struct.pack("<IHHIIHH", 16, PCM, channels, rate, rate * 2 * channels, 2 * channels, 16)
+            + b"data" + struct.pack("<I", min(data, 2**32 - 1)))
 
 
 def write_wav(path: str | Path, audio: np.ndarray, rate: int, encoding: str = "pcm16") -> None:

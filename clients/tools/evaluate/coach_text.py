@@ -8,7 +8,7 @@ then is checked against the turn's acceptable next moves; an agent turn is one f
 per sentence. Talking over the caller is timing, not text, so `interrupting` is left out.
 Also the dev sentences (tests/data/coach_text/dev/sentences.json, labelled one by one) read
 alone by the logistic head, by the nearest examples and by rules: what to tune on.
-``python -m clients.evaluate.coach_text --dev`` leaves the validation part out (for tuning).
+``python -m clients.tools.evaluate.coach_text --dev`` leaves the validation part out (for tuning).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from models.coach.coach import AgentWarning, Coach, Cue
 from models.coach.playbook import Playbook, load
+from clients.tools.data import data_dir
 from models.floor import FloorState
 from models.heat import HeatTracker
 
-ROOT = Path(__file__).resolve().parents[2] / "tests" / "data"
+ROOT = data_dir()
 PARTS = {"dev": ROOT / "calls", "validation": ROOT / "coach_text"}
 DEV_SENTENCES = ROOT / "coach_text" / "dev" / "sentences.json"
 SECONDS_PER_WORD = 0.35

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from clients import realspeech
-from clients.local_server import AGENT, KEY, SUP, LocalServer, metric, proc_stats
+from clients.tools import realspeech
+from clients.tools.local_server import AGENT, KEY, SUP, LocalServer, metric, proc_stats
 from clients.simulate import CallNotEnded, stream_call
-from clients.wavfile import write_wav
+from models.wavfile import write_wav
 from models.wer import corpus_wer
 
 

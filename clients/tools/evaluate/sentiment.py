@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from clients.tools.data import data_dir
 from models.text_sentiment import text_score, vader_score
 
-COMPLAINTS = Path(__file__).resolve().parents[2] / "tests" / "data" / "complaints.tsv"
+COMPLAINTS = data_dir() / "complaints.tsv"
 CACHE = Path.home() / ".cache" / "calmline" / "eval"
 
 

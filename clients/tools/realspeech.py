@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clients.wavfile import read_wav
+from models.wavfile import read_wav
 from models.resample import resample
 
 PACKAGES = ("asterisk-core-sounds-en-wav", "asterisk-core-sounds-en", "pocketsphinx-testdata")

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from clients.local_server import AGENT, KEY, SUP, LocalServer
+from clients.tools.local_server import AGENT, KEY, SUP, LocalServer
 from clients.simulate import stream_call
+from clients.tools.data import data_dir
 from models.wer import corpus_wer
 
-DEV_SET = Path(__file__).resolve().parents[2] / "tests" / "data" / "calls"
+DEV_SET = data_dir() / "calls"
 HIT_WINDOW = 2.5  # a release counts if it comes within this long after the caller's turn ends
 GOES_ON = 1.0  # a release is false if the caller goes on speaking within this long
 
