@@ -93,4 +93,4 @@ def test_no_adapter_imports_another_adapter():
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         assert not imported & (adapters - {f"service.ingest.{name}"}), (name, imported & adapters)
-        assert "service.calls" not in imported  # nor the live calls: an adapter knows the wire, not the server
+        assert "service.live_calls" not in imported  # nor the live calls: an adapter knows the wire, not the server
