@@ -61,6 +61,14 @@ class Score:
     facts_said: int = 0
     facts_cued: bool = False  # a restate or make_it_right cue was shown at all (with no such cue nothing is said back)
 
+    def count_kinds(self, gold: set, got: set) -> None:
+        """Per kind (move or warning): how often it was gold, found, and found where gold."""
+        for kind in gold | got:
+            row = self.per_kind.setdefault(kind, [0, 0, 0])
+            row[0] += kind in gold
+            row[1] += kind in got
+            row[2] += kind in gold and kind in got
+
 
 def calls(part: str) -> list[tuple[str, list[Turn]]]:
     """The part's calls as (name, turns): dev from the render scripts, validation from coach_text."""
@@ -127,11 +135,7 @@ def replay(playbook: Playbook, name: str, turns: list[Turn], facts: list[str] = 
         score.warnings_got += len(got_warnings)
         score.warnings_ok += len(gold & got_warnings)
         score.warned += len(got_warnings)
-        for kind in gold | got_warnings:
-            row = score.per_kind.setdefault(kind, [0, 0, 0])
-            row[0] += kind in gold
-            row[1] += kind in got_warnings
-            row[2] += kind in gold and kind in got_warnings
+        score.count_kinds(gold, got_warnings)
         if gold != got_warnings:
             score.misses.append(f"warnings {sorted(got_warnings)} gold {sorted(gold)}: {' '.join(turn.sentences)[:60]!r}")
         gold_steps |= set(turn.steps)
@@ -141,11 +145,7 @@ def replay(playbook: Playbook, name: str, turns: list[Turn], facts: list[str] = 
         score.facts_cued = bool(said_back)
     got_steps = {s.move for s in coach.done}
     score.steps_gold, score.steps_got, score.steps_ok = len(gold_steps), len(got_steps), len(gold_steps & got_steps)
-    for move in gold_steps | got_steps:
-        row = score.per_kind.setdefault(move, [0, 0, 0])
-        row[0] += move in gold_steps
-        row[1] += move in got_steps
-        row[2] += move in gold_steps and move in got_steps
+    score.count_kinds(gold_steps, got_steps)
     if gold_steps != got_steps:
         score.misses.append(f"steps missed {sorted(gold_steps - got_steps)}, extra {sorted(got_steps - gold_steps)}")
     return score
