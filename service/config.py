@@ -56,7 +56,7 @@ class Settings:
     agent_tokens: dict = field(default_factory=dict, metadata={"help": "agent_id=token pairs, comma-separated", "parse": _pairs})
     supervisor_tokens: list = field(default_factory=list, metadata={"help": "comma-separated supervisor tokens", "parse": _csv})
     auth_file: str = field(default="", metadata={"help": "JSON file with ingest_keys, agent_tokens, supervisor_tokens"})
-    twilio_auth_token: str = field(default="", metadata={"help": "Twilio auth token: X-Twilio-Signature is then required on /v1/twilio"})
+    twilio_auth_token: str = field(default="", metadata={"help": "Twilio auth token: streams then come on /v1/twilio/t/<ticket> with X-Twilio-Signature; plain /v1/twilio is refused"})
     audiohook_client_secret: str = field(default="", metadata={"help": "AudioHook client secret (base64): signatures are then required on /v1/audiohook"})
     allowed_origins: list = field(default_factory=list, metadata={
         "help": "comma-separated origins (https://host:port) whose pages may open the event sockets, besides the server's own",

@@ -8,7 +8,7 @@ from starlette.websockets import WebSocket
 
 from service.access import deny, principal, ws_principal
 from service.auth import INGEST
-from service.ingest import http_signature, twilio_signature
+from service.ingest import http_signature, twilio_signature, twilio_ticket
 from service.ingest.audiohook import AudioHookProtocol
 from service.ingest.driver import run_ingest
 from service.ingest.jambonz import SUBPROTOCOLS, JambonzProtocol
@@ -26,29 +26,48 @@ async def native_stream(ws: WebSocket) -> None:
 
 async def twilio_stream(ws: WebSocket) -> None:
     svc = ws.app.state.services
-    authorize = None
     if svc.settings.twilio_auth_token:
-        # Twilio proves itself by signing the stream URL; nothing else is needed.
-        urls = twilio_signature.candidate_urls(ws.headers.get("host", ""), _target(ws), ws.headers.get("x-forwarded-proto"))
-        if not twilio_signature.valid(svc.settings.twilio_auth_token, ws.headers.get("x-twilio-signature"), urls):
-            await deny(ws, 403, "X-Twilio-Signature missing or invalid")
-            return
-    else:
-        who = principal(ws)
-        if who is None and ("authorization" in ws.headers or "token" in ws.query_params):
-            await deny(ws, 401, "unknown ingest key")
-            return
-        if who is not None and who.role != INGEST:
-            await deny(ws, 403, f"a {who.role} token cannot stream calls")
-            return
-        if who is None:
-            creds = svc.credentials
+        # A TwiML <Stream url> is the same for every call, so its signature is too: alone it would replay forever.
+        await deny(ws, 403, "a stream URL with a ticket is required when CALMLINE_TWILIO_AUTH_TOKEN is set: "
+                            "/v1/twilio/t/<ticket>")
+        return
+    authorize = None
+    who = principal(ws)
+    if who is None and ("authorization" in ws.headers or "token" in ws.query_params):
+        await deny(ws, 401, "unknown ingest key")
+        return
+    if who is not None and who.role != INGEST:
+        await deny(ws, 403, f"a {who.role} token cannot stream calls")
+        return
+    if who is None:
+        creds = svc.credentials
 
-            def authorize(token):
-                found = creds.identify(token) if isinstance(token, str) else None
-                return found is not None and found.role == INGEST
+        def authorize(token):
+            found = creds.identify(token) if isinstance(token, str) else None
+            return found is not None and found.role == INGEST
     await ws.accept()
     await run_ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, authorize), svc.calls)
+
+
+async def twilio_ticket_stream(ws: WebSocket) -> None:
+    """Twilio proves itself by signing the stream URL; the ticket in its path ties that URL to one call."""
+    svc = ws.app.state.services
+    auth_token = svc.settings.twilio_auth_token
+    if not auth_token:
+        await deny(ws, 403, "stream tickets need CALMLINE_TWILIO_AUTH_TOKEN on the server; without it stream to "
+                            "/v1/twilio with an ingest key")
+        return
+    connected = time.time()  # the ticket must be good when the stream connects; the call may outlast it
+    urls = twilio_signature.candidate_urls(ws.headers.get("host", ""), _target(ws), ws.headers.get("x-forwarded-proto"))
+    if not twilio_signature.valid(auth_token, ws.headers.get("x-twilio-signature"), urls):
+        await deny(ws, 403, "X-Twilio-Signature missing or invalid")
+        return
+    ticket = ws.path_params["ticket"]
+
+    def call_sid_check(call_sid: str) -> str | None:
+        return twilio_ticket.check(auth_token, ticket, call_sid, connected)
+    await ws.accept()
+    await run_ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, call_sid_check=call_sid_check), svc.calls)
 
 
 async def audiohook_stream(ws: WebSocket) -> None:

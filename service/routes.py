@@ -13,6 +13,7 @@ def routes() -> list:
     return [
         WebSocketRoute("/v1/stream", ingest_routes.native_stream),
         WebSocketRoute("/v1/twilio", ingest_routes.twilio_stream),
+        WebSocketRoute("/v1/twilio/t/{ticket}", ingest_routes.twilio_ticket_stream),
         WebSocketRoute("/v1/audiohook", ingest_routes.audiohook_stream),
         WebSocketRoute("/v1/jambonz", ingest_routes.jambonz_stream),
         WebSocketRoute("/v1/agents/{agent_id}/events", live.agent_events),

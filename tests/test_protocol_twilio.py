@@ -1,4 +1,4 @@
-"""Twilio Media Streams, message by message (no socket), and its signature."""
+"""Twilio Media Streams, message by message (no socket), its signature and its per-call stream tickets."""
 
 import base64
 import json
@@ -11,13 +11,17 @@ from service.call_actions import Dtmf, Gap, Start, Suspend
 from service.ingest.protocol import Close
 from service.ingest.twilio import TwilioProtocol
 from service.ingest.twilio_signature import candidate_urls, signature, valid
+from service.ingest.twilio_ticket import SKEW, check, mint, stream_url
 
 SID = "MZ" + "1" * 32
 
 
-def start(seq="1", tracks=("inbound", "outbound"), fmt=None, params=None):
+CALL = "CA" + "2" * 32
+
+
+def start(seq="1", tracks=("inbound", "outbound"), fmt=None, params=None, call_sid=CALL):
     return json.dumps({"event": "start", "sequenceNumber": seq, "streamSid": SID, "start": {
-        "accountSid": "AC" + "0" * 32, "streamSid": SID, "callSid": "CA" + "2" * 32, "tracks": list(tracks),
+        "accountSid": "AC" + "0" * 32, "streamSid": SID, "callSid": call_sid, "tracks": list(tracks),
         "mediaFormat": fmt or {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
         "customParameters": {"agent_id": "a-1", "queue": "billing"} if params is None else params}})
 
@@ -112,3 +116,59 @@ def test_signature_of_the_stream_url():
     assert valid("12345", "ccJICYO7KLiZoW8QqJxo8M1ytBM=", urls)
     assert not valid("12346", "ccJICYO7KLiZoW8QqJxo8M1ytBM=", urls)
     assert not valid("12345", None, urls)
+
+
+TOKEN = "12345"
+NOW = 1_700_000_000
+
+
+def test_a_ticket_lets_its_own_call_in_until_it_expires():
+    ticket = mint(TOKEN, CALL, NOW + 300)
+    assert check(TOKEN, ticket, CALL, NOW) is None
+    assert check(TOKEN, ticket, CALL, NOW + 300 + SKEW) is None  # a clock a little ahead of the webhook's
+    assert "expired" in check(TOKEN, ticket, CALL, NOW + 301 + SKEW)
+
+
+def test_a_ticket_is_the_formula_the_readme_gives():
+    import hashlib
+    import hmac
+
+    mac = base64.urlsafe_b64encode(hmac.new(TOKEN.encode(), f"{CALL}:{NOW}".encode(), hashlib.sha256).digest())
+    assert mint(TOKEN, CALL, NOW) == f"{NOW}.{mac.rstrip(b'=').decode()}"
+    assert stream_url("wss://example.com/", TOKEN, CALL, ttl=60, now=NOW) == \
+        f"wss://example.com/v1/twilio/t/{mint(TOKEN, CALL, NOW + 60)}"
+
+
+@pytest.mark.parametrize("ticket, call_sid, why", [
+    (mint(TOKEN, CALL, NOW + 300), "CA" + "3" * 32, "not minted for this callSid"),  # another call's ticket
+    (mint("other-token", CALL, NOW + 300), CALL, "not minted for this callSid"),
+    (mint(TOKEN, CALL, NOW + 300).replace(f"{NOW + 300}.", f"{NOW + 9000}."), CALL, "not minted"),  # expiry moved
+    (mint(TOKEN, CALL, NOW + 300)[:-1] + "A", CALL, "not minted"),  # the mac changed
+    (mint(TOKEN, CALL, NOW + 300) + "=", CALL, "malformed"),
+    ("", CALL, "malformed"),
+    ("garbage", CALL, "malformed"),
+    ("1." + "A" * 43 + "/x", CALL, "malformed"),
+    ("9" * 400 + "." + "A" * 43, CALL, "malformed"),
+    ("-5." + "A" * 43, CALL, "malformed"),
+])
+def test_a_ticket_for_another_call_or_tampered_or_garbage_is_refused(ticket, call_sid, why):
+    assert why in check(TOKEN, ticket, call_sid, NOW)
+
+
+def test_the_adapter_refuses_a_start_whose_callsid_the_check_refuses():
+    ticket = mint(TOKEN, CALL, NOW + 300)
+    seen = []
+
+    def call_sid_check(sid):
+        seen.append(sid)
+        return check(TOKEN, ticket, sid, NOW)
+    p = TwilioProtocol(call_sid_check=call_sid_check)
+    [close] = p.receive_text(start(call_sid="CA" + "3" * 32))
+    assert (close.code, close.error) == (1008, "bad_ticket") and "callSid" in close.reason
+    assert p.start is None
+    p = TwilioProtocol(call_sid_check=call_sid_check)
+    assert codes(p.receive_text(start(call_sid=None))) == [(1008, "bad_ticket")]  # the streamSid is no callSid
+    p = TwilioProtocol(call_sid_check=call_sid_check)
+    [s] = p.receive_text(start())
+    assert isinstance(s, Start) and s.call_id == CALL
+    assert seen == ["CA" + "3" * 32, "", CALL]

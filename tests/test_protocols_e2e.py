@@ -29,8 +29,9 @@ SPEED = 3.0
 
 @pytest.fixture(scope="module")
 def signed_server(tmp_path_factory, transcriber):
+    # A short resume grace: a Twilio call ends that long after its last stop.
     srv = RunningServer(tmp_path_factory.mktemp("signed"), transcriber, audiohook_client_secret=SECRET,
-                        twilio_auth_token=TWILIO_TOKEN)
+                        twilio_auth_token=TWILIO_TOKEN, resume_grace=10.0)
     yield srv
     srv.stop()
 
@@ -144,23 +145,83 @@ def test_two_servers_in_one_process_each_have_their_metrics(server, signed_serve
         assert "calmline_live_calls" in text and "calmline_transcript_final_delay_seconds_bucket" in text
 
 
-async def test_twilio_signature_at_the_handshake(signed_server):
+def signed(url: str, token: str = TWILIO_TOKEN) -> dict:
     from service.ingest.twilio_signature import signature
 
-    url = f"ws://127.0.0.1:{signed_server.settings.port}/v1/twilio"
-    good = signature(TWILIO_TOKEN, url)
-    wire = TwilioWire("no-key-needed")
-    async with websockets.connect(url, additional_headers={"X-Twilio-Signature": good}) as ws:
-        for m in wire.opening("CA" + uuid.uuid4().hex, "a-1", ["caller"], {}):
-            await ws.send(m)
-        await ws.send(wire.closing()[0])
+    return {"X-Twilio-Signature": signature(token, url)}
+
+
+async def twilio_ticket_stream(url: str, call_sid: str, seconds: float = 1.0) -> tuple[int, str]:
+    """A tone streamed as Twilio streams it to a signed ``url``: the close code and reason the server gave."""
+    wire = TwilioWire("")  # no ingest key: the signed URL and its ticket are the credentials
+    tone = (np.sin(np.arange(int(seconds * 8000)) * 0.3) * 3000).astype(np.int16)
+    async with websockets.connect(url, additional_headers=signed(url)) as ws:
+        try:
+            for m in wire.opening(call_sid, "a-1", ["caller", "agent"], {}):
+                await ws.send(m)
+            for i in range(0, len(tone), 160):
+                for m in wire.frame([tone[i:i + 160]] * 2):
+                    await ws.send(m)
+            await ws.send(wire.closing()[0])
+        except websockets.ConnectionClosed:
+            pass  # refused at the start: what it said is in the close frame
         await ws.wait_closed()
-        assert ws.close_code == 1000
-    for headers in ({}, {"X-Twilio-Signature": signature("wrong", url)}):
+        return ws.close_code, ws.close_reason
+
+
+async def test_twilio_needs_a_ticket_for_the_call_when_signatures_are_on(signed_server):
+    from service.ingest.twilio_ticket import SKEW, mint, stream_url
+
+    base = f"ws://127.0.0.1:{signed_server.settings.port}"
+    supervisor = {"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}
+    call_a, call_b = ("CA" + uuid.uuid4().hex for _ in range(2))
+
+    # The fixed URL's signature, captured once, would replay forever: the plain path is refused.
+    with pytest.raises(InvalidStatus) as refused:
+        async with websockets.connect(base + "/v1/twilio", additional_headers=signed(base + "/v1/twilio")):
+            pass
+    assert refused.value.response.status_code == 403
+    assert b"/v1/twilio/t/<ticket>" in refused.value.response.body
+
+    url_a = stream_url(base, TWILIO_TOKEN, call_a)
+    for headers in ({}, signed(url_a, "wrong"), signed(base + "/v1/twilio")):  # unsigned, badly signed, another URL's
         with pytest.raises(InvalidStatus) as refused:
-            async with websockets.connect(url, additional_headers=headers):
+            async with websockets.connect(url_a, additional_headers=headers):
                 pass
         assert refused.value.response.status_code == 403
+
+    # Call A's ticket (and its signature) cannot carry call B.
+    code, reason = await twilio_ticket_stream(url_a, call_b)
+    assert code == 1008 and reason.startswith("bad_ticket:") and "callSid" in reason
+    expired = f"{base}/v1/twilio/t/{mint(TWILIO_TOKEN, call_a, int(time.time()) - SKEW - 60)}"
+    code, reason = await twilio_ticket_stream(expired, call_a)
+    assert code == 1008 and reason.startswith("bad_ticket:") and "expired" in reason
+    async with httpx.AsyncClient(base_url=signed_server.http, headers=supervisor) as c:
+        for refused_call in (call_a, call_b):
+            assert (await c.get(f"/v1/calls/{refused_call}")).status_code == 404
+
+    # Call A's own ticket streams it, and again after Twilio's pause (stop, then a new stream for the callSid).
+    async with websockets.connect(f"{base}/v1/supervise?call_id={call_a}&token={SUPERVISOR_TOKEN}") as sup:
+        assert await twilio_ticket_stream(url_a, call_a) == (1000, "call ended")
+        assert await twilio_ticket_stream(url_a, call_a) == (1000, "call ended")
+        events = []
+        while not events or events[-1]["type"] != "call.ended":
+            events.append(json.loads(await asyncio.wait_for(sup.recv(), 120)))
+    assert [e["type"] for e in events].count("call.started") == 1
+    async with httpx.AsyncClient(base_url=signed_server.http, headers=supervisor) as c:
+        stored = (await c.get(f"/v1/calls/{call_a}")).json()
+    assert stored["status"] == "ended" and stored["source"] == "twilio" and stored["audio_seconds"] >= 2.0
+
+
+async def test_twilio_tickets_without_the_auth_token_are_refused(server):
+    from service.ingest.twilio_ticket import stream_url
+
+    url = stream_url(server.ws, TWILIO_TOKEN, "CA" + uuid.uuid4().hex)
+    with pytest.raises(InvalidStatus) as refused:
+        async with websockets.connect(url, additional_headers=signed(url)):
+            pass
+    assert refused.value.response.status_code == 403
+    assert b"CALMLINE_TWILIO_AUTH_TOKEN" in refused.value.response.body
 
 
 async def test_jambonz_subprotocols_and_basic_auth(server):

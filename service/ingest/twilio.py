@@ -8,6 +8,9 @@ one-way stream, so errors are told by the close code and reason.
 Every field is read by type (a string where an object belongs is a protocol error, never a
 traceback). A ``stop`` detaches the call for the resume grace: Twilio "pauses" a stream by
 stopping it and starting a new one for the same ``callSid``, which continues the call.
+
+On ``/v1/twilio/t/{ticket}`` the stream may carry one call only, the ticket's: ``call_sid_check`` tells why a
+``start``'s ``callSid`` is refused (``bad_ticket``), or None.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 
 from models.codecs import decode, to_float
 from models.resample import StreamResampler
@@ -29,11 +33,14 @@ MIN_GAP_MS = 40  # a missing frame or two is jitter; more is audio the platform 
 
 
 class TwilioProtocol(Adapter):
-    def __init__(self, max_frame_bytes: int = 65536, authorize=None):
+    def __init__(self, max_frame_bytes: int = 65536, authorize=None,
+                 call_sid_check: Callable[[str], str | None] | None = None):
         self.max_frame_bytes = max_frame_bytes
         # Set when the handshake proved nothing: the ingest key must then come as customParameters.token
         # (Twilio drops query strings from <Stream url> and cannot add headers).
         self.authorize = authorize
+        # Set when a signed URL let the stream in: the signature proves the URL, only this ties it to one call.
+        self.call_sid_check = call_sid_check
         self.start: Start | None = None
         self.stream_sid: str | None = None
         self._resamplers: dict[str, StreamResampler] = {}
@@ -96,6 +103,12 @@ class TwilioProtocol(Adapter):
         params = params or {}
         if self.authorize is not None and not self.authorize(params.get("token")):
             return fail("unauthorized", "no valid ingest key (header, ?token= or customParameters.token)", POLICY)
+        if self.call_sid_check is not None:
+            # The ticket names a callSid, never the streamSid taken for a missing one: that matches no ticket.
+            sid = start.get("callSid")
+            refused = self.call_sid_check(sid if isinstance(sid, str) else "")
+            if refused is not None:
+                return fail("bad_ticket", refused, POLICY)
         agent_id = params.get("agent_id")
         call_id = start.get("callSid") or msg.get("streamSid")
         if not isinstance(agent_id, str) or not CALL_ID.match(agent_id):
