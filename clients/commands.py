@@ -48,6 +48,8 @@ def _demo(args) -> int:
     # Recordings, the SQLite file and development tokens are the callers' personal data, as under `calmline serve`.
     os.umask(0o077)
     settings = config.load(args)
+    if args.speed > 1:
+        settings.stream_lead = 0.0  # the demo's own call, sent faster than real time on purpose
     logs.setup(settings.log_level)
     try:
         return asyncio.run(run_demo(settings, args.once, args.speed))

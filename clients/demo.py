@@ -18,7 +18,7 @@ SAMPLE_CALL = Path(__file__).parent / "data" / "sample_call.wav"
 async def run_demo(settings: config.Settings, once: bool = False, speed: float = 1.0) -> int:
     print("Loading the speech model…", flush=True)
     services = await asyncio.to_thread(build_services, settings)
-    server = uvicorn.Server(server_config(create_app(settings, services), settings.host, settings.port, lifespan="on"))
+    server = uvicorn.Server(server_config(create_app(settings, services), settings, lifespan="on"))
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():

@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from models.coach import playbook as playbook_file
 from models.scheduler import TranscriptionScheduler
@@ -19,6 +20,7 @@ from service.auth import Credentials, load_credentials
 from service.bus import EventBus
 from service.live_calls import LiveCalls
 from service.cluster import Cluster
+from service.connection_limit import ConnectionLimit
 from service.config import Settings
 from service.health import Health
 from service.recorder import Recorder
@@ -119,13 +121,20 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         svc.recorder.close()
         svc.store.close()
 
-    return Starlette(routes=routes(), lifespan=lifespan)
+    return Starlette(routes=routes(), lifespan=lifespan,
+                     middleware=[Middleware(ConnectionLimit, limit=settings.max_connections)])
 
 
-def server_config(app: Starlette, host: str, port: int, **extra):
+def server_config(app: Starlette, settings: Settings, **extra):
     """The one uvicorn configuration every way of serving uses."""
     import uvicorn
 
-    return uvicorn.Config(app, host=host, port=port, log_level="warning", ws_max_size=16 * 2**20,
-                          # Audio does not compress and events are small: deflate would only cost CPU per frame.
-                          ws_per_message_deflate=False, **extra)
+    return uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="warning",
+        # A frame over the adapters' own limit still reaches them (they answer frame_too_large, 1009, with a
+        # reason; text frames carry base64, a third longer); anything bigger the websocket layer refuses (1009)
+        # before it is buffered. Few frames queued per socket: a stream faster than it is read waits in TCP.
+        ws_max_size=2 * settings.max_frame_bytes + 4096, ws_max_queue=4,
+        limit_concurrency=settings.max_connections or None,
+        # Audio does not compress and events are small: deflate would only cost CPU per frame.
+        ws_per_message_deflate=False, **extra)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import ipaddress
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -62,7 +63,22 @@ def load_credentials(settings: Settings) -> Credentials:
         creds.supervisor_tokens += list(data.get("supervisor_tokens", []))
     if creds.ingest_keys or creds.agent_tokens or creds.supervisor_tokens:
         return creds
+    if not _loopback(settings.host):
+        # Generated tokens are for a developer's own machine: on an address others can reach they would be
+        # printed to a console or a container log, where whoever reads it gets every call.
+        raise SystemExit(f"calmline: listening on {settings.host} needs real tokens: set CALMLINE_INGEST_KEYS, "
+                         "CALMLINE_AGENT_TOKENS and CALMLINE_SUPERVISOR_TOKENS (or CALMLINE_AUTH_FILE); "
+                         "development tokens are made only for a loopback address")
     return _development_credentials(settings.data_dir)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
 
 
 def _development_credentials(data_dir: Path) -> Credentials:

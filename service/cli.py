@@ -58,7 +58,7 @@ def _serve(settings: config.Settings) -> int:
         print(banner, flush=True)
     print(f"Calmline serving on http://{settings.host}:{settings.port} (model {services.transcriber.model_name} "
           f"on {services.transcriber.device})", flush=True)
-    uvicorn.Server(server_config(create_app(settings, services), settings.host, settings.port)).run()
+    uvicorn.Server(server_config(create_app(settings, services), settings)).run()
     return 0
 
 

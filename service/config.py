@@ -66,6 +66,18 @@ class Settings:
                 "comma list of card, ssn, phone, email (none: off)", "parse": parse_kinds})
     resume_grace: float = field(default=30.0, metadata={"help": "seconds a dropped call waits for its stream to resume"})
     max_frame_bytes: int = field(default=65536, metadata={"help": "largest accepted ingest frame"})
+    first_message_timeout: float = field(default=10.0, metadata={
+        "help": "seconds a new ingest connection has to start a call before it is closed (1008; 0: no limit)"})
+    idle_timeout: float = field(default=60.0, metadata={
+        "help": "seconds a streaming call may send nothing at all (no audio, no ping) before its stream counts as "
+                "lost: closed (1001) and the call dropped or held for a resume (0: no limit)"})
+    max_call_seconds: float = field(default=14400.0, metadata={
+        "help": "audio seconds after which a call is ended (call_too_long, 1008; 0: no limit)"})
+    stream_lead: float = field(default=10.0, metadata={
+        "help": "seconds of audio a stream may run ahead of the wall clock since it (re)connected; past that its "
+                "socket is read at real time, so a stream sent faster cannot starve the other calls (0: no limit)"})
+    max_connections: int = field(default=2000, metadata={
+        "help": "websockets open at once, ingest and events together; past it a handshake gets 503 (0: no limit)"})
     end_silence: float = field(default=0.5, metadata={"help": "seconds of silence that end an utterance"})
     partial_interval: float = field(default=1.0, metadata={"help": "seconds between transcript.partial events"})
     playbook: str = field(default="", metadata={"help": "the coach's rules (TOML); default: the bundled playbook"})

@@ -10,7 +10,7 @@ from service.access import deny, principal, ws_principal
 from service.auth import INGEST
 from service.ingest import http_signature, twilio_signature, twilio_ticket
 from service.ingest.audiohook import AudioHookProtocol
-from service.ingest.driver import run_ingest
+from service.ingest.driver import StreamLimits, run_ingest
 from service.ingest.jambonz import SUBPROTOCOLS, JambonzProtocol
 from service.ingest.native import NativeProtocol
 from service.ingest.twilio import TwilioProtocol
@@ -21,7 +21,7 @@ async def native_stream(ws: WebSocket) -> None:
         return
     svc = ws.app.state.services
     await ws.accept()
-    await run_ingest(ws, NativeProtocol(svc.settings.max_frame_bytes), svc.calls)
+    await run_ingest(ws, NativeProtocol(svc.settings.max_frame_bytes), svc.calls, StreamLimits.of(svc.settings))
 
 
 async def twilio_stream(ws: WebSocket) -> None:
@@ -46,7 +46,7 @@ async def twilio_stream(ws: WebSocket) -> None:
             found = creds.identify(token) if isinstance(token, str) else None
             return found is not None and found.role == INGEST
     await ws.accept()
-    await run_ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, authorize), svc.calls)
+    await run_ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, authorize), svc.calls, StreamLimits.of(svc.settings))
 
 
 async def twilio_ticket_stream(ws: WebSocket) -> None:
@@ -88,7 +88,7 @@ async def audiohook_stream(ws: WebSocket) -> None:
     await ws.accept()
     adapter = AudioHookProtocol(svc.settings.max_frame_bytes, ws.headers.get("audiohook-session-id"),
                                 ws.headers.get("audiohook-organization-id"))
-    await run_ingest(ws, adapter, svc.calls)
+    await run_ingest(ws, adapter, svc.calls, StreamLimits.of(svc.settings))
 
 
 async def jambonz_stream(ws: WebSocket) -> None:
@@ -101,7 +101,7 @@ async def jambonz_stream(ws: WebSocket) -> None:
         await deny(ws, 400, f"subprotocol must be one of {', '.join(SUBPROTOCOLS)}")
         return
     await ws.accept(subprotocol=chosen)
-    await run_ingest(ws, JambonzProtocol(svc.settings.max_frame_bytes, chosen), svc.calls)
+    await run_ingest(ws, JambonzProtocol(svc.settings.max_frame_bytes, chosen), svc.calls, StreamLimits.of(svc.settings))
 
 
 def _target(ws: WebSocket) -> str:

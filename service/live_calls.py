@@ -47,11 +47,14 @@ class LiveCalls:
     async def open(self, start: Start) -> CallSession:
         self._loop = asyncio.get_running_loop()
         session = self._sessions.get(start.call_id)
+        if session is not None and session.ended and (start.resume or start.continues):
+            # Its end is being written (the resume grace ran out a moment ago): too late to take it up.
+            raise ProtocolError("unknown_call", f"call {start.call_id} has ended; start a new call")
         if start.continues and session is not None and not session.connected and not session.ended:
             # The platform paused the stream and started a new one for the same call: the same call goes on.
             if session.agent_id != start.agent_id or set(session.start.roles) != set(start.roles):
                 raise ProtocolError("bad_start", "a continued call must keep its agent_id and roles")
-            self._grace.pop(start.call_id).cancel()
+            self._stop_grace(start.call_id)
             session.reattach(fill_gap=True)  # the pause is silence in the recording
             log.info("call continued by a new stream", extra={"call_id": start.call_id})
             return session
@@ -68,7 +71,7 @@ class LiveCalls:
             # A call assigned since it started may come back without the agent it got.
             if (start.agent_id not in (None, session.agent_id) or set(session.start.roles) != set(start.roles)):
                 raise ProtocolError("bad_start", "a resumed call must keep its agent_id and roles")
-            self._grace.pop(start.call_id).cancel()
+            self._stop_grace(start.call_id)
             session.reattach()
             log.info("call resumed", extra={"call_id": start.call_id})
             return session
@@ -94,6 +97,11 @@ class LiveCalls:
         session.events.emit("call.started", 0.0, agent_id=start.agent_id, metadata=start.metadata)
         log.info("call started", extra={"call_id": start.call_id, "source": start.source})
         return session
+
+    def _stop_grace(self, call_id: str) -> None:
+        grace = self._grace.pop(call_id, None)
+        if grace is not None:
+            grace.cancel()
 
     def _admit(self, start: Start) -> None:
         """A new call (never a resumed or continued one: nothing taken is dropped) is refused when this node

@@ -25,12 +25,14 @@ class RunningServer:
             "CALMLINE_SUPERVISOR_TOKENS": SUPERVISOR_TOKEN,
         }
         # Admission off unless a test asks for it: on a loaded machine a test server falls behind, and the
-        # tests wait for states rather than refuse to stream (tests/test_admission.py turns it on).
-        overrides = {"max_calls": 0, "shed_lag": 0.0, **overrides}
+        # tests wait for states rather than refuse to stream (tests/test_admission.py turns it on). Streams
+        # not held to real time either: tests send faster than real time to be quick (tests/test_limits.py
+        # measures the pacing).
+        overrides = {"max_calls": 0, "shed_lag": 0.0, "stream_lead": 0.0, **overrides}
         self.settings = config.load(environ=env, data_dir=data_dir, port=free_port(), **overrides)
         self.services = build_services(self.settings, transcriber)
         app = create_app(self.settings, self.services)
-        self.server = uvicorn.Server(server_config(app, "127.0.0.1", self.settings.port))
+        self.server = uvicorn.Server(server_config(app, self.settings))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 30

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -184,6 +185,28 @@ def test_the_recorder_queue_is_bounded_and_counts_what_it_drops(tmp_path):
     assert len(stored) == 1000 - recorder.dropped_events and stored == sorted(stored, key=lambda e: e["seq"])
     recorder.close()
     store.close()
+
+
+async def test_flushes_waiting_on_a_stuck_database_hold_no_thread_of_the_default_pool():
+    """Every call's end waits for the recorder; with the database stuck, those waits must not take the default
+    thread pool (6 threads here), which starting a call, /healthz and the REST reads need."""
+    release = threading.Event()
+
+    class StuckStore:
+        def append_events(self, events):
+            release.wait(60)
+
+    recorder = Recorder(StuckStore())
+    try:
+        recorder({"type": "floor", "call_id": "c", "seq": 1, "t": 0.0})  # the writer thread is now stuck on it
+        flushes = [asyncio.ensure_future(recorder.flush()) for _ in range(32)]  # 32 calls ending at once
+        await asyncio.sleep(0.1)
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "a start's store read"), 10) == "a start's store read"
+        assert not any(f.done() for f in flushes)  # still waiting for the database, as they should
+    finally:
+        release.set()
+    await asyncio.wait_for(asyncio.gather(*flushes), 30)
+    recorder.close()
 
 
 async def test_shutdown_ends_every_call_past_a_failing_one(tmp_path, transcriber, small_disk, frames):

@@ -41,8 +41,9 @@ class LocalServer:
         self.port = free_port()
         self.dir = tempfile.TemporaryDirectory(prefix="calmline-local-")
         # Admission off unless asked for (the environment or ``env``): a bench measures what N calls cost,
-        # past the node's capacity too; tests/perf/overload.py measures admission.
-        env = {"CALMLINE_MAX_CALLS": "0", "CALMLINE_SHED_LAG": "0", **os.environ,
+        # past the node's capacity too; tests/perf/overload.py measures admission. Streams may run faster
+        # than real time (the evals replay calls at --speed).
+        env = {"CALMLINE_MAX_CALLS": "0", "CALMLINE_SHED_LAG": "0", "CALMLINE_STREAM_LEAD": "0", **os.environ,
                "CALMLINE_INGEST_KEYS": KEY, "CALMLINE_SUPERVISOR_TOKENS": SUP,
                "CALMLINE_AGENT_TOKENS": f"{AGENT}=local-agent-token", "CALMLINE_MODEL": model, "CALMLINE_DEVICE": device, **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port),

@@ -6,12 +6,18 @@ The same loop serves every protocol, through the contract of ``service.ingest.pr
 an adapter with ``forwards_events`` gets the call's events to pass back to the platform
 (``on_event``); every message leaves through ``outgoing``; a ``resumable`` adapter's dropped call
 waits for a resume, any other ends when its socket closes.
+
+The connection's limits (``StreamLimits``) are kept here, where the clock and the socket are: a call
+must start soon after the socket opens, a started stream that goes silent (no message at all) counts as
+lost, a call ends at its maximum length, and audio is read no faster than real time past a lead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -30,29 +36,54 @@ class _Closed(Exception):
     """The adapter asked to close the connection; nothing more is read."""
 
 
+@dataclass(frozen=True)
+class StreamLimits:
+    """Seconds; 0 for none (service.config has each one's meaning)."""
+    first_message: float = 0.0  # from the socket's accept until a call is started on it
+    idle: float = 0.0  # a started stream sending nothing at all
+    max_call: float = 0.0  # audio seconds of one call
+    lead: float = 0.0  # audio a stream may run ahead of the wall clock since it (re)attached
+
+    @classmethod
+    def of(cls, settings) -> StreamLimits:
+        return cls(settings.first_message_timeout, settings.idle_timeout, settings.max_call_seconds,
+                   settings.stream_lead)
+
+
 class IngestConnection:
-    def __init__(self, ws: WebSocket, adapter: Adapter, calls: LiveCalls):
+    def __init__(self, ws: WebSocket, adapter: Adapter, calls: LiveCalls, limits: StreamLimits = StreamLimits()):
         self.ws = ws
         self.adapter = adapter
         self.calls = calls
+        self.limits = limits
         self.session = None
+        self._started_any = False
+        self._clock0 = 0.0  # monotonic time at which the attached stream's audio would have started, at real time
+        self._lost: str | None = None  # why the server gave up on the stream (a deadline)
         self._forwarder: asyncio.Task | None = None
         self._forwarded = None  # the forwarder's subscription
         self._send_lock = asyncio.Lock()
         self._close_code: int | None = None
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        opened = loop.time()
+        deadline = asyncio.timeout(None)
         try:
-            while True:
-                message = await self.ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    self._close_code = message.get("code")
-                    return
-                if message.get("bytes") is not None:
-                    actions = self.adapter.receive_bytes(message["bytes"])
-                else:
-                    actions = self.adapter.receive_text(message.get("text") or "")
-                await self._apply(actions)
+            async with deadline:
+                while True:
+                    # Only the wait for the peer is bounded: a deadline must not cut a call's end in half.
+                    deadline.reschedule(self._deadline(opened, loop.time()))
+                    message = await self.ws.receive()
+                    deadline.reschedule(None)
+                    if not await self._handle(message):
+                        return
+        except TimeoutError:
+            if not deadline.expired():
+                log.exception("ingest connection failed", extra={"protocol": type(self.adapter).__name__})
+                await self._close(1011, "internal error")
+            else:
+                await self._give_up()
         except _Closed:
             pass
         except WebSocketDisconnect as exc:
@@ -71,9 +102,46 @@ class IngestConnection:
                     self.calls.detach(self.session)
                 else:
                     # Platforms that cannot resume end a call by closing the socket; an abnormal close is a drop.
-                    clean = self._close_code in (1000, 1001, 1005)
+                    clean = self._close_code in (1000, 1001, 1005) and self._lost is None
                     await self.calls.end(self.session, "ended" if clean else "dropped",
-                                         None if clean else f"stream lost (close code {self._close_code})")
+                                         None if clean else self._lost or f"stream lost (close code {self._close_code})")
+
+    def _deadline(self, opened: float, now: float) -> float | None:
+        if not self._started_any:
+            return opened + self.limits.first_message if self.limits.first_message > 0 else None
+        if self.limits.idle > 0:
+            return now + self.limits.idle
+        return None
+
+    async def _give_up(self) -> None:
+        """A deadline passed: no call started in time, or a started stream fell silent (a peer gone without
+        closing, or one holding a socket open): closed, and its call treated as a lost stream."""
+        if not self._started_any:
+            self._lost = f"no call started within {self.limits.first_message:g} s of connecting"
+            log.info("ingest connection closed: no start", extra={"protocol": type(self.adapter).__name__})
+            try:
+                await self._apply(self.adapter.rejected("no_start", self._lost, 1008))
+            except _Closed:
+                pass
+            return
+        self._lost = f"stream sent nothing for {self.limits.idle:g} s"
+        log.info("ingest stream idle", extra={"protocol": type(self.adapter).__name__,
+                                               "call_id": getattr(self.session, "call_id", None)})
+        await self._close(1001, self._lost)
+
+    async def _handle(self, message: dict) -> bool:
+        """One websocket message: False once the peer has gone."""
+        if message["type"] == "websocket.disconnect":
+            self._close_code = message.get("code")
+            return False
+        if message.get("bytes") is not None:
+            actions = self.adapter.receive_bytes(message["bytes"])
+        else:
+            actions = self.adapter.receive_text(message.get("text") or "")
+        await self._apply(actions)
+        if self.session is not None and 0 < self.limits.max_call <= self.session.audio_seconds:
+            await self._too_long()
+        return True
 
     async def _apply(self, actions: list) -> None:
         for action in actions:
@@ -83,6 +151,7 @@ class IngestConnection:
                 continue
             match action:
                 case Audio(frames=frames):
+                    await self._pace()
                     await self._session_call(self.session.feed, frames)
                 case Gap(seconds=seconds, roles=roles):
                     await self._session_call(self.session.gap, seconds, roles)
@@ -118,6 +187,23 @@ class IngestConnection:
                     await self._close(code, reason)
                     raise _Closed
 
+    async def _pace(self) -> None:
+        """Past the lead, wait until the wall clock catches up with the audio: the socket is not read meanwhile,
+        so a stream sent faster than real time waits in its TCP buffers, not in this call's share of the
+        transcriber (where it would push every other call's finals back)."""
+        if self.limits.lead <= 0:
+            return
+        # Until the clock says so: a timer may fire early by however stale the loop's own time is (uvloop).
+        while (ahead := self.session.audio_seconds - (time.monotonic() - self._clock0)) > self.limits.lead:
+            await asyncio.sleep(ahead - self.limits.lead)
+
+    async def _too_long(self) -> None:
+        limit = self.limits.max_call
+        await self.calls.end(self.session, "ended", f"call longer than {limit:g} s of audio")
+        self.session = None
+        await self._apply(self.adapter.rejected(
+            "call_too_long", f"calls end after {limit:g} s of audio (CALMLINE_MAX_CALL_SECONDS)", 1008))
+
     async def _session_call(self, call, *args) -> None:
         """Audio or a gap for the call; a recording that cannot be written ends it (and the stream) as an error."""
         try:
@@ -133,6 +219,9 @@ class IngestConnection:
         except ProtocolError as exc:
             await self._apply(self.adapter.rejected(exc.code, exc.message, exc.close_code))
             return
+        self._started_any = True
+        # The clock itself, not the loop's: uvloop's time is the start of the current iteration.
+        self._clock0 = time.monotonic() - self.session.audio_seconds
         if self.adapter.forwards_events:
             self._forwarder = asyncio.create_task(self._forward(start.call_id))
         await self._apply(self.adapter.started({"audio_seconds": self.session.audio_seconds}))
@@ -186,5 +275,5 @@ class IngestConnection:
             pass
 
 
-async def run_ingest(ws: WebSocket, adapter: Adapter, calls: LiveCalls) -> None:
-    await IngestConnection(ws, adapter, calls).run()
+async def run_ingest(ws: WebSocket, adapter: Adapter, calls: LiveCalls, limits: StreamLimits = StreamLimits()) -> None:
+    await IngestConnection(ws, adapter, calls, limits).run()
