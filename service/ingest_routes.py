@@ -67,7 +67,8 @@ async def twilio_ticket_stream(ws: WebSocket) -> None:
     def call_sid_check(call_sid: str) -> str | None:
         return twilio_ticket.check(auth_token, ticket, call_sid, connected)
     await ws.accept()
-    await run_ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, call_sid_check=call_sid_check), svc.calls)
+    await run_ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, call_sid_check=call_sid_check), svc.calls,
+                     StreamLimits.of(svc.settings))
 
 
 async def audiohook_stream(ws: WebSocket) -> None:
