@@ -10,8 +10,9 @@ from starlette.websockets import WebSocket
 from service.auth import Principal, token_from
 
 
-def principal(conn: HTTPConnection) -> Principal | None:
-    return conn.app.state.services.credentials.identify(token_from(conn.headers, conn.query_params))
+def principal(conn: HTTPConnection, basic: bool = False) -> Principal | None:
+    """Whose token this is; an HTTP Basic password counts only where ``basic`` (the jambonz socket)."""
+    return conn.app.state.services.credentials.identify(token_from(conn.headers, conn.query_params, basic))
 
 
 def require(conn: HTTPConnection, *roles: str) -> Principal:
@@ -30,7 +31,7 @@ def require_call_access(who: Principal, call_agent_id: str | None) -> None:
 
 async def deny(ws: WebSocket, status: int, message: str) -> None:
     """Refuse a websocket handshake with a real HTTP status and a JSON reason."""
-    code = {401: "unauthorized", 403: "forbidden"}.get(status, "bad_request")
+    code = {401: "unauthorized", 403: "forbidden", 503: "overloaded"}.get(status, "bad_request")
     await ws.send_denial_response(JSONResponse({"type": "error", "code": code, "message": message}, status_code=status))
 
 
@@ -54,9 +55,9 @@ def origin_allowed(conn: HTTPConnection, allowed: list[str]) -> bool:
     return netloc == host or netloc + default == host or netloc == host + default
 
 
-async def ws_principal(ws: WebSocket, *roles: str) -> Principal | None:
+async def ws_principal(ws: WebSocket, *roles: str, basic: bool = False) -> Principal | None:
     """The websocket's principal, or None after refusing it (401 unknown, 403 wrong kind)."""
-    who = principal(ws)
+    who = principal(ws, basic)
     if who is None:
         await deny(ws, 401, "missing or unknown token")
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,6 +23,7 @@ from service.cluster import Cluster
 from service.connection_limit import ConnectionLimit
 from service.config import Settings
 from service.health import Health
+from service.ingest.nonces import NonceCache
 from service.recorder import Recorder
 from service.relay import Relay
 from service.routes import routes
@@ -49,6 +50,7 @@ class Services:
     admission: admission_policy.Admission | None = None
     metrics: object = None  # the Prometheus registry of this server's gauges and counters
     cluster: Cluster | None = None  # with CALMLINE_REDIS_URL: the relay and heartbeats across nodes
+    nonces: NonceCache = field(default_factory=NonceCache)  # AudioHook signature nonces seen lately (replays)
 
 
 def build_services(settings: Settings, transcriber: Transcriber | None = None) -> Services:

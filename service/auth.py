@@ -109,13 +109,19 @@ def development_banner(creds: Credentials, path: Path) -> str:
     return "\n".join(lines)
 
 
-def token_from(headers, query_params) -> str | None:
-    """Bearer header, HTTP Basic password (jambonz wsAuth) or ?token= (browsers, Twilio)."""
+def token_from(headers, query_params, basic: bool = False) -> str | None:
+    """Bearer header or ?token= (browsers, Twilio); the HTTP Basic password only where ``basic`` (jambonz wsAuth).
+
+    A Basic header where Basic is not accepted gives no token at all, not the ?token= beside it: a browser
+    resends Basic credentials by itself to the whole origin, so they stay on the one socket that needs them.
+    """
     auth = headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer" and value:
         return value.strip()
     if scheme.lower() == "basic" and value:
+        if not basic:
+            return None
         try:
             return base64.b64decode(value).decode("utf-8", "replace").partition(":")[2] or None
         except (ValueError, UnicodeEncodeError):  # not base64, or non-ASCII where base64 belongs

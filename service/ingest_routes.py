@@ -13,6 +13,7 @@ from service.ingest.audiohook import AudioHookProtocol
 from service.ingest.driver import StreamLimits, run_ingest
 from service.ingest.jambonz import SUBPROTOCOLS, JambonzProtocol
 from service.ingest.native import NativeProtocol
+from service.ingest.nonces import NonceCacheFull
 from service.ingest.twilio import TwilioProtocol
 
 
@@ -71,8 +72,18 @@ async def twilio_ticket_stream(ws: WebSocket) -> None:
                      StreamLimits.of(svc.settings))
 
 
+# Headers the AudioHook checks read, each exactly once: with two, the key check and the signature
+# check could each read a different one (Starlette's get takes the first, a dict the last).
+AUDIOHOOK_SINGLE = ("X-API-KEY", "Authorization", "Signature", "Signature-Input", "Host",
+                    "Audiohook-Organization-Id", "Audiohook-Session-Id", "Audiohook-Correlation-Id")
+
+
 async def audiohook_stream(ws: WebSocket) -> None:
     svc = ws.app.state.services
+    repeated = next((name for name in AUDIOHOOK_SINGLE if len(ws.headers.getlist(name)) > 1), None)
+    if repeated:
+        await deny(ws, 400, f"{repeated} given more than once")
+        return
     api_key = ws.headers.get("x-api-key")
     who = svc.credentials.identify(api_key) if api_key else principal(ws)
     if who is None or who.role != INGEST:
@@ -81,10 +92,19 @@ async def audiohook_stream(ws: WebSocket) -> None:
     secret = svc.settings.audiohook_client_secret
     if secret:
         headers = {k.lower(): v for k, v in ws.headers.items()}
+        now = time.time()
         try:
-            http_signature.verify(_target(ws), ws.headers.get("host", ""), headers, secret, time.time())
+            signed = http_signature.verify(_target(ws), ws.headers.get("host", ""), headers, secret, now)
+            # Only a good signature's nonce is kept: without the secret nobody can fill the cache.
+            replayed = svc.nonces.seen_before(signed.nonce, signed.created, now)
         except http_signature.SignatureError as exc:
             await deny(ws, 401, f"signature: {exc}")
+            return
+        except NonceCacheFull:
+            await deny(ws, 503, "too many signed handshakes at once; try again later")
+            return
+        if replayed:
+            await deny(ws, 401, "signature nonce already used")
             return
     await ws.accept()
     adapter = AudioHookProtocol(svc.settings.max_frame_bytes, ws.headers.get("audiohook-session-id"),
@@ -93,7 +113,7 @@ async def audiohook_stream(ws: WebSocket) -> None:
 
 
 async def jambonz_stream(ws: WebSocket) -> None:
-    if await ws_principal(ws, INGEST) is None:
+    if await ws_principal(ws, INGEST, basic=True) is None:  # jambonz's wsAuth sends the key as a Basic password
         return
     svc = ws.app.state.services
     offered = ws.scope.get("subprotocols") or []

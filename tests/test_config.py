@@ -62,12 +62,15 @@ def test_configured_tokens_and_auth_file(tmp_path):
     assert creds.identify("nope") is None and creds.identify("") is None
 
 
-@pytest.mark.parametrize("headers, query, token", [
-    ({"authorization": "Bearer abc"}, {}, "abc"),
-    ({"authorization": "Basic dXNlcjpzZWNyZXQ="}, {}, "secret"),  # user:secret
-    ({}, {"token": "q"}, "q"),
-    ({"authorization": "Basic !!!"}, {}, None),
-    ({}, {}, None),
+@pytest.mark.parametrize("headers, query, basic, token", [
+    ({"authorization": "Bearer abc"}, {}, False, "abc"),
+    ({"authorization": "Basic dXNlcjpzZWNyZXQ="}, {}, True, "secret"),  # user:secret, where Basic is accepted
+    ({"authorization": "Basic dXNlcjpzZWNyZXQ="}, {}, False, None),  # anywhere else: no token
+    ({"authorization": "Basic dXNlcjpzZWNyZXQ="}, {"token": "q"}, False, None),  # not the query's either
+    ({}, {"token": "q"}, False, "q"),
+    ({}, {"token": "q"}, True, "q"),
+    ({"authorization": "Basic !!!"}, {}, True, None),
+    ({}, {}, False, None),
 ])
-def test_token_sources(headers, query, token):
-    assert token_from(headers, query) == token
+def test_token_sources(headers, query, basic, token):
+    assert token_from(headers, query, basic=basic) == token

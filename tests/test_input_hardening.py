@@ -32,6 +32,39 @@ def test_non_ascii_tokens_are_401_not_500(server, headers, query):
     assert r.status_code == 401, r.text
 
 
+def basic(password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"x:{password}".encode()).decode()}
+
+
+def test_basic_is_401_on_rest_whatever_token_it_holds(server):
+    r = httpx.get(f"{server.http}/v1/calls", headers=basic(SUPERVISOR_TOKEN), timeout=30)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    # A Basic header is refused outright, not passed over for the ?token= beside it.
+    r = httpx.get(f"{server.http}/v1/calls", params={"token": SUPERVISOR_TOKEN}, headers=basic(SUPERVISOR_TOKEN))
+    assert r.status_code == 401
+    assert httpx.get(f"{server.http}/v1/calls", headers={"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}).status_code == 200
+
+
+@pytest.mark.parametrize("path, token", [("/v1/agents/a-1/events", AGENT_TOKENS["a-1"]),
+                                         ("/v1/supervise", SUPERVISOR_TOKEN), ("/v1/stream", INGEST_KEY)])
+async def test_basic_is_401_on_sockets_other_than_jambonz(server, path, token):
+    with pytest.raises(InvalidStatus) as refused:
+        async with websockets.connect(server.ws + path, additional_headers=basic(token)):
+            pass
+    assert refused.value.response.status_code == 401
+    async with websockets.connect(server.ws + path, additional_headers={"Authorization": f"Bearer {token}"}):
+        pass  # the same token as a bearer is good
+
+
+@pytest.mark.parametrize("auth", [b"Basic " + base64.b64encode("u:p\u00e4ss".encode()), "Basic \u00e4\u00e4".encode()])
+async def test_non_ascii_basic_on_jambonz_is_401(server, auth):
+    with pytest.raises(InvalidStatus) as refused:
+        async with websockets.connect(server.ws + "/v1/jambonz", subprotocols=["audio.jambonz.org"],
+                                      additional_headers={"Authorization": auth.decode("latin-1")}):
+            pass
+    assert refused.value.response.status_code == 401
+
+
 async def test_non_ascii_token_on_a_socket_is_401(server):
     for path in ("/v1/stream?token=%C3%A9", "/v1/supervise?token=%C3%A9", "/v1/agents/a-1/events?token=%C3%A9"):
         with pytest.raises(InvalidStatus) as refused:

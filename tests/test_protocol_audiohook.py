@@ -13,6 +13,7 @@ from service.ingest.audiohook import duration
 from service.call_actions import Audio, Gap, Pause, Resume, Split, Start, Stop
 from service.ingest.protocol import Send
 from service.ingest import http_signature
+from service.ingest.nonces import NonceCache, NonceCacheFull
 
 SESSION = str(uuid.uuid4())
 ORG = str(uuid.uuid4())
@@ -306,7 +307,8 @@ def test_signature_reference_vector():
                "x-api-key": "SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh", "signature-input": f"sig1={inner}",
                "signature": "sig1=:NZBwyBHRRyRoeLqy1IzOa9VYBuI8TgMFt2GRDkDuJh4=:"}
     secret = "TXlTdXBlclNlY3JldEtleVRlbGxOby0xITJAMyM0JDU="
-    http_signature.verify("/api/v1/voicebiometrics/ws", "audiohook.example.com", headers, secret, now=1641013201)
+    signed = http_signature.verify("/api/v1/voicebiometrics/ws", "audiohook.example.com", headers, secret, now=1641013201)
+    assert signed == ("VGhpc0lzQVVuaXF1ZU5vbmNl", 1641013200)  # what the replay check keeps
     with pytest.raises(http_signature.SignatureError, match="does not match"):
         http_signature.verify("/api/v1/other", "audiohook.example.com", headers, secret, now=1641013201)
     with pytest.raises(http_signature.SignatureError, match="not current"):
@@ -316,6 +318,28 @@ def test_signature_reference_vector():
                               "b3RoZXItc2VjcmV0LXRoYXQtaXMtd3Jvbmc=", now=1641013201)
     with pytest.raises(http_signature.SignatureError, match="missing"):
         http_signature.verify("/x", "h", {"x-api-key": "k"}, secret, now=0)
+
+
+def test_a_nonce_is_refused_until_its_signature_could_no_longer_pass():
+    cache = NonceCache()
+    assert not cache.seen_before("n1", created=1000, now=1000)
+    assert cache.seen_before("n1", created=1000, now=1001)  # the replay
+    assert not cache.seen_before("n2", created=1000, now=1001)  # another nonce
+    last = 1000 + http_signature.MAX_AGE + http_signature.SKEW  # verify's last accepting second for created=1000
+    assert cache.seen_before("n1", created=1000, now=last)
+    assert not cache.seen_before("n1", created=last + 1, now=last + 1)  # forgotten once nothing could pass with it
+    assert len(cache) == 1  # n2 went with it
+
+
+def test_the_nonce_cache_stays_within_its_bound():
+    cache = NonceCache(limit=3)
+    for i in range(3):
+        assert not cache.seen_before(f"n{i}", created=1000, now=1000)
+    with pytest.raises(NonceCacheFull):
+        cache.seen_before("n3", created=1000, now=1001)  # full of current nonces: refused, not grown
+    assert len(cache) == 3 and cache.seen_before("n0", created=1000, now=1001)
+    assert not cache.seen_before("n3", created=1020, now=1020)  # the expired ones go first
+    assert len(cache) == 1
 
 
 def test_a_discard_inside_an_utterance_does_not_lengthen_it():

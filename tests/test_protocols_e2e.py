@@ -139,6 +139,33 @@ async def test_audiohook_signature_and_key_at_the_handshake(signed_server):
         assert refused.value.response.status_code == 401
 
 
+async def test_a_replayed_audiohook_handshake_is_refused(signed_server):
+    wire = AudioHookWire(INGEST_KEY, secret=SECRET)
+    headers = wire.headers(f"127.0.0.1:{signed_server.settings.port}")
+    async with websockets.connect(signed_server.ws + "/v1/audiohook", additional_headers=headers):
+        pass
+    with pytest.raises(InvalidStatus) as refused:  # the same signed handshake, captured and sent again
+        async with websockets.connect(signed_server.ws + "/v1/audiohook", additional_headers=headers):
+            pass
+    assert refused.value.response.status_code == 401
+    assert "signature nonce already used" in refused.value.response.body.decode()
+
+
+@pytest.mark.parametrize("name", ["X-API-KEY", "Signature", "Signature-Input", "Authorization",
+                                  "Audiohook-Session-Id"])
+async def test_audiohook_headers_given_twice_are_400(signed_server, name):
+    headers = AudioHookWire(INGEST_KEY, secret=SECRET).headers(f"127.0.0.1:{signed_server.settings.port}")
+    twice = list(headers.items())
+    twice.append((name, headers.get(name, f"Bearer {INGEST_KEY}")))  # the same value again: still refused
+    if name == "Authorization":
+        twice.append((name, f"Bearer {INGEST_KEY}"))
+    with pytest.raises(InvalidStatus) as refused:
+        async with websockets.connect(signed_server.ws + "/v1/audiohook", additional_headers=twice):
+            pass
+    assert refused.value.response.status_code == 400
+    assert f"{name} given more than once" in refused.value.response.body.decode()
+
+
 def test_two_servers_in_one_process_each_have_their_metrics(server, signed_server):
     for srv in (server, signed_server):
         text = httpx.get(f"{srv.http}/metrics", headers={"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}).text

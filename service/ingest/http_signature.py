@@ -10,6 +10,7 @@ import binascii
 import hashlib
 import hmac
 import re
+from typing import NamedTuple
 
 REQUIRED = ("@request-target", "@authority", "audiohook-organization-id", "audiohook-session-id",
             "audiohook-correlation-id", "x-api-key")
@@ -19,6 +20,13 @@ MAX_AGE = 10
 
 class SignatureError(ValueError):
     pass
+
+
+class Signed(NamedTuple):
+    """What a good signature says about itself, for the replay check (service/ingest/nonces.py)."""
+
+    nonce: str
+    created: int
 
 
 def _parse_input(value: str) -> tuple[str, list[str], dict, str]:
@@ -43,8 +51,11 @@ def sign(base: str, secret_b64: str) -> str:
     return base64.b64encode(hmac.new(key, base.encode(), hashlib.sha256).digest()).decode()
 
 
-def verify(target: str, authority: str, headers: dict[str, str], secret_b64: str, now: float) -> None:
-    """Raises SignatureError with the reason, or returns when the signature is good. ``headers`` lower-case."""
+def verify(target: str, authority: str, headers: dict[str, str], secret_b64: str, now: float) -> Signed:
+    """Raises SignatureError with the reason, or returns the nonce and created time of a good signature.
+
+    ``headers`` lower-case, one value each (the caller refuses repeated ones). A good signature may still
+    be a replay: the caller checks its nonce against the ones seen lately."""
     sig_input, sig = headers.get("signature-input"), headers.get("signature")
     if not sig_input or not sig:
         raise SignatureError("missing Signature or Signature-Input header")
@@ -81,3 +92,4 @@ def verify(target: str, authority: str, headers: dict[str, str], secret_b64: str
         raise SignatureError("signature or secret is not base64") from None
     if not hmac.compare_digest(expected, given):
         raise SignatureError("signature does not match")
+    return Signed(str(params["nonce"]), created)
