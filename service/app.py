@@ -20,7 +20,7 @@ from service.auth import Credentials, load_credentials
 from service.bus import EventBus
 from service.live_calls import LiveCalls
 from service.cluster import Cluster
-from service.connection_limit import ConnectionLimit
+from service.connection_limit import ConnectionLimit, WebsocketCount
 from service.config import Settings
 from service.health import Health
 from service.ingest.nonces import NonceCache
@@ -31,6 +31,9 @@ from service.session import SessionDeps
 from service.storage import Store
 
 log = logging.getLogger("calmline.app")
+
+
+HTTP_HEADROOM = 64  # HTTP requests at once beyond CALMLINE_MAX_CONNECTIONS open websockets
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Services:
     metrics: object = None  # the Prometheus registry of this server's gauges and counters
     cluster: Cluster | None = None  # with CALMLINE_REDIS_URL: the relay and heartbeats across nodes
     nonces: NonceCache = field(default_factory=NonceCache)  # AudioHook signature nonces seen lately (replays)
+    sockets: WebsocketCount = field(default_factory=WebsocketCount)  # open and refused websockets (the cap)
 
 
 def build_services(settings: Settings, transcriber: Transcriber | None = None) -> Services:
@@ -137,6 +141,8 @@ def server_config(app: Starlette, settings: Settings, **extra):
         # reason; text frames carry base64, a third longer); anything bigger the websocket layer refuses (1009)
         # before it is buffered. Few frames queued per socket: a stream faster than it is read waits in TCP.
         ws_max_size=2 * settings.max_frame_bytes + 4096, ws_max_queue=4,
-        limit_concurrency=settings.max_connections or None,
+        # uvicorn counts open websockets as connections too: room above the socket cap keeps /healthz and
+        # /metrics answering when the sockets are at it.
+        limit_concurrency=settings.max_connections + HTTP_HEADROOM if settings.max_connections else None,
         # Audio does not compress and events are small: deflate would only cost CPU per frame.
         ws_per_message_deflate=False, **extra)

@@ -36,6 +36,10 @@ class ServiceCollector:
         yield CounterMetricFamily("calmline_transcription_redecoded", "Utterances a packed window got wrong, decoded alone",
                                   value=stats.redecoded)
         yield CounterMetricFamily("calmline_transcribed_audio_seconds", "Audio seconds transcribed", value=stats.audio_seconds)
+        yield GaugeMetricFamily("calmline_websockets_open", "Websockets open now, ingest and events",
+                                value=svc.sockets.open)
+        yield CounterMetricFamily("calmline_websockets_refused", "Websocket handshakes refused at CALMLINE_MAX_CONNECTIONS",
+                                  value=svc.sockets.refused)
         yield GaugeMetricFamily("calmline_recorder_queue_depth", "Writes waiting for the store", value=svc.recorder.depth)
         yield CounterMetricFamily("calmline_recorder_dropped_events",
                                   "Events delivered live but not stored: the recorder's queue was full",

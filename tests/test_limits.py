@@ -143,6 +143,8 @@ async def test_websockets_past_the_cap_are_refused_with_503(limited):
             await websockets.connect(url)
         assert refused.value.response.status_code == 503
         assert json.loads(refused.value.response.body)["code"] == "too_many_connections"
+        metrics = httpx.get(f"{limited.http}/metrics", headers={"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}).text
+        assert "calmline_websockets_open 6.0" in metrics and "calmline_websockets_refused_total 1.0" in metrics
         await opened.pop().close()
         deadline = time.monotonic() + 30
         while True:  # the server counts the socket closed once its handler has returned
@@ -158,13 +160,16 @@ async def test_websockets_past_the_cap_are_refused_with_503(limited):
 
 
 async def test_a_frame_far_over_the_limit_is_refused_by_the_websocket_layer(server):
+    call_id = f"big-{uuid.uuid4().hex[:8]}"
     async with websockets.connect(f"{server.ws}/v1/stream", additional_headers=AUTH, max_size=None) as ws:
-        await ws.send(start_msg(f"big-{uuid.uuid4().hex[:8]}"))
+        await ws.send(start_msg(call_id))
         assert json.loads(await ws.recv())["type"] == "started"
         await ws.send(b"\0" * (4 * server.settings.max_frame_bytes))
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 30)
     assert closed.value.rcvd.code == 1009  # message too big: refused before the frame is buffered whole
+    # A lost stream, as any abnormal close: ended after the resume grace, before the next test watches a-1's socket.
+    await wait_row(server, call_id, "dropped")
 
 
 def test_the_websocket_layer_holds_little_per_socket(tmp_path):
@@ -172,7 +177,7 @@ def test_the_websocket_layer_holds_little_per_socket(tmp_path):
     cfg = server_config(None, settings)
     assert cfg.ws_max_size == 2 * 65536 + 4096  # was 16 MiB
     assert cfg.ws_max_queue <= 4  # was 32 messages
-    assert cfg.limit_concurrency == 100
+    assert cfg.limit_concurrency == 100 + 64  # HTTP still answered with the sockets at their cap
 
 
 async def test_a_resume_racing_with_the_calls_end_is_told_it_ended(server):
