@@ -29,10 +29,11 @@ def require_call_access(who: Principal, call_agent_id: str | None) -> None:
         raise HTTPException(403, "this call belongs to another agent")
 
 
-async def deny(ws: WebSocket, status: int, message: str) -> None:
-    """Refuse a websocket handshake with a real HTTP status and a JSON reason."""
-    code = {401: "unauthorized", 403: "forbidden", 503: "overloaded"}.get(status, "bad_request")
-    await ws.send_denial_response(JSONResponse({"type": "error", "code": code, "message": message}, status_code=status))
+async def deny(ws: WebSocket, status: int, message: str, code: str | None = None, headers: dict | None = None) -> None:
+    """Refuse a websocket handshake with a real HTTP status and a JSON reason (``code``: by status unless given)."""
+    code = code or {401: "unauthorized", 403: "forbidden", 503: "overloaded"}.get(status, "bad_request")
+    await ws.send_denial_response(JSONResponse({"type": "error", "code": code, "message": message}, status_code=status,
+                                               headers=headers))
 
 
 def origin_allowed(conn: HTTPConnection, allowed: list[str]) -> bool:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
+
+from service.access import deny
 
 log = logging.getLogger("calmline.connections")
 
@@ -36,11 +37,9 @@ class ConnectionLimit:
             count.refused += 1
             log.warning("websocket refused: too many open", extra={"open": count.open, "limit": self.limit,
                                                                    "path": scope.get("path")})
-            ws = WebSocket(scope, receive, send)
-            await ws.send_denial_response(JSONResponse(
-                {"type": "error", "code": "too_many_connections",
-                 "message": f"{count.open} websockets open, the most this server takes (CALMLINE_MAX_CONNECTIONS)"},
-                status_code=503, headers={"Retry-After": "5"}))
+            await deny(WebSocket(scope, receive, send), 503,
+                       f"{count.open} websockets open, the most this server takes (CALMLINE_MAX_CONNECTIONS)",
+                       code="too_many_connections", headers={"Retry-After": "5"})
             return
         count.open += 1
         try:

@@ -22,7 +22,7 @@ async def native_stream(ws: WebSocket) -> None:
         return
     svc = ws.app.state.services
     await ws.accept()
-    await run_ingest(ws, NativeProtocol(svc.settings.max_frame_bytes), svc.calls, StreamLimits.of(svc.settings))
+    await _ingest(ws, NativeProtocol(svc.settings.max_frame_bytes))
 
 
 async def twilio_stream(ws: WebSocket) -> None:
@@ -47,7 +47,7 @@ async def twilio_stream(ws: WebSocket) -> None:
             found = creds.identify(token) if isinstance(token, str) else None
             return found is not None and found.role == INGEST
     await ws.accept()
-    await run_ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, authorize), svc.calls, StreamLimits.of(svc.settings))
+    await _ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, authorize))
 
 
 async def twilio_ticket_stream(ws: WebSocket) -> None:
@@ -68,8 +68,7 @@ async def twilio_ticket_stream(ws: WebSocket) -> None:
     def call_sid_check(call_sid: str) -> str | None:
         return twilio_ticket.check(auth_token, ticket, call_sid, connected)
     await ws.accept()
-    await run_ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, call_sid_check=call_sid_check), svc.calls,
-                     StreamLimits.of(svc.settings))
+    await _ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, call_sid_check=call_sid_check))
 
 
 # Headers the AudioHook checks read, each exactly once: with two, the key check and the signature
@@ -109,7 +108,7 @@ async def audiohook_stream(ws: WebSocket) -> None:
     await ws.accept()
     adapter = AudioHookProtocol(svc.settings.max_frame_bytes, ws.headers.get("audiohook-session-id"),
                                 ws.headers.get("audiohook-organization-id"))
-    await run_ingest(ws, adapter, svc.calls, StreamLimits.of(svc.settings))
+    await _ingest(ws, adapter)
 
 
 async def jambonz_stream(ws: WebSocket) -> None:
@@ -122,7 +121,13 @@ async def jambonz_stream(ws: WebSocket) -> None:
         await deny(ws, 400, f"subprotocol must be one of {', '.join(SUBPROTOCOLS)}")
         return
     await ws.accept(subprotocol=chosen)
-    await run_ingest(ws, JambonzProtocol(svc.settings.max_frame_bytes, chosen), svc.calls, StreamLimits.of(svc.settings))
+    await _ingest(ws, JambonzProtocol(svc.settings.max_frame_bytes, chosen))
+
+
+async def _ingest(ws: WebSocket, adapter) -> None:
+    """The accepted socket to the driver, under this server's connection limits."""
+    svc = ws.app.state.services
+    await run_ingest(ws, adapter, svc.calls, StreamLimits.of(svc.settings))
 
 
 def _target(ws: WebSocket) -> str:

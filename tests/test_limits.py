@@ -135,6 +135,10 @@ async def test_a_stream_sent_faster_than_real_time_is_read_at_real_time_past_its
 
 async def test_websockets_past_the_cap_are_refused_with_503(limited):
     url = f"{limited.ws}/v1/supervise?token={SUPERVISOR_TOKEN}"
+    deadline = time.monotonic() + 60
+    while limited.services.sockets.open:  # the tests before may still be closing theirs: a state, not a pause
+        assert time.monotonic() < deadline, f"{limited.services.sockets.open} websockets never closed"
+        await asyncio.sleep(0.05)
     opened = []
     try:
         for _ in range(6):
