@@ -113,19 +113,44 @@ class UtteranceSegmenter:
         """Where the utterance still open began (its pre-roll included); None between utterances."""
         return self._start if self._speech is not None else None
 
+    @property
+    def vad(self) -> SileroStream:
+        return self._vad
+
     def feed(self, samples: np.ndarray) -> list:
-        """Consume samples; returns the VoiceChunks and utterance events they caused."""
+        """Consume samples, each chunk through this stream's own VAD call; returns the VoiceChunks and utterance
+        events they caused."""
+        self.push(samples)
+        return self._catch_up()
+
+    def push(self, samples: np.ndarray) -> None:
+        """Take samples without analysing them yet: ``waiting`` and ``advance`` do, a chunk at a time, so one
+        model call can decide a chunk of many streams (service.vad_batch)."""
         self._pending = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
+
+    def waiting(self) -> np.ndarray | None:
+        """The next whole chunk not yet analysed, or None."""
+        return self._pending[:CHUNK] if len(self._pending) >= CHUNK else None
+
+    def advance(self, prob: float, voice: tuple[float, float | None] | None = None) -> list:
+        """That chunk, with its speech probability (from this stream's ``vad``) and, when worked out with other
+        chunks', its (loudness, pitch), the pitch only where ``prob`` is at ``start_threshold``: what it caused."""
         out: list = []
-        n = len(self._pending) // CHUNK
-        for i in range(n):
-            self._step(self._pending[i * CHUNK : (i + 1) * CHUNK], out)
-        self._pending = self._pending[n * CHUNK :]
+        chunk = self._pending[:CHUNK]
+        self._pending = self._pending[CHUNK:]
+        self._step(chunk, prob, out, voice)
+        return out
+
+    def _catch_up(self) -> list:
+        out: list = []
+        while (chunk := self.waiting()) is not None:
+            self._pending = self._pending[CHUNK:]
+            self._step(chunk, self._vad(chunk), out)
         return out
 
     def flush(self) -> list:
-        """End of stream (or pause): close any open utterance now."""
-        out: list = []
+        """End of stream (or pause): what was pushed analysed, then any open utterance closed now."""
+        out = self._catch_up()
         if self._speech is not None:
             self._close(out, min(self.now, self._speech_end + self.config.post_roll))
         self._samples += len(self._pending)  # unheard, but time all the same: the clock stays with the recording
@@ -139,25 +164,29 @@ class UtteranceSegmenter:
         self._history.clear()
         return out
 
-    def gap(self, samples: int) -> None:
+    def gap(self, samples: int) -> list:
         """Audio that never came (a network or platform gap): the clock moves on without analysing anything.
 
         An utterance in progress stays open across it, so speech on both sides is one utterance; no
-        silence is counted and nothing is allocated for the skipped time.
+        silence is counted and nothing is allocated for the skipped time. Returns what the audio before it,
+        not yet analysed, caused.
         """
+        out = self._catch_up()
         self._samples += samples
         if self._speech is None:
             self._history.clear()  # pre-roll does not reach back over a gap
         else:
             self._held += samples / MODEL_RATE
+        return out
 
-    def _step(self, chunk: np.ndarray, out: list) -> None:
+    def _step(self, chunk: np.ndarray, prob: float, out: list, voice: tuple[float, float | None] | None = None) -> None:
         cfg = self.config
-        prob = self._vad(chunk)
         t0 = self.now
         self._samples += CHUNK
         dt = CHUNK / MODEL_RATE
-        out.append(VoiceChunk(self.now, prob, loudness_db(chunk), pitch_hz(chunk) if prob >= cfg.start_threshold else None))
+        if voice is None:
+            voice = loudness_db(chunk), (pitch_hz(chunk) if prob >= cfg.start_threshold else None)
+        out.append(VoiceChunk(self.now, prob, *voice))
         if self._speech is None:
             self._history.append(chunk)
             keep = int(cfg.pre_roll * MODEL_RATE / CHUNK) + 1

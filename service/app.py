@@ -28,6 +28,7 @@ from service.recorder import Recorder
 from service.relay import Relay
 from service.routes import routes
 from service.session import SessionDeps
+from service.vad_batch import VadBatch
 from service.storage import Store
 
 log = logging.getLogger("calmline.app")
@@ -91,7 +92,8 @@ def build_services(settings: Settings, transcriber: Transcriber | None = None) -
     max_calls = (settings.max_calls if settings.max_calls >= 0
                  else admission_policy.default_max_calls(getattr(transcriber, "device", "cpu")))
     admission = admission_policy.Admission(max_calls, settings.shed_lag, lambda: scheduler.final_lag)
-    deps = SessionDeps(scheduler, recorder, segmenter, playbook, tuple(settings.redact), admission)
+    deps = SessionDeps(scheduler, recorder, segmenter, playbook, tuple(settings.redact), admission,
+                       VadBatch(settings.vad_wait) if settings.vad_wait > 0 else None)
     calls = LiveCalls(deps, bus, store, audio_files, settings.resume_grace, node_id, health, admission)
     if relay:
         cluster = Cluster(settings.redis_url, node_id, store, bus, relay, audio_files, lambda: len(calls.all()))

@@ -78,6 +78,9 @@ class Settings:
                 "socket is read at real time, so a stream sent faster cannot starve the other calls (0: no limit)"})
     max_connections: int = field(default=2000, metadata={
         "help": "websockets open at once, ingest and events together; past it a handshake gets 503 (0: no limit)"})
+    vad_wait: float = field(default=0.02, metadata={
+        "help": "seconds a speaker's audio waits so one VAD model call decides the next chunk of every live speaker "
+                "(0: each frame's chunks decided as it arrives, a model call per speaker and chunk)"})
     end_silence: float = field(default=0.5, metadata={"help": "seconds of silence that end an utterance"})
     partial_interval: float = field(default=1.0, metadata={"help": "seconds between transcript.partial events"})
     playbook: str = field(default="", metadata={"help": "the coach's rules (TOML); default: the bundled playbook"})

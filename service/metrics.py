@@ -48,6 +48,12 @@ class ServiceCollector:
                                   value=svc.recorder.failed_writes)
         yield CounterMetricFamily("calmline_calls_ended_by_fault", "Calls ended as error by a storage fault",
                                   value=svc.calls.ended_by_fault)
+        vad = svc.calls.deps.vad
+        if vad is not None:
+            yield CounterMetricFamily("calmline_vad_model_calls", "VAD model calls, each deciding a chunk of every "
+                                      "speaker with audio waiting", value=vad.stats.calls)
+            yield CounterMetricFamily("calmline_vad_chunks", "32 ms chunks decided by the VAD (per model call: the "
+                                      "mean batch)", value=vad.stats.chunks)
         admission = svc.admission
         if admission is not None:
             refused = CounterMetricFamily("calmline_calls_refused", "New calls refused, by reason: max_calls (the "

@@ -12,7 +12,6 @@ import numpy as np
 
 from models.call_analysis import CallAnalysis
 from models.resample import MODEL_RATE
-from models.utterances import VoiceChunk
 from service.audio_files import CallAudio, RecordingFailed
 from service.call_actions import Start
 from service.events import CallEvents
@@ -60,8 +59,11 @@ class CallSession:
                 track.segmenter.skip(len(samples) / MODEL_RATE)
                 continue
             self.audio.append(role, samples)
-            for item in track.segmenter.feed(samples):
-                self._on_segment(track, item)
+            if self.deps.vad is None:
+                track.segments(track.segmenter.feed(samples))
+            else:  # decided with every other call's next chunk (service.vad_batch)
+                track.segmenter.push(samples)
+                self.deps.vad.due(track)
             track.arrived(now)
         if now - self._last_flush > AUDIO_FLUSH_INTERVAL:
             self.audio.flush()
@@ -135,14 +137,6 @@ class CallSession:
             self.audio.flush()
         except RecordingFailed:
             pass  # the driver ends the call at its next frame; readers get what reached the disk
-
-    # The line: voice to the analysis, utterances to their speaker; what comes out goes out as events.
-
-    def _on_segment(self, track: SpeakerTrack, item) -> None:
-        if isinstance(item, VoiceChunk):
-            self.events.emit_all(self.analysis.voice(track.role, item))
-        else:
-            track.utterance(item)
 
     def _agent_heard(self, t: float) -> float:
         agent = self.tracks.get("agent")

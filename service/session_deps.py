@@ -9,6 +9,7 @@ from models.scheduler import TranscriptionScheduler
 from models.utterances import SegmenterConfig
 from service.admission import Admission
 from service.recorder import Recorder
+from service.vad_batch import VadBatch
 
 
 @dataclass
@@ -21,3 +22,4 @@ class SessionDeps:
     playbook: Playbook
     redact: tuple[str, ...] = ("card",)  # kinds of personal data masked in every text (models.redaction)
     admission: Admission | None = None  # thins partials under load (service.admission); None: every one runs
+    vad: VadBatch | None = None  # every call's VAD in one model call a tick (service.vad_batch); None: per frame

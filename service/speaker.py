@@ -29,7 +29,7 @@ from models.call_analysis import CallAnalysis
 from models.redaction import Redactor, mask_words, masked_times
 from models.resample import MODEL_RATE
 from models.scheduler import FINAL, PARTIAL, Job
-from models.utterances import PartialDue, PauseHeard, SpeechResumed, UtteranceEnded, UtteranceSegmenter
+from models.utterances import PartialDue, PauseHeard, SpeechResumed, UtteranceEnded, UtteranceSegmenter, VoiceChunk
 from service.audio_files import CallAudio
 from service.metrics import FINAL_DELAY, FINALS_STARTED_EARLY
 from service.session_deps import SessionDeps
@@ -127,13 +127,22 @@ class SpeakerTrack:
             return 0.0
         self.samples += n
         self.audio.skip(self.role, n)
-        self.segmenter.gap(n)
+        self.segments(self.segmenter.gap(n))
         return n / MODEL_RATE
 
     def flush(self) -> None:
         """Closes the utterance in progress here (a pause, a language change, the end of the call)."""
-        for item in self.segmenter.flush():
-            self.utterance(item)
+        self.segments(self.segmenter.flush())
+
+    def segments(self, items: list) -> None:
+        """What the segmenter made of this speaker's audio: voice to the call's analysis, utterances on to
+        the transcriber."""
+        for item in items:
+            if isinstance(item, VoiceChunk):
+                if self.analysis is not None:
+                    self.publish(self.analysis.voice(self.role, item))
+            else:
+                self.utterance(item)
 
     def release_held(self) -> None:
         self.hold_until = 0

@@ -36,7 +36,8 @@ RULES = [
     # A server without those frames (before they were added): windows of either kind.
     ("windows: encode", ["._encode"]), ("windows: decode", ["._generate"]), ("windows: align", ["._align"]),
     ("windows: other", ["transcriber.py", "scheduler.py"]),
-    ("VAD (Silero)", ["SileroStream", "vad.py"]), ("pitch", ["pitch_hz"]), ("loudness", ["loudness_db"]),
+    ("VAD (Silero)", ["SileroStream", "vad.py", "vad_batch.py"]), ("pitch", ["pitch_hz", "pitches_hz"]),
+    ("loudness", ["loudness_db", "loudnesses_db"]),
     ("segmenter, rest", ["utterances.py"]),
     ("ingest decode/resample", ["decoder.py", "resample.py", "codecs.py"]),
     ("recording (audio files)", ["audio_files.py"]),
@@ -108,7 +109,9 @@ def main() -> None:
                 m = server.metrics()
                 samples.append({"t": round(time.monotonic() - t0, 1), "live": metric(m, "calmline_live_calls"),
                                 "queue": metric(m, "calmline_transcription_queue_depth"),
-                                "jobs": metric(m, "calmline_transcription_jobs_total")})
+                                "jobs": metric(m, "calmline_transcription_jobs_total"),
+                                "vad_calls": metric(m, "calmline_vad_model_calls_total"),
+                                "vad_chunks": metric(m, "calmline_vad_chunks_total")})
             except Exception as exc:  # a server past its capacity may not answer in time
                 samples.append({"t": round(time.monotonic() - t0, 1), "error": str(exc)})
             stop.wait(2)
@@ -132,6 +135,10 @@ def main() -> None:
     for failure in row["failures"]:
         print("failed:", failure)
     print(breakdown(out / "profile.txt", args.rate, wall))
+    read = [m for m in samples if m.get("vad_calls")]
+    if read:
+        print(f"VAD: {read[-1]['vad_chunks']:.0f} chunks in {read[-1]['vad_calls']:.0f} model calls "
+              f"({read[-1]['vad_chunks'] / read[-1]['vad_calls']:.1f} a call)")
     print(f"raw profile, server log and metrics in {out}")
 
 

@@ -1,0 +1,131 @@
+"""Silero with one row per stream: the same probabilities as the shipped graph, and the same utterances when
+every live speaker's chunks are decided together (service.vad_batch)."""
+
+import asyncio
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from models.resample import resample
+from models.utterances import UtteranceSegmenter, VoiceChunk
+from models.vad import CHUNK, SileroStream, shipped_model_path, speech_probs
+from models.wavfile import read_wav
+from service.vad_batch import VadBatch
+from tests.conftest import SAMPLE_WAV
+
+
+@pytest.fixture(scope="module")
+def voices():
+    """Five streams of real speech and silence at 16 kHz, of different lengths and offsets."""
+    audio, rate = read_wav(SAMPLE_WAV)
+    channels = [resample(audio[:, ch], rate) for ch in (0, 1)]
+    return [channels[0][: 16000 * 12], channels[1][: 16000 * 12], channels[0][16000 * 5: 16000 * 14],
+            channels[1][16000 * 9: 16000 * 20], np.zeros(16000 * 3, dtype=np.float32)]
+
+
+def shipped_probs(audio: np.ndarray) -> list[float]:
+    """One stream through the graph faster-whisper ships, a chunk a call, as its own VAD runs it."""
+    session = onnxruntime.InferenceSession(shipped_model_path(), providers=["CPUExecutionProvider"])
+    h = c = np.zeros((1, 1, 128), dtype=np.float32)
+    window = np.zeros((1, 64 + CHUNK), dtype=np.float32)
+    out = []
+    for i in range(len(audio) // CHUNK):
+        window[0, 64:] = audio[i * CHUNK:(i + 1) * CHUNK]
+        prob, h, c = session.run(None, {"input": window, "h": h, "c": c})
+        window[0, :64] = window[0, -64:]
+        out.append(float(np.asarray(prob).reshape(-1)[0]))
+    return out
+
+
+def test_streams_decided_together_get_the_shipped_graphs_probabilities(voices):
+    streams = [SileroStream() for _ in voices]
+    got: list[list[float]] = [[] for _ in voices]
+    for i in range(max(len(v) for v in voices) // CHUNK):
+        # Streams drop out as they end: the batch changes size and order, each state stays its own.
+        live = [k for k, v in enumerate(voices) if len(v) >= (i + 1) * CHUNK]
+        probs = speech_probs([streams[k] for k in live], [voices[k][i * CHUNK:(i + 1) * CHUNK] for k in live])
+        for k, p in zip(live, probs):
+            got[k].append(float(p))
+    for k, audio in enumerate(voices):
+        want = shipped_probs(audio)
+        assert len(got[k]) == len(want)
+        assert np.max(np.abs(np.array(got[k]) - np.array(want))) < 1e-5
+    assert max(got[0]) > 0.9 and max(got[4]) < 0.1  # speech heard as speech, silence as silence
+
+
+def _events(items):
+    """Comparable form of segmenter output: the audio arrays by length."""
+    return [(type(e).__name__,) + tuple((k, len(v) if isinstance(v, np.ndarray) else v) for k, v in vars(e).items())
+            for e in items]
+
+
+def _same(got, want):
+    """The same events, numbers to 1e-6 relative: loudness and pitch of a batch come from numpy calls over
+    all its rows, not over one chunk."""
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g[0] == w[0] and [k for k, _ in g[1:]] == [k for k, _ in w[1:]]
+        for (_, a), (_, b) in zip(g[1:], w[1:]):
+            assert (a == pytest.approx(b, rel=1e-6)) if isinstance(b, float) else a == b, (g, w)
+
+
+class _Track:
+    """The part of a SpeakerTrack the batcher uses."""
+
+    def __init__(self, k):
+        self.call_id, self.role = f"call-{k}", "caller"
+        self.segmenter = UtteranceSegmenter()
+        self.out = []
+
+    def segments(self, items):
+        self.out += items
+
+
+async def test_a_batch_of_speakers_segments_each_as_its_own_vad_would(voices):
+    alone = []
+    for audio in voices:
+        seg = UtteranceSegmenter()
+        alone.append(_events(seg.feed(audio) + seg.flush()))
+
+    batch = VadBatch(wait=0.005)
+    tracks = [_Track(k) for k in range(len(voices))]
+    frame = 320 * 2  # 20 ms at 16 kHz, as a call's frames arrive
+    for i in range(0, max(len(v) for v in voices), frame):
+        for track, audio in zip(tracks, voices):
+            if i < len(audio):
+                track.segmenter.push(audio[i:i + frame])
+                batch.due(track)
+        if i % (frame * 10) == 0:
+            await asyncio.sleep(0.01)  # the loop runs the batch now and then, as it does between frames
+    await asyncio.sleep(0.02)
+    for track in tracks:
+        track.segments(track.segmenter.flush())  # what the last tick left is analysed first, in order
+    for track, want in zip(tracks, alone):
+        _same(_events(track.out), want)
+        assert any(isinstance(e, VoiceChunk) for e in track.out)
+    assert batch.stats.chunks > 3 * batch.stats.calls  # decided together, not one call per chunk
+
+
+def test_flush_and_gap_analyse_what_was_pushed_first(voices):
+    speech = voices[0][: 16000 * 4]
+    fed = UtteranceSegmenter()
+    want = _events(fed.feed(speech) + fed.gap(16000) + fed.flush())
+    pushed = UtteranceSegmenter()
+    pushed.push(speech)
+    assert pushed.now == 0.0  # nothing decided yet
+    _same(_events(pushed.gap(16000) + pushed.flush()), want)
+    assert pushed.now == fed.now
+
+
+def test_pitch_and_loudness_of_a_batch_are_those_of_each_chunk(voices):
+    from models.prosody import loudness_db, loudnesses_db, pitch_hz, pitches_hz
+
+    audio = np.concatenate(voices[:2])
+    chunks = audio[: len(audio) // CHUNK * CHUNK].reshape(-1, CHUNK)
+    one = [pitch_hz(c) for c in chunks]
+    many = pitches_hz(chunks)
+    assert [p is None for p in many] == [p is None for p in one]
+    assert sum(p is not None for p in one) > 100  # voiced chunks were there to compare
+    assert [p for p in many if p] == pytest.approx([p for p in one if p], rel=1e-6)
+    assert loudnesses_db(chunks) == pytest.approx([loudness_db(c) for c in chunks], rel=1e-6)
