@@ -118,7 +118,10 @@ def main() -> None:
 
     threading.Thread(target=poll, daemon=True).start()
     recorder = subprocess.Popen([spy, "record", "--pid", str(server.proc.pid), "--rate", str(args.rate), "--format",
-                                 "raw", "--threads", "-o", str(out / "profile.txt")],
+                                 "raw", "--threads",
+                                 # Without it py-spy stops the server for every sample: a 32-call round then falls
+                                 # tens of seconds behind under the profiler alone.
+                                 "--nonblocking", "-o", str(out / "profile.txt")],
                                 stdout=subprocess.DEVNULL, stderr=open(out / "py-spy.log", "w"))
     started = time.monotonic()
     try:
