@@ -44,10 +44,12 @@ class RunningServer:
         self.ws = f"ws://127.0.0.1:{self.settings.port}"
 
     def caught_up(self, call_id: str, audio_seconds: float) -> bool:
-        """The call has taken in ``audio_seconds`` of audio and the transcriber has done everything asked of
-        it so far: a test that streams only as fast as this keeps the server up to date, whatever the load."""
+        """The call has taken in ``audio_seconds`` of audio, its VAD has decided every whole chunk of it (the
+        batch waits ``CALMLINE_VAD_WAIT``) and the transcriber has done everything asked of it so far: a test
+        that streams only as fast as this keeps the server up to date, whatever the load."""
         session = self.services.calls.get(call_id)
         return (session is not None and session.audio_seconds >= audio_seconds - 1e-9
+                and all(t.segmenter.waiting() is None for t in session.tracks.values())
                 and self.services.scheduler.idle)
 
     def stop(self) -> None:

@@ -124,8 +124,11 @@ WARNINGS = {
               ["That was our mistake.", "I will fix it."]),
     "excuse": (["The system was updated last week, that's why it happened.", "We've been really busy lately."],
                ["I will ship it today.", "What happened to your order is on us."]),
-    "policy_wall": (["I need your invoice number before I can look at anything.", "Our policy says no refunds."],
-                    ["Could you give me your order number so I can find it faster?"]),
+    "policy_wall": (["I need your invoice number before I can look at anything.", "Our policy says no refunds.",
+                     "Company policy is not to refund sale items.", "I'm sorry, but that is our policy."],
+                    ["Could you give me your order number so I can find it faster?",
+                     # A policy that helps is no wall: the rule used to fire on "our policy is".
+                     "Our policy is to replace it free of charge, so I'll do that now."]),
     "arguing": (["That's not true.", "Actually, you never asked for a discount.", "Calm down, please."],
                 ["You're right, I see it now.", "Actually, let me check that for you."]),
     "glib": (["Ha, at least you got a day off.", "Look on the bright side!", "Haha, well."],

@@ -414,3 +414,10 @@ def test_the_head_trains_the_same_every_time():
     p = a.probabilities(vectors[:3], texts[:3])
     assert list(p.argmax(axis=1)) == list(labels[:3]) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
     assert cues(["Why not?"])[0, 0] == 1 and cues(["Fine."])[0, 0] == 0  # the question cue
+
+
+@pytest.mark.parametrize("book", [PLAYBOOK, RULES], ids=["meaning", "rules"])
+def test_a_policy_that_helps_is_no_wall(book):
+    """The rule fired on every "our policy is ...", the help it announces included."""
+    assert "policy_wall" not in _found(book, "Our policy is to replace it free of charge, so I'll do that now.")
+    assert "policy_wall" in _found(book, "Our policy is that we can't refund opened items.")
