@@ -18,7 +18,7 @@ def loudness_db(chunk: np.ndarray) -> float:
 
 def loudnesses_db(chunks: np.ndarray) -> np.ndarray:
     """``loudness_db`` of each row of a [chunks, samples] array."""
-    return 20 * np.log10(np.sqrt(np.einsum("ij,ij->i", chunks, chunks) / chunks.shape[1]) + 1e-6)
+    return 20 * np.log10(np.sqrt(np.einsum("ij,ij->i", chunks, chunks, dtype=np.float64) / chunks.shape[1]) + 1e-6)
 
 
 def _overlap(n: int) -> np.ndarray:

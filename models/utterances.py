@@ -135,6 +135,8 @@ class UtteranceSegmenter:
     def advance(self, prob: float, voice: tuple[float, float | None] | None = None) -> list:
         """That chunk, with its speech probability (from this stream's ``vad``) and, when worked out with other
         chunks', its (loudness, pitch), the pitch only where ``prob`` is at ``start_threshold``: what it caused."""
+        if len(self._pending) < CHUNK:
+            raise ValueError("no whole chunk is waiting")
         out: list = []
         chunk = self._pending[:CHUNK]
         self._pending = self._pending[CHUNK:]

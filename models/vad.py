@@ -46,6 +46,12 @@ def streams_graph(path: str) -> bytes:
     return model.SerializeToString()
 
 
+def load() -> None:
+    """Build the rewritten graph now (about a second): at the server's start, not on the event loop at the
+    first call's first chunk, and a graph this rewrite does not know stops the start."""
+    _session()
+
+
 @lru_cache(maxsize=1)
 def _session():
     import onnxruntime

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from models import vad
 from models.coach import playbook as playbook_file
 from models.scheduler import TranscriptionScheduler
 from models.transcriber import Transcriber
@@ -92,6 +93,7 @@ def build_services(settings: Settings, transcriber: Transcriber | None = None) -
     max_calls = (settings.max_calls if settings.max_calls >= 0
                  else admission_policy.default_max_calls(getattr(transcriber, "device", "cpu")))
     admission = admission_policy.Admission(max_calls, settings.shed_lag, lambda: scheduler.final_lag)
+    vad.load()  # the VAD's graph, rewritten for many streams, built before the first call needs it
     deps = SessionDeps(scheduler, recorder, segmenter, playbook, tuple(settings.redact), admission,
                        VadBatch(settings.vad_wait) if settings.vad_wait > 0 else None)
     calls = LiveCalls(deps, bus, store, audio_files, settings.resume_grace, node_id, health, admission)

@@ -25,6 +25,10 @@ GAP_SLACK = 2.0  # seconds a speaker's clock may run ahead of wall-clock time th
 AUDIO_FLUSH_INTERVAL = 0.5  # how often the recording's buffers go to the file: a kill -9 loses at most this much
 
 
+class AnalysisFailed(RuntimeError):
+    """Analysing a speaker's audio failed in the VAD batch (service.vad_batch): the call's stream ends."""
+
+
 class CallSession:
     def __init__(self, start: Start, deps: SessionDeps, audio: CallAudio, events: CallEvents):
         self.start, self.call_id, self.agent_id = start, start.call_id, start.agent_id
@@ -46,7 +50,8 @@ class CallSession:
         return max(t.samples for t in self.tracks.values()) / MODEL_RATE
 
     def feed(self, frames: dict[str, np.ndarray]) -> None:
-        """Raises ``RecordingFailed`` when the recording cannot be written (the call must end)."""
+        """Raises ``RecordingFailed`` when the recording cannot be written (the call must end), ``AnalysisFailed``
+        after the frame is recorded when analysing the call's audio failed in the VAD batch."""
         if self.ended:
             return  # ended by the server (a storage fault) while the stream still sends
         now = time.monotonic()
@@ -68,10 +73,12 @@ class CallSession:
         if now - self._last_flush > AUDIO_FLUSH_INTERVAL:
             self.audio.flush()
             self._last_flush = now
+        self._check_analysis()  # after the frame is recorded: audio taken in is kept
 
     def gap(self, seconds: float, roles: tuple[str, ...] | None = None) -> float:
         """Skip ahead over audio the platform never sent; returns the seconds actually skipped. A client cannot
         claim more skipped audio than real time has passed since the call opened, plus a little slack."""
+        self._check_analysis()
         budget = time.monotonic() - self.opened + GAP_SLACK
         skipped = max([0.0] + [self.tracks[r].gap(seconds, budget) for r in roles or self.tracks if r in self.tracks])
         if skipped < seconds:
@@ -137,6 +144,13 @@ class CallSession:
             self.audio.flush()
         except RecordingFailed:
             pass  # the driver ends the call at its next frame; readers get what reached the disk
+
+    def _check_analysis(self) -> None:
+        """A fault in the batch's analysis of this call comes out here, at its next frame, as it did from
+        analysing a frame in ``feed`` before the VAD was batched."""
+        for track in self.tracks.values():
+            if track.fault is not None:
+                raise AnalysisFailed(f"analysing the {track.role}'s audio failed: {track.fault!r}") from track.fault
 
     def _agent_heard(self, t: float) -> float:
         agent = self.tracks.get("agent")

@@ -103,6 +103,7 @@ class SpeakerTrack:
         self.hold_until = 0  # while redaction holds a final of this speaker: the sample count that releases it
         self.transcribing: dict[int, float] = {}  # utterance -> start, for finals not yet out
         self.ended_early: asyncio.Future | None = None  # the early final of the last utterance that ended at its pause
+        self.fault: Exception | None = None  # analysing this speaker's audio failed (service.vad_batch): none is any more
 
     def heard(self, t: float) -> float:
         """Audio time up to which this speaker's words are known: not past an utterance still open, or whose
@@ -132,7 +133,8 @@ class SpeakerTrack:
 
     def flush(self) -> None:
         """Closes the utterance in progress here (a pause, a language change, the end of the call)."""
-        self.segments(self.segmenter.flush())
+        if self.fault is None:  # after a fault nothing more is analysed; the recording has the audio
+            self.segments(self.segmenter.flush())
 
     def segments(self, items: list) -> None:
         """What the segmenter made of this speaker's audio: voice to the call's analysis, utterances on to

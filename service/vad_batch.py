@@ -5,8 +5,12 @@ Silero call (models.vad.speech_probs) decides the next chunk of every due speake
 works out their loudness and pitch (models.prosody), again while any has a whole chunk left; each speaker takes
 its chunks on in order (service.speaker.SpeakerTrack.segments).
 Frames arrive every 20 ms per call, so a 20 ms wait gathers most live speakers into each call: at 32 calls
-about 40 chunks a call, at half the cost per chunk of one call each (tests/perf/vad_batch.py). A speaker's
+about 36 chunks a call, at about half the cost per chunk of one call each (tests/perf/vad_batch.py). A speaker's
 decisions come up to ``wait`` later than their audio; nothing else about them changes.
+
+A fault is kept on the speaker (``SpeakerTrack.fault``) and raised by the call's next frame
+(service.session.AnalysisFailed), as a fault in analysing a frame was before the batch: that call's stream
+ends, the other calls' audio goes on.
 """
 
 from __future__ import annotations
@@ -36,36 +40,66 @@ class VadBatch:
         self.wait = wait
         self._due: dict = {}  # SpeakerTrack -> None: an ordered set
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = VadStats()
 
     def due(self, track) -> None:
         """``track``'s segmenter has audio pushed and not yet analysed."""
         self._due[track] = None
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.wait, self.run)
+        loop = asyncio.get_running_loop()
+        if self._timer is None or self._loop is not loop:  # a timer of a loop that has closed never runs
+            self._loop = loop
+            self._timer = loop.call_later(self.wait, self.run)
 
     def run(self) -> None:
         self._timer = None
-        tracks = [t for t in self._due if t.segmenter.waiting() is not None]
+        tracks = self._ready(list(self._due))
         self._due.clear()
         while tracks:
             chunks = np.stack([t.segmenter.waiting() for t in tracks])
-            clocks = [t.segmenter.now for t in tracks]
-            probs = speech_probs([t.segmenter.vad for t in tracks], chunks)
-            loudness = loudnesses_db(chunks)
-            # Pitch where the segmenter would work it out: on chunks that sound like speech.
-            voiced = [i for i, (t, p) in enumerate(zip(tracks, probs)) if p >= t.segmenter.config.start_threshold]
-            pitch: list = [None] * len(tracks)
-            for i, hz in zip(voiced, pitches_hz(chunks[voiced]) if voiced else ()):
-                pitch[i] = hz
+            try:
+                probs = speech_probs([t.segmenter.vad for t in tracks], chunks)
+                loudness = loudnesses_db(chunks)
+                # Pitch where the segmenter would work it out: on chunks that sound like speech.
+                voiced = [i for i, (t, p) in enumerate(zip(tracks, probs)) if p >= t.segmenter.config.start_threshold]
+                pitch: list = [None] * len(tracks)
+                for i, hz in zip(voiced, pitches_hz(chunks[voiced]) if voiced else ()):
+                    pitch[i] = hz
+            except Exception as exc:  # the model itself: every call in the batch is told at its next frame
+                log.exception("the VAD failed", extra={"speakers": len(tracks)})
+                for track in tracks:
+                    track.fault = exc
+                return
             self.stats.calls += 1
             self.stats.chunks += len(tracks)
-            for i, (track, clock) in enumerate(zip(tracks, clocks)):
-                # Analysed meanwhile (a pause or the call's end flushed it): that chunk is done already.
-                if track.segmenter.now != clock or track.segmenter.waiting() is None:
-                    continue
-                try:
-                    track.segments(track.segmenter.advance(float(probs[i]), (float(loudness[i]), pitch[i])))
-                except Exception:  # one call's fault stays with that call; the others' audio goes on
-                    log.exception("analysing a chunk failed", extra={"call_id": track.call_id, "speaker": track.role})
-            tracks = [t for t in tracks if t.segmenter.waiting() is not None]
+            # Every speaker's chunk taken first, then what each caused handed on: whatever a speaker's outputs
+            # do to another speaker (a flush), that one's chunk is already behind it, in order.
+            outputs = [self._advance(t, float(probs[i]), (float(loudness[i]), pitch[i])) for i, t in enumerate(tracks)]
+            for track, items in zip(tracks, outputs):
+                if items is not None:
+                    self._hand_on(track, items)
+            tracks = self._ready(tracks)
+
+    @staticmethod
+    def _ready(tracks: list) -> list:
+        return [t for t in tracks if t.fault is None and t.segmenter.waiting() is not None]
+
+    @staticmethod
+    def _advance(track, prob: float, voice: tuple) -> list | None:
+        try:
+            return track.segmenter.advance(prob, voice)
+        except Exception as exc:
+            VadBatch._failed(track, exc)
+            return None
+
+    @staticmethod
+    def _hand_on(track, items: list) -> None:
+        try:
+            track.segments(items)
+        except Exception as exc:
+            VadBatch._failed(track, exc)
+
+    @staticmethod
+    def _failed(track, exc: Exception) -> None:
+        track.fault = exc  # once: the speaker is left out of every batch from now on
+        log.exception("analysing a speaker's audio failed", extra={"call_id": track.call_id, "speaker": track.role})

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service.audio_files import RecordingFailed
+from service.session import AnalysisFailed
 from service.call_actions import Audio, Dtmf, Gap, Pause, ProtocolError, Resume, Split, Start, Stop, Suspend
 from service.ingest.protocol import Adapter, Close, Send, close_reason
 from service.live_calls import LiveCalls
@@ -260,6 +261,8 @@ class IngestConnection:
                 self.session.feed(action.frames)
         except RecordingFailed:
             pass  # kept in session.audio.failed: the connection's end makes the call an error
+        except AnalysisFailed:
+            pass  # logged where it happened; the call's audio is recorded, the rest of it is not analysed
 
     async def _forwarded_all(self) -> None:
         """Let the forwarder pass on the call's last events (its final transcripts) before the closing reply."""
