@@ -367,7 +367,9 @@ def stream(wavs: list[Path], concurrency: int, model: str = "bundled", tag: str 
 
         async def one(i: int, wav: Path):
             async with gate:
-                return await stream_call(wav, url, AGENT, KEY, watch_token=SUP, speed=1.0, encoding="mulaw",
+                # Each call its own agent, as on a floor of agents (and in the bench): with one agent for all,
+                # every call's watch socket would carry every call's events, N squared.
+                return await stream_call(wav, url, f"{AGENT}-{i}", KEY, watch_token=SUP, speed=1.0, encoding="mulaw",
                                          call_id=f"{tag}-{i}-{wav.stem}", end_timeout=600.0)
 
         return list(await asyncio.gather(*(one(i, w) for i, w in enumerate(wavs))))
