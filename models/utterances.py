@@ -86,7 +86,7 @@ class UtteranceEnded:
 class UtteranceSegmenter:
     def __init__(self, config: SegmenterConfig | None = None, vad: SileroStream | None = None):
         self.config = config or SegmenterConfig()
-        self._vad = vad or SileroStream()
+        self.vad = vad or SileroStream()  # this speaker's VAD state: its own calls, or a batch's (service.vad_batch)
         self._pending = np.zeros(0, dtype=np.float32)
         self._samples = 0  # samples consumed by the VAD so far
         self._history: list[np.ndarray] = []  # recent chunks, for pre-roll
@@ -112,10 +112,6 @@ class UtteranceSegmenter:
     def speech_start(self) -> float | None:
         """Where the utterance still open began (its pre-roll included); None between utterances."""
         return self._start if self._speech is not None else None
-
-    @property
-    def vad(self) -> SileroStream:
-        return self._vad
 
     def feed(self, samples: np.ndarray) -> list:
         """Consume samples, each chunk through this stream's own VAD call; returns the VoiceChunks and utterance
@@ -144,10 +140,10 @@ class UtteranceSegmenter:
         return out
 
     def _catch_up(self) -> list:
+        """Every whole chunk pushed, through this stream's own VAD calls."""
         out: list = []
         while (chunk := self.waiting()) is not None:
-            self._pending = self._pending[CHUNK:]
-            self._step(chunk, self._vad(chunk), out)
+            out += self.advance(self.vad(chunk))
         return out
 
     def flush(self) -> list:

@@ -126,7 +126,14 @@ def test_flush_and_gap_analyse_what_was_pushed_first(voices):
 
 
 def test_pitch_and_loudness_of_a_batch_are_those_of_each_chunk(voices):
+    """A row's features do not depend on the other rows of its batch (silent rows, whose sums divide by
+    zero, among them); and they are right on tones of known pitch and level."""
     from models.prosody import loudness_db, loudnesses_db, pitch_hz, pitches_hz
+
+    t = np.arange(CHUNK) / 16000
+    tones = np.stack([a * np.sin(2 * np.pi * f * t) for f, a in ((90, 0.5), (150, 0.1), (330, 0.25))]).astype(np.float32)
+    assert pitches_hz(tones) == pytest.approx([90, 150, 330], rel=0.02)
+    assert loudnesses_db(tones) == pytest.approx(20 * np.log10(np.array([0.5, 0.1, 0.25]) / np.sqrt(2)), abs=0.2)
 
     audio = np.concatenate(voices[:2])
     chunks = audio[: len(audio) // CHUNK * CHUNK].reshape(-1, CHUNK)

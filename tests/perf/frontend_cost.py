@@ -5,7 +5,9 @@
 One real-speech stereo call (8 kHz mu-law, as telephony sends it) in 20 ms frames through
 the same stages a live call goes through: wire decoding and resampling
 (service.ingest.decoder), then per speaker the streaming VAD, loudness and pitch
-(models.utterances). Reports CPU per second of call and the cores 100 calls would need.
+(models.utterances), a chunk at a time as one call alone gets them (and every call with
+CALMLINE_VAD_WAIT=0); with many calls the server decides their chunks together, whose cost per
+chunk tests/perf/vad_batch.py gives. Reports CPU per second of call and the cores 100 calls would need.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def main() -> None:
     from clients.simulate import frames_of
     from models import prosody, utterances
     from models.utterances import UtteranceSegmenter
+    from models import vad
     from models.vad import SileroStream
     from service.ingest.decoder import StreamDecoder
 
@@ -43,6 +46,7 @@ def main() -> None:
                 spent[name] += time.perf_counter() - started
         return run
 
+    vad.load()  # the model once, before the clock: a server builds it at start
     SileroStream.__call__ = timed("VAD (Silero)", SileroStream.__call__)
     utterances.loudness_db = timed("loudness", prosody.loudness_db)
     utterances.pitch_hz = timed("pitch", prosody.pitch_hz)
