@@ -90,3 +90,17 @@ def test_a_rendered_call_releases_at_the_same_audio_times_whatever_the_words_del
     runs = [replay(call, FloorTracker(), delay) for delay in (0.45, 1.6, 4.0)]
     assert len(runs[0]) >= 3  # the call's turns are released
     assert runs[0] == runs[1] == runs[2], runs
+
+
+def test_a_release_after_the_agent_answered_is_not_false_and_one_inside_a_turn_is():
+    from clients.tools.evaluate.calls import release_scores
+
+    parts = [{"turn": 1, "start": 0.0, "end": 2.0}, {"turn": 1, "start": 3.0, "end": 4.0},  # a vent in two bursts
+             {"turn": 3, "start": 6.0, "end": 6.5}]  # "Okay." after the agent's short answer (turn 2)
+    # Inside the vent's pause, the caller going on 0.6 s later: false. After the vent, the caller's next turn
+    # following the agent's answer 0.3 s later: a hit, not a false release.
+    turns, hits, delays, false = release_scores(parts, [2.4, 5.7])
+    assert (turns, hits, false) == (2, 1, 1) and delays == [pytest.approx(1.7)]
+    # The same release with the caller going on in the same turn is false.
+    parts[2]["turn"] = 1
+    assert release_scores(parts, [2.4, 5.7])[3] == 2

@@ -64,9 +64,18 @@ def release_scores(caller_parts: list[dict], rel: list[float]) -> tuple[int, int
         if hit:
             hits += 1
             delays.append(hit[0] - end)
-    # The caller still had more to say: a part of theirs starts within GOES_ON after the release,
-    # or the release fell inside their speech.
-    false = sum(any(r < p["start"] <= r + GOES_ON or p["start"] < r < p["end"] - 0.05 for p in caller_parts) for r in rel)
+    # The caller still had more to say: a part of the same turn starts within GOES_ON after the release,
+    # or the release fell inside their speech. The caller's next turn, after the agent has answered, is not
+    # more of this one ("Tomorrow when?" / "Ten in the morning." / "Okay.").
+    def before(r: float) -> dict | None:
+        done = [p for p in caller_parts if p["end"] <= r]
+        return max(done, key=lambda p: p["end"]) if done else None
+
+    def goes_on(r: float, p: dict) -> bool:
+        prev = before(r)
+        return r < p["start"] <= r + GOES_ON and (prev is None or p.get("turn") == prev.get("turn"))
+
+    false = sum(any(goes_on(r, p) or p["start"] < r < p["end"] - 0.05 for p in caller_parts) for r in rel)
     return len(ends), hits, delays, false
 
 
