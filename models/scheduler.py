@@ -1,7 +1,10 @@
 """The one transcription queue every call submits to.
 
 Policies: finals go before partials (a final is what the coach and the record
-need), in the order their utterances ended, whatever call they come from; a newer
+need), in the order their utterances ended, whatever call they come from, except that a caller's
+final passes the agents' finals that ended less than ``caller_lead`` seconds before it (the caller's
+words are what the floor waits on to hand the agent the turn: in a burst of finals they come first,
+and an agent's final waits at most that long more); a newer
 partial for the same speaker replaces a pending older one (only the latest snapshot
 is worth showing), so partials thin out by themselves under load; partials run when
 no final waits, oldest first, so none starves, in small windows so a final arriving
@@ -26,6 +29,8 @@ from models.transcriber import lower_priority
 from models.resample import MODEL_RATE
 
 FINAL, PARTIAL = 0, 1
+CALLER = "caller"
+CALLER_LEAD = 2.0  # seconds: how far a caller's final may pass agents' finals queued before it
 
 
 @dataclass
@@ -37,6 +42,7 @@ class Job:
     audio: np.ndarray
     submitted: float = field(default_factory=time.monotonic)
     future: asyncio.Future | None = None
+    rank: float = 0.0  # the queue's order: when it was submitted, less the caller's lead
 
 
 @dataclass
@@ -53,13 +59,14 @@ class SchedulerStats:
 
 class TranscriptionScheduler:
     def __init__(self, transcriber, workers: int = 1, capacity: float = CAPACITY, partial_capacity: float = 5.0,
-                 batch: int = 1, nice: int = 0):
+                 batch: int = 1, nice: int = 0, caller_lead: float = CALLER_LEAD):
         self._transcriber = transcriber
+        self.caller_lead = caller_lead
         self.nice = nice
         self.batch = max(1, batch)  # windows per run
         self.capacity = capacity
         self.partial_capacity = partial_capacity
-        self._finals: list[Job] = []  # in the order their utterances ended
+        self._finals: list[Job] = []  # by rank: in the order their utterances ended, callers' a little ahead
         self._partials: dict[tuple[str, str], Job] = {}
         self._cv = threading.Condition()
         self._closed = False
@@ -83,7 +90,7 @@ class TranscriptionScheduler:
     def final_lag(self) -> float:
         """Seconds the oldest queued final has waited for a worker (0 when none waits): how far behind we are."""
         with self._cv:
-            return time.monotonic() - self._finals[0].submitted if self._finals else 0.0
+            return time.monotonic() - min(j.submitted for j in self._finals) if self._finals else 0.0
 
     @property
     def idle(self) -> bool:
@@ -98,7 +105,12 @@ class TranscriptionScheduler:
         key = (job.call_id, job.speaker)
         with self._cv:
             if job.kind == FINAL:
-                self._finals.append(job)
+                job.rank = job.submitted - (self.caller_lead if job.speaker == CALLER else 0.0)
+                # After every job of the same rank or lower: equal ranks keep the order they came in.
+                at = len(self._finals)
+                while at and self._finals[at - 1].rank > job.rank:
+                    at -= 1
+                self._finals.insert(at, job)
                 stale = self._partials.pop(key, None)
             else:
                 stale = self._partials.get(key)

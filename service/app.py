@@ -68,7 +68,7 @@ def build_services(settings: Settings, transcriber: Transcriber | None = None) -
                                              download_root=str(settings.data_dir / "models"), workers=settings.workers,
                                              batch=settings.batch)
     scheduler = TranscriptionScheduler(transcriber, workers=transcriber.workers, batch=transcriber.batch,
-                                       nice=settings.transcribe_nice)
+                                       nice=settings.transcribe_nice, caller_lead=settings.caller_lead)
     store = Store(settings.sqlalchemy_url, settings.db_pool_size)  # migrated to the newest schema
     node_id = settings.node
     health = Health()

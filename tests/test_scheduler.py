@@ -57,7 +57,8 @@ async def test_finals_first_newest_partial_wins_and_order_kept(held):
     results = await asyncio.gather(blocker, p1, p2, p3, f4, f5)
     assert results[1] is None  # superseded, never run
     assert [r.text for r in results[2:]] == ["job 2", "job 3", "job 4", "job 5"]
-    assert model.ran == [[0], [4, 5], [2], [3]]  # finals in order, then partials oldest first, in small windows
+    # Finals first, the caller's ahead of the agent's just before it, then partials oldest first, in small windows.
+    assert model.ran == [[0], [5, 4], [2], [3]]
     assert sched.stats.partials_superseded == 1 and sched.stats.windows == 4
 
 
@@ -108,11 +109,33 @@ async def test_fairness_between_calls_is_first_come_first_served(held):
     """A talkative call cannot push another call's final behind its own later ones."""
     model, sched, blocker = held
     busy = [sched.submit(job("busy", "caller", FINAL, i, utterance=i)) for i in (1, 2)]
-    quiet = sched.submit(job("quiet", "agent", FINAL, 3))
+    quiet = sched.submit(job("quiet", "caller", FINAL, 3))
     more = [sched.submit(job("busy", "caller", FINAL, i, utterance=i)) for i in (4, 5)]
     model.gate.set()
     await asyncio.gather(blocker, *busy, quiet, *more)
     assert model.ran == [[0], [1, 2], [3, 4], [5]]
+
+
+async def test_a_callers_final_passes_agents_finals_queued_just_before_it_but_not_older_ones():
+    """The floor waits on the caller's words: in a burst they go first, but an agent's final is passed only by
+    callers' finals that came less than ``caller_lead`` after it, so none waits more than that longer."""
+    model = GatedTranscriber()
+    sched = TranscriptionScheduler(model, caller_lead=0.3)
+    try:
+        blocker = sched.submit(job("c0", "caller", FINAL, 0))
+        await asyncio.sleep(0.05)  # the worker holds job 0
+        old_agent = sched.submit(job("a", "agent", FINAL, 1))
+        await asyncio.sleep(0.5)  # longer ago than the lead
+        new_agent = sched.submit(job("b", "agent", FINAL, 2))
+        caller = sched.submit(job("c", "caller", FINAL, 3))
+        later_agent = sched.submit(job("d", "agent", FINAL, 4))
+        assert sched.final_lag >= 0.5  # the oldest waiting, wherever the order put it
+        model.gate.set()
+        await asyncio.gather(blocker, old_agent, new_agent, caller, later_agent)
+        assert model.ran == [[0], [1, 3], [2, 4]]
+    finally:
+        model.gate.set()
+        sched.close()
 
 
 async def test_partials_thin_out_under_load(held):

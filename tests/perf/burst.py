@@ -1,0 +1,77 @@
+"""A burst of dense calls: how late the caller's words, the agent's and the floor's releases reach the client.
+
+    python tests/perf/burst.py [--calls 16] [--stagger 0] [--lead 0,2]
+
+The floor corpus's validation calls (tests/data/corpus, rendered on demand), ``--calls`` of them (repeated
+round-robin), streamed at real-time pace through a fresh server per ``--lead`` value (``CALMLINE_CALLER_LEAD``),
+after two calls that warm it up. ``--stagger 0`` starts them in the same second: every agent greets and every
+caller vents at once, the worst burst of finals a floor of agents can make; ``--stagger 1.5`` is calls
+arriving one after another. Prints, per lead: the caller's and the agent's transcript.final delays (arrival
+after the end of the utterance's audio) and the floor's releases' lateness (arrival after their audio time),
+p50 and p95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from clients.simulate import stream_call  # noqa: E402
+from clients.tools.evaluate.floor import cache_wav, load_part  # noqa: E402
+from clients.tools.local_server import AGENT, KEY, SUP, LocalServer  # noqa: E402
+
+
+async def _stream(server: LocalServer, tag: str, wavs: list[Path], stagger: float) -> list:
+    url = server.http.replace("http", "ws", 1)
+
+    async def one(i: int, wav: Path):
+        await asyncio.sleep(i * stagger)
+        return await stream_call(wav, url, f"{AGENT}-{i}", KEY, watch_token=SUP, speed=1.0, encoding="mulaw",
+                                 call_id=f"{tag}-{i}-{wav.stem}", end_timeout=600.0)
+
+    return list(await asyncio.gather(*(one(i, w) for i, w in enumerate(wavs))))
+
+
+def lateness(runs: list) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"caller": [], "agent": [], "release": []}
+    for run in runs:
+        for e, got in zip(run.events, run.received_at):
+            if e["type"] == "transcript.final" and e["speaker"] in out:
+                out[e["speaker"]].append(got - run.sent_at(e["end"]))
+            elif e["type"] == "floor" and e["finished_venting"]:
+                out["release"].append(got - run.sent_at(e["t"]))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=16)
+    ap.add_argument("--stagger", type=float, default=0.0, help="seconds between call starts")
+    ap.add_argument("--lead", default="0,2", help="CALMLINE_CALLER_LEAD values, one server each")
+    args = ap.parse_args()
+    calls = load_part("validation")
+    wavs = [cache_wav("validation", c) for c in calls]
+    burst = [wavs[i % len(wavs)] for i in range(args.calls)]
+    print(f"{args.calls} dense calls (floor corpus, validation), starts {args.stagger} s apart, {os.cpu_count()} cores")
+    print(f"{'lead s':>6} {'caller final p50/p95 s':>22} {'agent final p50/p95 s':>22} {'release shown p50/p95 s':>24}")
+    for lead in (float(x) for x in args.lead.split(",")):
+        os.environ["CALMLINE_CALLER_LEAD"] = str(lead)
+        server = LocalServer("bundled")
+        try:
+            asyncio.run(_stream(server, "warm", wavs[:2], 0.0))
+            late = lateness(asyncio.run(_stream(server, "burst", burst, args.stagger)))
+        finally:
+            server.stop()
+        cells = [f"{np.percentile(late[k], 50):.2f} / {np.percentile(late[k], 95):.2f}" for k in ("caller", "agent", "release")]
+        print(f"{lead:>6.1f} {cells[0]:>22} {cells[1]:>22} {cells[2]:>24}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
