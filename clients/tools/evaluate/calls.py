@@ -20,7 +20,7 @@ from models.wer import corpus_wer
 
 DEV_SET = data_dir() / "calls"
 HIT_WINDOW = 2.5  # a release counts if it comes within this long after the caller's turn ends
-GOES_ON = 1.0  # a release is false if the caller goes on speaking within this long
+GOES_ON = 1.0  # a release is false if the caller goes on speaking within this long, in the same turn
 
 
 @dataclass
@@ -210,7 +210,7 @@ def report(scores: list[CallScore]) -> dict:
     }
     print(f"\nfinished-venting hit rate (release within {HIT_WINDOW} s of a caller turn's end): {totals['hit_rate']:.3f} "
           f"({sum(s.hits for s in scores)}/{turns})")
-    print(f"false releases (caller went on within {GOES_ON} s): {sum(s.false_releases for s in scores)} in "
+    print(f"false releases (caller went on within {GOES_ON} s in the same turn): {sum(s.false_releases for s in scores)} in "
           f"{minutes:.1f} call-minutes = {totals['false_per_min']:.2f} per call-minute")
     print(f"release latency after the turn's end: p50 {totals['latency_p50']:.2f} s, p95 {totals['latency_p95']:.2f} s")
     print(f"WER (both speakers, all calls): {totals['wer']:.3f}")

@@ -312,7 +312,7 @@ def same_at_any_delay(calls: list[Call], delays=(DELAY, 1.5)) -> tuple[int, floa
 
 def run(parts: tuple[str, ...] = ("dev", "validation"), only: str | None = None, delay: float = DELAY) -> dict:
     print(f"calmline eval floor: offline replay (the server's VAD and segmenter, the script's words {delay} s after "
-          f"the speech ends); a release is false if the caller goes on within {GOES_ON} s; delay is the release's "
+          f"the speech ends); a release is false if the caller goes on within {GOES_ON} s in the same turn; delay is the release's "
           f"audio time after the true end, shown is when its words were in as well")
     out = {}
     for part in parts:
