@@ -1,10 +1,10 @@
 """The one transcription queue every call submits to.
 
 Policies: finals go before partials (a final is what the coach and the record
-need), in the order their utterances ended, whatever call they come from, except that a caller's
-final passes the agents' finals that ended less than ``caller_lead`` seconds before it (the caller's
-words are what the floor waits on to hand the agent the turn: in a burst of finals they come first,
-and an agent's final waits at most that long more); a newer
+need), in the order their pauses were heard, whatever call they come from, except that a caller's
+final passes the agents' finals queued less than ``caller_lead`` seconds before it (the caller's
+words are what the floor waits on to hand the agent the turn: in a burst of finals they come first;
+an agent's final is passed only by callers' finals queued within that lead after it); a newer
 partial for the same speaker replaces a pending older one (only the latest snapshot
 is worth showing), so partials thin out by themselves under load; partials run when
 no final waits, oldest first, so none starves, in small windows so a final arriving

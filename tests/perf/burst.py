@@ -7,8 +7,8 @@ round-robin), streamed at real-time pace through a fresh server per ``--lead`` v
 after two calls that warm it up. ``--stagger 0`` starts them in the same second: every agent greets and every
 caller vents at once, the worst burst of finals a floor of agents can make; ``--stagger 1.5`` is calls
 arriving one after another. Prints, per lead: the caller's and the agent's transcript.final delays (arrival
-after the end of the utterance's audio) and the floor's releases' lateness (arrival after their audio time),
-p50 and p95.
+after the end of the utterance's audio) and the floor's releases' lateness (arrival after their audio time:
+the events where finished_venting turns true), p50 and p95.
 """
 
 from __future__ import annotations
@@ -42,12 +42,21 @@ async def _stream(server: LocalServer, tag: str, wavs: list[Path], stagger: floa
 def lateness(runs: list) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {"caller": [], "agent": [], "release": []}
     for run in runs:
+        finished = False
         for e, got in zip(run.events, run.received_at):
             if e["type"] == "transcript.final" and e["speaker"] in out:
                 out[e["speaker"]].append(got - run.sent_at(e["end"]))
-            elif e["type"] == "floor" and e["finished_venting"]:
-                out["release"].append(got - run.sent_at(e["t"]))
+            elif e["type"] == "floor":
+                # A release is where finished_venting turns true; the floor events after it while it stays
+                # true (the agent starting to speak) are not releases.
+                if e["finished_venting"] and not finished:
+                    out["release"].append(got - run.sent_at(e["t"]))
+                finished = e["finished_venting"]
     return out
+
+
+def _cell(values: list[float]) -> str:
+    return f"{np.percentile(values, 50):.2f} / {np.percentile(values, 95):.2f}" if values else "n/a"
 
 
 def main() -> None:
@@ -69,7 +78,7 @@ def main() -> None:
             late = lateness(asyncio.run(_stream(server, "burst", burst, args.stagger)))
         finally:
             server.stop()
-        cells = [f"{np.percentile(late[k], 50):.2f} / {np.percentile(late[k], 95):.2f}" for k in ("caller", "agent", "release")]
+        cells = [_cell(late[k]) for k in ("caller", "agent", "release")]
         print(f"{lead:>6.1f} {cells[0]:>22} {cells[1]:>22} {cells[2]:>24}", flush=True)
 
 

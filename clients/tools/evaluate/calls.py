@@ -67,15 +67,14 @@ def release_scores(caller_parts: list[dict], rel: list[float]) -> tuple[int, int
     # The caller still had more to say: a part of the same turn starts within GOES_ON after the release,
     # or the release fell inside their speech. The caller's next turn, after the agent has answered, is not
     # more of this one ("Tomorrow when?" / "Ten in the morning." / "Okay.").
-    def before(r: float) -> dict | None:
+    # (The gold gives the caller's parts turn ids that change only when the agent takes a turn.)
+    def is_false(r: float) -> bool:
         done = [p for p in caller_parts if p["end"] <= r]
-        return max(done, key=lambda p: p["end"]) if done else None
+        turn = max(done, key=lambda p: p["end"])["turn"] if done else None
+        return any((r < p["start"] <= r + GOES_ON and (turn is None or p["turn"] == turn))
+                   or p["start"] < r < p["end"] - 0.05 for p in caller_parts)
 
-    def goes_on(r: float, p: dict) -> bool:
-        prev = before(r)
-        return r < p["start"] <= r + GOES_ON and (prev is None or p.get("turn") == prev.get("turn"))
-
-    false = sum(any(goes_on(r, p) or p["start"] < r < p["end"] - 0.05 for p in caller_parts) for r in rel)
+    false = sum(is_false(r) for r in rel)
     return len(ends), hits, delays, false
 
 
