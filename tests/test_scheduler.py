@@ -1,6 +1,7 @@
 """The shared scheduler's policies, and one real transcription through it."""
 
 import asyncio
+import contextlib
 import threading
 
 import numpy as np
@@ -29,16 +30,24 @@ class GatedTranscriber:
         return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
 
 
-@pytest.fixture
-async def held():
+@contextlib.asynccontextmanager
+async def holding(**settings):
     """A scheduler whose worker holds job 0 until the test opens the gate, so a queue builds up behind it."""
     model = GatedTranscriber()
-    sched = TranscriptionScheduler(model)
-    blocker = sched.submit(job("c0", "caller", FINAL, 0))
-    await asyncio.sleep(0.05)  # the worker now holds job 0
-    yield model, sched, blocker
-    model.gate.set()
-    sched.close()
+    sched = TranscriptionScheduler(model, **settings)
+    try:
+        blocker = sched.submit(job("c0", "caller", FINAL, 0))
+        await asyncio.sleep(0.05)  # the worker now holds job 0
+        yield model, sched, blocker
+    finally:
+        model.gate.set()
+        sched.close()
+
+
+@pytest.fixture
+async def held():
+    async with holding() as queue:
+        yield queue
 
 
 def job(call, speaker, kind, tag, utterance=1, seconds=7.0):
@@ -120,11 +129,7 @@ async def test_fairness_between_calls_is_first_come_first_served(held):
 async def test_a_callers_final_passes_agents_finals_queued_just_before_it_but_not_older_ones():
     """The floor waits on the caller's words: in a burst they go first, but an agent's final is passed only by
     callers' finals queued less than ``caller_lead`` after it."""
-    model = GatedTranscriber()
-    sched = TranscriptionScheduler(model, caller_lead=0.3)
-    try:
-        blocker = sched.submit(job("c0", "caller", FINAL, 0))
-        await asyncio.sleep(0.05)  # the worker holds job 0
+    async with holding(caller_lead=0.3) as (model, sched, blocker):
         old_agent = sched.submit(job("a", "agent", FINAL, 1))
         await asyncio.sleep(0.5)  # longer ago than the lead
         new_agent = sched.submit(job("b", "agent", FINAL, 2))
@@ -134,17 +139,10 @@ async def test_a_callers_final_passes_agents_finals_queued_just_before_it_but_no
         model.gate.set()
         await asyncio.gather(blocker, old_agent, new_agent, caller, later_agent)
         assert model.ran == [[0], [1, 3], [2, 4]]
-    finally:
-        model.gate.set()
-        sched.close()
 
 
 async def test_the_lag_is_the_oldest_finals_wait_even_when_a_caller_is_ahead_of_it():
-    model = GatedTranscriber()
-    sched = TranscriptionScheduler(model, caller_lead=2.0)
-    try:
-        blocker = sched.submit(job("c0", "caller", FINAL, 0))
-        await asyncio.sleep(0.05)  # the worker holds job 0
+    async with holding(caller_lead=2.0) as (model, sched, blocker):
         agent = sched.submit(job("a", "agent", FINAL, 1))
         await asyncio.sleep(0.4)
         caller = sched.submit(job("c", "caller", FINAL, 2))  # queued ahead of the agent's
@@ -152,9 +150,6 @@ async def test_the_lag_is_the_oldest_finals_wait_even_when_a_caller_is_ahead_of_
         model.gate.set()
         await asyncio.gather(blocker, agent, caller)
         assert model.ran == [[0], [2, 1]]
-    finally:
-        model.gate.set()
-        sched.close()
 
 
 async def test_partials_thin_out_under_load(held):
