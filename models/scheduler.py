@@ -18,6 +18,7 @@ time of one. Work runs on worker threads so the event loop keeps taking audio.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,7 +43,6 @@ class Job:
     audio: np.ndarray
     submitted: float = field(default_factory=time.monotonic)
     future: asyncio.Future | None = None
-    rank: float = 0.0  # the queue's order: when it was submitted, less the caller's lead
 
 
 @dataclass
@@ -105,12 +105,8 @@ class TranscriptionScheduler:
         key = (job.call_id, job.speaker)
         with self._cv:
             if job.kind == FINAL:
-                job.rank = job.submitted - (self.caller_lead if job.speaker == CALLER else 0.0)
                 # After every job of the same rank or lower: equal ranks keep the order they came in.
-                at = len(self._finals)
-                while at and self._finals[at - 1].rank > job.rank:
-                    at -= 1
-                self._finals.insert(at, job)
+                bisect.insort_right(self._finals, job, key=self._rank)
                 stale = self._partials.pop(key, None)
             else:
                 stale = self._partials.get(key)
@@ -120,6 +116,10 @@ class TranscriptionScheduler:
             self.stats.partials_superseded += 1
             _resolve(stale, None)
         return job.future
+
+    def _rank(self, job: Job) -> float:
+        """The finals' order: when each was queued, a caller's less the lead."""
+        return job.submitted - (self.caller_lead if job.speaker == CALLER else 0.0)
 
     def withdraw(self, future: asyncio.Future) -> bool:
         """Take back a queued job (an early final whose speaker went on); False once it has started."""

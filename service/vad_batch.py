@@ -74,32 +74,23 @@ class VadBatch:
             self.stats.chunks += len(tracks)
             # Every speaker's chunk taken first, then what each caused handed on: whatever a speaker's outputs
             # do to another speaker (a flush), that one's chunk is already behind it, in order.
-            outputs = [self._advance(t, float(probs[i]), (float(loudness[i]), pitch[i])) for i, t in enumerate(tracks)]
+            outputs = [_guarded(track, track.segmenter.advance, float(probs[i]), (float(loudness[i]), pitch[i]))
+                       for i, track in enumerate(tracks)]
             for track, items in zip(tracks, outputs):
-                if items is not None:
-                    self._hand_on(track, items)
+                if track.fault is None:
+                    _guarded(track, track.segments, items)
             tracks = self._ready(tracks)
 
     @staticmethod
     def _ready(tracks: list) -> list:
         return [t for t in tracks if t.fault is None and t.segmenter.waiting() is not None]
 
-    @staticmethod
-    def _advance(track, prob: float, voice: tuple) -> list | None:
-        try:
-            return track.segmenter.advance(prob, voice)
-        except Exception as exc:
-            VadBatch._failed(track, exc)
-            return None
 
-    @staticmethod
-    def _hand_on(track, items: list) -> None:
-        try:
-            track.segments(items)
-        except Exception as exc:
-            VadBatch._failed(track, exc)
-
-    @staticmethod
-    def _failed(track, exc: Exception) -> None:
-        track.fault = exc  # once: the speaker is left out of every batch from now on
+def _guarded(track, step, *args):
+    """``step(*args)``; a fault is kept on the speaker (left out of every batch from then on) and logged."""
+    try:
+        return step(*args)
+    except Exception as exc:
+        track.fault = exc
         log.exception("analysing a speaker's audio failed", extra={"call_id": track.call_id, "speaker": track.role})
+        return None

@@ -21,6 +21,11 @@ from models.wavfile import write_wav
 from models.wer import corpus_wer
 
 
+def _wer(pairs: list[tuple[str, str]]) -> float:
+    """Corpus WER of (gold, heard) pairs; NaN where there are none or a gold text is unknown."""
+    return corpus_wer(pairs) if pairs and all(g for g, _ in pairs) else float("nan")
+
+
 async def _one_round(server: LocalServer, n: int, wavs: list[tuple[Path, list[dict]]], speed: float,
                      end_timeout: float = 120.0, common: int = 0) -> dict:
     """One row; ``common``: also the caller WER of the calls of the first ``common`` WAVs, the ones every row
@@ -94,9 +99,7 @@ async def _one_round(server: LocalServer, n: int, wavs: list[tuple[Path, list[di
                     common_pairs.append(pair)
     return {
         "calls": n, "ended": n - len(failures), "failures": failures, "finals": len(delays),
-        "wer": corpus_wer(pairs) if pairs and all(g for g, _ in pairs) else float("nan"),
-        "caller_wer": corpus_wer(caller_pairs) if caller_pairs and all(g for g, _ in caller_pairs) else float("nan"),
-        "caller_wer_common": corpus_wer(common_pairs) if common_pairs and all(g for g, _ in common_pairs) else float("nan"),
+        "wer": _wer(pairs), "caller_wer": _wer(caller_pairs), "caller_wer_common": _wer(common_pairs),
         "p50": float(np.percentile(delays, 50)) if len(delays) else float("nan"),
         "p95": float(np.percentile(delays, 95)) if len(delays) else float("nan"),
         "max": float(delays.max()) if len(delays) else float("nan"),

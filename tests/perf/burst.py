@@ -23,35 +23,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from clients.simulate import stream_call  # noqa: E402
-from clients.tools.evaluate.floor import cache_wav, load_part  # noqa: E402
-from clients.tools.local_server import AGENT, KEY, SUP, LocalServer  # noqa: E402
-
-
-async def _stream(server: LocalServer, tag: str, wavs: list[Path], stagger: float) -> list:
-    url = server.http.replace("http", "ws", 1)
-
-    async def one(i: int, wav: Path):
-        await asyncio.sleep(i * stagger)
-        return await stream_call(wav, url, f"{AGENT}-{i}", KEY, watch_token=SUP, speed=1.0, encoding="mulaw",
-                                 call_id=f"{tag}-{i}-{wav.stem}", end_timeout=600.0)
-
-    return list(await asyncio.gather(*(one(i, w) for i, w in enumerate(wavs))))
+from clients.tools.evaluate.floor import live_releases, cache_wav, load_part, stream_on  # noqa: E402
+from clients.tools.local_server import LocalServer  # noqa: E402
 
 
 def lateness(runs: list) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {"caller": [], "agent": [], "release": []}
     for run in runs:
-        finished = False
         for e, got in zip(run.events, run.received_at):
             if e["type"] == "transcript.final" and e["speaker"] in out:
                 out[e["speaker"]].append(got - run.sent_at(e["end"]))
-            elif e["type"] == "floor":
-                # A release is where finished_venting turns true; the floor events after it while it stays
-                # true (the agent starting to speak) are not releases.
-                if e["finished_venting"] and not finished:
-                    out["release"].append(got - run.sent_at(e["t"]))
-                finished = e["finished_venting"]
+        releases, shown = live_releases(run)  # where finished_venting turns true, and when it reached the client
+        out["release"] += [s - r for r, s in zip(releases, shown)]
     return out
 
 
@@ -74,8 +57,8 @@ def main() -> None:
         os.environ["CALMLINE_CALLER_LEAD"] = str(lead)
         server = LocalServer("bundled")
         try:
-            asyncio.run(_stream(server, "warm", wavs[:2], 0.0))
-            late = lateness(asyncio.run(_stream(server, "burst", burst, args.stagger)))
+            asyncio.run(stream_on(server, wavs[:2], 2, "warm"))
+            late = lateness(asyncio.run(stream_on(server, burst, len(burst), "burst", args.stagger)))
         finally:
             server.stop()
         cells = [_cell(late[k]) for k in ("caller", "agent", "release")]

@@ -341,7 +341,7 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), only: str | None = None,
     return out
 
 
-def _live_releases(run) -> tuple[list[float], list[float]]:
+def live_releases(run) -> tuple[list[float], list[float]]:
     """A streamed call's releases (audio times) and, for each, the audio time at which it reached the client:
     how long after the audio it judged had been sent the agent saw it."""
     out, shown, finished = [], [], False
@@ -354,29 +354,37 @@ def _live_releases(run) -> tuple[list[float], list[float]]:
     return out, shown
 
 
+async def stream_on(server, wavs: list[Path], concurrency: int, tag: str = "eval", stagger: float = 0.0) -> list:
+    """Stream the calls at real-time pace through ``server`` (a LocalServer), ``concurrency`` at a time, the
+    i-th starting ``i * stagger`` seconds in; their CallRuns."""
+    import asyncio
+
+    from clients.tools.local_server import AGENT, KEY, SUP
+    from clients.simulate import stream_call
+
+    gate = asyncio.Semaphore(concurrency)
+    url = server.http.replace("http", "ws", 1)
+
+    async def one(i: int, wav: Path):
+        await asyncio.sleep(i * stagger)
+        async with gate:
+            # Each call its own agent, as on a floor of agents (and in the bench): with one agent for all,
+            # every call's watch socket would carry every call's events, N squared.
+            return await stream_call(wav, url, f"{AGENT}-{i}", KEY, watch_token=SUP, speed=1.0, encoding="mulaw",
+                                     call_id=f"{tag}-{i}-{wav.stem}", end_timeout=600.0)
+
+    return list(await asyncio.gather(*(one(i, w) for i, w in enumerate(wavs))))
+
+
 def stream(wavs: list[Path], concurrency: int, model: str = "bundled", tag: str = "eval") -> list:
     """Stream the calls at real-time pace through one fresh server, ``concurrency`` at a time; their CallRuns."""
     import asyncio
 
-    from clients.tools.local_server import AGENT, KEY, SUP, LocalServer
-    from clients.simulate import stream_call
-
-    async def all_of() -> list:
-        gate = asyncio.Semaphore(concurrency)
-        url = server.http.replace("http", "ws", 1)
-
-        async def one(i: int, wav: Path):
-            async with gate:
-                # Each call its own agent, as on a floor of agents (and in the bench): with one agent for all,
-                # every call's watch socket would carry every call's events, N squared.
-                return await stream_call(wav, url, f"{AGENT}-{i}", KEY, watch_token=SUP, speed=1.0, encoding="mulaw",
-                                         call_id=f"{tag}-{i}-{wav.stem}", end_timeout=600.0)
-
-        return list(await asyncio.gather(*(one(i, w) for i, w in enumerate(wavs))))
+    from clients.tools.local_server import LocalServer
 
     server = LocalServer(model)
     try:
-        return asyncio.run(all_of())
+        return asyncio.run(stream_on(server, wavs, concurrency, tag))
     finally:
         server.stop()
 
@@ -389,7 +397,7 @@ def run_live(parts: tuple[str, ...] = ("validation",), only: str | None = None, 
         calls = load_part(part, only)
         print(f"\n{part}: {len(calls)} calls streamed live, {concurrency} at a time", flush=True)
         runs = stream([cache_wav(part, c) for c in calls], concurrency, model)
-        live = score(calls, lambda c, runs=runs, calls=calls: _live_releases(runs[calls.index(c)]))
+        live = score(calls, lambda c, runs=runs, calls=calls: live_releases(runs[calls.index(c)]))
         timer = score(calls, timer_releases)
         print(_line("model, live", live))
         print(_line(f"{TIMER} s silence timer", timer))
@@ -425,11 +433,11 @@ def run_load(parts: tuple[str, ...] = ("validation",), load: int = 16, only: str
             save.mkdir(parents=True, exist_ok=True)
             for run in alone + crowd:
                 (save / f"{run.call_id}.events.json").write_text(json.dumps(run.events, indent=0))
-        lone = score(calls, lambda c, alone=alone, calls=calls: _live_releases(alone[calls.index(c)]))
-        many = score(calls, lambda c, first=first, calls=calls: _live_releases(first[calls.index(c)]))
+        lone = score(calls, lambda c, alone=alone, calls=calls: live_releases(alone[calls.index(c)]))
+        many = score(calls, lambda c, first=first, calls=calls: live_releases(first[calls.index(c)]))
         every = Score()  # every stream of the load, repeats included
         for i, run in enumerate(crowd):
-            every.add(calls[i % len(calls)], _live_releases(run))
+            every.add(calls[i % len(calls)], live_releases(run))
         timer = score(calls, timer_releases)
         print(_line("model, alone", lone))
         print(_line(f"model, {load} at once", many))
@@ -437,7 +445,7 @@ def run_load(parts: tuple[str, ...] = ("validation",), load: int = 16, only: str
         print(_line(f"{TIMER} s silence timer", timer))
         differ, shift, moved = [], 0.0, 0
         for i, call in enumerate(calls):
-            a, b = _live_releases(alone[i])[0], _live_releases(first[i])[0]
+            a, b = live_releases(alone[i])[0], live_releases(first[i])[0]
             if len(a) != len(b):
                 differ.append(f"{call.name} ({len(a)} alone, {len(b)} under load)")
                 continue
