@@ -189,10 +189,20 @@ def test_listen_while_venting_then_the_move_released_when_finished():
     coach.caller_heat(0.7, 4.0)
     assert coach.refresh(4.0) == []  # still listening
     [cue] = coach.floor(floor(6.0, "open", finished=True))
-    assert isinstance(cue, Cue) and cue.move == "thank" and cue.hold is False and cue.why
+    # Their facts are known: thank them and say the facts back, in one breath.
+    assert isinstance(cue, Cue) and cue.move == "restate" and cue.hold is False and cue.why
+    assert cue.say.startswith("Thank") and "12" in cue.say and "one book" in cue.say
     steps = coach.agent_final("Thank you for telling me about this.", 8.0)
-    cue = [o for o in steps if isinstance(o, Cue)][0]
-    assert cue.move == "restate" and "12" in cue.say and "one book" in cue.say
+    assert [o.move for o in steps] == ["thank"] and coach.cue.move == "restate"  # the restatement is still to come
+
+
+def test_a_vent_with_no_facts_yet_is_thanked_first():
+    coach = Coach(PLAYBOOK, 0)
+    coach.floor(floor(1.0, "caller_speaking", venting=True))
+    coach.caller_said("This is ridiculous, I am so fed up with you people.")
+    coach.caller_heat(0.6, 3.0)
+    [cue] = coach.floor(floor(4.0, "open", finished=True))
+    assert cue.move == "thank" and cue.hold is False
 
 
 def test_repeated_moves_vary_their_phrasing():

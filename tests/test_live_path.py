@@ -235,7 +235,8 @@ def test_the_coach_on_the_sample_call(sample_run):
     during = [c for c in cues if vent[0]["start"] < c["t"] < vent[-1]["end"]]
     assert during and all(c["hold"] for c in during) and "listen" in [c["move"] for c in during]
     released = [c for c in cues if not c["hold"] and c["t"] >= vent[-1]["end"]]
-    assert released[0]["move"] == "thank" and released[0]["why"]
+    # The caller's facts are known by then: the first move released thanks them and says the facts back.
+    assert released[0]["move"] == "restate" and released[0]["why"] and released[0]["say"].startswith("Thank")
     restate = [c for c in cues if c["move"] == "restate"]
     assert restate, [c["move"] for c in cues]
     for number in ("one book", "12", "$35"):

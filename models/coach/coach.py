@@ -238,9 +238,10 @@ class Coach:
                 if move not in done:
                     return move
             return None
-        if self._complaint and not done:
-            return "thank"
         known = bool(self.facts.known or (self._complaint and self.facts.clauses))
+        if self._complaint and not done:
+            # With their facts in hand, thanking and saying them back are one breath (the phrasing thanks first).
+            return "restate" if self.facts.known else "thank"
         # Very hot and nothing to say back yet: apologize early.
         if self.heat >= th("apologize_first_heat") and "apologize" not in done and not (known and "restate" not in done):
             return "apologize"
@@ -268,6 +269,8 @@ class Coach:
             return []
         spec = self.playbook.moves[move]
         say = self._phrase(move, spec.say)
+        if move == "restate" and self._complaint and not self.done:
+            say = f"{self._phrase('thank', self.playbook.moves['thank'].say)} {say}"
         self.cue = Cue(t, move, say, spec.why, hold)
         return [self.cue]
 
