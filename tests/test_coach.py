@@ -158,12 +158,23 @@ def test_warnings_from_the_agents_words(kind):
         assert kind not in [o.kind for o in out if type(o).__name__ == "AgentWarning"], text
 
 
-def test_a_light_remark_is_glib_only_while_the_caller_is_upset():
+@pytest.mark.parametrize("kind, text", [
+    ("glib", "Ha, at least you got a day off."),
+    ("policy_wall", "I need your order number before I can look at anything."),
+    ("insincere_apology", "Sorry for the inconvenience."),
+])
+def test_a_remark_a_calm_caller_takes_as_routine_is_a_warning_only_once_they_complained(kind, text):
     calm = Coach(PLAYBOOK, 0)
     calm.caller_said("Hi, I'd like to check when my order arrives.")
-    assert not [o for o in calm.agent_final("Ha, at least you got a day off.", 1.0) if type(o).__name__ == "AgentWarning"]
-    assert [o.kind for o in upset_coach().agent_final("Ha, at least you got a day off.", 1.0)
-            if type(o).__name__ == "AgentWarning"] == ["glib"]
+    assert not [o for o in calm.agent_final(text, 1.0) if type(o).__name__ == "AgentWarning"]
+    assert [o.kind for o in upset_coach().agent_final(text, 1.0) if type(o).__name__ == "AgentWarning"] == [kind]
+
+
+def test_blame_is_a_warning_even_to_a_calm_caller():
+    calm = Coach(PLAYBOOK, 0)
+    calm.caller_said("Hi, I'd like to check when my order arrives.")
+    assert [o.kind for o in calm.agent_final("That's not my fault, you should have read the email.", 1.0)
+            if type(o).__name__ == "AgentWarning"] == ["blame"]
 
 
 def floor(t, state, venting=False, finished=False):

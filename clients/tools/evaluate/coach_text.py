@@ -6,8 +6,9 @@ voices; nothing in the playbook is fitted on them). A caller turn is heard sente
 sentence (facts, heat from the words), then the floor is released and the cue shown
 then is checked against the turn's acceptable next moves; an agent turn is one final
 per sentence. Talking over the caller is timing, not text, so `interrupting` is left out.
-Also the dev sentences (tests/data/coach_text/dev/sentences.json, labelled one by one) read
-alone by the logistic head, by the nearest examples and by rules: what to tune on.
+Also sentences labelled one by one, read alone by the logistic head, by the nearest examples and by
+rules: the dev sentences (tests/data/coach_text/dev/sentences.json, what to tune on) and the voices
+(dev/voices.json: 581 sentences in many voices by other hands, most of them indirect).
 ``python -m clients.tools.evaluate.coach_text --dev`` leaves the validation part out (for tuning).
 """
 
@@ -26,7 +27,9 @@ from models.heat import HeatTracker
 
 ROOT = data_dir()
 PARTS = {"dev": ROOT / "calls", "validation": ROOT / "coach_text"}
-DEV_SENTENCES = ROOT / "coach_text" / "dev" / "sentences.json"
+# Sentences labelled one by one: written for tuning, and in many voices by other hands (a measuring set).
+DEV_SENTENCES = {"dev sentences": ROOT / "coach_text" / "dev" / "sentences.json",
+                 "voices": ROOT / "coach_text" / "dev" / "voices.json"}
 SECONDS_PER_WORD = 0.35
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
@@ -255,16 +258,17 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
                     for miss in x.misses:
                         print(f"    {part} {x.name}: {miss}")
     if "dev" in parts:
-        labelled = [(text, labels) for text, labels in json.loads(DEV_SENTENCES.read_text())["sentences"]]
-        print(f"\ndev sentences read alone ({len(labelled)}), found/gold (+ extra)")
-        for how, book in heads(meaning).items():
-            r = sentence_scores(book, labelled)
-            results[f"dev sentences/{how}"] = r
-            cell = lambda g, f, ok: f"P {ok / f if f else float('nan'):.2f} R {ok / g:.2f} ({ok}/{g} +{f - ok})"  # noqa: E731
-            print(f"  {how:<9} warnings {cell(*r['warnings'])}   steps {cell(*r['steps'])}")
-            if verbose and how == meaning.meaning.get("head"):
-                for miss in r["misses"]:
-                    print(f"    {miss}")
+        for set_name, path in DEV_SENTENCES.items():
+            labelled = [(text, labels) for text, labels in json.loads(path.read_text())["sentences"]]
+            print(f"\n{set_name} read alone ({len(labelled)}), found/gold (+ extra)")
+            for how, book in heads(meaning).items():
+                r = sentence_scores(book, labelled)
+                results[f"{set_name}/{how}"] = r
+                cell = lambda g, f, ok: f"P {ok / f if f else float('nan'):.2f} R {ok / g:.2f} ({ok}/{g} +{f - ok})"  # noqa: E731
+                print(f"  {how:<9} warnings {cell(*r['warnings'])}   steps {cell(*r['steps'])}")
+                if verbose and how == meaning.meaning.get("head") and set_name == "dev sentences":
+                    for miss in r["misses"]:
+                        print(f"    {miss}")
     print("\nper kind, found/gold (extra = found that the gold does not have)")
     names = sorted({k for v in kinds.values() for k in v})
     header = "".join(f" {p[:3]}/{h:<8}" for p, h in kinds)
