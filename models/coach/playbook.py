@@ -24,6 +24,9 @@ RECOGNITION = ("meaning", "rules")  # by meaning (examples and rules) or the reg
 # example reaches `same_as_example` takes that example's class.
 MEANING = {"threshold": float, "margin": float, "nearest": int, "centroid": float}
 HEADS = ("nearest", "logistic")
+# The sentence encoder (models/coach/embedder.py): "base", all-MiniLM-L6-v2 as published; "tuned", fine-tuned
+# on the examples and the voices' fitting half (calmline train coach). A playbook without the setting reads "base".
+ENCODERS = ("base", "tuned")
 HEAD_SETTINGS = {"probability": float, "clause_probability": float, "cues": float, "regularization": float,
                  "same_as_example": float}
 THRESHOLDS = {"apologize_first_heat": float, "empathize_heat": float, "escalation_heat": float,
@@ -65,6 +68,7 @@ class Playbook:
     recognition: str = "rules"
     meaning: dict = field(default_factory=dict)
     other: tuple[str, ...] = ()  # sentences that are none of the moves or warnings
+    other_patterns: tuple[re.Pattern, ...] = ()  # a sentence these match is everyday talk, whatever its meaning
     recognizer: object = field(default=None, compare=False, repr=False)  # built at load when by meaning
 
     def threshold(self, name: str) -> float:
@@ -149,13 +153,18 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
             raise PlaybookError(f"{where}: [meaning] {name} must be above 0 and at most 1")
     if "regularization" in meaning and meaning["regularization"] <= 0:
         raise PlaybookError(f"{where}: [meaning] regularization must be above 0")
+    encoder = meaning_data.get("encoder", "base")
+    if recognition == "meaning" and encoder not in ENCODERS:
+        raise PlaybookError(f"{where}: [meaning] encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
     if meaning:
         meaning["head"] = head
-    unknown = set(meaning_data) - set(MEANING) - set(HEAD_SETTINGS) - {"head"}
+        meaning["encoder"] = encoder
+    unknown = set(meaning_data) - set(MEANING) - set(HEAD_SETTINGS) - {"head", "encoder"}
     if unknown:
         raise PlaybookError(f"{where}: [meaning] unknown {', '.join(sorted(unknown))}")
     other = _strings(data.get("other", {}).get("examples", []), f"{where}: [other] examples")
-    book = Playbook(moves, warnings, thresholds, where, recognition, meaning, other)
+    other_patterns = _patterns(data.get("other", {}).get("patterns", []), f"{where}: [other] patterns")
+    book = Playbook(moves, warnings, thresholds, where, recognition, meaning, other, other_patterns)
     if embed:
         from models.coach import parse
 

@@ -63,7 +63,7 @@ class Recognizer:
     def __init__(self, playbook, embedder=None):
         from models.coach import embedder as embedding
 
-        self.embedder = embedder or embedding.shared()
+        self.embedder = embedder or embedding.shared(playbook.meaning.get("encoder", "base"))
         self.meaning = playbook.meaning
         labels, texts, self.thresholds = [], [], {}
         for spec in [*playbook.moves.values(), *playbook.warnings.values()]:
@@ -96,8 +96,8 @@ class Recognizer:
         """Per sentence, per class: the mean cosine of the class's nearest examples, blended with its centre."""
         return self._scores(self.embedder.embed(sentences))
 
-    def _scores(self, vectors: np.ndarray) -> np.ndarray:
-        sims = _cosines(vectors, self.vectors)
+    def _scores(self, vectors: np.ndarray, sims: np.ndarray | None = None) -> np.ndarray:
+        sims = _cosines(vectors, self.vectors) if sims is None else sims
         k, w = self.meaning["nearest"], self.meaning["centroid"]
         out = np.empty((len(vectors), len(self.classes)), np.float32)
         for i, members in enumerate(self._members):
@@ -132,17 +132,21 @@ class Recognizer:
         return [(u, at, label, score) for (u, at), (label, score, _) in zip(where, decided)]
 
     def _read(self, vectors: np.ndarray, texts: list[str]) -> list[tuple[str, float, float]]:
-        if self.head is None:
-            return self._decide(self._scores(vectors))
-        out, other = [], self.classes.index(OTHER)
         sims = _cosines(vectors, self.vectors)
-        for row, near in zip(self.head.probabilities(vectors, texts), sims):
-            closest = int(np.argmax(near)) if len(near) else -1
-            # A sentence this close to one of the examples (a near-miss included) takes that example's class:
-            # the head generalises from the examples but does not fit every one ("Thank you for calling
-            # Bright Books." sits by a greeting near-miss), and the team lead's example is their word on it.
-            if closest >= 0 and near[closest] >= self.meaning["same_as_example"]:
-                row = np.eye(len(self.classes), dtype=np.float32)[self.labels[closest]]
+        # A sentence this close to one of the examples (a near-miss included) takes that example's class:
+        # either reader generalises from the examples but does not fit every one ("That was our mistake." is
+        # a blame near-miss that the blame examples' centre outscores), and the team lead's example is their
+        # word on it.
+        same = self.meaning.get("same_as_example", 1.0)
+        closest = [int(np.argmax(near)) if len(near) and near.max() >= same else -1 for near in sims]
+        if self.head is None:
+            decided = self._decide(self._scores(vectors, sims))
+            return [d if c < 0 else (self.classes[self.labels[c]], float(near[c]), 1.0)
+                    for d, c, near in zip(decided, closest, sims)]
+        out, other = [], self.classes.index(OTHER)
+        for row, c in zip(self.head.probabilities(vectors, texts), closest):
+            if c >= 0:
+                row = np.eye(len(self.classes), dtype=np.float32)[self.labels[c]]
             order = np.argsort(row)[::-1]
             best, p = self.classes[order[0]], float(row[order[0]])
             margin = p - float(row[order[1]])
@@ -181,8 +185,13 @@ def recognize(playbook, text: str) -> Recognized:
     if playbook.recognition == "meaning" and playbook.recognizer is not None:
         read = playbook.recognizer.classify_text(text)
         best: dict[str, float] = {}
-        for _, sentence, label, score in read:
+        for text_read, sentence, label, score in read:
             if label == OTHER or label in by_rule:
+                continue
+            # A greeting or a sign-off ("Thank you for calling Bright Books.") is everyday talk by the playbook's
+            # word, however much it sounds like a move: the examples cannot be relied on to hold every formula.
+            whole = text_read if sentence < 0 else read[sentence][0]
+            if any(p.search(whole) for p in playbook.other_patterns):
                 continue
             # A clause read alone can sound like more than its sentence means ("I am sorry" in
             # "I am sorry, please go on"): it counts only where its sentence is not more surely other.
