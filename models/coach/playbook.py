@@ -20,8 +20,8 @@ RECOGNITION = ("meaning", "rules")  # by meaning (examples and rules) or the reg
 # With head = "logistic" a softmax-regression head trained on the examples at load decides instead
 # (models/coach/head.py): a class counts when its probability reaches `probability`; `cues` weighs the
 # head's lexical cues against the embedding, `regularization` is its inverse weight decay; a clause of a
-# longer sentence counts when its probability reaches `clause_probability`; a sentence whose cosine to one
-# example reaches `same_as_example` takes that example's class.
+# longer sentence counts when its probability reaches `clause_probability`. By either head, a sentence whose
+# cosine to one example reaches `same_as_example` takes that example's class (1.0, an exact match, if unset).
 MEANING = {"threshold": float, "margin": float, "nearest": int, "centroid": float}
 HEADS = ("nearest", "logistic")
 # The sentence encoder (models/coach/embedder.py): "base", all-MiniLM-L6-v2 as published; "tuned", fine-tuned
