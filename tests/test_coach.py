@@ -23,9 +23,16 @@ PLAYBOOK = load()
     ("I'm still waiting for my refund", "you're still waiting for your refund"),
     ("you told me it was fixed", "we told you it was fixed"),
     ("this is the third time you people have overcharged me", "this is the third time we have overcharged you"),
+    ("you lot have overcharged me twice", "we have overcharged you twice"),
 ])
 def test_person_conversion(caller, agent):
     assert to_agent_voice(caller) == agent
+
+
+def test_the_company_as_a_crowd_is_us_when_the_caller_rang_it():
+    facts = Facts()
+    facts.add("This is the third time I've rung you lot since Friday.")
+    assert facts.clauses and "us lot" not in facts.fields()["facts"] and "rung us" in facts.fields()["facts"]
 
 
 def test_facts_from_a_complaint():

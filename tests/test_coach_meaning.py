@@ -445,3 +445,21 @@ def test_a_policy_that_helps_is_no_wall(book):
     """The rule fired on every "our policy is ...", the help it announces included."""
     assert "policy_wall" not in _found(book, "Our policy is to replace it free of charge, so I'll do that now.")
     assert "policy_wall" in _found(book, "Our policy is that we can't refund opened items.")
+
+
+def test_the_encoder_trains_on_the_examples_and_the_fitting_voices_never_the_held_ones():
+    """calmline train coach's data: every example and near-miss of the playbook and the voices' fitting half;
+    nothing of the held half or of the validation calls (what the tables report on)."""
+    from clients.tools import coach_encoder
+    from clients.tools.evaluate.coach_text import DEV_SENTENCES, PARTS
+
+    data = coach_encoder.rows()
+    texts = {t for t, _ in data}
+    assert ("That was our mistake.", "other") in data and ("Thank you for telling me about this.", "thank") in data
+    fit = json.loads((DEV_SENTENCES["voices held out"].parent / "voices-fit.json").read_text())["sentences"]
+    assert all(t in texts for t, _ in fit)
+    held = json.loads(DEV_SENTENCES["voices held out"].read_text())["sentences"]
+    assert len(held) >= 250 and not texts & {t for t, _ in held}
+    validation = {sentence for path in PARTS["validation"].glob("*.json")
+                  for turn in json.loads(path.read_text())["turns"] for sentence in [turn["text"]]}
+    assert not any(t in v for t in texts for v in validation if len(t) > 40)

@@ -55,8 +55,8 @@ _PERSON = {
 
 def to_agent_voice(clause: str) -> str:
     """Turn a caller's clause around: first person to second, the company's "you" to "we"."""
-    # "you people" is the company as a crowd: "we" (held as one word through the turn-around).
-    clause = re.sub(r"\byou people\b", "Wepeople", clause, flags=re.I)
+    # "you people" ("you lot", "you guys") is the company as a crowd: "we" (held as one word through the turn-around).
+    clause = re.sub(r"\byou (?:people|lot|guys|folks)\b", "Wepeople", clause, flags=re.I)
     tokens = re.findall(r"[A-Za-z']+|[^A-Za-z'\s]+|\s+", clause)
     out = []
     prev_word = ""
@@ -88,15 +88,18 @@ _TOKEN_PERSON = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself
                  "your": "our", "yours": "ours", "yourself": "ourselves", "yourselves": "ourselves"}
 
 
+CROWD = ("people", "lot", "guys", "folks")  # "you lot": the company as a crowd
+
+
 def voice_tokens(tokens) -> str:
     """A parsed clause turned to the agent's person. "you" as a subject is the company ("we"), as an object
     "us"; "we" and "our" of the caller are the caller's household ("you", "your")."""
     out, prev = [], None
     for tok in tokens:
         low, word = tok.lower_, tok.text
-        if low == "people" and prev is not None and prev.lower_ == "you":
+        if low in CROWD and prev is not None and prev.lower_ == "you":
             prev = tok
-            continue  # "you people" is the company: "we"
+            continue  # "you people", "you lot" is the company: "we" or "us", as "you" stands
         if low == "you":
             word = "we" if tok.dep_ in ("nsubj", "nsubjpass", "expl") else "us"
         elif low in _TOKEN_PERSON:
