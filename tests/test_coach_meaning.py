@@ -174,9 +174,7 @@ MISSES: dict[tuple[str, str], str] = {
     ('passing_the_buck', 'Someone from another team might call you eventually.'): 'scores (best / runner-up per sentence and clause): passing_the_buck 0.32 / empathize 0.28; passing_the_buck 0.32',
 }
 NEAR_MISS_FIRES = {
-    # A "sorry?" for a bad line, a question about the policy itself: each reads like the move or kind whose
-    # words it shares.
-    'Sorry, you broke up there, could you say that again?': 'fires insincere_apology; scores (best / runner-up per sentence and clause): insincere_apology 0.45 / other 0.39; apologize 0.25 / blame 0.20; other 0.38 / insincere_apology 0.37',
+    # A question about the policy itself reads like a question about what happened.
     'When did you first take out the policy?': 'fires clarify; scores (best / runner-up per sentence and clause): clarify 0.52 / other 0.38',
 }
 
@@ -301,6 +299,7 @@ def _by_head(text):
     (lambda t: t.replace('head = "nearest"', 'head = "vibes"'), "head must be one of"),
     (lambda t: t.replace('encoder = "tuned"', 'encoder = "bert-large"'), "encoder must be one of base, tuned"),
     (lambda t: t.replace("[other]\npatterns = [", "[other]\npatterns = ['(', "), r"\[other\] patterns: '\(' is not a valid"),
+    (lambda t: t.replace("unless = [", "unless = ['[', ", 1), r"unless: '\[' is not a valid"),
     (lambda t: _by_head(t).replace("probability = 0.4", "probability = 0"),
      r"\[meaning\] probability must be above 0"),
     (lambda t: _by_head(t).replace("clause_probability = 0.6", "clause_probability = 1.5"), "clause_probability must be above 0"),
@@ -463,3 +462,25 @@ def test_the_encoder_trains_on_the_examples_and_the_fitting_voices_never_the_hel
     validation = {sentence for path in PARTS["validation"].glob("*.json")
                   for turn in json.loads(path.read_text())["turns"] for sentence in [turn["text"]]}
     assert not any(t in v for t in texts for v in validation if len(t) > 40)
+
+
+@pytest.mark.parametrize("text", [
+    "You're quite right, the engineer should never have left without fixing it.",
+    "I completely agree, two missed appointments is not on.",
+    "Fair enough, that letter was confusing and it's our letter.",
+    "You are absolutely right, that's not what you were promised.",  # a trigger phrase, excepted by agreement
+])
+def test_agreeing_with_the_caller_is_not_arguing(text):
+    assert "arguing" not in _found(PLAYBOOK, text)
+
+
+@pytest.mark.parametrize("text", ["Oh, sorry, I thought you'd finished, go on.", "Sorry, you broke up, could you say that again?",
+                                  "Sorry, go on, I'm listening."])
+def test_a_sorry_that_repairs_the_conversation_is_no_insincere_apology(text):
+    assert "insincere_apology" not in _found(PLAYBOOK, text)
+
+
+def test_an_exception_holds_only_in_its_own_sentence():
+    # Agreeing in one sentence does not excuse disputing in the next, by rule or by meaning.
+    assert "arguing" in _found(PLAYBOOK, "You're right about the date. But that's not what happened, you never called us.")
+    assert "insincere_apology" in _found(PLAYBOOK, "Sorry for the inconvenience.")

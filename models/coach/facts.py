@@ -150,7 +150,12 @@ class Facts:
     def fields(self) -> dict:
         out = {"about": f" with your {self.items[0]}" if self.items else ""}
         if self.clauses:
-            out["facts"] = _join(self.key_clauses())
+            # One sentence a person would say: three clauses when they are short, the two that say most when
+            # three would run past a breath.
+            said = self.key_clauses()
+            if len(said) > 2 and len(_join(said).split()) > BREATH_WORDS:
+                said = self.key_clauses(limit=2)
+            out["facts"] = _join(said)
         if self.items:
             out["item"] = self.items[0]
             out["item_the"] = f"the {self.items[0]}"
@@ -259,6 +264,9 @@ def _voice_phrase(phrase: str) -> str:
 def split_clauses(text: str) -> list[str]:
     parts = re.split(r"[.!?;]+(?=\s|$)\s*|,\s*(?:and |but |then |so )?|\s+(?:and then|but|and)\s+", text)
     return [p.strip(" ,") for p in parts if p and p.strip(" ,")]
+
+
+BREATH_WORDS = 32  # a restatement longer than this is a list read out, not a sentence said back
 
 
 def _join(clauses: list[str]) -> str:

@@ -57,6 +57,7 @@ class WarningRule:
     examples: tuple[str, ...] = ()
     near_misses: tuple[str, ...] = ()
     threshold: float | None = None
+    unless: tuple[re.Pattern, ...] = ()  # a sentence one of these matches is not this kind, by rule or by meaning
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
         patterns = _patterns(spec.get("patterns", []), f"{where}: [warnings.{kind}] patterns")
         if kind != "interrupting" and not patterns:
             raise PlaybookError(f"{where}: [warnings.{kind}] needs at least one pattern")
-        warnings[kind] = WarningRule(kind, spec["advice"], patterns, *_examples(spec, f"{where}: [warnings.{kind}]"))
+        warnings[kind] = WarningRule(kind, spec["advice"], patterns, *_examples(spec, f"{where}: [warnings.{kind}]"),
+                                     _patterns(spec.get("unless", []), f"{where}: [warnings.{kind}] unless"))
     thresholds = {}
     given = data.get("thresholds", {})
     for name, kind in THRESHOLDS.items():

@@ -176,10 +176,20 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.stack([b @ row for row in a]) if len(a) else np.zeros((0, len(b)), np.float32)
 
 
+def _excepted(rule, text: str) -> bool:
+    """A warning's trigger phrase is excepted where every sentence it matches in also matches its ``unless``
+    ("You're absolutely right, that's not what happened to the order" agrees with the caller)."""
+    if not rule.unless:
+        return False
+    hit = [s for s, _ in sentences(text) if any(p.search(s) for p in rule.patterns)]
+    return bool(hit) and all(any(u.search(s) for u in rule.unless) for s in hit)
+
+
 def recognize(playbook, text: str) -> Recognized:
     """The moves and warning kinds in one agent final: rules first, then meaning where the playbook says so."""
     steps = {m.name for m in playbook.moves.values() if any(p.search(text) for p in m.done)}
-    warnings = {w.kind for w in playbook.warnings.values() if any(p.search(text) for p in w.patterns)}
+    warnings = {w.kind for w in playbook.warnings.values() if any(p.search(text) for p in w.patterns)
+                and not _excepted(w, text)}
     by_rule = steps | warnings
     found: set[str] = set()
     if playbook.recognition == "meaning" and playbook.recognizer is not None:
@@ -192,6 +202,8 @@ def recognize(playbook, text: str) -> Recognized:
             # word, however much it sounds like a move: the examples cannot be relied on to hold every formula.
             whole = text_read if sentence < 0 else read[sentence][0]
             if any(p.search(whole) for p in playbook.other_patterns):
+                continue
+            if label in playbook.warnings and any(p.search(whole) for p in playbook.warnings[label].unless):
                 continue
             # A clause read alone can sound like more than its sentence means ("I am sorry" in
             # "I am sorry, please go on"): it counts only where its sentence is not more surely other.
