@@ -408,6 +408,11 @@ def test_the_text_eval_scores_meaning_against_rules(capsys):
     assert results["validation/meaning"]["calls"] >= 14
     for measure in ("warnings_recall", "steps_recall", "every_handover"):
         assert results["validation/meaning"][measure] > results["validation/rules"][measure], measure
+    # A second annotator's warnings, made without the gold: every turn either of them marked was read.
+    ref, got, agreed = results["agreement/second against gold"]
+    assert ref >= 30 and agreed / ref >= 0.8, (ref, got, agreed)
+    ref2, got2, agreed2 = results["agreement/coach against second"]
+    assert ref2 == got and got2 == results["agreement/coach against gold"][1]
 
 
 def test_by_meaning_every_move_and_warning_needs_examples(tmp_path):

@@ -64,6 +64,7 @@ class Score:
     facts_gold: int = 0  # the call's key facts (gold), and how many a restate or make_it_right cue said back
     facts_said: int = 0
     facts_cued: bool = False  # a restate or make_it_right cue was shown at all (with no such cue nothing is said back)
+    turn_warnings: dict = field(default_factory=dict)  # agent turn's index in the call -> (gold, found) warning kinds
 
     def count_kinds(self, gold: set, got: set) -> None:
         """Per kind (move or warning): how often it was gold, found, and found where gold."""
@@ -103,7 +104,7 @@ def replay(playbook: Playbook, name: str, turns: list[Turn], facts: list[str] = 
 
     gold_steps: set[str] = set()
     vented = False
-    for turn in turns:
+    for index, turn in enumerate(turns):
         if turn.speaker == "caller":
             saw(coach.floor(FloorState(t, "caller_speaking", turn.venting, False, 0.9)))
             for sentence in turn.sentences:
@@ -135,6 +136,7 @@ def replay(playbook: Playbook, name: str, turns: list[Turn], facts: list[str] = 
                     got_warnings.add(out.kind)
             t += 0.3
         gold = set(turn.warnings)
+        score.turn_warnings[index] = (gold, got_warnings)
         score.warnings_gold += len(gold)
         score.warnings_got += len(got_warnings)
         score.warnings_ok += len(gold & got_warnings)
@@ -222,6 +224,26 @@ def sentence_scores(book: Playbook, labelled: list[tuple[str, list[str]]]) -> di
     return out
 
 
+SECOND = ROOT / "coach_text" / "second" / "labels.json"
+
+
+def agreement(book: Playbook) -> dict:
+    """Warnings per agent turn on the validation calls, three readers pairwise: the gold, a second annotator
+    (labels made without the gold or the coach's output), the coach. [reference, other, agreed] each."""
+    second = json.loads(SECOND.read_text())["calls"]
+    out = {k: [0, 0, 0] for k in ("second against gold", "coach against gold", "coach against second")}
+    for name, turns, facts in _calls("validation"):
+        theirs = {row["turn"]: set(row["warnings"]) - {"interrupting"} for row in second.get(name, [])}
+        for index, (gold, found) in replay(book, name, turns, facts).turn_warnings.items():
+            other = theirs.get(index, set())
+            for key, ref, got in (("second against gold", gold, other), ("coach against gold", gold, found),
+                                  ("coach against second", other, found)):
+                out[key][0] += len(ref)
+                out[key][1] += len(got)
+                out[key][2] += len(ref & got)
+    return out
+
+
 def _num(x: float) -> str:
     return "-" if x != x else f"{x:.2f}"
 
@@ -276,6 +298,12 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
                 if verbose and how == meaning.meaning.get("head") and set_name == "dev sentences":
                     for miss in r["misses"]:
                         print(f"    {miss}")
+    if "validation" in parts and SECOND.exists():
+        print("\nwarnings per agent turn on validation, two annotators and the coach (P / R of the second against the first)")
+        for key, (ref, got, ok) in agreement(meaning).items():
+            results[f"agreement/{key}"] = (ref, got, ok)
+            print(f"  {key:<22} P {ok / got if got else float('nan'):.2f} R {ok / ref if ref else float('nan'):.2f}  "
+                  f"({ok} agreed; {ref} and {got} marked)")
     print("\nper kind, found/gold (extra = found that the gold does not have)")
     names = sorted({k for v in kinds.values() for k in v})
     header = "".join(f" {p[:3]}/{h:<8}" for p, h in kinds)
