@@ -411,8 +411,8 @@ def test_the_text_eval_scores_meaning_against_rules(capsys):
     # A second annotator's warnings, made without the gold: every turn either of them marked was read.
     ref, got, agreed = results["agreement/second against gold"]
     assert ref >= 30 and agreed / ref >= 0.8, (ref, got, agreed)
-    ref2, got2, agreed2 = results["agreement/coach against second"]
-    assert ref2 == got and got2 == results["agreement/coach against gold"][1]
+    # Against the second reading too, meaning finds more of the warnings than the rules do.
+    assert results["agreement/coach against second"][2] > results["agreement/coach against second (rules)"][2]
 
 
 def test_by_meaning_every_move_and_warning_needs_examples(tmp_path):
@@ -449,6 +449,14 @@ def test_a_policy_that_helps_is_no_wall(book):
     """The rule fired on every "our policy is ...", the help it announces included."""
     assert "policy_wall" not in _found(book, "Our policy is to replace it free of charge, so I'll do that now.")
     assert "policy_wall" in _found(book, "Our policy is that we can't refund opened items.")
+
+
+def test_the_committed_encoder_was_trained_on_the_committed_examples():
+    """Code, data and weights agree: an example added to the bundled playbook (or a fitting voice) without
+    running calmline train coach shows here."""
+    from clients.tools import coach_encoder
+
+    assert coach_encoder.current(), "the playbook's examples changed since the encoder was trained: calmline train coach"
 
 
 def test_the_encoder_trains_on_the_examples_and_the_fitting_voices_never_the_held_ones():

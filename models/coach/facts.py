@@ -43,6 +43,8 @@ _NOT_ITEMS = {"times", "time", "of", "and", "dollars", "bucks", "days", "weeks",
 _BEFORE_SUBJECT = {"and", "but", "so", "then", "that", "because", "if", "when", "are", "do", "did", "have", "will",
                    "can", "could", "would", "should", "were", "why", "what", "how", "where", "said", "think", "know"}
 _FILLER = {"just", "only", "even", "really", "the", "a", "an", "of", "them", "it", "that", "this"}
+CROWD = ("people", "lot", "guys", "folks")  # "you lot": the company as a crowd
+BREATH_WORDS = 32  # a restatement longer than this is a list read out, not a sentence said back
 
 # Caller's words -> agent's words. "you" of the caller is the company: "we".
 _PERSON = {
@@ -56,7 +58,7 @@ _PERSON = {
 def to_agent_voice(clause: str) -> str:
     """Turn a caller's clause around: first person to second, the company's "you" to "we"."""
     # "you people" ("you lot", "you guys") is the company as a crowd: "we" (held as one word through the turn-around).
-    clause = re.sub(r"\byou (?:people|lot|guys|folks)\b", "Wepeople", clause, flags=re.I)
+    clause = re.sub(rf"\byou (?:{'|'.join(CROWD)})\b", "Wepeople", clause, flags=re.I)
     tokens = re.findall(r"[A-Za-z']+|[^A-Za-z'\s]+|\s+", clause)
     out = []
     prev_word = ""
@@ -86,9 +88,6 @@ def to_agent_voice(clause: str) -> str:
 _TOKEN_PERSON = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself",
                  "we": "you", "us": "you", "our": "your", "ours": "yours", "ourselves": "yourselves",
                  "your": "our", "yours": "ours", "yourself": "ourselves", "yourselves": "ourselves"}
-
-
-CROWD = ("people", "lot", "guys", "folks")  # "you lot": the company as a crowd
 
 
 def voice_tokens(tokens) -> str:
@@ -264,9 +263,6 @@ def _voice_phrase(phrase: str) -> str:
 def split_clauses(text: str) -> list[str]:
     parts = re.split(r"[.!?;]+(?=\s|$)\s*|,\s*(?:and |but |then |so )?|\s+(?:and then|but|and)\s+", text)
     return [p.strip(" ,") for p in parts if p and p.strip(" ,")]
-
-
-BREATH_WORDS = 32  # a restatement longer than this is a list read out, not a sentence said back
 
 
 def _join(clauses: list[str]) -> str:

@@ -8,6 +8,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.coach.embedder import ENCODERS
+
 DEFAULT_PATH = Path(__file__).with_name("playbook.toml")
 MOVES = ("listen", "thank", "clarify", "restate", "empathize", "apologize", "speed_of_need", "make_it_right",
          "extra_mile", "follow_up")
@@ -21,12 +23,15 @@ RECOGNITION = ("meaning", "rules")  # by meaning (examples and rules) or the reg
 # (models/coach/head.py): a class counts when its probability reaches `probability`; `cues` weighs the
 # head's lexical cues against the embedding, `regularization` is its inverse weight decay; a clause of a
 # longer sentence counts when its probability reaches `clause_probability`. By either head, a sentence whose
-# cosine to one example reaches `same_as_example` takes that example's class (1.0, an exact match, if unset).
+# cosine to one example reaches `same_as_example` takes that example's class (required by the logistic head;
+# unset, the nearest examples decide alone).
+# By either head, `[other] patterns` make what they match everyday talk, and a warning kind's `unless`
+# patterns except a clause or sentence from that kind (models/coach/recognizer.py).
 MEANING = {"threshold": float, "margin": float, "nearest": int, "centroid": float}
 HEADS = ("nearest", "logistic")
-# The sentence encoder (models/coach/embedder.py): "base", all-MiniLM-L6-v2 as published; "tuned", fine-tuned
-# on the examples and the voices' fitting half (calmline train coach). A playbook without the setting reads "base".
-ENCODERS = ("base", "tuned")
+# The sentence encoder, [meaning] encoder, one of models.coach.embedder.ENCODERS: "base", all-MiniLM-L6-v2 as
+# published; "tuned", fine-tuned on the examples and the voices' fitting half (calmline train coach). A playbook
+# without the setting reads "base".
 HEAD_SETTINGS = {"probability": float, "clause_probability": float, "cues": float, "regularization": float,
                  "same_as_example": float}
 THRESHOLDS = {"apologize_first_heat": float, "empathize_heat": float, "escalation_heat": float,

@@ -1,17 +1,20 @@
 """Which moves and anti-patterns an agent's words show: the playbook's rules, plus nearest examples by meaning.
 
-Every sentence of an agent final, and each clause of a longer sentence, is embedded
-and compared with the playbook's examples of every move and warning kind and with an
-"other" class (near-misses and everyday call talk). A class's score is the mean cosine
-of its ``nearest`` closest examples, blended with the cosine to the class's centre (the
-mean of its examples: steadier when a sentence is far from every example); the best
-class counts when it is not "other", clears its own threshold and beats the runner-up
-by the margin. A clause is pooled from its sentence's run of the model. The regular
-expressions still count where they match: they are precise, the examples widen them.
-With ``recognition = "rules"`` only the regular expressions are read (the baseline).
-With ``[meaning] head = "logistic"`` a softmax-regression head trained on the same examples at
-load (``head.py``: the embedding and a few lexical cues) decides instead of the nearest examples:
-the likeliest class counts when it is not "other" and its probability reaches ``probability``.
+Every sentence of an agent final, and each clause of a longer sentence, is embedded (by the
+playbook's ``[meaning] encoder``: the published all-MiniLM-L6-v2 or the one fine-tuned on the
+examples, ``embedder.py``) and compared with the playbook's examples of every move and warning kind
+and with an "other" class (near-misses and everyday call talk). A class's score is the mean cosine
+of its ``nearest`` closest examples, blended with the cosine to the class's centre (the mean of its
+examples: steadier when a sentence is far from every example); the best class counts when it is not
+"other", clears its own threshold and beats the runner-up by the margin. A clause is pooled from its
+sentence's run of the model. With ``[meaning] head = "logistic"`` a softmax-regression head trained
+on the same examples at load (``head.py``: the embedding and a few lexical cues) decides instead: the
+likeliest class counts when it is not "other" and its probability reaches ``probability``. By either
+head a sentence within ``same_as_example`` of one example takes that example's class.
+The regular expressions still count where they match: they are precise, the examples widen them.
+``[other] patterns`` make what they match everyday talk by meaning (a greeting formula), and a warning
+kind's ``unless`` patterns except a clause from it by rule and a sentence by meaning (agreeing with
+the caller is not arguing). With ``recognition = "rules"`` only the regular expressions are read.
 """
 
 from __future__ import annotations
@@ -137,8 +140,9 @@ class Recognizer:
         # either reader generalises from the examples but does not fit every one ("That was our mistake." is
         # a blame near-miss that the blame examples' centre outscores), and the team lead's example is their
         # word on it.
-        same = self.meaning.get("same_as_example", 1.0)
-        closest = [int(np.argmax(near)) if len(near) and near.max() >= same else -1 for near in sims]
+        same = self.meaning.get("same_as_example")  # unset (a playbook read by the nearest examples): off
+        closest = [int(np.argmax(near)) if same is not None and len(near) and near.max() >= same else -1
+                   for near in sims]
         if self.head is None:
             decided = self._decide(self._scores(vectors, sims))
             return [d if c < 0 else (self.classes[self.labels[c]], float(near[c]), 1.0)
@@ -176,13 +180,27 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.stack([b @ row for row in a]) if len(a) else np.zeros((0, len(b)), np.float32)
 
 
+_CONTRAST = re.compile(r"\b(?:but|though|although|however|yet)\b", re.I)
+
+
 def _excepted(rule, text: str) -> bool:
-    """A warning's trigger phrase is excepted where every sentence it matches in also matches its ``unless``
-    ("You're absolutely right, that's not what happened to the order" agrees with the caller)."""
+    """A warning's trigger phrase is excepted where every clause it matches in also matches its ``unless``:
+    "You're right, but calm down." still says "calm down"."""
     if not rule.unless:
         return False
-    hit = [s for s, _ in sentences(text) if any(p.search(s) for p in rule.patterns)]
-    return bool(hit) and all(any(u.search(s) for u in rule.unless) for s in hit)
+    pieces = [p for s, _ in sentences(text) for p in _CLAUSES.split(s)]
+    hit = [p for p in pieces if any(t.search(p) for t in rule.patterns)]
+    return bool(hit) and all(any(u.search(p) for u in rule.unless) for p in hit)
+
+
+def _excepted_by_meaning(rule, sentence: str) -> bool:
+    """By meaning a sentence is read whole, so its ``unless`` excepts all of it, clauses included, unless a
+    contrast follows ("I agree it was late, but ..."): what comes after the "but" is read on its own terms."""
+    for u in rule.unless:
+        m = u.search(sentence)
+        if m and not _CONTRAST.search(sentence, m.end()):
+            return True
+    return False
 
 
 def recognize(playbook, text: str) -> Recognized:
@@ -200,10 +218,11 @@ def recognize(playbook, text: str) -> Recognized:
                 continue
             # A greeting or a sign-off ("Thank you for calling Bright Books.") is everyday talk by the playbook's
             # word, however much it sounds like a move: the examples cannot be relied on to hold every formula.
-            whole = text_read if sentence < 0 else read[sentence][0]
-            if any(p.search(whole) for p in playbook.other_patterns):
+            # Only where it is said: the clause after it ("..., I'm so sorry we lost it") is read as usual.
+            if any(p.search(text_read) for p in playbook.other_patterns):
                 continue
-            if label in playbook.warnings and any(p.search(whole) for p in playbook.warnings[label].unless):
+            whole = text_read if sentence < 0 else read[sentence][0]
+            if label in playbook.warnings and _excepted_by_meaning(playbook.warnings[label], whole):
                 continue
             # A clause read alone can sound like more than its sentence means ("I am sorry" in
             # "I am sorry, please go on"): it counts only where its sentence is not more surely other.

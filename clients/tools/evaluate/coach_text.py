@@ -29,6 +29,7 @@ from models.heat import HeatTracker
 ROOT = data_dir()
 PARTS = {"dev": ROOT / "calls", "validation": ROOT / "coach_text"}
 # Sentences labelled one by one: written for tuning, and in many voices by other hands (a measuring set).
+SECOND = ROOT / "coach_text" / "second" / "labels.json"  # a second annotator's labels of the validation calls
 DEV_SENTENCES = {"dev sentences": ROOT / "coach_text" / "dev" / "sentences.json",
                  "voices held out": ROOT / "coach_text" / "dev" / "voices-held.json"}
 SECONDS_PER_WORD = 0.35
@@ -224,17 +225,14 @@ def sentence_scores(book: Playbook, labelled: list[tuple[str, list[str]]]) -> di
     return out
 
 
-SECOND = ROOT / "coach_text" / "second" / "labels.json"
-
-
-def agreement(book: Playbook) -> dict:
-    """Warnings per agent turn on the validation calls, three readers pairwise: the gold, a second annotator
-    (labels made without the gold or the coach's output), the coach. [reference, other, agreed] each."""
+def agreement(scores: list[Score]) -> dict:
+    """Warnings per agent turn on the validation calls (their replays), three readers pairwise: the gold, a second
+    annotator (labels made without the gold or the coach's output), the coach. [reference, other, agreed] each."""
     second = json.loads(SECOND.read_text())["calls"]
     out = {k: [0, 0, 0] for k in ("second against gold", "coach against gold", "coach against second")}
-    for name, turns, facts in _calls("validation"):
-        theirs = {row["turn"]: set(row["warnings"]) - {"interrupting"} for row in second.get(name, [])}
-        for index, (gold, found) in replay(book, name, turns, facts).turn_warnings.items():
+    for score in scores:
+        theirs = {row["turn"]: set(row["warnings"]) - {"interrupting"} for row in second.get(score.name, [])}
+        for index, (gold, found) in score.turn_warnings.items():
             other = theirs.get(index, set())
             for key, ref, got in (("second against gold", gold, other), ("coach against gold", gold, found),
                                   ("coach against second", other, found)):
@@ -265,10 +263,12 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
     print(f"\n{'part':<11} {'recognition':<11} {'calls':>5} {'first cue':>9} {'every cue':>9} {'warn P':>6} {'warn R':>6} "
           f"{'step P':>6} {'step R':>6} {'facts':>5} {'if cued':>7} {'calm warned':>11}")
     kinds: dict = {}
+    replayed: dict = {}
     for part in parts:
         data = _calls(part)
         for how, book in books.items():
             scores = [replay(book, name, turns, facts) for name, turns, facts in data]
+            replayed[(part, how)] = scores
             tot = totals(scores)
             results[f"{part}/{how}"] = tot
             print(f"{part:<11} {how:<11} {tot['calls']:>5} {tot['first_cue_after_vent']:>9.2f} {tot['every_handover']:>9.2f} "
@@ -290,7 +290,7 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
         for set_name, path in DEV_SENTENCES.items():
             labelled = [(text, labels) for text, labels in json.loads(path.read_text())["sentences"]]
             print(f"\n{set_name} read alone ({len(labelled)}), found/gold (+ extra)")
-            for how, book in heads(meaning).items():
+            for how, book in others.items():
                 r = sentence_scores(book, labelled)
                 results[f"{set_name}/{how}"] = r
                 cell = lambda g, f, ok: f"P {ok / f if f else float('nan'):.2f} R {ok / g:.2f} ({ok}/{g} +{f - ok})"  # noqa: E731
@@ -300,10 +300,14 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
                         print(f"    {miss}")
     if "validation" in parts and SECOND.exists():
         print("\nwarnings per agent turn on validation, two annotators and the coach (P / R of the second against the first)")
-        for key, (ref, got, ok) in agreement(meaning).items():
-            results[f"agreement/{key}"] = (ref, got, ok)
-            print(f"  {key:<22} P {ok / got if got else float('nan'):.2f} R {ok / ref if ref else float('nan'):.2f}  "
-                  f"({ok} agreed; {ref} and {got} marked)")
+        for how in ("meaning", "rules"):
+            for key, (ref, got, ok) in agreement(replayed[("validation", how)]).items():
+                if how == "rules" and not key.startswith("coach"):
+                    continue
+                label = key if how == "meaning" else f"{key} (rules)"
+                results[f"agreement/{label}"] = (ref, got, ok)
+                print(f"  {label:<30} P {ok / got if got else float('nan'):.2f} R {ok / ref if ref else float('nan'):.2f}  "
+                      f"({ok} agreed; {ref} and {got} marked)")
     print("\nper kind, found/gold (extra = found that the gold does not have)")
     names = sorted({k for v in kinds.values() for k in v})
     header = "".join(f" {p[:3]}/{h:<8}" for p, h in kinds)
