@@ -493,7 +493,11 @@ def test_a_sorry_that_repairs_the_conversation_is_no_insincere_apology(text):
     assert "insincere_apology" not in _found(PLAYBOOK, text)
 
 
-def test_an_exception_holds_only_in_its_own_sentence():
-    # Agreeing in one sentence does not excuse disputing in the next, by rule or by meaning.
+def test_an_exception_holds_only_where_it_is_said():
+    # Agreeing does not excuse disputing after a "but" or in the next sentence, by rule or by meaning.
     assert "arguing" in _found(PLAYBOOK, "You're right about the date. But that's not what happened, you never called us.")
+    assert "arguing" in _found(PLAYBOOK, "You're right, but calm down.")
+    assert "arguing" in _found(PLAYBOOK, "I agree it was late, but you're overreacting.")
     assert "insincere_apology" in _found(PLAYBOOK, "Sorry for the inconvenience.")
+    # A greeting formula is everyday talk, the apology after it is not.
+    assert "apologize" in _found(PLAYBOOK, "Thanks for calling back, I'm so sorry we lost your booking.")
