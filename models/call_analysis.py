@@ -68,6 +68,10 @@ class CallAnalysis:
         previous final: however late they come, the floor then makes the same decision."""
         # From a copy: the tracker itself reads each sentence once, at its final.
         reading = copy.deepcopy(self.heat[role]).utterance(text, start, end, self._score(text))
+        if role == CALLER:
+            # What the words do to the next move, before the floor may release on them; their facts wait for
+            # the final, whose text is redacted (a cue says facts back on the agent's screen).
+            self.coach.caller_intent(text, reading.text_score)
         return self._after_floor(self.floor.words(role, text, end, now, reading.text_score, reading.heat,
                                                   reading.trend == "rising"))
 

@@ -90,6 +90,23 @@ def test_a_sentence_is_scored_once_for_its_early_words_and_its_final(monkeypatch
     assert scored.count(VENT) == 1
 
 
+def test_a_remedy_taken_in_early_words_moves_the_cue_on_before_the_final():
+    analysis = _analysis()
+    coach = analysis.coach
+    coach.caller_said("You charged me twice for one order and I am furious.")
+    coach.agent_final("I'll refund the second charge today.", 5.0)
+    facts = list(coach.facts.clauses)
+    analysis.early_words("caller", "Oh, that sounds great, thanks.", 6.0, 7.5, 7.6)
+    # Known before any release on these words: the remedy is taken, so the closing moves are next...
+    assert coach.next_move() in ("extra_mile", "follow_up")
+    assert coach.facts.clauses == facts  # ...and nothing of the words is kept before their (redacted) final
+    refused = _analysis()
+    refused.coach.caller_said("You charged me twice for one order and I am furious.")
+    refused.coach.agent_final("I'll refund the second charge today.", 5.0)
+    refused.early_words("caller", "No, that's not good enough.", 6.0, 7.5, 7.6)
+    assert refused.coach.next_move() == "make_it_right"
+
+
 def test_agent_partials_are_quoted_when_they_talk_over_the_caller():
     analysis = _analysis()
     analysis.partial("caller", "I want my money")

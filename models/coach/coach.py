@@ -132,6 +132,13 @@ class Coach:
 
         ``score``: the sentence's own text score (models.text_sentiment), when it is already read."""
         self.facts.add(text)
+        self.caller_intent(text, score)
+
+    def caller_intent(self, text: str, score: float | None = None) -> None:
+        """What the caller's words do to the next move (a complaint, a remedy taken or turned down, closing),
+        without keeping them: the floor may release on a sentence's early words, before its final (and its
+        redaction), and the move it releases should already know "that sounds great, thanks". Reading the
+        same sentence again at its final changes nothing."""
         self._caller_spoke = True
         if score is None:
             score = text_score(text)  # this sentence alone, not the heat tracker's reading in context
