@@ -446,3 +446,17 @@ def test_without_the_parser_the_facts_fall_back_to_the_regular_expressions(monke
         facts.add(text)
     assert facts.items == ["book"] and facts.amounts == ["$35"] and facts.things == []
     assert facts.fields()["facts"] == "you ordered one book, we sent you 12 of them and we charged your card $35"
+
+
+def test_a_turn_the_floor_calls_venting_is_no_flare_up_when_the_words_are_calm():
+    # The floor calls a turn venting as it starts, on the heat so far; "Well, thank you for saying that." after
+    # an apology is not a new flare-up, so the next move is not empathy again.
+    coach = heard_coach()
+    coach.floor(floor(1.0, "caller_speaking", venting=True))
+    coach.caller_said("You sent me the wrong size twice and I paid for express shipping both times.")
+    coach.floor(floor(4.0, "open", finished=True))
+    coach.agent_final("I can understand why you're upset. I am very sorry we did this to you.", 6.0)
+    coach.floor(floor(8.0, "caller_speaking", venting=True))
+    coach.caller_said("Well, thank you for saying that.")
+    [cue] = coach.floor(floor(10.0, "open", finished=True))
+    assert cue.move != "empathize" and not cue.hold

@@ -100,6 +100,7 @@ class Coach:
     _hot_since: float | None = None
     _phrasing: dict = field(default_factory=dict)
     _cue_thanks: bool = False  # the cue on screen thanks the caller before saying their facts back
+    _flare: bool = False  # the floor called this turn venting after the agent had started on the complaint
 
     # -- inputs ------------------------------------------------------------------
 
@@ -111,12 +112,13 @@ class Coach:
             self._overlap = None
         if st.state in ("caller_speaking", "caller_pausing", "overlap") and not st.finished_venting:
             if not self._holding:
-                self._holding, self._venting_turn, self._closing = True, False, False
+                self._holding, self._venting_turn, self._closing, self._flare = True, False, False, False
             if st.venting:
-                if (not self._venting_turn and self._complaint and self.done and not self._repair
-                        and "empathize" not in self._again):
-                    # A new flare-up of a complaint the agent had started on: acknowledge the feeling again.
-                    self._again.insert(0, "empathize")
+                # Maybe a new flare-up of a complaint the agent had started on; the floor calls a turn venting as
+                # it starts, on the heat so far, so the caller's words decide (caller_intent): "Yes, exactly."
+                # after an apology is no flare-up.
+                self._flare = self._flare or (not self._venting_turn and self._complaint and bool(self.done)
+                                              and not self._repair)
                 self._venting_turn = self._complaint = True
                 out += self._show("listen", st.t, hold=True)
             elif self.cue is not None and not self.cue.hold:
@@ -144,6 +146,9 @@ class Coach:
             score = text_score(text)  # this sentence alone, not the heat tracker's reading in context
         if score <= -0.3 or complaint_cues(text):
             self._complaint = True
+            if self._flare and "empathize" not in self._again:
+                self._again.insert(0, "empathize")  # a flare-up, in their words: acknowledge the feeling again
+            self._flare = False
         self._closing = bool(CLOSING.search(text)) and score > 0.2
         # Only once the agent has done something for them: "fine" before that is not a remedy agreed.
         if self.done and ACCEPTED.search(text) and not REFUSAL.search(text) and score > 0.0:
