@@ -322,20 +322,34 @@ def test_a_refused_remedy_makes_it_due_again():
     assert coach.next_move() in ("extra_mile", "follow_up")
 
 
+def caller_turn(coach: Coach, t: float, said: str) -> list:
+    """A caller turn the floor calls venting as it starts, their words, then the floor released: its outputs."""
+    coach.floor(floor(t, "caller_speaking", venting=True))
+    coach.caller_said(said)
+    return coach.floor(floor(t + 3.0, "open", finished=True))
+
+
 def test_a_new_flare_up_asks_for_empathy_again():
     coach = heard_coach()
-    coach.floor(floor(1.0, "caller_speaking", venting=True))
-    coach.caller_said("My internet has been down for three days and I work from home.")
-    coach.floor(floor(4.0, "open", finished=True))
+    caller_turn(coach, 1.0, "My internet has been down for three days and I work from home.")
     coach.agent_final("Thank you for telling me. I'm so sorry about this.", 6.0)
     coach.agent_final("I'll send an engineer tomorrow morning.", 8.0)
     assert coach.next_move() == "extra_mile"
-    coach.floor(floor(10.0, "caller_speaking", venting=True))  # tomorrow is too late: it flares up again
-    coach.caller_said("Tomorrow? I have a client call in an hour! This is useless!")
-    [cue] = coach.floor(floor(13.0, "open", finished=True))
+    # Tomorrow is too late: it flares up again.
+    [cue] = caller_turn(coach, 10.0, "Tomorrow? I have a client call in an hour! This is useless!")
     assert cue.move == "empathize" and not cue.hold
     coach.agent_final("I completely understand, that's a really stressful position to be in.", 15.0)
     assert coach.next_move() != "empathize"
+
+
+def test_a_turn_the_floor_calls_venting_is_no_flare_up_when_the_words_are_calm():
+    # The floor calls a turn venting as it starts, on the heat so far; "Well, thank you for saying that." after
+    # an apology is not a new flare-up, so the next move is not empathy again.
+    coach = heard_coach()
+    caller_turn(coach, 1.0, "You sent me the wrong size twice and I paid for express shipping both times.")
+    coach.agent_final("I can understand why you're upset. I am very sorry we did this to you.", 6.0)
+    [cue] = caller_turn(coach, 8.0, "Well, thank you for saying that.")
+    assert cue.move != "empathize" and not cue.hold
 
 
 def test_summary_with_and_without_a_promised_follow_up():
@@ -447,16 +461,3 @@ def test_without_the_parser_the_facts_fall_back_to_the_regular_expressions(monke
     assert facts.items == ["book"] and facts.amounts == ["$35"] and facts.things == []
     assert facts.fields()["facts"] == "you ordered one book, we sent you 12 of them and we charged your card $35"
 
-
-def test_a_turn_the_floor_calls_venting_is_no_flare_up_when_the_words_are_calm():
-    # The floor calls a turn venting as it starts, on the heat so far; "Well, thank you for saying that." after
-    # an apology is not a new flare-up, so the next move is not empathy again.
-    coach = heard_coach()
-    coach.floor(floor(1.0, "caller_speaking", venting=True))
-    coach.caller_said("You sent me the wrong size twice and I paid for express shipping both times.")
-    coach.floor(floor(4.0, "open", finished=True))
-    coach.agent_final("I can understand why you're upset. I am very sorry we did this to you.", 6.0)
-    coach.floor(floor(8.0, "caller_speaking", venting=True))
-    coach.caller_said("Well, thank you for saying that.")
-    [cue] = coach.floor(floor(10.0, "open", finished=True))
-    assert cue.move != "empathize" and not cue.hold
