@@ -162,20 +162,34 @@ def _found(book, text):
     return set(seen.steps) | set(seen.warnings)
 
 
-# The held-out misses, each marked with its scores (the class's own score last), read with the tuned encoder:
-# most lose the margin to a neighbouring class or sit below the threshold. strict: one that starts passing
-# must be unmarked. (On the published encoder 19 of the 80 were missed; `calmline eval coach` compares them.)
+# The held-out misses, each marked with its scores (the class's own score last), read with the bundled
+# playbook (the published encoder): most lose the margin to a neighbouring class or sit below the threshold.
+# strict: one that starts passing must be unmarked. (The encoder calmline train coach fine-tunes misses 6.)
 MISSES: dict[tuple[str, str], str] = {
-    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'scores (best / runner-up per sentence and clause): restate 0.37 / arguing 0.35; policy_wall 0.30 / speed_of_need 0.30; restate 0.38 / arguing 0.35; policy_wall 0.31',
-    ('arguing', "No, you definitely didn't tell us that when you ordered."): 'scores (best / runner-up per sentence and clause): arguing 0.52 / restate 0.52; arguing 0.52',
-    ('arguing', "Come on, it's only a five pound difference."): 'scores (best / runner-up per sentence and clause): restate 0.30 / arguing 0.29; arguing 0.29',
-    ('glib', 'Sounds like your sofa fancied a holiday of its own.'): 'scores (best / runner-up per sentence and clause): glib 0.35 / empathize 0.34; glib 0.35',
-    ('passing_the_buck', "That's one for the accounts people, not me."): 'scores (best / runner-up per sentence and clause): blame 0.42 / other 0.34; passing_the_buck 0.34',
-    ('passing_the_buck', 'Someone from another team might call you eventually.'): 'scores (best / runner-up per sentence and clause): passing_the_buck 0.32 / empathize 0.28; passing_the_buck 0.32',
+    ('thank', 'Appreciate you ringing in about it, sir.'): 'scores (best / runner-up per sentence and clause): thank 0.54 / follow_up 0.51; thank 0.54',
+    ('clarify', 'Can you give me the sequence of events?'): 'scores (best / runner-up per sentence and clause): clarify 0.28 / speed_of_need 0.23; clarify 0.28',
+    ('clarify', "Fill me in, what's been going on with the connection?"): 'scores (best / runner-up per sentence and clause): clarify 0.37 / excuse 0.36; clarify 0.24 / thank 0.22; excuse 0.38 / clarify 0.36; clarify 0.37',
+    ('restate', "Just so we're on the same page, the seats you booked were given to someone else?"): 'scores (best / runner-up per sentence and clause): blame 0.53 / restate 0.52; other 0.41 / blame 0.41; blame 0.53 / restate 0.52; restate 0.52',
+    ('restate', "If I'm following you, the card was swallowed by the machine and the branch won't return it."): 'scores (best / runner-up per sentence and clause): blame 0.48 / restate 0.48; follow_up 0.38 / restate 0.37; restate 0.41 / blame 0.41; blame 0.46 / passing_the_buck 0.46; restate 0.48',
+    ('make_it_right', 'Let me fix that billing error for you right now.'): 'scores (best / runner-up per sentence and clause): make_it_right 0.59 / other 0.57; make_it_right 0.59',
+    ('make_it_right', "I've gone ahead and cancelled the duplicate booking."): 'scores (best / runner-up per sentence and clause): blame 0.50 / other 0.49; make_it_right 0.48 / extra_mile 0.41; blame 0.45 / restate 0.45; make_it_right 0.48',
+    ('make_it_right', 'What would feel like a fair outcome to you?'): 'scores (best / runner-up per sentence and clause): empathize 0.36 / make_it_right 0.36; make_it_right 0.36',
+    ('blame', "Honestly that's down to the courier, we just hand it over."): 'scores (best / runner-up per sentence and clause): passing_the_buck 0.58 / blame 0.57; blame 0.56 / passing_the_buck 0.54; passing_the_buck 0.48 / make_it_right 0.42; blame 0.57',
+    ('blame', "If you'd read the small print you'd have known."): 'scores (best / runner-up per sentence and clause): glib 0.34 / arguing 0.32; blame 0.29',
+    ('excuse', 'The parcel got caught up in the strike at the port.'): 'scores (best / runner-up per sentence and clause): clarify 0.52 / excuse 0.42; excuse 0.42',
+    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'scores (best / runner-up per sentence and clause): other 0.49 / speed_of_need 0.49; speed_of_need 0.50 / other 0.45; other 0.42 / speed_of_need 0.38; policy_wall 0.40',
+    ('arguing', "No, you definitely didn't tell us that when you ordered."): 'scores (best / runner-up per sentence and clause): restate 0.55 / arguing 0.47; arguing 0.47',
+    ('arguing', "You're blowing this out of proportion."): 'scores (best / runner-up per sentence and clause): arguing 0.35 / empathize 0.32; arguing 0.35',
+    ('arguing', "Come on, it's only a five pound difference."): 'scores (best / runner-up per sentence and clause): restate 0.29 / extra_mile 0.28; arguing 0.24',
+    ('arguing', 'You must be mixing us up with another company.'): 'scores (best / runner-up per sentence and clause): blame 0.45 / arguing 0.44; arguing 0.44',
+    ('glib', 'Sounds like your sofa fancied a holiday of its own.'): 'scores (best / runner-up per sentence and clause): restate 0.43 / glib 0.40; glib 0.40',
+    ('passing_the_buck', "That's one for the accounts people, not me."): 'scores (best / runner-up per sentence and clause): other 0.47 / policy_wall 0.44; passing_the_buck 0.29',
+    ('passing_the_buck', 'Someone from another team might call you eventually.'): 'scores (best / runner-up per sentence and clause): passing_the_buck 0.37 / other 0.37; passing_the_buck 0.37',
 }
 NEAR_MISS_FIRES = {
-    # A question about the policy itself reads like a question about what happened.
-    'When did you first take out the policy?': 'fires clarify; scores (best / runner-up per sentence and clause): clarify 0.52 / other 0.38',
+    # Status talk that reads like a remedy or a hand-off to MiniLM; [other] status examples did not outweigh it.
+    'Refunds go back to the original card.': 'fires make_it_right; scores (best / runner-up per sentence and clause): make_it_right 0.56 / policy_wall 0.53',
+    "The tracking says it's in the local depot.": 'fires passing_the_buck; scores (best / runner-up per sentence and clause): passing_the_buck 0.42 / blame 0.38',
 }
 
 
@@ -262,15 +276,14 @@ def test_the_logistic_head_is_a_setting(tmp_path):
     the nearest examples miss (their scores are in MISSES)."""
     book = _logistic(tmp_path)
     assert book.recognizer.head is not None and PLAYBOOK.recognizer.head is None
-    for label, text in [("arguing", "No, you definitely didn't tell us that when you ordered."),
-                        ("arguing", "Come on, it's only a five pound difference."),
-                        ("passing_the_buck", "Someone from another team might call you eventually.")]:
+    for label, text in [("clarify", "Can you give me the sequence of events?"),
+                        ("arguing", "You're blowing this out of proportion."),
+                        ("make_it_right", "Let me fix that billing error for you right now.")]:
         assert (label, text) in MISSES and label in _found(book, text), text
     assert "blame" in _found(book, "You picked the wrong tariff yourself, so that's why.")
-    # Held-out by the head on the tuned encoder: 6 of the 80 paraphrases missed (6 by the nearest examples too,
-    # other ones; on the published encoder 12 and 19).
+    # Held-out by the head: 12 of the 80 paraphrases missed (19 by the nearest examples).
     missed = [(label, t) for label, texts in HELD_OUT.items() for t in texts if label not in _found(book, t)]
-    assert len(missed) <= 6, missed
+    assert len(missed) <= 12, missed
 
 
 def test_by_the_head_a_sentence_that_is_an_example_takes_its_class(tmp_path):
@@ -297,7 +310,7 @@ def _by_head(text):
     (lambda t: t.replace("margin = 0.03", "margin = -1"), r"\[meaning\] margin"),
     (lambda t: t.replace("nearest = 2", "nearest = 0"), "nearest must be at least 1"),
     (lambda t: t.replace('head = "nearest"', 'head = "vibes"'), "head must be one of"),
-    (lambda t: t.replace('encoder = "tuned"', 'encoder = "bert-large"'), "encoder must be one of base, tuned"),
+    (lambda t: t.replace('encoder = "base"', 'encoder = "bert-large"'), "encoder must be one of base, tuned"),
     (lambda t: t.replace("[other]\npatterns = [", "[other]\npatterns = ['(', "), r"\[other\] patterns: '\(' is not a valid"),
     (lambda t: t.replace("unless = [", "unless = ['[', ", 1), r"unless: '\[' is not a valid"),
     (lambda t: _by_head(t).replace("probability = 0.4", "probability = 0"),
@@ -381,23 +394,6 @@ def test_a_missing_tuned_encoder_says_which_command_writes_it(monkeypatch, tmp_p
         embedder.model_path("tuned")
 
 
-def test_the_tuned_encoder_is_what_the_playbook_reads_and_it_reads_intent_better():
-    """The bundled playbook reads the fine-tuned encoder; on the voices' held half (never fitted on) it finds
-    more warnings than the published encoder, at a precision no worse."""
-    import dataclasses as dc
-
-    from clients.tools.evaluate.coach_text import DEV_SENTENCES, sentence_scores
-    from models.coach.recognizer import Recognizer
-
-    assert PLAYBOOK.meaning["encoder"] == "tuned" and PLAYBOOK.recognizer.embedder.encoder == "tuned"
-    base = dc.replace(PLAYBOOK, meaning={**PLAYBOOK.meaning, "encoder": "base"})
-    object.__setattr__(base, "recognizer", Recognizer(base))
-    held = [(t, labels) for t, labels in json.loads(DEV_SENTENCES["voices held out"].read_text())["sentences"]]
-    tuned_w, base_w = sentence_scores(PLAYBOOK, held)["warnings"], sentence_scores(base, held)["warnings"]
-    assert tuned_w[2] > base_w[2]  # found where gold
-    assert tuned_w[2] / tuned_w[1] >= base_w[2] / base_w[1]  # precision
-
-
 def test_the_text_eval_scores_meaning_against_rules(capsys):
     from clients.tools.evaluate import coach_text
 
@@ -449,14 +445,6 @@ def test_a_policy_that_helps_is_no_wall(book):
     """The rule fired on every "our policy is ...", the help it announces included."""
     assert "policy_wall" not in _found(book, "Our policy is to replace it free of charge, so I'll do that now.")
     assert "policy_wall" in _found(book, "Our policy is that we can't refund opened items.")
-
-
-def test_the_committed_encoder_was_trained_on_the_committed_examples():
-    """Code, data and weights agree: an example added to the bundled playbook (or a fitting voice) without
-    running calmline train coach shows here."""
-    from clients.tools import coach_encoder
-
-    assert coach_encoder.current(), "the playbook's examples changed since the encoder was trained: calmline train coach"
 
 
 def test_the_encoder_trains_on_the_examples_and_the_fitting_voices_never_the_held_ones():

@@ -54,7 +54,8 @@ def digest(data: list[tuple[str, str]]) -> str:
 
 
 def current() -> bool:
-    """The committed encoder was trained on the playbook's examples and the fitting voices as they are now."""
+    """The encoder calmline train coach wrote was trained on the playbook's examples and the fitting voices as
+    they are now (an example added since is read at load, but not yet folded into the encoder)."""
     card = TUNED.with_name("card.json")
     return card.is_file() and json.loads(card.read_text()).get("data_sha256") == digest(rows())
 

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from models.coach.coach import AgentWarning, Coach, Cue
+from models.coach.embedder import TUNED
 from models.coach.playbook import Playbook, load
 from clients.tools.data import data_dir
 from models.floor import FloorState
@@ -184,8 +185,8 @@ def totals(scores: list[Score]) -> dict:
 
 
 def heads(playbook: Playbook) -> dict[str, Playbook]:
-    """The playbook read four ways: its own head, the other head, its head on the published encoder when it
-    reads a tuned one, and the rules alone."""
+    """The playbook read four ways: its own head, the other head, its head on the other encoder (the fine-tuned
+    one where calmline train coach wrote it), and the rules alone."""
     from models.coach.recognizer import Recognizer
 
     out = {}
@@ -199,10 +200,12 @@ def heads(playbook: Playbook) -> dict[str, Playbook]:
             book = dataclasses.replace(playbook, meaning={**playbook.meaning, "head": head})
             object.__setattr__(book, "recognizer", Recognizer(book))
             out[head] = book
-    if playbook.meaning.get("encoder", "base") != "base":
-        book = dataclasses.replace(playbook, meaning={**playbook.meaning, "encoder": "base"})
+    # The other encoder, where there is one: the fine-tuned one exists only where calmline train coach ran.
+    other = "tuned" if playbook.meaning.get("encoder", "base") == "base" else "base"
+    if playbook.recognition == "meaning" and (other == "base" or TUNED.is_file()):
+        book = dataclasses.replace(playbook, meaning={**playbook.meaning, "encoder": other})
         object.__setattr__(book, "recognizer", Recognizer(book))
-        out["base encoder"] = book
+        out[f"{other} encoder"] = book
     out["rules"] = dataclasses.replace(playbook, recognition="rules", recognizer=None)
     return out
 
@@ -259,7 +262,12 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
           "make_it_right cue (if cued: in the calls where such a cue was shown); calm warned: warnings on calls whose\n"
           "gold has none")
     print(f"meaning: the playbook's own head ({meaning.meaning.get('head')}, {meaning.meaning.get('encoder')} encoder); the other "
-          "head, the head on the published encoder (base encoder) and the rules on the same examples")
+          "head, the head on the other encoder (where there is one) and the rules on the same examples")
+    if TUNED.is_file():
+        from clients.tools import coach_encoder
+
+        print(f"tuned encoder {TUNED}: trained on the current examples and voices: "
+              f"{'yes' if coach_encoder.current() else 'no (calmline train coach)'}")
     print(f"\n{'part':<11} {'recognition':<11} {'calls':>5} {'first cue':>9} {'every cue':>9} {'warn P':>6} {'warn R':>6} "
           f"{'step P':>6} {'step R':>6} {'facts':>5} {'if cued':>7} {'calm warned':>11}")
     kinds: dict = {}
