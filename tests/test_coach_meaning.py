@@ -311,6 +311,7 @@ def _by_head(text):
     (lambda t: t.replace("nearest = 2", "nearest = 0"), "nearest must be at least 1"),
     (lambda t: t.replace('head = "nearest"', 'head = "vibes"'), "head must be one of"),
     (lambda t: t.replace('encoder = "base"', 'encoder = "bert-large"'), "encoder must be one of base, tuned"),
+    (lambda t: t.replace("upset_only = true", "upset_only = 1", 1), "upset_only must be true or false"),
     (lambda t: t.replace("[other]\npatterns = [", "[other]\npatterns = ['(', "), r"\[other\] patterns: '\(' is not a valid"),
     (lambda t: t.replace("unless = [", "unless = ['[', ", 1), r"unless: '\[' is not a valid"),
     (lambda t: _by_head(t).replace("probability = 0.4", "probability = 0"),

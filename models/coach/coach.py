@@ -28,7 +28,6 @@ REFUSAL = re.compile(r"\b(?:not good enough|not (?:acceptable|enough)|that'?s it
 ACCEPTED = re.compile(r"\b(?:that(?:'?s| is| would be| sounds| works)|sounds|works) (?:\w+ )?(?:great|perfect|brilliant|lovely|fine|"
                       r"good|wonderful|better|a relief)\b|\b(?:perfect|brilliant|lovely|great),? thanks?\b|"
                       r"\bthank (?:god|goodness|heavens)\b|\bthat'?s all\b|\bbye\b", re.I)
-UPSET_ONLY = ("glib", "policy_wall", "insincere_apology")  # anti-patterns only toward a caller who complained
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
@@ -204,9 +203,9 @@ class Coach:
                 self._repair = False
             out.append(step)
         for kind in seen.warnings:
-            # A light remark is glib only while the caller is upset (PLAYBOOK.md); asking a calm caller for a
-            # reference, or a polite "sorry for the wait", is routine: a wall or a canned apology only to a complaint.
-            if kind in UPSET_ONLY and not self._complaint:
+            # Some kinds are warnings only toward a caller who complained (the playbook's upset_only): a light
+            # remark to a calm caller is not glib, asking them for a reference is routine.
+            if self.playbook.warnings[kind].upset_only and not self._complaint:
                 continue
             out += self._warn(t, kind, text)
         if out and not self._holding:

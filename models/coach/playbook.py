@@ -63,6 +63,7 @@ class WarningRule:
     near_misses: tuple[str, ...] = ()
     threshold: float | None = None
     unless: tuple[re.Pattern, ...] = ()  # a sentence one of these matches is not this kind, by rule or by meaning
+    upset_only: bool = False  # a warning only once the caller has complained
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,8 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
         if kind != "interrupting" and not patterns:
             raise PlaybookError(f"{where}: [warnings.{kind}] needs at least one pattern")
         warnings[kind] = WarningRule(kind, spec["advice"], patterns, *_examples(spec, f"{where}: [warnings.{kind}]"),
-                                     _patterns(spec.get("unless", []), f"{where}: [warnings.{kind}] unless"))
+                                     _patterns(spec.get("unless", []), f"{where}: [warnings.{kind}] unless"),
+                                     _flag(spec.get("upset_only", False), f"{where}: [warnings.{kind}] upset_only"))
     thresholds = {}
     given = data.get("thresholds", {})
     for name, kind in THRESHOLDS.items():
@@ -207,6 +209,12 @@ def _examples(spec: dict, where: str) -> tuple:
     return (_strings(spec.get("examples", []), f"{where} examples"),
             _strings(spec.get("near_misses", []), f"{where} near_misses"),
             None if threshold is None else float(threshold))
+
+
+def _flag(raw, where: str) -> bool:
+    if not isinstance(raw, bool):
+        raise PlaybookError(f"{where} must be true or false")
+    return raw
 
 
 def _patterns(raw, where: str) -> tuple[re.Pattern, ...]:
