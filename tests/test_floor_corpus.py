@@ -104,3 +104,14 @@ def test_a_release_after_the_agent_answered_is_not_false_and_one_inside_a_turn_i
     # The same release with the caller going on in the same turn is false.
     parts[2]["turn"] = 1
     assert release_scores(parts, [2.4, 5.7])[3] == 2
+
+
+def test_vent_ends_are_the_vents_turns_and_false_releases_still_count_in_every_turn():
+    from clients.tools.evaluate.calls import release_scores
+
+    parts = [{"turn": 1, "start": 0.0, "end": 2.0, "venting": True}, {"turn": 1, "start": 3.0, "end": 4.0, "venting": True},
+             {"turn": 3, "start": 6.0, "end": 6.5, "venting": False}, {"turn": 3, "start": 7.0, "end": 7.5, "venting": False}]
+    # 4.3: the vent's end, 0.3 s late. 6.6: inside the calm turn, the caller goes on 0.4 s later. 7.9: its end.
+    assert release_scores(parts, [4.3, 6.6, 7.9]) == (2, 2, [pytest.approx(0.3), pytest.approx(0.4)], 1)
+    turns, hits, delays, false = release_scores(parts, [4.3, 6.6, 7.9], vents_only=True)
+    assert (turns, hits, false) == (1, 1, 1) and delays == [pytest.approx(0.3)]

@@ -53,11 +53,13 @@ def releases(events: list[dict]) -> list[float]:
     return out
 
 
-def release_scores(caller_parts: list[dict], rel: list[float]) -> tuple[int, int, list[float], int]:
-    """(caller turns, turns released within HIT_WINDOW of their end, those delays, false releases)."""
+def release_scores(caller_parts: list[dict], rel: list[float], vents_only: bool = False) -> tuple[int, int, list[float], int]:
+    """(caller turns, turns released within HIT_WINDOW of their end, those delays, false releases); with
+    ``vents_only`` the turns are the vents (a turn the gold labels venting), false releases still every one."""
     ends: dict[int, float] = {}
     for p in caller_parts:
-        ends[p["turn"]] = max(ends.get(p["turn"], 0.0), p["end"])
+        if not vents_only or p.get("venting"):
+            ends[p["turn"]] = max(ends.get(p["turn"], 0.0), p["end"])
     hits, delays = 0, []
     for end in ends.values():
         hit = [r for r in rel if end <= r <= end + HIT_WINDOW]
