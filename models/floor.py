@@ -356,7 +356,8 @@ class FloorTracker:
         ctx = Context(habit=p.habit, habit_n=p.habit_n, talk=p.talk, bursts=p.bursts, backchannels=p.backchannels,
                       pitch_slope=p.pitch_slope, rate=rate, last_burst=p.start - p.utt_start,
                       turn_negativity=max([0.0] + [-w.text_score for w in turn]),
-                      turn_exclaim=float(any(w.exclaim for w in turn)))
+                      turn_exclaim=float(any(w.exclaim for w in turn)),
+                      turn_questions=sum(w.question > 0 for w in turn[:-1]))
         p.read = (p.start, words, ctx)
         return p.read
 

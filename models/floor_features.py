@@ -24,6 +24,13 @@ DEMAND = re.compile(r"\b(i want|i need (you|it|that|this|a|my|the|someone)|i exp
                     r"get (me|someone|somebody)|let me speak|refund (the|it|that|this|all|my|me)|cancel (it|this|that|the|my)|fix (it|this|that)|"
                     r"send (me|someone|somebody|an?|the)|take (that|the|this|it) .*off|unblock|pay (that|this|the|for)|"
                     r"i am not paying|i cannot wait|that is not acceptable|i am done|i am leaving|ombudsman)\b", re.I)
+# An order in the imperative ("Unfreeze it.", "Put a note on my file.", "Just send me the form, please."): a demand
+# however it is worded. Not "come on", "do"/"have" questions (they end on "?" and are read as questions), or "let me
+# tell you" (more follows).
+IMPERATIVE = re.compile(r"^\W*(?:(?:please|just|so|then|now|and|okay|ok|right|well)\W+)*(put|give|send|book|flag|cancel|fix|"
+                        r"refund|call|ring|unfreeze|unblock|unlock|take|get|make|tell|transfer|sort|stop|escalate|check|"
+                        r"waive|credit|remove|change|reverse|connect|email|text|write|pay|replace|bring|move|find|switch|"
+                        r"reset|update|have|keep|note|mark|schedule|arrange|confirm|show|explain|hurry)\b(?! you\b)", re.I)
 # A rhetorical question inside a vent: more is coming.
 RHETORICAL = re.compile(r"\b(are you (kidding|serious|joking)|do you know how|can you (believe|imagine)|"
                         r"how hard can|who does that|seriously|really)\b", re.I)
@@ -31,6 +38,8 @@ RHETORICAL = re.compile(r"\b(are you (kidding|serious|joking)|do you know how|ca
 THANKS_END = re.compile(r"\b(thank you|thanks)( (very|so) much| for (that|this|listening|your help|everything))?\W*$", re.I)
 # A bare acknowledgement ("Okay.", "Oh.", "Great."): as often the start of a turn as its end.
 ACK = {"okay", "ok", "oh", "great", "good", "fine", "alright", "right", "well", "yes", "sure", "hmm", "so", "then"}
+# A tag on a statement ("He's eleven, you know?", "...since March, right?"): it asks for nothing.
+TAG = re.compile(r"\w\W*,?\s+(you know|you see|right|okay|ok|yeah|eh|no|huh)\?\s*$", re.I)
 CLOSER = re.compile(r"^\W*(ok(ay)?|fine|great|perfect|lovely|alright|thanks?|thank you|good|yes|no|sure|right)\b.*"
                     r"|\b(thank you|thanks)\W*$", re.I)
 
@@ -58,15 +67,19 @@ def read_words(text: str, text_score: float = 0.0, heat: float = 0.0, rising: bo
     text = text.strip()
     words = re.findall(r"[a-z']+", text.lower())
     last = re.split(r"(?<=[.!?])\s+", text)[-1] if text else ""
-    question = text.endswith("?")
+    question = text.endswith("?") and not TAG.search(last)
     # Told by the last word, not by a missing full stop: the transcriber often leaves one out when it
     # decodes an utterance packed in a window with others ("morning is best" is as done as "morning is best.").
     incomplete = not words or text.endswith(("...", "…", ",", "-", ";", ":")) or words[-1] in CONTINUERS
     last_words = len(re.findall(r"[a-z']+", last.lower()))
+    sentences = [x for x in re.split(r"(?<=[.!?])\s+", text) if x]
+    # "Flag it. Please.": a short tag sentence after the order does not hide it.
+    tail = sentences[-2:] if len(sentences) >= 2 and last_words <= 2 else sentences[-1:]
+    ordered = not text.endswith("?") and any(IMPERATIVE.search(x) and not re.match(r"^\W*let me\b", x, re.I) for x in tail)
     return Words(
         question=float(question),
         handover=float(bool(HANDOVER.search(last)) and not incomplete),
-        demand=float(bool(DEMAND.search(last)) and not incomplete),
+        demand=float((bool(DEMAND.search(last)) or ordered) and not incomplete),
         incomplete=float(incomplete),
         rhetorical=float(question and (bool(RHETORICAL.search(last)) or last_words <= 3)),
         exclaim=float(text.endswith("!")),
@@ -107,6 +120,7 @@ class Context:
     last_burst: float  # seconds of speech before this pause
     turn_negativity: float = 0.0  # the most negative words of this stretch of talk, as a positive number
     turn_exclaim: float = 0.0  # an exclamation anywhere in it
+    turn_questions: int = 0  # questions asked earlier in it: a caller asking a series may ask another
 
 
 NAMES = ("bias", "log_silence", "silence_over_habit", "past_habit", "question", "handover", "demand", "incomplete",
@@ -116,7 +130,7 @@ NAMES = ("bias", "log_silence", "silence_over_habit", "past_habit", "question", 
          "bursts_x_silence", "open_question", "past_1_5", "flat", "flat_x_silence", "flat_past_1_3",
          "question_x_silence", "exclaim_x_silence", "calm_echo", "thanks_end", "thanks_x_silence", "ack",
          "ack_x_silence", "calm_past_0_9", "calm_flat_past_0_9", "short_flat", "short_flat_x_silence", "turn_negativity", "turn_calm", "turn_calm_x_silence",
-         "turn_calm_past_0_9")
+         "turn_calm_past_0_9", "earlier_questions", "question_after_questions", "question_in_vent")
 
 
 def vector(silence: float, words: Words, ctx: Context, agent_in_pause: bool) -> list[float]:
@@ -178,4 +192,8 @@ def vector(silence: float, words: Words, ctx: Context, agent_in_pause: bool) -> 
         turn_calm,
         turn_calm * log_s,
         turn_calm * max(0.0, silence - 0.9),
+        min(ctx.turn_questions, 3) / 3.0,
+        words.question * float(ctx.turn_questions >= 1),
+        # A question in a heated stretch with no request in it is as often rhetorical ("To check your own meter?").
+        words.question * (1.0 - words.handover) * float(ctx.turn_exclaim > 0 or ctx.turn_negativity >= 0.3),
     ]
