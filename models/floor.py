@@ -50,6 +50,9 @@ class FloorConfig:
     vent_text: float = -0.35
     threshold: float | None = None  # the model's own when None
     handover_threshold: float | None = None  # where the last words hand the floor over; the model's own when None
+    # Silence after complete words that ends the turn whatever the model says (a backstop: past the longest pause
+    # callers make inside a turn); the model's own when None, give_up when neither has one.
+    settle: float | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class FloorTracker:
         # Two stages: words that hand the floor over ("what are you going to do about it?") release on less.
         self.handover_threshold = next(t for t in (self.cfg.handover_threshold, self.model.handover_threshold,
                                                    self.threshold) if t is not None)
+        self.settle = next((t for t in (self.cfg.settle, self.model.settle) if t is not None), self.cfg.give_up)
         self.voices = {CALLER: _Voice(), AGENT: _Voice()}
         self.turn_open = False
         self.finished = False
@@ -330,7 +334,8 @@ class FloorTracker:
         threshold = self.handover_threshold if not hanging and hands_over(read[1]) else self.threshold
         for k in range(j, last + 1):
             at = p.start + k * GRID
-            end_of_pause = k * GRID >= cfg.give_up - 1e-9 or (p.takeover_at is not None and at > p.takeover_at + 1e-6)
+            end_of_pause = (k * GRID >= (cfg.give_up if hanging else min(cfg.give_up, self.settle)) - 1e-9
+                            or (p.takeover_at is not None and at > p.takeover_at + 1e-6))
             if hanging and not end_of_pause:
                 continue
             prob = self._prob(p, read, k * GRID, at) if read[1] is not None else 0.5

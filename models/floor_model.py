@@ -26,6 +26,7 @@ class FloorModel:
     scale: np.ndarray
     threshold: float
     handover_threshold: float | None = None  # where the last words hand the floor over (floor_features.hands_over)
+    settle: float | None = None  # seconds of silence after complete words that end the turn whatever the probability
 
     def prob(self, x: list[float]) -> float:
         z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
@@ -35,6 +36,7 @@ class FloorModel:
         return {"features": list(NAMES), "mean": self.mean.round(6).tolist(), "scale": self.scale.round(6).tolist(),
                 "weights": self.weights.round(6).tolist(), "threshold": round(self.threshold, 4),
                 **({} if self.handover_threshold is None else {"handover_threshold": round(self.handover_threshold, 4)}),
+                **({} if self.settle is None else {"settle": round(self.settle, 3)}),
                 **extra}
 
     @classmethod
@@ -43,7 +45,7 @@ class FloorModel:
             raise ValueError(f"{WEIGHTS.name}: its features differ from models.floor_features.NAMES; "
                              "run `calmline train floor`")
         return cls(np.array(doc["weights"]), np.array(doc["mean"]), np.array(doc["scale"]), float(doc["threshold"]),
-                   doc.get("handover_threshold"))
+                   doc.get("handover_threshold"), doc.get("settle"))
 
 
 @lru_cache(maxsize=4)

@@ -352,3 +352,24 @@ def test_a_release_the_caller_talked_past_is_on_the_record_but_no_cue_says_go_ah
     in_time = FloorState(2.0, "open", False, True, 0.9)
     events = _analysis_events([[venting], [in_time]])
     assert any(not e["hold"] for e in events if e["type"] == "cue")
+
+
+
+@pytest.mark.parametrize("text, after", [("I have had enough of this.", 1.5), ("and then nobody called me back, so", 2.25)])
+def test_complete_words_end_the_turn_at_settle_whatever_the_model_and_a_hanging_thought_waits_for_give_up(text, after):
+    import numpy as np
+
+    from models.floor_features import NAMES
+    from models.floor_model import FloorModel
+
+    call = Call()
+    # A model that never reaches its thresholds: only the backstops release.
+    call.floor = FloorTracker(model=FloorModel(np.full(len(NAMES), 0.0), np.zeros(len(NAMES)), np.ones(len(NAMES)),
+                                               0.99, 0.99, settle=1.5))
+    call.run(3.0, caller=True)
+    end = call.t
+    call.run(0.6)
+    call.final(text, end)
+    call.run(2.5)
+    released = call.releases()
+    assert len(released) == 1 and released[0] - end == pytest.approx(after, abs=0.05), released

@@ -245,26 +245,34 @@ def curve(calls: list[Call], releases_at, settings) -> list[tuple[float, dict]]:
     return [(s, score(calls, releases_at(s))) for s in settings]
 
 
+SETTLES = (None, 1.3, 1.4, 1.5, 1.6, 1.8)  # None: no backstop before give_up
+
+
 def pick_threshold(calls: list[Call], models: dict[str, FloorModel], max_false: float = 0.3,
-                   max_p50: float = 0.8) -> tuple[tuple[float, float], list]:
-    """The (threshold, handover threshold) pair with the lowest p50 delay among those that meet the issue's
-    targets (cross-validated): a two-stage decision, words that hand the floor over releasing on less."""
+                   max_p50: float = 0.8) -> tuple[tuple[float, float, float | None], list]:
+    """The (threshold, handover threshold, settle) with the lowest p50 delay among those that meet the issue's
+    targets (cross-validated): a two-stage decision, words that hand the floor over releasing on less, and a
+    silence after complete words that ends the turn whatever the model says."""
     results = []
-    for th in (0.8, 0.85, 0.9, 0.93, 0.95, 0.97):
-        for hth in sorted({0.3, 0.45, 0.6, 0.75, 0.85, 0.9, th}):
-            if hth > th:
-                continue
-            s = Score()
-            for call in calls:
-                s.add(call, replay(call, FloorTracker(FloorConfig(threshold=th, handover_threshold=hth),
-                                                      models[call.name])))
-            results.append(((th, hth), s.row()))
+    for settle in SETTLES:
+        for th in (0.8, 0.85, 0.9, 0.93, 0.95, 0.97):
+            for hth in sorted({0.3, 0.45, 0.6, 0.75, 0.85, 0.9, th}):
+                if hth > th:
+                    continue
+                s = Score()
+                cfg = FloorConfig(threshold=th, handover_threshold=hth, settle=settle or FloorConfig.give_up)
+                for call in calls:
+                    s.add(call, replay(call, FloorTracker(cfg, models[call.name])))
+                results.append(((th, hth, settle), s.row()))
     ok = [(r["p50"], th) for th, r in results if r["false_per_min"] <= max_false and r["released"] >= 0.95
           and r["p50"] <= max_p50]
     # Where none meets both, false releases are the constraint (a false release has the agent talk over the
     # caller) and the delay is what is given up: the fastest within the budget, else the fewest false releases.
     within = [(r["p50"], th) for th, r in results if r["false_per_min"] <= max_false and r["released"] >= 0.95]
-    best = min(ok or within)[1] if ok or within else min(results, key=lambda tr: tr[1]["false_per_min"])[0]
+    def fastest(pt):  # ties: the lower thresholds, then the shorter backstop
+        return pt[0], pt[1][0], pt[1][1], pt[1][2] or 9.0
+
+    best = min(ok or within, key=fastest)[1] if ok or within else min(results, key=lambda tr: tr[1]["false_per_min"])[0]
     return best, results
 
 
@@ -281,17 +289,17 @@ def train(l2: float = 1.0, folds: int = FOLDS, out: Path = WEIGHTS) -> FloorMode
         for n in names:
             if fold_of[n] == f:
                 fold_models[n] = m
-    threshold, results = pick_threshold(calls, fold_models)
-    print(f"cross-validated by call ({folds} folds, {len(calls)} dev calls): threshold, handover threshold, "
-          "released, false/min, p50, p95")
+    chosen, results = pick_threshold(calls, fold_models)
+    print(f"cross-validated by call ({folds} folds, {len(calls)} dev calls): threshold, handover threshold, settle, "
+          "released, false/min, p50, p95, vent ends p50")
     for th, r in results:
-        mark = " <" if th == threshold else ""
-        print(f"  {th[0]:.2f} {th[1]:.2f}  {r['released']:.3f}  {r['false_per_min']:.2f}  {r['p50']:.2f}  "
-              f"{r['p95']:.2f}{mark}")
+        mark = " <" if th == chosen else ""
+        print(f"  {th[0]:.2f} {th[1]:.2f} {th[2] or '-':>4}  {r['released']:.3f}  {r['false_per_min']:.2f}  {r['p50']:.2f}  "
+              f"{r['p95']:.2f}  {r['vent_p50']:.2f}{mark}")
     x, y, w = (np.concatenate([data[n][i] for n in names]) for i in range(3))
-    model = fit(x, y, threshold=threshold[0], l2=l2, weight=w)
-    model = FloorModel(model.weights, model.mean, model.scale, threshold[0], threshold[1])
-    cv = dict(results)[threshold]
+    model = fit(x, y, threshold=chosen[0], l2=l2, weight=w)
+    model = FloorModel(model.weights, model.mean, model.scale, chosen[0], chosen[1], chosen[2])
+    cv = dict(results)[chosen]
     out.write_text(json.dumps(model.to_json(rows=int(len(y)), calls=len(calls), l2=l2,
                                             cross_validated={k: round(v, 3) for k, v in cv.items()}), indent=1) + "\n")
     load.cache_clear()
@@ -344,12 +352,12 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), only: str | None = None,
         if part == "validation":
             print("\n  release delay against false releases on validation (model threshold | timer silence; "
                   "p50 and released: vent ends / every turn):")
-            thresholds = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-            silences = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8)
+            thresholds = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+            silences = (0.8, 1.0, 1.2, 1.3, 1.4, 1.5, 1.6)
             mc = curve(calls, lambda th: model_releases(threshold=th, delay=delay), thresholds)
             tc = curve(calls, lambda s: functools.partial(timer_releases, silence=s), silences)
             for (th, m), (s, t) in zip(mc, tc):
-                print(f"    p>={th:.1f}: false {m['false_per_min']:.2f} p50 {m['vent_p50']:.2f} / {m['p50']:.2f} "
+                print(f"    p>={th:.2f}: false {m['false_per_min']:.2f} p50 {m['vent_p50']:.2f} / {m['p50']:.2f} "
                       f"rel {m['vent_released']:.2f} / {m['released']:.2f}   |   {s:.1f} s: false {t['false_per_min']:.2f} "
                       f"p50 {t['vent_p50']:.2f} / {t['p50']:.2f} rel {t['vent_released']:.2f} / {t['released']:.2f}")
             out["curve"] = {"model": mc, "timer": tc}
