@@ -55,6 +55,9 @@ def pitches_hz(chunks: np.ndarray) -> list[float | None]:
     curve = a - 2 * b + c
     with np.errstate(divide="ignore", invalid="ignore"):
         shift = np.where(curve != 0, 0.5 * (a - c) / curve, 0.0)
+    # A vertex more than half a sample away means the lag is no peak (the window's edge): keep the whole lag, or
+    # a flat curve sends the vertex anywhere, to a negative frequency once.
+    shift = np.where(np.abs(shift) <= 0.5, shift, 0.0)
     hz = MODEL_RATE / (lag + shift)
     return [None if e < 1e-4 or not bst >= 0.45 else float(f) for e, bst, f in zip(energy, best, hz)]
 

@@ -202,3 +202,19 @@ async def test_a_fault_in_a_batch_ends_that_calls_stream_and_no_other(tmp_path, 
     bad.tracks["caller"].flush()  # the end of the call does not analyse it again
     for session in sessions:
         session.audio.close()
+
+
+def test_pitch_is_within_the_voice_range_or_none_on_noisy_and_clipped_chunks():
+    """A lag that is no peak once sent the interpolated period anywhere: a negative pitch, and NaN semitones."""
+    from models.prosody import F0_MAX, F0_MIN, pitches_hz
+
+    rng = np.random.default_rng(0)
+    t = np.arange(512) / 16000
+    n = 1500
+    rows = [rng.normal(0, 0.1, (n, 512)),
+            np.sin(2 * np.pi * rng.uniform(40, 600, (n, 1)) * t) + rng.uniform(0, 1, (n, 1)) * rng.normal(0, 1, (n, 512)),
+            np.sign(np.sin(2 * np.pi * rng.uniform(50, 500, (n, 1)) * t)) * rng.uniform(0, 1, (n, 1))
+            + rng.normal(0, 0.3, (n, 512)) * rng.uniform(0, 1, (n, 1))]
+    found = [h for x in rows for h in pitches_hz(x.astype(np.float32)) if h is not None]
+    assert len(found) > 50
+    assert all(np.isfinite(h) and F0_MIN * 0.95 <= h <= F0_MAX * 1.05 for h in found), sorted(found)[:3]
