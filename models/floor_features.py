@@ -13,8 +13,12 @@ import math
 import re
 from dataclasses import dataclass
 
-CONTINUERS = {"and", "but", "so", "because", "or", "then", "um", "uh", "like", "which", "that", "the", "a", "an",
-              "to", "of", "with", "if", "when", "my", "your", "i", "was", "is", "were", "for", "in", "on", "just"}
+# Words a thought left hanging ends on. These never end a sentence ("and", "the", "my"); WEAK ones end many ("Who
+# is going to pay for that?", "That's all I'm asking for.") and count only where no full stop, question or
+# exclamation mark closes the words: transcripts of the same audio read "get it back?" and "get it that?".
+CONTINUERS = {"and", "but", "because", "or", "um", "uh", "which", "the", "a", "an", "to", "of", "if", "when", "my",
+              "your"}
+WEAK_CONTINUERS = {"so", "then", "like", "that", "with", "i", "was", "is", "were", "for", "in", "on", "just"}
 # Handing the floor over: the caller asks the agent to act or to answer.
 HANDOVER = re.compile(r"\b(what (are|will|can) you (going to )?do|what am i supposed to|what do you (suggest|propose)|"
                       r"(can|could|will|would) (you|somebody|someone)|so (explain|tell)|explain (that|this)|"
@@ -70,7 +74,8 @@ def read_words(text: str, text_score: float = 0.0, heat: float = 0.0, rising: bo
     question = text.endswith("?") and not TAG.search(last)
     # Told by the last word, not by a missing full stop: the transcriber often leaves one out when it
     # decodes an utterance packed in a window with others ("morning is best" is as done as "morning is best.").
-    incomplete = not words or text.endswith(("...", "…", ",", "-", ";", ":")) or words[-1] in CONTINUERS
+    incomplete = (not words or text.endswith(("...", "…", ",", "-", ";", ":")) or words[-1] in CONTINUERS
+                  or (words[-1] in WEAK_CONTINUERS and not text.endswith((".", "?", "!"))))
     last_words = len(re.findall(r"[a-z']+", last.lower()))
     sentences = [x for x in re.split(r"(?<=[.!?])\s+", text) if x]
     # "Flag it. Please.": a short tag sentence after the order does not hide it.
