@@ -70,14 +70,15 @@ class Words:
 def read_words(text: str, text_score: float = 0.0, heat: float = 0.0, rising: bool = False) -> Words:
     text = text.strip()
     words = re.findall(r"[a-z']+", text.lower())
-    last = re.split(r"(?<=[.!?])\s+", text)[-1] if text else ""
+    sentences = [x for x in re.split(r"(?<=[.!?])\s+", text) if x]
+    last = sentences[-1] if sentences else ""
     question = text.endswith("?") and not TAG.search(last)
     # Told by the last word, not by a missing full stop: the transcriber often leaves one out when it
     # decodes an utterance packed in a window with others ("morning is best" is as done as "morning is best.").
+    # A stop that is there does tell: "...pay for that?" is done, "...pay for that" may not be.
     incomplete = (not words or text.endswith(("...", "…", ",", "-", ";", ":")) or words[-1] in CONTINUERS
                   or (words[-1] in WEAK_CONTINUERS and not text.endswith((".", "?", "!"))))
     last_words = len(re.findall(r"[a-z']+", last.lower()))
-    sentences = [x for x in re.split(r"(?<=[.!?])\s+", text) if x]
     # "Flag it. Please.": a short tag sentence after the order does not hide it.
     tail = sentences[-2:] if len(sentences) >= 2 and last_words <= 2 else sentences[-1:]
     ordered = not text.endswith("?") and any(IMPERATIVE.search(x) and not re.match(r"^\W*let me\b", x, re.I) for x in tail)

@@ -19,9 +19,31 @@ CHUNK = 0.032
     ("morning is best", "complete"),  # the transcriber left the full stop out
     ("so I called and", "incomplete"),
     ("", "incomplete"),
+    ("So how do I get it that?", "question"),  # a mis-heard "back": the question mark closes it
+    ("Who is going to pay for that?", "question"),
+    ("That is all I paid for.", "complete"),
+    ("and I paid for that", "incomplete"),  # no stop: "that" may go on
+    ("He is eleven, you know?", "complete"),  # a tag asks for nothing
 ])
 def test_completeness(text, kind):
     assert completeness(text) == kind
+
+
+@pytest.mark.parametrize("text, demand", [
+    ("Unfreeze it.", True),
+    ("Flag it. Please.", True),
+    ("Just send me the form, please.", True),
+    ("Have him call me first.", True),
+    ("I want my money back.", True),
+    ("Let me tell you something.", False),
+    ("Come on!", False),
+    ("He was sick all night.", False),
+    ("Can you send it today?", False),  # a question: read as one, handed over as one
+])
+def test_an_order_in_the_imperative_is_a_demand(text, demand):
+    from models.floor_features import read_words
+
+    assert bool(read_words(text).demand) is demand
 
 
 class Call:
