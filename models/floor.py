@@ -10,8 +10,8 @@ where the caller went on), waits for the words of the utterance that ended at it
 judged from its start once they are in, whenever that is: during the pause or after the
 caller went on. So a loaded machine releases at the same audio times as an idle one, only
 later on the wall clock, and never more often. The agent taking the floor in a pause ends
-the turn, and so does a pause past ``give_up`` seconds; a thought left hanging ("and...")
-waits for that.
+the turn, and so does a pause past the model's ``settle`` seconds after complete words; a
+thought left hanging ("and...") waits for ``give_up``.
 """
 
 from __future__ import annotations
@@ -130,7 +130,9 @@ class FloorTracker:
         # Two stages: words that hand the floor over ("what are you going to do about it?") release on less.
         self.handover_threshold = next(t for t in (self.cfg.handover_threshold, self.model.handover_threshold,
                                                    self.threshold) if t is not None)
-        self.settle = next((t for t in (self.cfg.settle, self.model.settle) if t is not None), self.cfg.give_up)
+        # Complete words end the turn at the backstop, never later than give_up.
+        self.settle = min(self.cfg.give_up, next((t for t in (self.cfg.settle, self.model.settle) if t is not None),
+                                                 self.cfg.give_up))
         self.voices = {CALLER: _Voice(), AGENT: _Voice()}
         self.turn_open = False
         self.finished = False
@@ -332,10 +334,10 @@ class FloorTracker:
         # "...and": a thought left hanging waits for give_up, and so does a pause after nothing heard.
         hanging = read[1] is None or read[1].incomplete > 0
         threshold = self.handover_threshold if not hanging and hands_over(read[1]) else self.threshold
+        limit = (cfg.give_up if hanging else self.settle) - 1e-9
         for k in range(j, last + 1):
             at = p.start + k * GRID
-            end_of_pause = (k * GRID >= (cfg.give_up if hanging else min(cfg.give_up, self.settle)) - 1e-9
-                            or (p.takeover_at is not None and at > p.takeover_at + 1e-6))
+            end_of_pause = k * GRID >= limit or (p.takeover_at is not None and at > p.takeover_at + 1e-6)
             if hanging and not end_of_pause:
                 continue
             prob = self._prob(p, read, k * GRID, at) if read[1] is not None else 0.5

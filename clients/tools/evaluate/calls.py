@@ -53,31 +53,45 @@ def releases(events: list[dict]) -> list[float]:
     return out
 
 
-def release_scores(caller_parts: list[dict], rel: list[float], vents_only: bool = False) -> tuple[int, int, list[float], int]:
-    """(caller turns, turns released within HIT_WINDOW of their end, those delays, false releases); with
-    ``vents_only`` the turns are the vents (a turn the gold labels venting), false releases still every one."""
+@dataclass(frozen=True)
+class TurnEnd:
+    """A caller turn's end and the release that caught it."""
+
+    end: float
+    venting: bool  # the gold labels the turn venting: a "vent end"
+    release: int | None  # index in the releases of the first within HIT_WINDOW after the end, if any
+
+
+def turn_ends(caller_parts: list[dict], rel: list[float]) -> list[TurnEnd]:
     ends: dict[int, float] = {}
+    venting: dict[int, bool] = {}
     for p in caller_parts:
-        if not vents_only or p.get("venting"):
-            ends[p["turn"]] = max(ends.get(p["turn"], 0.0), p["end"])
-    hits, delays = 0, []
-    for end in ends.values():
-        hit = [r for r in rel if end <= r <= end + HIT_WINDOW]
-        if hit:
-            hits += 1
-            delays.append(hit[0] - end)
-    # The caller still had more to say: a part of the same turn starts within GOES_ON after the release,
-    # or the release fell inside their speech. The caller's next turn, after the agent has answered, is not
-    # more of this one ("Tomorrow when?" / "Ten in the morning." / "Okay.").
-    # (The gold gives the caller's parts turn ids that change only when the agent takes a turn.)
+        ends[p["turn"]] = max(ends.get(p["turn"], 0.0), p["end"])
+        venting[p["turn"]] = venting.get(p["turn"], False) or bool(p.get("venting"))
+    return [TurnEnd(end, venting[turn], next((i for i, r in enumerate(rel) if end <= r <= end + HIT_WINDOW), None))
+            for turn, end in ends.items()]
+
+
+def false_releases(caller_parts: list[dict], rel: list[float]) -> int:
+    """Releases where the caller still had more to say: a part of the same turn starts within GOES_ON after the
+    release, or the release fell inside their speech. The caller's next turn, after the agent has answered, is
+    not more of this one ("Tomorrow when?" / "Ten in the morning." / "Okay.").
+    (The gold gives the caller's parts turn ids that change only when the agent takes a turn.)"""
     def is_false(r: float) -> bool:
         done = [p for p in caller_parts if p["end"] <= r]
         turn = max(done, key=lambda p: p["end"])["turn"] if done else None
         return any((r < p["start"] <= r + GOES_ON and (turn is None or p["turn"] == turn))
                    or p["start"] < r < p["end"] - 0.05 for p in caller_parts)
 
-    false = sum(is_false(r) for r in rel)
-    return len(ends), hits, delays, false
+    return sum(is_false(r) for r in rel)
+
+
+def release_scores(caller_parts: list[dict], rel: list[float], vents_only: bool = False) -> tuple[int, int, list[float], int]:
+    """(caller turns, turns released within HIT_WINDOW of their end, those delays, false releases); with
+    ``vents_only`` the turns are the vents (a turn the gold labels venting), false releases still every one."""
+    turns = [t for t in turn_ends(caller_parts, rel) if t.venting or not vents_only]
+    delays = [rel[t.release] - t.end for t in turns if t.release is not None]
+    return len(turns), len(delays), delays, false_releases(caller_parts, rel)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clients.tools.evaluate.calls import GOES_ON, HIT_WINDOW, release_scores
+from clients.tools.evaluate.calls import GOES_ON, HIT_WINDOW, false_releases, turn_ends
 from models.floor import AGENT, CALLER, FloorConfig, FloorTracker, _Voice
 from models.floor_features import NAMES
 from models.floor_model import WEIGHTS, FloorModel, fit, load
@@ -166,23 +166,20 @@ class Score:
 
     def add(self, call: Call, rel: list[float] | tuple[list[float], list[float]]) -> None:
         rel, shown = rel if isinstance(rel, tuple) else (rel, rel)
-        turns, hits, delays, false = release_scores(call.caller_parts, rel)
-        self.turns += turns
-        self.hits += hits
-        self.false += false
+        self.false += false_releases(call.caller_parts, rel)
         self.minutes += call.minutes
-        self.delays = (self.delays or []) + delays
-        vents, vent_hits, vent_delays, _ = release_scores(call.caller_parts, rel, vents_only=True)
-        self.vents += vents
-        self.vent_hits += vent_hits
-        self.vent_delays = (self.vent_delays or []) + vent_delays
-        ends = {}
-        for p in call.caller_parts:
-            ends[p["turn"]] = max(ends.get(p["turn"], 0.0), p["end"])
-        for end in ends.values():
-            i = next((i for i, r in enumerate(rel) if end <= r <= end + HIT_WINDOW), None)
-            if i is not None:
-                self.shown = (self.shown or []) + [shown[i] - end]
+        self.delays, self.shown, self.vent_delays = self.delays or [], self.shown or [], self.vent_delays or []
+        for turn in turn_ends(call.caller_parts, rel):
+            self.turns += 1
+            self.vents += turn.venting
+            if turn.release is None:
+                continue
+            self.hits += 1
+            self.delays.append(rel[turn.release] - turn.end)
+            self.shown.append(shown[turn.release] - turn.end)
+            if turn.venting:
+                self.vent_hits += 1
+                self.vent_delays.append(rel[turn.release] - turn.end)
 
     def row(self) -> dict:
         d = np.array(self.delays or [np.nan])
@@ -260,7 +257,7 @@ def pick_threshold(calls: list[Call], models: dict[str, FloorModel], max_false: 
                 if hth > th:
                     continue
                 s = Score()
-                cfg = FloorConfig(threshold=th, handover_threshold=hth, settle=settle or FloorConfig.give_up)
+                cfg = FloorConfig(threshold=th, handover_threshold=hth, settle=settle)  # None: the fold model's, none
                 for call in calls:
                     s.add(call, replay(call, FloorTracker(cfg, models[call.name])))
                 results.append(((th, hth, settle), s.row()))
