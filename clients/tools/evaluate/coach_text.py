@@ -7,9 +7,9 @@ sentence (facts, heat from the words), then the floor is released and the cue sh
 then is checked against the turn's acceptable next moves; an agent turn is one final
 per sentence. Talking over the caller is timing, not text, so `interrupting` is left out.
 Also sentences labelled one by one, read alone by the logistic head, by the nearest examples and by
-rules: the dev sentences (tests/data/coach_text/dev/sentences.json, what to tune on) and the held half
-of the voices (dev/voices-held.json: 291 sentences in many voices by other hands, most of them
-indirect; the other half fine-tunes the encoder, this one is never fitted on).
+rules: the dev sentences (tests/data/coach_text/dev/sentences.json, what to tune on) and the held halves
+of the voices (dev/voices-held.json, 291 sentences, and dev/voices2-held.json, 400, in many voices by
+other hands, most of them indirect; the other halves fine-tune the encoder, these are never fitted on).
 ``python -m clients.tools.evaluate.coach_text --dev`` leaves the validation part out (for tuning).
 """
 
@@ -32,7 +32,8 @@ PARTS = {"dev": ROOT / "calls", "validation": ROOT / "coach_text"}
 # Sentences labelled one by one: written for tuning, and in many voices by other hands (a measuring set).
 SECOND = ROOT / "coach_text" / "second" / "labels.json"  # a second annotator's labels of the validation calls
 DEV_SENTENCES = {"dev sentences": ROOT / "coach_text" / "dev" / "sentences.json",
-                 "voices held out": ROOT / "coach_text" / "dev" / "voices-held.json"}
+                 "voices held out": ROOT / "coach_text" / "dev" / "voices-held.json",
+                 "second voices held out": ROOT / "coach_text" / "dev" / "voices2-held.json"}
 SECONDS_PER_WORD = 0.35
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
