@@ -162,11 +162,12 @@ def _found(book, text):
     return set(seen.steps) | set(seen.warnings)
 
 
-# The held-out misses, each marked with how the bundled playbook (the tuned encoder) reads the sentence and each
-# clause: most sit below the threshold as everyday talk. strict: one that starts passing must be unmarked.
-# (With the published encoder, "base", 19 of the 80 were missed.)
+# The held-out misses, each marked with how the bundled playbook (the tuned encoder, both heads) reads the sentence
+# and each clause by the nearest examples: most sit below the threshold as everyday talk. strict: one that starts
+# passing must be unmarked. (With the published encoder and the nearest examples, 19 of the 80 were missed.)
 MISSES: dict[tuple[str, str], str] = {
     ('thank', 'I value you giving us the heads-up on this.'): 'read as other 0.26',
+    ('blame', "Honestly that's down to the courier, we just hand it over."): 'read as blame by the nearest examples, not by the head: a warning needs both',
     ('blame', "If you'd read the small print you'd have known."): 'read as other 0.34',
     ('policy_wall', "We only take returns within fourteen days, so that's that."): 'read as other 0.33; other 0.30; other 0.29',
     ('arguing', "Come on, it's only a five pound difference."): 'read as other 0.31',
@@ -174,8 +175,7 @@ MISSES: dict[tuple[str, str], str] = {
     ('passing_the_buck', "That's one for the accounts people, not me."): 'read as blame 0.43',
 }
 NEAR_MISS_FIRES = {
-    # A "sorry" that is no apology for the problem, and status talk that reads like a hand-off.
-    'Sorry, one second, the screen is frozen.': 'fires insincere_apology; read as insincere_apology 0.46',
+    # Status talk that reads like a hand-off.
     # Arguably right: asking when the policy started is asking about the caller's problem.
     'When did you first take out the policy?': 'fires clarify; read as clarify 0.59',
     "The tracking says it's in the local depot.": 'fires passing_the_buck; read as passing_the_buck 0.44',
@@ -254,22 +254,44 @@ def test_a_playbook_without_the_setting_is_read_by_its_rules(tmp_path):
     assert "blame" in _found(book, "That's not my fault.")
 
 
-def _logistic(tmp_path):
-    path = tmp_path / "playbook.toml"
-    path.write_text(DEFAULT_PATH.read_text().replace('head = "nearest"', 'head = "logistic"'))
+def _with_head(tmp_path, head):
+    path = tmp_path / f"playbook-{head}.toml"
+    path.write_text(DEFAULT_PATH.read_text().replace('head = "both"', f'head = "{head}"'))
     return load(path)
+
+
+def _logistic(tmp_path):
+    return _with_head(tmp_path, "logistic")
+
+
+def test_with_both_heads_a_move_either_hears_counts_and_a_warning_needs_both(tmp_path):
+    """head = "both" (the bundled playbook's): the nearest examples and the logistic head read the same vectors;
+    a missed move costs a cue shown again, a false warning scolds an agent who did nothing wrong."""
+    nearest, logistic = _with_head(tmp_path, "nearest"), _logistic(tmp_path)
+    assert PLAYBOOK.meaning["head"] == "both" and PLAYBOOK.recognizer.readers == ("nearest", "logistic")
+    move = "What would feel like a fair outcome to you?"  # heard by the nearest examples alone
+    assert "make_it_right" in _found(nearest, move) and "make_it_right" not in _found(logistic, move)
+    assert "make_it_right" in _found(PLAYBOOK, move)
+    for kind, text in [("blame", "Honestly that's down to the courier, we just hand it over."),  # the nearest alone
+                       ("arguing", "Come on, it's only a five pound difference."),  # the head alone
+                       ("insincere_apology", "Sorry, one second, the screen is frozen.")]:  # a near-miss, the nearest alone
+        assert kind in _found(nearest, text) or kind in _found(logistic, text), text
+        assert kind not in _found(PLAYBOOK, text), text
+    # Heard by both, a warning stands; and a rule's finding needs no reader at all.
+    assert "passing_the_buck" in _found(PLAYBOOK, "Best you contact the shop where you bought it.")
+    assert "blame" in _found(PLAYBOOK, "That's not my fault.")
 
 
 def test_the_logistic_head_is_a_setting(tmp_path):
     """head = "logistic": a head trained on the examples at load decides; it finds held-out paraphrases
     the nearest examples miss (their scores are in MISSES)."""
     book = _logistic(tmp_path)
-    assert book.recognizer.head is not None and PLAYBOOK.recognizer.head is None
+    assert book.recognizer.readers == ("logistic",) and _with_head(tmp_path, "nearest").recognizer.head is None
     label, text = "arguing", "Come on, it's only a five pound difference."
     assert (label, text) in MISSES and label in _found(book, text), text
     assert "blame" in _found(book, "You picked the wrong tariff yourself, so that's why.")
-    # Held-out by the head on the tuned encoder: 7 of the 80 paraphrases missed (6 by the nearest examples;
-    # 12 and 19 on the published encoder).
+    # Held-out by the head on the tuned encoder: 7 of the 80 paraphrases missed (6 by the nearest examples,
+    # 7 by both; 12 and 19 on the published encoder).
     missed = [(label, t) for label, texts in HELD_OUT.items() for t in texts if label not in _found(book, t)]
     assert len(missed) <= 7, missed
 
@@ -290,14 +312,14 @@ def test_recognition_rules_in_the_file_turns_meaning_off(tmp_path):
 
 
 def _by_head(text):
-    return text.replace('head = "nearest"', 'head = "logistic"')
+    return text.replace('head = "both"', 'head = "logistic"')
 
 
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.replace('recognition = "meaning"', 'recognition = "vibes"'), "recognition must be one of"),
     (lambda t: t.replace("margin = 0.03", "margin = -1"), r"\[meaning\] margin"),
     (lambda t: t.replace("nearest = 2", "nearest = 0"), "nearest must be at least 1"),
-    (lambda t: t.replace('head = "nearest"', 'head = "vibes"'), "head must be one of"),
+    (lambda t: t.replace('head = "both"', 'head = "vibes"'), "head must be one of"),
     (lambda t: t.replace('encoder = "tuned"', 'encoder = "bert-large"'), "encoder must be one of base, tuned"),
     (lambda t: t.replace("upset_only = true", "upset_only = 1", 1), "upset_only must be true or false"),
     (lambda t: t.replace("[other]\npatterns = [", "[other]\npatterns = ['(', "), r"\[other\] patterns: '\(' is not a valid"),

@@ -22,15 +22,17 @@ RECOGNITION = ("meaning", "rules")  # by meaning (examples and rules) or the reg
 # With head = "logistic" a softmax-regression head trained on the examples at load decides instead
 # (models/coach/head.py): a class counts when its probability reaches `probability`; `cues` weighs the
 # head's lexical cues against the embedding, `regularization` is its inverse weight decay; a clause of a
-# longer sentence counts when its probability reaches `clause_probability`. By either head, a sentence whose
+# longer sentence counts when its probability reaches `clause_probability`. With head = "both" the two read
+# alike: a move counts when either hears it, a warning when both do. By any head, a sentence whose
 # cosine to one example reaches `same_as_example` takes that example's class (required by the logistic head;
 # unset, the nearest examples decide alone).
-# By either head, `[other] patterns` make what they match everyday talk, and a warning kind's `unless`
+# By any head, `[other] patterns` make what they match everyday talk, and a warning kind's `unless`
 # patterns except a clause or sentence from that kind (models/coach/recognizer.py).
 MEANING = {"threshold": float, "margin": float, "nearest": int, "centroid": float}
-HEADS = ("nearest", "logistic")
+HEADS = ("nearest", "logistic", "both")
 # The sentence encoder, [meaning] encoder, one of models.coach.embedder.ENCODERS: "base", all-MiniLM-L6-v2 as
-# published; "tuned", fine-tuned on the examples and the voices' fitting half (calmline train coach). A playbook
+# published; "tuned", its top layers fine-tuned on the examples and the voices' fitting halves (calmline train
+# coach; models/coach/encoder). A playbook
 # without the setting reads "base".
 HEAD_SETTINGS = {"probability": float, "clause_probability": float, "cues": float, "regularization": float,
                  "same_as_example": float}
@@ -147,7 +149,7 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
     if recognition == "meaning" and head not in HEADS:
         raise PlaybookError(f"{where}: [meaning] head must be one of {', '.join(HEADS)}, not {head!r}")
     # The head's settings are needed by the head; read (and checked) whenever given, so either head can be tried.
-    wanted = {**MEANING, **{k: v for k, v in HEAD_SETTINGS.items() if head == "logistic" or k in meaning_data}}
+    wanted = {**MEANING, **{k: v for k, v in HEAD_SETTINGS.items() if head != "nearest" or k in meaning_data}}
     for name, kind in (wanted.items() if recognition == "meaning" else ()):
         value = meaning_data.get(name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:

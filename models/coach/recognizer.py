@@ -9,8 +9,10 @@ examples: steadier when a sentence is far from every example); the best class co
 "other", clears its own threshold and beats the runner-up by the margin. A clause is pooled from its
 sentence's run of the model. With ``[meaning] head = "logistic"`` a softmax-regression head trained
 on the same examples at load (``head.py``: the embedding and a few lexical cues) decides instead: the
-likeliest class counts when it is not "other" and its probability reaches ``probability``. By either
-head a sentence within ``same_as_example`` of one example takes that example's class.
+likeliest class counts when it is not "other" and its probability reaches ``probability``. With
+``head = "both"`` the two read the same vectors: a move counts when either hears it, a warning only when
+both do (a missed move costs a cue shown again; a false warning scolds an agent who did nothing wrong).
+By any head a sentence within ``same_as_example`` of one example takes that example's class.
 The regular expressions still count where they match: they are precise, the examples widen them.
 ``[other] patterns`` make what they match everyday talk by meaning (a greeting formula), and a warning
 kind's ``unless`` patterns except a clause from it by rule and a sentence by meaning (agreeing with
@@ -88,8 +90,10 @@ class Recognizer:
         self._members = [np.flatnonzero(self.labels == i) for i in range(len(self.classes))]
         centres = np.stack([self.vectors[m].mean(axis=0) for m in self._members])
         self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+        # Who reads: the nearest examples, the head, or both (moves from either, warnings from both).
+        self.readers = {"logistic": ("logistic",), "both": ("nearest", "logistic")}.get(self.meaning.get("head"), ("nearest",))
         self.head = None
-        if self.meaning.get("head") == "logistic":
+        if "logistic" in self.readers:
             from models.coach.head import Head
 
             self.head = Head(self.vectors, texts, self.labels, len(self.classes), self.meaning["cues"],
@@ -113,15 +117,20 @@ class Recognizer:
         """(class, score, margin over the runner-up) per sentence; "other" when nothing clears its bar."""
         if not sentences:
             return []
-        return self._read(self.embedder.embed(sentences), sentences)
+        return self._read(self.embedder.embed(sentences), sentences, self.readers[0])
 
     def classify_text(self, text: str) -> list[tuple[str, int, str, float]]:
         """An agent final's sentences and their clauses: (text, index of its sentence's row or -1 for a
-        sentence, class, score). A clause is read from its sentence's own run of the model (its tokens
-        pooled), which costs nothing more than the sentence."""
+        sentence, class, score), by the first of the playbook's readers."""
+        readings = self.read_text(text)
+        return readings[self.readers[0]] if readings else []
+
+    def read_text(self, text: str) -> dict[str, list[tuple[str, int, str, float]]]:
+        """classify_text by each of the playbook's readers, from one run of the model. A clause is read from
+        its sentence's own run of the model (its tokens pooled), which costs nothing more than the sentence."""
         split = sentences(text)
         if not split:
-            return []
+            return {}
         whole, parts = self.embedder.embed_spans([s for s, _ in split], [spans for _, spans in split])
         rows, where = [], []
         for i, (sentence, spans) in enumerate(split):
@@ -131,10 +140,11 @@ class Recognizer:
             for (a, b), vector in zip(spans, parts[i]):
                 rows.append(vector)
                 where.append((sentence[a:b].strip(" ,.;"), at))
-        decided = self._read(np.array(rows), [u for u, _ in where])
-        return [(u, at, label, score) for (u, at), (label, score, _) in zip(where, decided)]
+        vectors, texts = np.array(rows), [u for u, _ in where]
+        return {reader: [(u, at, label, score) for (u, at), (label, score, _) in zip(where, self._read(vectors, texts, reader))]
+                for reader in self.readers}
 
-    def _read(self, vectors: np.ndarray, texts: list[str]) -> list[tuple[str, float, float]]:
+    def _read(self, vectors: np.ndarray, texts: list[str], reader: str | None = None) -> list[tuple[str, float, float]]:
         sims = _cosines(vectors, self.vectors)
         # A sentence this close to one of the examples (a near-miss included) takes that example's class:
         # either reader generalises from the examples but does not fit every one ("That was our mistake." is
@@ -143,7 +153,7 @@ class Recognizer:
         same = self.meaning.get("same_as_example")  # unset (a playbook read by the nearest examples): off
         closest = [int(np.argmax(near)) if same is not None and len(near) and near.max() >= same else -1
                    for near in sims]
-        if self.head is None:
+        if (reader or self.readers[0]) == "nearest":
             decided = self._decide(self._scores(vectors, sims))
             return [d if c < 0 else (self.classes[self.labels[c]], float(near[c]), 1.0)
                     for d, c, near in zip(decided, closest, sims)]
@@ -193,6 +203,36 @@ def _excepted(rule, text: str) -> bool:
     return bool(hit) and all(any(u.search(p) for u in rule.unless) for p in hit)
 
 
+def _by_meaning(playbook, read: list[tuple[str, int, str, float]], by_rule: set[str], reader: str) -> set[str]:
+    """The moves and warning kinds one reader heard in a final's sentences and clauses, past the playbook's
+    exceptions and the rules' findings."""
+    best: dict[str, float] = {}
+    for text_read, sentence, label, score in read:
+        if label == OTHER or label in by_rule:
+            continue
+        # A greeting or a sign-off ("Thank you for calling Bright Books.") is everyday talk by the playbook's
+        # word, however much it sounds like a move: the examples cannot be relied on to hold every formula.
+        # Only where it is said: the clause after it ("..., I'm so sorry we lost it") is read as usual.
+        if any(p.search(text_read) for p in playbook.other_patterns):
+            continue
+        whole = text_read if sentence < 0 else read[sentence][0]
+        if label in playbook.warnings and _excepted_by_meaning(playbook.warnings[label], whole):
+            continue
+        # A clause read alone can sound like more than its sentence means ("I am sorry" in
+        # "I am sorry, please go on"): it counts only where its sentence is not more surely other.
+        if sentence >= 0 and read[sentence][2] == OTHER and read[sentence][3] >= score:
+            continue
+        # By the head, a clause alone needs a surer reading than a sentence: a piece of a sentence
+        # ("they cancelled on you" in a restatement) often sounds like more than it means.
+        if sentence >= 0 and reader == "logistic" and score < playbook.meaning["clause_probability"]:
+            continue
+        if any((label, r) in CONFLICTS or (r, label) in CONFLICTS for r in by_rule):
+            continue
+        best[label] = max(score, best.get(label, 0.0))
+    # Two sides of a conflict both by meaning: the surer one.
+    return {x for x in best if not any(((x, y) in CONFLICTS or (y, x) in CONFLICTS) and best[y] > best[x] for y in best)}
+
+
 def _excepted_by_meaning(rule, sentence: str) -> bool:
     """By meaning a sentence is read whole, so its ``unless`` excepts all of it, clauses included, unless a
     contrast follows ("I agree it was late, but ..."): what comes after the "but" is read on its own terms."""
@@ -211,32 +251,12 @@ def recognize(playbook, text: str) -> Recognized:
     by_rule = steps | warnings
     found: set[str] = set()
     if playbook.recognition == "meaning" and playbook.recognizer is not None:
-        read = playbook.recognizer.classify_text(text)
-        best: dict[str, float] = {}
-        for text_read, sentence, label, score in read:
-            if label == OTHER or label in by_rule:
-                continue
-            # A greeting or a sign-off ("Thank you for calling Bright Books.") is everyday talk by the playbook's
-            # word, however much it sounds like a move: the examples cannot be relied on to hold every formula.
-            # Only where it is said: the clause after it ("..., I'm so sorry we lost it") is read as usual.
-            if any(p.search(text_read) for p in playbook.other_patterns):
-                continue
-            whole = text_read if sentence < 0 else read[sentence][0]
-            if label in playbook.warnings and _excepted_by_meaning(playbook.warnings[label], whole):
-                continue
-            # A clause read alone can sound like more than its sentence means ("I am sorry" in
-            # "I am sorry, please go on"): it counts only where its sentence is not more surely other.
-            if sentence >= 0 and read[sentence][2] == OTHER and read[sentence][3] >= score:
-                continue
-            # By the head, a clause alone needs a surer reading than a sentence: a piece of a sentence
-            # ("they cancelled on you" in a restatement) often sounds like more than it means.
-            if sentence >= 0 and playbook.recognizer.head is not None and score < playbook.meaning["clause_probability"]:
-                continue
-            if any((label, r) in CONFLICTS or (r, label) in CONFLICTS for r in by_rule):
-                continue
-            best[label] = max(score, best.get(label, 0.0))
-        # Two sides of a conflict both by meaning: the surer one.
-        found = {x for x in best if not any(((x, y) in CONFLICTS or (y, x) in CONFLICTS) and best[y] > best[x] for y in best)}
+        heard = [_by_meaning(playbook, read, by_rule, reader) for reader, read in playbook.recognizer.read_text(text).items()]
+        if heard:
+            # One reader: what it heard. Two: a move either heard, a warning both heard (each reader has settled
+            # its own conflicts, so a warning both heard meets no move that either heard against it).
+            moves = set().union(*heard) & set(playbook.moves)
+            found = moves | (set.intersection(*heard) & set(playbook.warnings))
     steps |= {x for x in found if x in playbook.moves}
     warnings |= {x for x in found if x in playbook.warnings}
     return Recognized(tuple(m for m in playbook.moves if m in steps), tuple(k for k in playbook.warnings if k in warnings),

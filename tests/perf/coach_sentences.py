@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="passes over the sentences, one thread")
     parser.add_argument("--calls", type=int, default=16, help="calls replayed at once at the pace of speech (0: skip)")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long the calls run")
-    parser.add_argument("--head", choices=["nearest", "logistic"], help="read by this head, not the playbook's own")
+    parser.add_argument("--head", choices=["nearest", "logistic", "both"], help="read by this head, not the playbook's own")
     args = parser.parse_args()
 
     from clients.tools.evaluate.coach_text import SECONDS_PER_WORD, calls

@@ -186,16 +186,16 @@ def totals(scores: list[Score]) -> dict:
 
 
 def heads(playbook: Playbook) -> dict[str, Playbook]:
-    """The playbook read four ways: its own head, the other head, its head on the other encoder (the fine-tuned
-    one where calmline train coach wrote it), and the rules alone."""
+    """The playbook read every way: by each head (its own, the nearest examples, the logistic head, both), its
+    own head on the other encoder (the published one, or the fine-tuned one where it exists), and the rules alone."""
     from models.coach.recognizer import Recognizer
 
     out = {}
-    for head in ("logistic", "nearest"):
+    for head in ("both", "logistic", "nearest"):
         if playbook.meaning.get("head") == head:
             out[head] = playbook
-        elif head == "logistic" and not {"probability", "clause_probability", "cues", "regularization",
-                                         "same_as_example"} <= set(playbook.meaning):
+        elif head != "nearest" and not {"probability", "clause_probability", "cues", "regularization",
+                                        "same_as_example"} <= set(playbook.meaning):
             continue  # a playbook without the head's settings
         else:
             book = dataclasses.replace(playbook, meaning={**playbook.meaning, "head": head})
