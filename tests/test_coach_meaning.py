@@ -514,7 +514,7 @@ def test_the_encoder_trains_on_the_examples_and_the_fitting_voices_never_the_hel
     for name in ("voices-fit.json", "voices2-fit.json"):
         fit = json.loads((DEV_SENTENCES["voices held out"].parent / name).read_text())["sentences"]
         assert all(t in texts for t, _ in fit)
-    for name in ("voices held out", "second voices held out"):
+    for name in ("voices held out", "second voices held out", "third voices held out"):
         held = json.loads(DEV_SENTENCES[name].read_text())["sentences"]
         assert len(held) >= 250 and not texts & {t for t, _ in held}
     validation = {sentence for path in PARTS["validation"].glob("*.json")

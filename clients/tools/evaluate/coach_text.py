@@ -33,7 +33,8 @@ PARTS = {"dev": ROOT / "calls", "validation": ROOT / "coach_text"}
 SECOND = ROOT / "coach_text" / "second" / "labels.json"  # a second annotator's labels of the validation calls
 DEV_SENTENCES = {"dev sentences": ROOT / "coach_text" / "dev" / "sentences.json",
                  "voices held out": ROOT / "coach_text" / "dev" / "voices-held.json",
-                 "second voices held out": ROOT / "coach_text" / "dev" / "voices2-held.json"}
+                 "second voices held out": ROOT / "coach_text" / "dev" / "voices2-held.json",
+                 "third voices held out": ROOT / "coach_text" / "dev" / "voices3-held.json"}
 SECONDS_PER_WORD = 0.35
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
