@@ -9,7 +9,8 @@ per sentence. Talking over the caller is timing, not text, so `interrupting` is 
 Also sentences labelled one by one, read alone by the logistic head, by the nearest examples and by
 rules: the dev sentences (tests/data/coach_text/dev/sentences.json, what to tune on) and the held halves
 of the voices (dev/voices-held.json, 291 sentences, and dev/voices2-held.json, 400, in many voices by
-other hands, most of them indirect; the other halves fine-tune the encoder, these are never fitted on).
+other hands, most of them indirect; the other halves fine-tune the encoder, these are never fitted on), and
+dev/voices3-held.json (350, held whole: calm-call talk that sounds like a warning, and warnings).
 ``python -m clients.tools.evaluate.coach_text --dev`` leaves the validation part out (for tuning).
 """
 
