@@ -175,9 +175,9 @@ MISSES: dict[tuple[str, str], str] = {
     ('passing_the_buck', "That's one for the accounts people, not me."): 'read as blame 0.43',
 }
 NEAR_MISS_FIRES = {
-    # Status talk that reads like a hand-off.
     # Arguably right: asking when the policy started is asking about the caller's problem.
     'When did you first take out the policy?': 'fires clarify; read as clarify 0.59',
+    # Status talk that reads like a hand-off.
     "The tracking says it's in the local depot.": 'fires passing_the_buck; read as passing_the_buck 0.44',
 }
 
@@ -269,9 +269,11 @@ def test_with_both_heads_a_move_either_hears_counts_and_a_warning_needs_both(tmp
     a missed move costs a cue shown again, a false warning scolds an agent who did nothing wrong."""
     nearest, logistic = _with_head(tmp_path, "nearest"), _logistic(tmp_path)
     assert PLAYBOOK.meaning["head"] == "both" and PLAYBOOK.recognizer.readers == ("nearest", "logistic")
-    move = "What would feel like a fair outcome to you?"  # heard by the nearest examples alone
-    assert "make_it_right" in _found(nearest, move) and "make_it_right" not in _found(logistic, move)
-    assert "make_it_right" in _found(PLAYBOOK, move)
+    for move, text, alone in [("make_it_right", "What would feel like a fair outcome to you?", nearest),
+                              ("extra_mile", "I've knocked the late fee off as well, on top of the refund.", logistic)]:
+        other = logistic if alone is nearest else nearest
+        assert move in _found(alone, text) and move not in _found(other, text), text
+        assert move in _found(PLAYBOOK, text) and move not in _found(RULES, text), text
     for kind, text in [("blame", "Honestly that's down to the courier, we just hand it over."),  # the nearest alone
                        ("arguing", "Come on, it's only a five pound difference."),  # the head alone
                        ("insincere_apology", "Sorry, one second, the screen is frozen.")]:  # a near-miss, the nearest alone
@@ -283,8 +285,8 @@ def test_with_both_heads_a_move_either_hears_counts_and_a_warning_needs_both(tmp
 
 
 def test_the_logistic_head_is_a_setting(tmp_path):
-    """head = "logistic": a head trained on the examples at load decides; it finds held-out paraphrases
-    the nearest examples miss (their scores are in MISSES)."""
+    """head = "logistic": a head trained on the examples at load decides; it finds a held-out paraphrase the
+    bundled playbook misses (MISSES)."""
     book = _logistic(tmp_path)
     assert book.recognizer.readers == ("logistic",) and _with_head(tmp_path, "nearest").recognizer.head is None
     label, text = "arguing", "Come on, it's only a five pound difference."
@@ -426,6 +428,55 @@ def test_the_tuned_encoder_runs_from_the_repository_on_the_published_lower_layer
         embedder._lower_layers(embedder.model_path("base"), 6)
 
 
+def test_the_shipped_path_gives_the_vectors_of_the_model_as_trained():
+    """card.json keeps a few sentences' vectors from the torch model as trained; the published int8 lower layers
+    and the committed top ones must give them again (a cut after another layer, a lost mask or a mis-folded
+    weight would not), as calmline train coach checked before it wrote the graph."""
+    import numpy as np
+
+    from models.coach import embedder
+
+    reference = json.loads(embedder.TUNED.with_name("card.json").read_text())["reference"]
+    assert len(reference["sentences"]) >= 3
+    got = embedder.Embedder(encoder="tuned").embed(reference["sentences"])
+    cosines = (got * np.array(reference["vectors"], np.float32)).sum(axis=1)
+    assert cosines.min() > 0.995, cosines
+
+
+def test_tuned_layers_refuse_lower_layers_they_were_not_trained_on(tmp_path):
+    """The top layers name the published graph they follow (its sha256) and after which layer; another release
+    of the package, or a graph without the names, is refused with what to do."""
+    import onnx
+
+    from models.coach import embedder
+
+    model = onnx.load(str(embedder.TUNED))
+    meta = {p.key: p.value for p in model.metadata_props}
+    cases = [({**meta, "base_sha256": "0" * 64}, "another published model"),
+             ({k: v for k, v in meta.items() if k != "base_layers"}, "no base_layers"),
+             ({**meta, "base_layers": "2"}, "holds 3 layers")]
+    for props, message in cases:
+        del model.metadata_props[:]
+        onnx.helper.set_model_props(model, props)
+        path = tmp_path / "top.onnx"
+        onnx.save(model, str(path))
+        with pytest.raises(embedder.EmbedderUnavailable, match=message):
+            embedder.Embedder(encoder="tuned", path=path)
+
+
+def test_a_playbook_without_the_encoder_and_head_lines_reads_as_before(tmp_path):
+    """A team lead's older copy has neither line: the published encoder and the nearest examples, one reader."""
+    import re
+
+    path = tmp_path / "playbook.toml"
+    path.write_text(re.sub(r"(?m)^(?:head|encoder) = .*\n", "", DEFAULT_PATH.read_text()))
+    book = load(path)
+    assert (book.meaning["head"], book.meaning["encoder"]) == ("nearest", "base")
+    assert book.recognizer.readers == ("nearest",) and book.recognizer.head is None
+    assert book.recognizer.embedder.top is None
+    assert "blame" in _found(book, "That's not my fault.") and "thank" in _found(book, "Thank you for telling me about this.")
+
+
 def test_the_tuned_layers_int8_weights_become_float_once_at_load():
     """top.onnx stores its weights as int8 and a scale per column; the embedder folds each DequantizeLinear
     into a float weight at load, and the folded graph answers as the stored one does."""
@@ -436,8 +487,11 @@ def test_the_tuned_layers_int8_weights_become_float_once_at_load():
     from models.coach import embedder
 
     stored = onnx.load(str(embedder.TUNED))
-    assert sum(n.op_type == "DequantizeLinear" for n in stored.graph.node) >= 12  # six matmuls a layer
-    folded = onnx.load_from_string(embedder._float_weights(embedder.TUNED))
+    card = json.loads(embedder.TUNED.with_name("card.json").read_text())
+    assert sum(n.op_type == "DequantizeLinear" for n in stored.graph.node) == 6 * card["tuned_layers"]  # six matmuls a layer
+    graph, below = embedder._top_layers(embedder.TUNED, embedder.model_path("base"))
+    folded = onnx.load_from_string(graph)
+    assert below == card["base_layers"]
     assert not any(n.op_type == "DequantizeLinear" for n in folded.graph.node)
     feed = {"hidden": np.random.default_rng(0).normal(size=(2, 9, 384)).astype(np.float32),
             "attention_mask": np.array([[1] * 9, [1] * 6 + [0] * 3], np.int64)}
@@ -503,8 +557,9 @@ def test_a_policy_that_helps_is_no_wall(book):
 
 
 def test_the_encoder_trains_on_the_examples_and_the_fitting_voices_never_the_held_ones():
-    """calmline train coach's data: every example and near-miss of the playbook and the voices' fitting half;
-    nothing of the held half or of the validation calls (what the tables report on)."""
+    """calmline train coach's data: every example and near-miss of the playbook and the voices' fitting halves;
+    nothing of the held sets or of the validation calls (what the tables report on). Every held set is read
+    by the eval."""
     from clients.tools import coach_encoder
     from clients.tools.evaluate.coach_text import DEV_SENTENCES, PARTS
 
@@ -514,6 +569,8 @@ def test_the_encoder_trains_on_the_examples_and_the_fitting_voices_never_the_hel
     for name in ("voices-fit.json", "voices2-fit.json"):
         fit = json.loads((DEV_SENTENCES["voices held out"].parent / name).read_text())["sentences"]
         assert all(t in texts for t, _ in fit)
+    held_files = sorted(DEV_SENTENCES["voices held out"].parent.glob("voices*-held.json"))
+    assert held_files == sorted(p for name, p in DEV_SENTENCES.items() if "voices" in name)
     for name in ("voices held out", "second voices held out", "third voices held out"):
         held = json.loads(DEV_SENTENCES[name].read_text())["sentences"]
         assert len(held) >= 250 and not texts & {t for t, _ in held}

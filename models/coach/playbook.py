@@ -24,16 +24,15 @@ RECOGNITION = ("meaning", "rules")  # by meaning (examples and rules) or the reg
 # head's lexical cues against the embedding, `regularization` is its inverse weight decay; a clause of a
 # longer sentence counts when its probability reaches `clause_probability`. With head = "both" the two read
 # alike: a move counts when either hears it, a warning when both do. By any head, a sentence whose
-# cosine to one example reaches `same_as_example` takes that example's class (required by the logistic head;
-# unset, the nearest examples decide alone).
+# cosine to one example reaches `same_as_example` takes that example's class (required by the logistic head
+# and by both; unset, the nearest examples decide alone). A playbook without a head line reads by "nearest".
 # By any head, `[other] patterns` make what they match everyday talk, and a warning kind's `unless`
 # patterns except a clause or sentence from that kind (models/coach/recognizer.py).
 MEANING = {"threshold": float, "margin": float, "nearest": int, "centroid": float}
 HEADS = ("nearest", "logistic", "both")
 # The sentence encoder, [meaning] encoder, one of models.coach.embedder.ENCODERS: "base", all-MiniLM-L6-v2 as
 # published; "tuned", its top layers fine-tuned on the examples and the voices' fitting halves (calmline train
-# coach; models/coach/encoder). A playbook
-# without the setting reads "base".
+# coach; models/coach/encoder). A playbook without the setting reads "base".
 HEAD_SETTINGS = {"probability": float, "clause_probability": float, "cues": float, "regularization": float,
                  "same_as_example": float}
 THRESHOLDS = {"apologize_first_heat": float, "empathize_heat": float, "escalation_heat": float,

@@ -113,21 +113,10 @@ class Recognizer:
             out[:, i] = np.sort(part, axis=1)[:, -take:].mean(axis=1)
         return (1 - w) * out + w * _cosines(vectors, self.centres)
 
-    def classify(self, sentences: list[str]) -> list[tuple[str, float, float]]:
-        """(class, score, margin over the runner-up) per sentence; "other" when nothing clears its bar."""
-        if not sentences:
-            return []
-        return self._read(self.embedder.embed(sentences), sentences, self.readers[0])
-
-    def classify_text(self, text: str) -> list[tuple[str, int, str, float]]:
-        """An agent final's sentences and their clauses: (text, index of its sentence's row or -1 for a
-        sentence, class, score), by the first of the playbook's readers."""
-        readings = self.read_text(text)
-        return readings[self.readers[0]] if readings else []
-
     def read_text(self, text: str) -> dict[str, list[tuple[str, int, str, float]]]:
-        """classify_text by each of the playbook's readers, from one run of the model. A clause is read from
-        its sentence's own run of the model (its tokens pooled), which costs nothing more than the sentence."""
+        """An agent final's sentences and their clauses, by each of the playbook's readers: (text, index of its
+        sentence's row or -1 for a sentence, class, score). One run of the model: a clause is read from its
+        sentence's own run (its tokens pooled), which costs nothing more than the sentence."""
         split = sentences(text)
         if not split:
             return {}
@@ -141,11 +130,11 @@ class Recognizer:
                 rows.append(vector)
                 where.append((sentence[a:b].strip(" ,.;"), at))
         vectors, texts = np.array(rows), [u for u, _ in where]
-        return {reader: [(u, at, label, score) for (u, at), (label, score, _) in zip(where, self._read(vectors, texts, reader))]
+        sims = _cosines(vectors, self.vectors)  # once, for every reader
+        return {reader: [(u, at, label, score) for (u, at), (label, score, _) in zip(where, self._read(vectors, texts, reader, sims))]
                 for reader in self.readers}
 
-    def _read(self, vectors: np.ndarray, texts: list[str], reader: str | None = None) -> list[tuple[str, float, float]]:
-        sims = _cosines(vectors, self.vectors)
+    def _read(self, vectors: np.ndarray, texts: list[str], reader: str, sims: np.ndarray) -> list[tuple[str, float, float]]:
         # A sentence this close to one of the examples (a near-miss included) takes that example's class:
         # either reader generalises from the examples but does not fit every one ("That was our mistake." is
         # a blame near-miss that the blame examples' centre outscores), and the team lead's example is their
@@ -153,7 +142,7 @@ class Recognizer:
         same = self.meaning.get("same_as_example")  # unset (a playbook read by the nearest examples): off
         closest = [int(np.argmax(near)) if same is not None and len(near) and near.max() >= same else -1
                    for near in sims]
-        if (reader or self.readers[0]) == "nearest":
+        if reader == "nearest":
             decided = self._decide(self._scores(vectors, sims))
             return [d if c < 0 else (self.classes[self.labels[c]], float(near[c]), 1.0)
                     for d, c, near in zip(decided, closest, sims)]
@@ -229,8 +218,10 @@ def _by_meaning(playbook, read: list[tuple[str, int, str, float]], by_rule: set[
         if any((label, r) in CONFLICTS or (r, label) in CONFLICTS for r in by_rule):
             continue
         best[label] = max(score, best.get(label, 0.0))
-    # Two sides of a conflict both by meaning: the surer one.
-    return {x for x in best if not any(((x, y) in CONFLICTS or (y, x) in CONFLICTS) and best[y] > best[x] for y in best)}
+    # Two sides of a conflict both by meaning: the surer one; on a tie (two sentences each the same as an
+    # example), the move: a warning needs to be sure.
+    return {x for x in best if not any(((x, y) in CONFLICTS or (y, x) in CONFLICTS)
+                                       and (best[y] > best[x] or best[y] == best[x] and y in playbook.moves) for y in best)}
 
 
 def _excepted_by_meaning(rule, sentence: str) -> bool:
@@ -253,8 +244,8 @@ def recognize(playbook, text: str) -> Recognized:
     if playbook.recognition == "meaning" and playbook.recognizer is not None:
         heard = [_by_meaning(playbook, read, by_rule, reader) for reader, read in playbook.recognizer.read_text(text).items()]
         if heard:
-            # One reader: what it heard. Two: a move either heard, a warning both heard (each reader has settled
-            # its own conflicts, so a warning both heard meets no move that either heard against it).
+            # One reader: what it heard. Two: a move either heard, a warning both heard. Each reader has settled its
+            # own conflicts (a tie to the move), so a warning both heard meets no move either heard against it.
             moves = set().union(*heard) & set(playbook.moves)
             found = moves | (set.intersection(*heard) & set(playbook.warnings))
     steps |= {x for x in found if x in playbook.moves}

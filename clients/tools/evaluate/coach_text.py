@@ -6,8 +6,8 @@ voices; nothing in the playbook is fitted on them). A caller turn is heard sente
 sentence (facts, heat from the words), then the floor is released and the cue shown
 then is checked against the turn's acceptable next moves; an agent turn is one final
 per sentence. Talking over the caller is timing, not text, so `interrupting` is left out.
-Also sentences labelled one by one, read alone by the logistic head, by the nearest examples and by
-rules: the dev sentences (tests/data/coach_text/dev/sentences.json, what to tune on) and the held halves
+Also sentences labelled one by one, read alone by each head (both, the logistic head, the nearest
+examples), on the other encoder and by rules: the dev sentences (tests/data/coach_text/dev/sentences.json, what to tune on) and the held halves
 of the voices (dev/voices-held.json, 291 sentences, and dev/voices2-held.json, 400, in many voices by
 other hands, most of them indirect; the other halves fine-tune the encoder, these are never fitted on), and
 dev/voices3-held.json (350, held whole: calm-call talk that sounds like a warning, and warnings).
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from models.coach.coach import AgentWarning, Coach, Cue
 from models.coach.embedder import TUNED
-from models.coach.playbook import Playbook, load
+from models.coach.playbook import HEAD_SETTINGS, Playbook, load
 from clients.tools.data import data_dir
 from models.floor import FloorState
 from models.heat import HeatTracker
@@ -196,14 +196,13 @@ def heads(playbook: Playbook) -> dict[str, Playbook]:
     for head in ("both", "logistic", "nearest"):
         if playbook.meaning.get("head") == head:
             out[head] = playbook
-        elif head != "nearest" and not {"probability", "clause_probability", "cues", "regularization",
-                                        "same_as_example"} <= set(playbook.meaning):
+        elif head != "nearest" and not set(HEAD_SETTINGS) <= set(playbook.meaning):
             continue  # a playbook without the head's settings
         else:
             book = dataclasses.replace(playbook, meaning={**playbook.meaning, "head": head})
             object.__setattr__(book, "recognizer", Recognizer(book))
             out[head] = book
-    # The other encoder, where there is one: the fine-tuned one exists only where calmline train coach ran.
+    # The other encoder: the published one, or the fine-tuned one where its top layers are there.
     other = "tuned" if playbook.meaning.get("encoder", "base") == "base" else "base"
     if playbook.recognition == "meaning" and (other == "base" or TUNED.is_file()):
         book = dataclasses.replace(playbook, meaning={**playbook.meaning, "encoder": other})
@@ -254,7 +253,7 @@ def _num(x: float) -> str:
 
 def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, playbook: Playbook | None = None) -> dict:
     meaning = playbook or load()
-    # meaning: the playbook as configured; the other head, the published encoder, the rules alone: same examples.
+    # meaning: the playbook as configured; each head, the other encoder, the rules alone: the same examples.
     others = heads(meaning)
     books = {"meaning": meaning, **{k: v for k, v in others.items() if k != "rules" and v is not meaning},
              "rules": others["rules"]}
@@ -264,8 +263,8 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
           "hand-over; warnings per agent turn, steps per call; facts: the call's key facts said back in a restate or\n"
           "make_it_right cue (if cued: in the calls where such a cue was shown); calm warned: warnings on calls whose\n"
           "gold has none")
-    print(f"meaning: the playbook's own head ({meaning.meaning.get('head')}, {meaning.meaning.get('encoder')} encoder); the other "
-          "head, the head on the other encoder (where there is one) and the rules on the same examples")
+    print(f"meaning: the playbook's own head ({meaning.meaning.get('head')}, {meaning.meaning.get('encoder')} encoder); each "
+          "head alone, the playbook's head on the other encoder and the rules on the same examples")
     if TUNED.is_file():
         from clients.tools import coach_encoder
 
