@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from models.coach.coach import AgentWarning, Coach, StepDone
+from models.coach.embedder import TUNED
 from models.coach.playbook import DEFAULT_PATH, PlaybookError, load
 from models.coach.recognizer import recognize
 
@@ -162,23 +163,34 @@ def _found(book, text):
     return set(seen.steps) | set(seen.warnings)
 
 
-# The held-out misses, each marked with how the bundled playbook (the tuned encoder, both heads) reads the sentence
-# and each clause by the nearest examples: most sit below the threshold as everyday talk. strict: one that starts
-# passing must be unmarked. (With the published encoder and the nearest examples, 19 of the 80 were missed.)
+# The held-out misses, each marked with its scores (the class's own score last), read with the bundled
+# playbook (the published encoder): most lose the margin to a neighbouring class or sit below the threshold.
+# strict: one that starts passing must be unmarked. (The encoder calmline train coach fine-tunes misses 6.)
 MISSES: dict[tuple[str, str], str] = {
-    ('thank', 'I value you giving us the heads-up on this.'): 'read as other 0.26',
-    ('blame', "Honestly that's down to the courier, we just hand it over."): 'read as blame by the nearest examples, not by the head: a warning needs both',
-    ('blame', "If you'd read the small print you'd have known."): 'read as other 0.34',
-    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'read as other 0.33; other 0.30; other 0.29',
-    ('arguing', "Come on, it's only a five pound difference."): 'read as other 0.31',
-    ('arguing', 'You must be mixing us up with another company.'): 'read as other 0.46',
-    ('passing_the_buck', "That's one for the accounts people, not me."): 'read as blame 0.43',
+    ('thank', 'Appreciate you ringing in about it, sir.'): 'scores (best / runner-up per sentence and clause): thank 0.54 / follow_up 0.51; thank 0.54',
+    ('clarify', 'Can you give me the sequence of events?'): 'scores (best / runner-up per sentence and clause): clarify 0.28 / speed_of_need 0.23; clarify 0.28',
+    ('clarify', "Fill me in, what's been going on with the connection?"): 'scores (best / runner-up per sentence and clause): clarify 0.37 / excuse 0.36; clarify 0.24 / thank 0.22; excuse 0.38 / clarify 0.36; clarify 0.37',
+    ('restate', "Just so we're on the same page, the seats you booked were given to someone else?"): 'scores (best / runner-up per sentence and clause): blame 0.53 / restate 0.52; other 0.41 / blame 0.41; blame 0.53 / restate 0.52; restate 0.52',
+    ('restate', "If I'm following you, the card was swallowed by the machine and the branch won't return it."): 'scores (best / runner-up per sentence and clause): blame 0.48 / restate 0.48; follow_up 0.38 / restate 0.37; restate 0.41 / blame 0.41; blame 0.46 / passing_the_buck 0.46; restate 0.48',
+    ('make_it_right', 'Let me fix that billing error for you right now.'): 'scores (best / runner-up per sentence and clause): make_it_right 0.59 / other 0.57; make_it_right 0.59',
+    ('make_it_right', "I've gone ahead and cancelled the duplicate booking."): 'scores (best / runner-up per sentence and clause): blame 0.50 / other 0.49; make_it_right 0.48 / extra_mile 0.41; blame 0.45 / restate 0.45; make_it_right 0.48',
+    ('make_it_right', 'What would feel like a fair outcome to you?'): 'scores (best / runner-up per sentence and clause): empathize 0.36 / make_it_right 0.36; make_it_right 0.36',
+    ('blame', "Honestly that's down to the courier, we just hand it over."): 'scores (best / runner-up per sentence and clause): passing_the_buck 0.58 / blame 0.57; blame 0.56 / passing_the_buck 0.54; passing_the_buck 0.48 / make_it_right 0.42; blame 0.57',
+    ('blame', "If you'd read the small print you'd have known."): 'scores (best / runner-up per sentence and clause): glib 0.34 / arguing 0.32; blame 0.29',
+    ('excuse', 'The parcel got caught up in the strike at the port.'): 'scores (best / runner-up per sentence and clause): clarify 0.52 / excuse 0.42; excuse 0.42',
+    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'scores (best / runner-up per sentence and clause): other 0.49 / speed_of_need 0.49; speed_of_need 0.50 / other 0.45; other 0.42 / speed_of_need 0.38; policy_wall 0.40',
+    ('arguing', "No, you definitely didn't tell us that when you ordered."): 'scores (best / runner-up per sentence and clause): restate 0.55 / arguing 0.47; arguing 0.47',
+    ('arguing', "You're blowing this out of proportion."): 'scores (best / runner-up per sentence and clause): arguing 0.35 / empathize 0.32; arguing 0.35',
+    ('arguing', "Come on, it's only a five pound difference."): 'scores (best / runner-up per sentence and clause): restate 0.29 / extra_mile 0.28; arguing 0.24',
+    ('arguing', 'You must be mixing us up with another company.'): 'scores (best / runner-up per sentence and clause): blame 0.45 / arguing 0.44; arguing 0.44',
+    ('glib', 'Sounds like your sofa fancied a holiday of its own.'): 'scores (best / runner-up per sentence and clause): restate 0.43 / glib 0.40; glib 0.40',
+    ('passing_the_buck', "That's one for the accounts people, not me."): 'scores (best / runner-up per sentence and clause): other 0.47 / policy_wall 0.44; passing_the_buck 0.29',
+    ('passing_the_buck', 'Someone from another team might call you eventually.'): 'scores (best / runner-up per sentence and clause): passing_the_buck 0.37 / other 0.37; passing_the_buck 0.37',
 }
 NEAR_MISS_FIRES = {
-    # Arguably right: asking when the policy started is asking about the caller's problem.
-    'When did you first take out the policy?': 'fires clarify; read as clarify 0.59',
-    # Status talk that reads like a hand-off.
-    "The tracking says it's in the local depot.": 'fires passing_the_buck; read as passing_the_buck 0.44',
+    # Status talk that reads like a remedy or a hand-off to MiniLM; [other] status examples did not outweigh it.
+    'Refunds go back to the original card.': 'fires make_it_right; scores (best / runner-up per sentence and clause): make_it_right 0.56 / policy_wall 0.53',
+    "The tracking says it's in the local depot.": 'fires passing_the_buck; scores (best / runner-up per sentence and clause): passing_the_buck 0.42 / blame 0.38',
 }
 
 
@@ -256,7 +268,7 @@ def test_a_playbook_without_the_setting_is_read_by_its_rules(tmp_path):
 
 def _with_head(tmp_path, head):
     path = tmp_path / f"playbook-{head}.toml"
-    path.write_text(DEFAULT_PATH.read_text().replace('head = "both"', f'head = "{head}"'))
+    path.write_text(DEFAULT_PATH.read_text().replace('head = "nearest"', f'head = "{head}"'))
     return load(path)
 
 
@@ -264,38 +276,39 @@ def _logistic(tmp_path):
     return _with_head(tmp_path, "logistic")
 
 
+def test_the_logistic_head_is_a_setting(tmp_path):
+    """head = "logistic": a head trained on the examples at load decides; it finds held-out paraphrases
+    the nearest examples miss (their scores are in MISSES)."""
+    book = _logistic(tmp_path)
+    assert book.recognizer.readers == ("logistic",) and PLAYBOOK.recognizer.head is None
+    for label, text in [("clarify", "Can you give me the sequence of events?"),
+                        ("arguing", "You're blowing this out of proportion."),
+                        ("make_it_right", "Let me fix that billing error for you right now.")]:
+        assert (label, text) in MISSES and label in _found(book, text), text
+    assert "blame" in _found(book, "You picked the wrong tariff yourself, so that's why.")
+    # Held-out by the head: 12 of the 80 paraphrases missed (19 by the nearest examples).
+    missed = [(label, t) for label, texts in HELD_OUT.items() for t in texts if label not in _found(book, t)]
+    assert len(missed) <= 12, missed
+
+
 def test_with_both_heads_a_move_either_hears_counts_and_a_warning_needs_both(tmp_path):
-    """head = "both" (the bundled playbook's): the nearest examples and the logistic head read the same vectors;
-    a missed move costs a cue shown again, a false warning scolds an agent who did nothing wrong."""
-    nearest, logistic = _with_head(tmp_path, "nearest"), _logistic(tmp_path)
-    assert PLAYBOOK.meaning["head"] == "both" and PLAYBOOK.recognizer.readers == ("nearest", "logistic")
-    for move, text, alone in [("make_it_right", "What would feel like a fair outcome to you?", nearest),
-                              ("extra_mile", "I've knocked the late fee off as well, on top of the refund.", logistic)]:
+    """head = "both": the nearest examples and the logistic head read the same vectors; a missed move costs a
+    cue shown again, a false warning scolds an agent who did nothing wrong (published encoder here)."""
+    nearest, logistic, both = _with_head(tmp_path, "nearest"), _logistic(tmp_path), _with_head(tmp_path, "both")
+    assert both.recognizer.readers == ("nearest", "logistic")
+    for move, text, alone in [("thank", "I value you giving us the heads-up on this.", nearest),
+                              ("clarify", "Can you give me the sequence of events?", logistic)]:
         other = logistic if alone is nearest else nearest
         assert move in _found(alone, text) and move not in _found(other, text), text
-        assert move in _found(PLAYBOOK, text) and move not in _found(RULES, text), text
-    for kind, text in [("blame", "Honestly that's down to the courier, we just hand it over."),  # the nearest alone
-                       ("arguing", "Come on, it's only a five pound difference."),  # the head alone
-                       ("insincere_apology", "Sorry, one second, the screen is frozen.")]:  # a near-miss, the nearest alone
+        assert move in _found(both, text) and move not in _found(RULES, text), text
+    for kind, text in [("excuse", "The supplier sent us a bad batch, so everything's late."),  # the nearest alone
+                       ("arguing", "You're blowing this out of proportion."),  # the head alone
+                       ("insincere_apology", "Sorry, one second, the screen is frozen.")]:  # a near-miss, the head alone
         assert kind in _found(nearest, text) or kind in _found(logistic, text), text
-        assert kind not in _found(PLAYBOOK, text), text
+        assert kind not in _found(both, text), text
     # Heard by both, a warning stands; and a rule's finding needs no reader at all.
-    assert "passing_the_buck" in _found(PLAYBOOK, "Best you contact the shop where you bought it.")
-    assert "blame" in _found(PLAYBOOK, "That's not my fault.")
-
-
-def test_the_logistic_head_is_a_setting(tmp_path):
-    """head = "logistic": a head trained on the examples at load decides; it finds a held-out paraphrase the
-    bundled playbook misses (MISSES)."""
-    book = _logistic(tmp_path)
-    assert book.recognizer.readers == ("logistic",) and _with_head(tmp_path, "nearest").recognizer.head is None
-    label, text = "arguing", "Come on, it's only a five pound difference."
-    assert (label, text) in MISSES and label in _found(book, text), text
-    assert "blame" in _found(book, "You picked the wrong tariff yourself, so that's why.")
-    # Held-out by the head on the tuned encoder: 7 of the 80 paraphrases missed (6 by the nearest examples,
-    # 7 by both; 12 and 19 on the published encoder).
-    missed = [(label, t) for label, texts in HELD_OUT.items() for t in texts if label not in _found(book, t)]
-    assert len(missed) <= 7, missed
+    assert "passing_the_buck" in _found(both, "Best you contact the shop where you bought it.")
+    assert "blame" in _found(both, "That's not my fault.")
 
 
 def test_by_the_head_a_sentence_that_is_an_example_takes_its_class(tmp_path):
@@ -314,15 +327,15 @@ def test_recognition_rules_in_the_file_turns_meaning_off(tmp_path):
 
 
 def _by_head(text):
-    return text.replace('head = "both"', 'head = "logistic"')
+    return text.replace('head = "nearest"', 'head = "logistic"')
 
 
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.replace('recognition = "meaning"', 'recognition = "vibes"'), "recognition must be one of"),
     (lambda t: t.replace("margin = 0.03", "margin = -1"), r"\[meaning\] margin"),
     (lambda t: t.replace("nearest = 2", "nearest = 0"), "nearest must be at least 1"),
-    (lambda t: t.replace('head = "both"', 'head = "vibes"'), "head must be one of"),
-    (lambda t: t.replace('encoder = "tuned"', 'encoder = "bert-large"'), "encoder must be one of base, tuned"),
+    (lambda t: t.replace('head = "nearest"', 'head = "vibes"'), "head must be one of"),
+    (lambda t: t.replace('encoder = "base"', 'encoder = "bert-large"'), "encoder must be one of base, tuned"),
     (lambda t: t.replace("upset_only = true", "upset_only = 1", 1), "upset_only must be true or false"),
     (lambda t: t.replace("[other]\npatterns = [", "[other]\npatterns = ['(', "), r"\[other\] patterns: '\(' is not a valid"),
     (lambda t: t.replace("unless = [", "unless = ['[', ", 1), r"unless: '\[' is not a valid"),
@@ -407,40 +420,84 @@ def test_a_missing_tuned_encoder_says_which_command_writes_it(monkeypatch, tmp_p
         embedder.model_path("tuned")
 
 
-def test_the_tuned_encoder_runs_from_the_repository_on_the_published_lower_layers():
-    """The bundled playbook reads the tuned encoder: the published int8 graph cut after its lower layers, the
-    committed top layers after it, offline. Its vectors are unit length and not the published model's."""
+# The fine-tuned top layers are not in the repository (weights belong in packages): calmline train coach writes
+# them (pip install -e '.[train]'). Where they are, these check them; the mechanism is checked below without them.
+needs_tuned = pytest.mark.skipif(not TUNED.is_file(), reason="no tuned top layers here: calmline train coach writes them")
+
+
+@needs_tuned
+def test_the_tuned_encoder_runs_on_the_published_lower_layers():
+    """The published int8 graph cut after its lower layers, the trained top layers after it, offline. Its
+    vectors are unit length and not the published model's."""
     import numpy as np
 
     from models.coach import embedder
 
-    assert PLAYBOOK.meaning["encoder"] == "tuned"
     tuned, base = embedder.Embedder(encoder="tuned"), embedder.Embedder(encoder="base")
     layers = int(tuned.top.get_modelmeta().custom_metadata_map["base_layers"])
-    card = json.loads(embedder.TUNED.with_name("card.json").read_text())
+    card = json.loads(TUNED.with_name("card.json").read_text())
     assert layers == card["base_layers"] and 0 < layers < 6
     texts = ["I'm so sorry we sent the wrong size, that's on us.", "You'd have to take that up with the warehouse."]
     a, b = tuned.embed(texts), base.embed(texts)
     assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
     assert (a * b).sum(axis=1).max() < 0.99  # the top layers changed the vectors...
     assert (a * b).sum(axis=1).min() > 0.3  # ...of the same sentences, not into noise
-    with pytest.raises(embedder.EmbedderUnavailable, match="not the six-layer MiniLM"):
-        embedder._lower_layers(embedder.model_path("base"), 6)
 
 
+@needs_tuned
 def test_the_shipped_path_gives_the_vectors_of_the_model_as_trained():
     """card.json keeps a few sentences' vectors from the torch model as trained; the published int8 lower layers
-    and the committed top ones must give them again (a cut after another layer, a lost mask or a mis-folded
+    and the trained top ones must give them again (a cut after another layer, a lost mask or a mis-folded
     weight would not), as calmline train coach checked before it wrote the graph."""
     import numpy as np
 
     from models.coach import embedder
 
-    reference = json.loads(embedder.TUNED.with_name("card.json").read_text())["reference"]
+    reference = json.loads(TUNED.with_name("card.json").read_text())["reference"]
     assert len(reference["sentences"]) >= 3
     got = embedder.Embedder(encoder="tuned").embed(reference["sentences"])
     cosines = (got * np.array(reference["vectors"], np.float32)).sum(axis=1)
     assert cosines.min() > 0.995, cosines
+
+
+def _published_top(tmp_path, layers=3):
+    """The published model's own layers above ``layers`` as a top graph, named as calmline train coach names its
+    own: cut there and put back together, the two halves must give the published model's vectors."""
+    import hashlib
+
+    import onnx
+    from onnx.utils import Extractor
+
+    from models.coach import embedder
+
+    base = embedder.model_path("base")
+    graph = onnx.load(str(base))
+    cut = [n.output[0] for n in graph.graph.node if n.op_type == "LayerNormalization"][2 * layers]
+    top = Extractor(graph).extract_model([cut, "attention_mask"], ["last_hidden_state"])
+    for node in top.graph.node:  # the published graph takes the batch's shape from token_type_ids: the mask has it
+        node.input[:] = [{cut: "hidden", "token_type_ids": "attention_mask"}.get(x, x) for x in node.input]
+    top.graph.input[[i.name for i in top.graph.input].index(cut)].name = "hidden"
+    onnx.helper.set_model_props(top, {"base_layers": str(layers), "base_sha256": hashlib.sha256(base.read_bytes()).hexdigest()})
+    path = tmp_path / "top.onnx"
+    onnx.save(top, str(path))
+    return path, top
+
+
+def test_the_published_lower_layers_and_a_top_after_them_make_one_model(tmp_path):
+    """The tuned encoder's plumbing without trained weights: the published graph cut after layer 3 and its own
+    upper layers run as the top give the published model's vectors (a cut after another layer, or a mask lost
+    between the halves, would not)."""
+
+    from models.coach import embedder
+
+    path, _ = _published_top(tmp_path)
+    texts = ["I'm so sorry we sent the wrong size, that's on us.", "Sorry.", "You'd have to take that up with the warehouse."]
+    joined = embedder.Embedder(encoder="tuned", path=path)
+    assert joined.top is not None
+    cosines = (joined.embed(texts) * embedder.Embedder(encoder="base").embed(texts)).sum(axis=1)
+    assert cosines.min() > 0.9999, cosines
+    with pytest.raises(embedder.EmbedderUnavailable, match="not the six-layer MiniLM"):
+        embedder._lower_layers(embedder.model_path("base"), 6)
 
 
 def test_tuned_layers_refuse_lower_layers_they_were_not_trained_on(tmp_path):
@@ -450,7 +507,7 @@ def test_tuned_layers_refuse_lower_layers_they_were_not_trained_on(tmp_path):
 
     from models.coach import embedder
 
-    model = onnx.load(str(embedder.TUNED))
+    path, model = _published_top(tmp_path)
     meta = {p.key: p.value for p in model.metadata_props}
     cases = [({**meta, "base_sha256": "0" * 64}, "another published model"),
              ({k: v for k, v in meta.items() if k != "base_layers"}, "no base_layers"),
@@ -458,7 +515,6 @@ def test_tuned_layers_refuse_lower_layers_they_were_not_trained_on(tmp_path):
     for props, message in cases:
         del model.metadata_props[:]
         onnx.helper.set_model_props(model, props)
-        path = tmp_path / "top.onnx"
         onnx.save(model, str(path))
         with pytest.raises(embedder.EmbedderUnavailable, match=message):
             embedder.Embedder(encoder="tuned", path=path)
@@ -477,30 +533,43 @@ def test_a_playbook_without_the_encoder_and_head_lines_reads_as_before(tmp_path)
     assert "blame" in _found(book, "That's not my fault.") and "thank" in _found(book, "Thank you for telling me about this.")
 
 
-def test_the_tuned_layers_int8_weights_become_float_once_at_load():
-    """top.onnx stores its weights as int8 and a scale per column; the embedder folds each DequantizeLinear
-    into a float weight at load, and the folded graph answers as the stored one does."""
+def test_int8_weights_are_stored_by_training_and_become_float_once_at_load(tmp_path):
+    """calmline train coach stores each weight matrix as int8 and a scale per column, a DequantizeLinear in front
+    of its MatMul; the embedder folds each into a float weight at load. Both answer as the float graph does."""
     import numpy as np
     import onnx
     import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
 
+    from clients.tools.coach_encoder import _weights_to_int8
     from models.coach import embedder
 
-    stored = onnx.load(str(embedder.TUNED))
-    card = json.loads(embedder.TUNED.with_name("card.json").read_text())
-    assert sum(n.op_type == "DequantizeLinear" for n in stored.graph.node) == 6 * card["tuned_layers"]  # six matmuls a layer
-    graph, below = embedder._top_layers(embedder.TUNED, embedder.model_path("base"))
-    folded = onnx.load_from_string(graph)
-    assert below == card["base_layers"]
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=(64, 96)).astype(np.float32), rng.normal(size=(96, 32)).astype(np.float32)]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w0"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w1"], ["y"])], "two",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 32])],
+        [numpy_helper.from_array(w, f"w{i}") for i, w in enumerate(weights)])
+    src, out = tmp_path / "float.onnx", tmp_path / "int8.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(src))
+    _weights_to_int8(src, out, 3)
+    stored = onnx.load(str(out))
+    assert sum(n.op_type == "DequantizeLinear" for n in stored.graph.node) == 2
+    assert {p.key: p.value for p in stored.metadata_props}["base_layers"] == "3"
+    assert all(i.data_type == TensorProto.INT8 for i in stored.graph.initializer if i.name.endswith("_int8"))
+    folded = onnx.load(str(out))
+    embedder._fold_int8_weights(folded.graph, out)
     assert not any(n.op_type == "DequantizeLinear" for n in folded.graph.node)
-    feed = {"hidden": np.random.default_rng(0).normal(size=(2, 9, 384)).astype(np.float32),
-            "attention_mask": np.array([[1] * 9, [1] * 6 + [0] * 3], np.int64)}
-    # Unoptimised, the stored graph dequantises as written (optimised, ORT may quantise the activations too).
+    x = rng.normal(size=(5, 64)).astype(np.float32)
     plain = ort.SessionOptions()
-    plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    runs = [ort.InferenceSession(m.SerializeToString(), plain, providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # dequantise as written
+    runs = [ort.InferenceSession(m.SerializeToString(), plain, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
             for m in (stored, folded)]
+    exact = np.maximum(x @ weights[0], 0) @ weights[1]
     assert np.allclose(runs[0], runs[1], atol=1e-4)
+    assert np.abs(runs[1] - exact).max() < 0.02 * np.abs(exact).max()  # int8 with a scale per column: close
 
 
 def test_the_text_eval_scores_meaning_against_rules(capsys):

