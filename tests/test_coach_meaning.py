@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from models.coach.coach import AgentWarning, Coach, StepDone
-from models.coach.embedder import TUNED
+from models.coach.embedder import ADAPTER
 from models.coach.playbook import DEFAULT_PATH, PlaybookError, load
 from models.coach.recognizer import recognize
 
@@ -163,34 +163,21 @@ def _found(book, text):
     return set(seen.steps) | set(seen.warnings)
 
 
-# The held-out misses, each marked with its scores (the class's own score last), read with the bundled
-# playbook (the published encoder): most lose the margin to a neighbouring class or sit below the threshold.
-# strict: one that starts passing must be unmarked. (The encoder calmline train coach fine-tunes misses 6.)
+# The held-out misses, each marked with how the bundled playbook (the tuned encoder, both readers) reads the
+# sentence: each reader's class and score (the logistic head's probability). strict: one that starts passing
+# must be unmarked. (The published encoder with the nearest examples alone misses 19, 5 of these among them.)
 MISSES: dict[tuple[str, str], str] = {
-    ('thank', 'Appreciate you ringing in about it, sir.'): 'scores (best / runner-up per sentence and clause): thank 0.54 / follow_up 0.51; thank 0.54',
-    ('clarify', 'Can you give me the sequence of events?'): 'scores (best / runner-up per sentence and clause): clarify 0.28 / speed_of_need 0.23; clarify 0.28',
-    ('clarify', "Fill me in, what's been going on with the connection?"): 'scores (best / runner-up per sentence and clause): clarify 0.37 / excuse 0.36; clarify 0.24 / thank 0.22; excuse 0.38 / clarify 0.36; clarify 0.37',
-    ('restate', "Just so we're on the same page, the seats you booked were given to someone else?"): 'scores (best / runner-up per sentence and clause): blame 0.53 / restate 0.52; other 0.41 / blame 0.41; blame 0.53 / restate 0.52; restate 0.52',
-    ('restate', "If I'm following you, the card was swallowed by the machine and the branch won't return it."): 'scores (best / runner-up per sentence and clause): blame 0.48 / restate 0.48; follow_up 0.38 / restate 0.37; restate 0.41 / blame 0.41; blame 0.46 / passing_the_buck 0.46; restate 0.48',
-    ('make_it_right', 'Let me fix that billing error for you right now.'): 'scores (best / runner-up per sentence and clause): make_it_right 0.59 / other 0.57; make_it_right 0.59',
-    ('make_it_right', "I've gone ahead and cancelled the duplicate booking."): 'scores (best / runner-up per sentence and clause): blame 0.50 / other 0.49; make_it_right 0.48 / extra_mile 0.41; blame 0.45 / restate 0.45; make_it_right 0.48',
-    ('make_it_right', 'What would feel like a fair outcome to you?'): 'scores (best / runner-up per sentence and clause): empathize 0.36 / make_it_right 0.36; make_it_right 0.36',
-    ('blame', "Honestly that's down to the courier, we just hand it over."): 'scores (best / runner-up per sentence and clause): passing_the_buck 0.58 / blame 0.57; blame 0.56 / passing_the_buck 0.54; passing_the_buck 0.48 / make_it_right 0.42; blame 0.57',
-    ('blame', "If you'd read the small print you'd have known."): 'scores (best / runner-up per sentence and clause): glib 0.34 / arguing 0.32; blame 0.29',
-    ('excuse', 'The parcel got caught up in the strike at the port.'): 'scores (best / runner-up per sentence and clause): clarify 0.52 / excuse 0.42; excuse 0.42',
-    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'scores (best / runner-up per sentence and clause): other 0.49 / speed_of_need 0.49; speed_of_need 0.50 / other 0.45; other 0.42 / speed_of_need 0.38; policy_wall 0.40',
-    ('arguing', "No, you definitely didn't tell us that when you ordered."): 'scores (best / runner-up per sentence and clause): restate 0.55 / arguing 0.47; arguing 0.47',
-    ('arguing', "You're blowing this out of proportion."): 'scores (best / runner-up per sentence and clause): arguing 0.35 / empathize 0.32; arguing 0.35',
-    ('arguing', "Come on, it's only a five pound difference."): 'scores (best / runner-up per sentence and clause): restate 0.29 / extra_mile 0.28; arguing 0.24',
-    ('arguing', 'You must be mixing us up with another company.'): 'scores (best / runner-up per sentence and clause): blame 0.45 / arguing 0.44; arguing 0.44',
-    ('glib', 'Sounds like your sofa fancied a holiday of its own.'): 'scores (best / runner-up per sentence and clause): restate 0.43 / glib 0.40; glib 0.40',
-    ('passing_the_buck', "That's one for the accounts people, not me."): 'scores (best / runner-up per sentence and clause): other 0.47 / policy_wall 0.44; passing_the_buck 0.29',
-    ('passing_the_buck', 'Someone from another team might call you eventually.'): 'scores (best / runner-up per sentence and clause): passing_the_buck 0.37 / other 0.37; passing_the_buck 0.37',
+    ('thank', 'I value you giving us the heads-up on this.'): 'reads nearest: other 0.31; logistic: other 0.39',
+    ('blame', "If you'd read the small print you'd have known."): 'reads nearest: other 0.40; logistic: other 0.02',
+    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'reads nearest: other 0.33; logistic: other 0.38',
+    ('arguing', "Come on, it's only a five pound difference."): 'reads nearest: other 0.41; logistic: arguing 0.55',
+    ('arguing', 'You must be mixing us up with another company.'): 'reads nearest: arguing 0.51; logistic: blame 0.53',
+    ('passing_the_buck', "That's one for the accounts people, not me."): 'reads nearest: other 0.45; logistic: blame 0.69',
 }
 NEAR_MISS_FIRES = {
-    # Status talk that reads like a remedy or a hand-off to MiniLM; [other] status examples did not outweigh it.
-    'Refunds go back to the original card.': 'fires make_it_right; scores (best / runner-up per sentence and clause): make_it_right 0.56 / policy_wall 0.53',
-    "The tracking says it's in the local depot.": 'fires passing_the_buck; scores (best / runner-up per sentence and clause): passing_the_buck 0.42 / blame 0.38',
+    # Routine talk that reads like a move or a hand-off to both readers; [other] status examples did not outweigh it.
+    'When did you first take out the policy?': 'fires clarify; reads nearest: clarify 0.57; logistic: clarify 0.84',
+    "The tracking says it's in the local depot.": 'fires passing_the_buck; reads nearest: passing_the_buck 0.46; logistic: passing_the_buck 0.42',
 }
 
 
@@ -266,9 +253,13 @@ def test_a_playbook_without_the_setting_is_read_by_its_rules(tmp_path):
     assert "blame" in _found(book, "That's not my fault.")
 
 
-def _with_head(tmp_path, head):
-    path = tmp_path / f"playbook-{head}.toml"
-    path.write_text(DEFAULT_PATH.read_text().replace('head = "nearest"', f'head = "{head}"'))
+def _with_head(tmp_path, head, encoder="base"):
+    """The bundled playbook read by another head, on the published encoder unless told."""
+    import re
+
+    path = tmp_path / f"playbook-{head}-{encoder}.toml"
+    text = re.sub(r'(?m)^head = "\w+"', f'head = "{head}"', DEFAULT_PATH.read_text())
+    path.write_text(re.sub(r'(?m)^encoder = "\w+"', f'encoder = "{encoder}"', text))
     return load(path)
 
 
@@ -279,12 +270,12 @@ def _logistic(tmp_path):
 def test_the_logistic_head_is_a_setting(tmp_path):
     """head = "logistic": a head trained on the examples at load decides; it finds held-out paraphrases
     the nearest examples miss (their scores are in MISSES)."""
-    book = _logistic(tmp_path)
-    assert book.recognizer.readers == ("logistic",) and PLAYBOOK.recognizer.head is None
+    book, nearest = _logistic(tmp_path), _with_head(tmp_path, "nearest")
+    assert book.recognizer.readers == ("logistic",) and nearest.recognizer.head is None
     for label, text in [("clarify", "Can you give me the sequence of events?"),
                         ("arguing", "You're blowing this out of proportion."),
                         ("make_it_right", "Let me fix that billing error for you right now.")]:
-        assert (label, text) in MISSES and label in _found(book, text), text
+        assert label not in _found(nearest, text) and label in _found(book, text), text
     assert "blame" in _found(book, "You picked the wrong tariff yourself, so that's why.")
     # Held-out by the head: 12 of the 80 paraphrases missed (19 by the nearest examples).
     missed = [(label, t) for label, texts in HELD_OUT.items() for t in texts if label not in _found(book, t)]
@@ -327,15 +318,15 @@ def test_recognition_rules_in_the_file_turns_meaning_off(tmp_path):
 
 
 def _by_head(text):
-    return text.replace('head = "nearest"', 'head = "logistic"')
+    return text.replace('head = "both"', 'head = "logistic"')
 
 
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.replace('recognition = "meaning"', 'recognition = "vibes"'), "recognition must be one of"),
     (lambda t: t.replace("margin = 0.03", "margin = -1"), r"\[meaning\] margin"),
     (lambda t: t.replace("nearest = 2", "nearest = 0"), "nearest must be at least 1"),
-    (lambda t: t.replace('head = "nearest"', 'head = "vibes"'), "head must be one of"),
-    (lambda t: t.replace('encoder = "base"', 'encoder = "bert-large"'), "encoder must be one of base, tuned"),
+    (lambda t: t.replace('head = "both"', 'head = "vibes"'), "head must be one of"),
+    (lambda t: t.replace('encoder = "tuned"', 'encoder = "bert-large"'), "encoder must be one of base, tuned"),
     (lambda t: t.replace("upset_only = true", "upset_only = 1", 1), "upset_only must be true or false"),
     (lambda t: t.replace("[other]\npatterns = [", "[other]\npatterns = ['(', "), r"\[other\] patterns: '\(' is not a valid"),
     (lambda t: t.replace("unless = [", "unless = ['[', ", 1), r"unless: '\[' is not a valid"),
@@ -412,112 +403,110 @@ def test_a_greeting_formula_is_everyday_talk_by_the_playbooks_word():
     assert "thank" in _found(PLAYBOOK, "I'm grateful you told us, really.")  # a thanks that is no formula
 
 
-def test_a_missing_tuned_encoder_says_which_command_writes_it(monkeypatch, tmp_path):
+def test_a_missing_adapter_says_which_command_writes_it(monkeypatch, tmp_path):
     from models.coach import embedder
 
-    monkeypatch.setattr(embedder, "TUNED", tmp_path / "top.onnx")
-    with pytest.raises(embedder.EmbedderUnavailable, match="calmline train coach writes them"):
+    monkeypatch.setattr(embedder, "ADAPTER", tmp_path / "adapter.npz")
+    with pytest.raises(embedder.EmbedderUnavailable, match="calmline train coach writes it"):
         embedder.model_path("tuned")
 
 
-# The fine-tuned top layers are not in the repository (weights belong in packages): calmline train coach writes
-# them (pip install -e '.[train]'). Where they are, these check them; the mechanism is checked below without them.
-needs_tuned = pytest.mark.skipif(not TUNED.is_file(), reason="no tuned top layers here: calmline train coach writes them")
-
-
-@needs_tuned
-def test_the_tuned_encoder_runs_on_the_published_lower_layers():
-    """The published int8 graph cut after its lower layers, the trained top layers after it, offline. Its
-    vectors are unit length and not the published model's."""
+def test_the_tuned_encoder_is_the_published_graph_with_the_adapter_beside_it():
+    """The bundled playbook reads the tuned encoder: one graph, the published int8 weights and the committed
+    low-rank updates beside them, offline. Its vectors are unit length and not the published model's."""
     import numpy as np
 
     from models.coach import embedder
 
+    assert PLAYBOOK.meaning["encoder"] == "tuned" and PLAYBOOK.recognizer.embedder.adapted
+    meta, arrays = embedder.read_adapter(ADAPTER)
+    assert len(arrays) == 2 * len(meta["layers"]) * len(embedder.LINEARS) and meta["rank"] > 0
     tuned, base = embedder.Embedder(encoder="tuned"), embedder.Embedder(encoder="base")
-    layers = int(tuned.top.get_modelmeta().custom_metadata_map["base_layers"])
-    card = json.loads(TUNED.with_name("card.json").read_text())
-    assert layers == card["base_layers"] and 0 < layers < 6
     texts = ["I'm so sorry we sent the wrong size, that's on us.", "You'd have to take that up with the warehouse."]
     a, b = tuned.embed(texts), base.embed(texts)
     assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
-    assert (a * b).sum(axis=1).max() < 0.99  # the top layers changed the vectors...
+    assert (a * b).sum(axis=1).max() < 0.99  # the updates changed the vectors...
     assert (a * b).sum(axis=1).min() > 0.3  # ...of the same sentences, not into noise
 
 
-@needs_tuned
 def test_the_shipped_path_gives_the_vectors_of_the_model_as_trained():
-    """card.json keeps a few sentences' vectors from the torch model as trained; the published int8 lower layers
-    and the trained top ones must give them again (a cut after another layer, a lost mask or a mis-folded
-    weight would not), as calmline train coach checked before it wrote the graph."""
+    """The adapter keeps a few sentences' vectors from the torch model as trained (float weights, float32
+    updates); the published int8 graph with the float16 updates beside it must give them again (an update on
+    the wrong matmul, or a transposed one, would not), as calmline train coach checked before it wrote the file."""
     import numpy as np
 
     from models.coach import embedder
 
-    reference = json.loads(TUNED.with_name("card.json").read_text())["reference"]
+    reference = embedder.read_adapter(ADAPTER)[0]["reference"]
     assert len(reference["sentences"]) >= 3
     got = embedder.Embedder(encoder="tuned").embed(reference["sentences"])
     cosines = (got * np.array(reference["vectors"], np.float32)).sum(axis=1)
     assert cosines.min() > 0.995, cosines
 
 
-def _published_top(tmp_path, layers=3):
-    """The published model's own layers above ``layers`` as a top graph, named as calmline train coach names its
-    own: cut there and put back together, the two halves must give the published model's vectors."""
+def _adapter(tmp_path, arrays, **meta):
+    """An adapter file as calmline train coach writes one."""
     import hashlib
 
+    import numpy as np
+
+    from models.coach import embedder
+
+    meta = {"base_sha256": hashlib.sha256(embedder.model_path("base").read_bytes()).hexdigest(), **meta}
+    path = tmp_path / "adapter.npz"
+    with open(path, "wb") as f:
+        np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays)
+    return path
+
+
+def test_an_adapter_adds_its_update_to_the_matmul_it_names(tmp_path):
+    """The plumbing on updates whose effect is known: zero updates give the published model's vectors; an update
+    that cancels the last layer's feed-forward output weight (down @ up = -W) gives the vectors of a model
+    without that matmul, which differ; the same update on another matmul gives other vectors again."""
+    import numpy as np
     import onnx
-    from onnx.utils import Extractor
+    import onnxruntime as ort
+    from onnx import helper
 
     from models.coach import embedder
 
-    base = embedder.model_path("base")
-    graph = onnx.load(str(base))
-    cut = [n.output[0] for n in graph.graph.node if n.op_type == "LayerNormalization"][2 * layers]
-    top = Extractor(graph).extract_model([cut, "attention_mask"], ["last_hidden_state"])
-    for node in top.graph.node:  # the published graph takes the batch's shape from token_type_ids: the mask has it
-        node.input[:] = [{cut: "hidden", "token_type_ids": "attention_mask"}.get(x, x) for x in node.input]
-    top.graph.input[[i.name for i in top.graph.input].index(cut)].name = "hidden"
-    onnx.helper.set_model_props(top, {"base_layers": str(layers), "base_sha256": hashlib.sha256(base.read_bytes()).hexdigest()})
-    path = tmp_path / "top.onnx"
-    onnx.save(top, str(path))
-    return path, top
-
-
-def test_the_published_lower_layers_and_a_top_after_them_make_one_model(tmp_path):
-    """The tuned encoder's plumbing without trained weights: the published graph cut after layer 3 and its own
-    upper layers run as the top give the published model's vectors (a cut after another layer, or a mask lost
-    between the halves, would not)."""
-
-    from models.coach import embedder
-
-    path, _ = _published_top(tmp_path)
     texts = ["I'm so sorry we sent the wrong size, that's on us.", "Sorry.", "You'd have to take that up with the warehouse."]
-    joined = embedder.Embedder(encoder="tuned", path=path)
-    assert joined.top is not None
-    cosines = (joined.embed(texts) * embedder.Embedder(encoder="base").embed(texts)).sum(axis=1)
-    assert cosines.min() > 0.9999, cosines
-    with pytest.raises(embedder.EmbedderUnavailable, match="not the six-layer MiniLM"):
-        embedder._lower_layers(embedder.model_path("base"), 6)
+    base = embedder.Embedder(encoder="base").embed(texts)
+    zeros = {f"{layer}.{name}.{part}": np.zeros((384, 4) if part == "down" else (4, 384), np.float16)
+             for layer in (0, 5) for name in ("q", "o") for part in ("down", "up")}
+    same = embedder.Embedder(encoder="tuned", path=_adapter(tmp_path, zeros)).embed(texts)
+    assert (same * base).sum(axis=1).min() > 0.9999
+
+    # The published weight of layer 5's feed-forward output, read from the graph as it computes it.
+    model = onnx.load(str(embedder.model_path("base")))
+    node = embedder._weight_matmuls(model.graph)[-1]
+    model.graph.output.append(helper.make_tensor_value_info(node.input[1], onnx.TensorProto.FLOAT, None))
+    ids = np.array([[101, 102]])
+    weight = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        [node.input[1]], {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)})[0]
+    assert weight.shape == (1536, 384)
+    cancel = {"5.out.down": np.eye(1536, dtype=np.float32), "5.out.up": -weight}
+    without = embedder.Embedder(encoder="tuned", path=_adapter(tmp_path, cancel)).embed(texts)
+    assert (without * base).sum(axis=1).max() < 0.99
+    with pytest.raises(embedder.EmbedderUnavailable, match="names matmuls MiniLM does not have"):
+        embedder.Embedder(encoder="tuned", path=_adapter(tmp_path, {"6.q.down": zeros["0.q.down"], "6.q.up": zeros["0.q.up"]}))
+    with pytest.raises(embedder.EmbedderUnavailable, match="a half of one"):
+        embedder.Embedder(encoder="tuned", path=_adapter(tmp_path, {"0.q.down": zeros["0.q.down"]}))
 
 
-def test_tuned_layers_refuse_lower_layers_they_were_not_trained_on(tmp_path):
-    """The top layers name the published graph they follow (its sha256) and after which layer; another release
-    of the package, or a graph without the names, is refused with what to do."""
-    import onnx
+def test_an_adapter_refuses_a_published_model_it_was_not_trained_beside(tmp_path):
+    """The adapter names the published graph it was trained beside (its sha256); another release of the
+    package, or a file that is no adapter, is refused with what to do."""
+    import numpy as np
 
     from models.coach import embedder
 
-    path, model = _published_top(tmp_path)
-    meta = {p.key: p.value for p in model.metadata_props}
-    cases = [({**meta, "base_sha256": "0" * 64}, "another published model"),
-             ({k: v for k, v in meta.items() if k != "base_layers"}, "no base_layers"),
-             ({**meta, "base_layers": "2"}, "holds 3 layers")]
-    for props, message in cases:
-        del model.metadata_props[:]
-        onnx.helper.set_model_props(model, props)
-        onnx.save(model, str(path))
-        with pytest.raises(embedder.EmbedderUnavailable, match=message):
-            embedder.Embedder(encoder="tuned", path=path)
+    arrays = {"0.q.down": np.zeros((384, 2), np.float16), "0.q.up": np.zeros((2, 384), np.float16)}
+    with pytest.raises(embedder.EmbedderUnavailable, match="another published model"):
+        embedder.Embedder(encoder="tuned", path=_adapter(tmp_path, arrays, base_sha256="0" * 64))
+    (tmp_path / "adapter.npz").write_bytes(b"not a zip")
+    with pytest.raises(embedder.EmbedderUnavailable, match="not an adapter calmline train coach wrote"):
+        embedder.Embedder(encoder="tuned", path=tmp_path / "adapter.npz")
 
 
 def test_a_playbook_without_the_encoder_and_head_lines_reads_as_before(tmp_path):
@@ -529,47 +518,8 @@ def test_a_playbook_without_the_encoder_and_head_lines_reads_as_before(tmp_path)
     book = load(path)
     assert (book.meaning["head"], book.meaning["encoder"]) == ("nearest", "base")
     assert book.recognizer.readers == ("nearest",) and book.recognizer.head is None
-    assert book.recognizer.embedder.top is None
+    assert not book.recognizer.embedder.adapted
     assert "blame" in _found(book, "That's not my fault.") and "thank" in _found(book, "Thank you for telling me about this.")
-
-
-def test_int8_weights_are_stored_by_training_and_become_float_once_at_load(tmp_path):
-    """calmline train coach stores each weight matrix as int8 and a scale per column, a DequantizeLinear in front
-    of its MatMul; the embedder folds each into a float weight at load. Both answer as the float graph does."""
-    import numpy as np
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
-    from clients.tools.coach_encoder import _weights_to_int8
-    from models.coach import embedder
-
-    rng = np.random.default_rng(0)
-    weights = [rng.normal(size=(64, 96)).astype(np.float32), rng.normal(size=(96, 32)).astype(np.float32)]
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w0"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
-         helper.make_node("MatMul", ["r", "w1"], ["y"])], "two",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 32])],
-        [numpy_helper.from_array(w, f"w{i}") for i, w in enumerate(weights)])
-    src, out = tmp_path / "float.onnx", tmp_path / "int8.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(src))
-    _weights_to_int8(src, out, 3)
-    stored = onnx.load(str(out))
-    assert sum(n.op_type == "DequantizeLinear" for n in stored.graph.node) == 2
-    assert {p.key: p.value for p in stored.metadata_props}["base_layers"] == "3"
-    assert all(i.data_type == TensorProto.INT8 for i in stored.graph.initializer if i.name.endswith("_int8"))
-    folded = onnx.load(str(out))
-    embedder._fold_int8_weights(folded.graph, out)
-    assert not any(n.op_type == "DequantizeLinear" for n in folded.graph.node)
-    x = rng.normal(size=(5, 64)).astype(np.float32)
-    plain = ort.SessionOptions()
-    plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # dequantise as written
-    runs = [ort.InferenceSession(m.SerializeToString(), plain, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-            for m in (stored, folded)]
-    exact = np.maximum(x @ weights[0], 0) @ weights[1]
-    assert np.allclose(runs[0], runs[1], atol=1e-4)
-    assert np.abs(runs[1] - exact).max() < 0.02 * np.abs(exact).max()  # int8 with a scale per column: close
 
 
 def test_the_text_eval_scores_meaning_against_rules(capsys):

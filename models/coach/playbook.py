@@ -31,8 +31,8 @@ RECOGNITION = ("meaning", "rules")  # by meaning (examples and rules) or the reg
 MEANING = {"threshold": float, "margin": float, "nearest": int, "centroid": float}
 HEADS = ("nearest", "logistic", "both")
 # The sentence encoder, [meaning] encoder, one of models.coach.embedder.ENCODERS: "base", all-MiniLM-L6-v2 as
-# published; "tuned", its top layers fine-tuned on the examples and the voices' fitting halves (calmline train
-# coach; models/coach/encoder). A playbook without the setting reads "base".
+# published; "tuned", the same with a low-rank adapter fitted on the examples and the voices' fitting halves
+# (calmline train coach; models/coach/adapter.npz). A playbook without the setting reads "base".
 HEAD_SETTINGS = {"probability": float, "clause_probability": float, "cues": float, "regularization": float,
                  "same_as_example": float}
 THRESHOLDS = {"apologize_first_heat": float, "empathize_heat": float, "escalation_heat": float,

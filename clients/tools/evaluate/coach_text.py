@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from models.coach.coach import AgentWarning, Coach, Cue
-from models.coach.embedder import TUNED
+from models.coach.embedder import ADAPTER
 from models.coach.playbook import HEAD_SETTINGS, Playbook, load
 from clients.tools.data import data_dir
 from models.floor import FloorState
@@ -202,9 +202,9 @@ def heads(playbook: Playbook) -> dict[str, Playbook]:
             book = dataclasses.replace(playbook, meaning={**playbook.meaning, "head": head})
             object.__setattr__(book, "recognizer", Recognizer(book))
             out[head] = book
-    # The other encoder: the published one, or the fine-tuned one where its top layers are there.
+    # The other encoder: the published one, or the fine-tuned one where its adapter is there.
     other = "tuned" if playbook.meaning.get("encoder", "base") == "base" else "base"
-    if playbook.recognition == "meaning" and (other == "base" or TUNED.is_file()):
+    if playbook.recognition == "meaning" and (other == "base" or ADAPTER.is_file()):
         book = dataclasses.replace(playbook, meaning={**playbook.meaning, "encoder": other})
         object.__setattr__(book, "recognizer", Recognizer(book))
         out[f"{other} encoder"] = book
@@ -265,10 +265,10 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
           "gold has none")
     print(f"meaning: the playbook's own head ({meaning.meaning.get('head')}, {meaning.meaning.get('encoder')} encoder); each "
           "head alone, the playbook's head on the other encoder and the rules on the same examples")
-    if TUNED.is_file():
+    if ADAPTER.is_file():
         from clients.tools import coach_encoder
 
-        print(f"tuned encoder {TUNED}: trained on the current examples and voices: "
+        print(f"tuned encoder {ADAPTER}: trained on the current examples and voices: "
               f"{'yes' if coach_encoder.current() else 'no (calmline train coach)'}")
     print(f"\n{'part':<11} {'recognition':<11} {'calls':>5} {'first cue':>9} {'every cue':>9} {'warn P':>6} {'warn R':>6} "
           f"{'step P':>6} {'step R':>6} {'facts':>5} {'if cued':>7} {'calm warned':>11}")
