@@ -177,7 +177,28 @@ def test_a_remark_a_calm_caller_takes_as_routine_is_a_warning_only_once_they_com
     assert [o.kind for o in upset_coach().agent_final(text, 1.0) if type(o).__name__ == "AgentWarning"] == [kind]
 
 
+@pytest.mark.parametrize("kind, text", [
+    ("blame", "You picked the wrong tariff yourself, so that's why."),
+    ("excuse", "Half the team is off with flu this week."),
+    ("passing_the_buck", "Best you contact the shop where you bought it."),
+    ("arguing", "That isn't what happened according to our notes."),
+])
+def test_a_warning_only_the_examples_hear_waits_for_a_complaint(kind, text):
+    """Heard by meaning alone (no trigger phrase says it), any kind is a warning only toward a caller who has
+    complained: read toward a calm caller, routine talk sounds like the playbook's examples, which are said to
+    upset callers."""
+    from models.coach.recognizer import recognize
+
+    seen = recognize(PLAYBOOK, text)
+    assert kind in seen.warnings and kind in seen.by_meaning and not PLAYBOOK.warnings[kind].upset_only
+    calm = Coach(PLAYBOOK, 0)
+    calm.caller_said("Hi, I'd like to check when my order arrives.")
+    assert not [o for o in calm.agent_final(text, 1.0) if type(o).__name__ == "AgentWarning"]
+    assert kind in [o.kind for o in upset_coach().agent_final(text, 1.0) if type(o).__name__ == "AgentWarning"]
+
+
 def test_blame_is_a_warning_even_to_a_calm_caller():
+    """Said in a trigger phrase, blame counts with any caller."""
     calm = Coach(PLAYBOOK, 0)
     calm.caller_said("Hi, I'd like to check when my order arrives.")
     assert [o.kind for o in calm.agent_final("That's not my fault, you should have read the email.", 1.0)

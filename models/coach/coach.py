@@ -204,8 +204,11 @@ class Coach:
             out.append(step)
         for kind in seen.warnings:
             # Some kinds are warnings only toward a caller who complained (the playbook's upset_only): a light
-            # remark to a calm caller is not glib, asking them for a reference is routine.
-            if self.playbook.warnings[kind].upset_only and not self._complaint:
+            # remark to a calm caller is not glib, asking them for a reference is routine. The others too when
+            # only their examples heard them: the playbook is about upset callers, its examples are said to
+            # them, and routine talk with a calm caller sounds like them (a transfer to a named colleague, a
+            # reason given when asked); a trigger phrase ("that's not my fault") counts with any caller.
+            if not self._complaint and (self.playbook.warnings[kind].upset_only or kind in seen.by_meaning):
                 continue
             out += self._warn(t, kind, text)
         if out and not self._holding:
