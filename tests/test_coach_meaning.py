@@ -590,7 +590,7 @@ def test_the_encoder_trains_on_the_examples_and_the_fitting_voices_never_the_hel
         assert all(t in texts for t, _ in fit)
     held_files = sorted(DEV_SENTENCES["voices held out"].parent.glob("voices*-held.json"))
     assert held_files == sorted(p for name, p in DEV_SENTENCES.items() if "voices" in name)
-    for name in ("voices held out", "second voices held out", "third voices held out"):
+    for name in ("voices held out", "second voices held out", "third voices held out", "fourth voices held out"):
         held = json.loads(DEV_SENTENCES[name].read_text())["sentences"]
         assert len(held) >= 250 and not texts & {t for t, _ in held}
     validation = {sentence for path in PARTS["validation"].glob("*.json")

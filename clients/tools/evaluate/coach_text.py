@@ -10,7 +10,8 @@ Also sentences labelled one by one, read alone by each head (both, the logistic 
 examples), on the other encoder and by rules: the dev sentences (tests/data/coach_text/dev/sentences.json, what to tune on) and the held halves
 of the voices (dev/voices-held.json, 291 sentences, and dev/voices2-held.json, 400, in many voices by
 other hands, most of them indirect; the other halves fine-tune the encoder, these are never fitted on), and
-dev/voices3-held.json (350, held whole: calm-call talk that sounds like a warning, and warnings).
+dev/voices3-held.json (350, held whole: calm-call talk that sounds like a warning, and warnings), and
+dev/voices4-held.json (300, held whole: the kinds the held voices find weakest, said indirectly, and their sound-alikes).
 ``python -m clients.tools.evaluate.coach_text --dev`` leaves the validation part out (for tuning).
 """
 
@@ -35,7 +36,8 @@ SECOND = ROOT / "coach_text" / "second" / "labels.json"  # a second annotator's 
 DEV_SENTENCES = {"dev sentences": ROOT / "coach_text" / "dev" / "sentences.json",
                  "voices held out": ROOT / "coach_text" / "dev" / "voices-held.json",
                  "second voices held out": ROOT / "coach_text" / "dev" / "voices2-held.json",
-                 "third voices held out": ROOT / "coach_text" / "dev" / "voices3-held.json"}
+                 "third voices held out": ROOT / "coach_text" / "dev" / "voices3-held.json",
+                 "fourth voices held out": ROOT / "coach_text" / "dev" / "voices4-held.json"}
 SECONDS_PER_WORD = 0.35
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
