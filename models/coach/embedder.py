@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 VOCAB = Path(__file__).with_name("minilm-vocab.txt")
-ADAPTER = Path(__file__).with_name("adapter.npz")  # the tuned encoder: low-rank updates, with its card beside it
+ADAPTER = Path(__file__).with_name("adapter.npz")  # the tuned encoder: low-rank updates, with its card inside
 ENCODERS = ("base", "tuned")
 MAX_TOKENS = 64  # agent sentences are short; a longer one is cut, which keeps the cost per sentence bounded
 
@@ -121,10 +121,12 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 LINEARS = ("q", "k", "v", "o", "in", "out")  # a layer's weight matmuls, in the published graph's order
+HIDDEN, INNER = 384, 1536  # MiniLM-L6's token state and feed-forward widths
+WEIGHT_SHAPES = {**{n: (HIDDEN, HIDDEN) for n in ("q", "k", "v", "o")}, "in": (HIDDEN, INNER), "out": (INNER, HIDDEN)}
 
 
-def _weight_matmuls(graph) -> list:
-    """The published graph's weight matmuls in graph order: a MatMul whose second input is made from stored
+def _weight_matmuls(graph) -> list[int]:
+    """Where the published graph's weight matmuls are in its node list, in graph order: a MatMul whose second input is made from stored
     tensors alone (the int8 weights cast and scaled), not from the sentence. MiniLM has six in each of six layers,
     in the order of LINEARS (query, key, value, attention output, feed-forward in and out)."""
     stored = {i.name for i in graph.initializer}
@@ -136,16 +138,24 @@ def _weight_matmuls(graph) -> list:
         node = made.get(name)
         return node is not None and node.op_type != "Shape" and all(constant(x) for x in node.input if x)
 
-    return [n for n in graph.node if n.op_type == "MatMul" and constant(n.input[1])]
+    return [i for i, n in enumerate(graph.node) if n.op_type == "MatMul" and constant(n.input[1])]
 
 
 def read_adapter(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """An adapter file's metadata and its low-rank matrices (float32)."""
+    """An adapter file's card and its low-rank matrices (float32, each a matrix), or EmbedderUnavailable saying
+    what is wrong with it."""
+    import zipfile
+
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         meta = json.loads(str(arrays.pop("meta")))
-    except (OSError, ValueError, KeyError) as e:
+        if not isinstance(meta, dict):
+            raise ValueError("its card is not a JSON object")
+        bad = [k for k, v in arrays.items() if v.ndim != 2 or v.dtype.kind != "f"]
+        if bad:
+            raise ValueError(f"{bad[0]} is not a matrix of floats")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as e:
         raise EmbedderUnavailable(f"{path} is not an adapter calmline train coach wrote ({e})") from e
     return meta, {k: v.astype(np.float32) for k, v in arrays.items()}
 
@@ -171,19 +181,29 @@ def _adapted(base: Path, path: Path) -> bytes:
     if len(weights) != 6 * len(LINEARS):
         raise EmbedderUnavailable(f"{base} is not the six-layer MiniLM the adapter was trained on "
                                   f"({len(weights)} weight matmuls)")
-    targets = {f"{i // len(LINEARS)}.{LINEARS[i % len(LINEARS)]}": node for i, node in enumerate(weights)}
+    targets = {f"{i // len(LINEARS)}.{LINEARS[i % len(LINEARS)]}": at for i, at in enumerate(weights)}
     names = {k.rsplit(".", 1)[0] for k in arrays}
-    if not names or names - set(targets) or any(f"{n}.{part}" not in arrays for n in names for part in ("down", "up")):
-        raise EmbedderUnavailable(f"{path} names matmuls MiniLM does not have, or a half of one: {sorted(names)[:6]}")
-    before: dict[str, list] = {}
+    halves = {f"{n}.{part}" for n in names for part in ("down", "up")}
+    if not names or names - set(targets) or halves != set(arrays):
+        raise EmbedderUnavailable(f"{path} names matmuls MiniLM does not have, or a half of one: "
+                                  f"{sorted(names - set(targets) or set(arrays) ^ halves or names)[:6]}")
+    before: dict[int, list] = {}
     for name in sorted(names):
-        node, weight = targets[name], targets[name].input[1]
-        graph.initializer.extend([numpy_helper.from_array(arrays[f"{name}.down"], f"adapter/{name}/down"),
-                                  numpy_helper.from_array(arrays[f"{name}.up"], f"adapter/{name}/up")])
-        before[node.name] = [helper.make_node("MatMul", [f"adapter/{name}/down", f"adapter/{name}/up"], [f"adapter/{name}/update"]),
-                             helper.make_node("Add", [weight, f"adapter/{name}/update"], [f"adapter/{name}/weight"])]
+        node = graph.node[targets[name]]
+        weight = node.input[1]
+        down, up = arrays[f"{name}.down"], arrays[f"{name}.up"]
+        rows, columns = WEIGHT_SHAPES[name.split(".")[1]]
+        if down.shape[0] != rows or up.shape[1] != columns or down.shape[1] != up.shape[0]:
+            raise EmbedderUnavailable(f"{path}: {name}'s update is {down.shape} @ {up.shape}; its weight is "
+                                      f"{rows} x {columns}")
+        graph.initializer.extend([numpy_helper.from_array(down, f"adapter/{name}/down"),
+                                  numpy_helper.from_array(up, f"adapter/{name}/up")])
+        before[targets[name]] = [
+            helper.make_node("MatMul", [f"adapter/{name}/down", f"adapter/{name}/up"], [f"adapter/{name}/update"],
+                             name=f"adapter/{name}/update"),
+            helper.make_node("Add", [weight, f"adapter/{name}/update"], [f"adapter/{name}/weight"], name=f"adapter/{name}/add")]
         node.input[1] = f"adapter/{name}/weight"
-    nodes = [m for n in graph.node for m in (*before.get(n.name, []), n)]
+    nodes = [m for i, n in enumerate(graph.node) for m in (*before.get(i, []), n)]
     del graph.node[:]
     graph.node.extend(nodes)
     return model.SerializeToString()
