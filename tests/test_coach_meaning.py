@@ -581,6 +581,28 @@ def test_the_text_eval_scores_meaning_against_rules(capsys):
     assert ref >= 30 and agreed / ref >= 0.8, (ref, got, agreed)
     # Against the second reading too, meaning finds more of the warnings than the rules do.
     assert results["agreement/coach against second"][2] > results["agreement/coach against second (rules)"][2]
+    # The exchanges (a caller's words, the agent's reply): four hands' sets read, meaning beside the rules.
+    assert results["exchanges for fitting/meaning"]["calls"] >= 800 and results["exchanges held out/meaning"]["calls"] >= 200
+    held = {how: results[f"exchanges held out/{how}"] for how in ("meaning", "rules")}
+    assert held["meaning"]["warnings_recall"] > held["rules"]["warnings_recall"]
+
+
+def test_an_exchange_is_a_call_of_the_callers_words_and_the_agents_reply(tmp_path):
+    """A caller the writer marked upset has complained before these words (the coach's calm-caller gate reads it)."""
+    from clients.tools.evaluate import coach_text
+
+    path = tmp_path / "exchanges-held.json"
+    path.write_text(json.dumps({"exchanges": [
+        {"business": "ferry", "caller_upset": True, "caller": "Forty minutes. On hold.", "agent": "Ha, at least the music was nice! What's the booking?",
+         "warnings": ["glib"], "steps": []},
+        {"business": "ferry", "caller_upset": False, "caller": "Hi, I'd like to change a booking.", "agent": "Sure. What's the reference?",
+         "warnings": [], "steps": []}]}))
+    (upset, turns, _), (calm, calm_turns, _) = coach_text.exchange_calls([path])
+    assert turns[0].speaker == "caller" and turns[0].sentences[0] == coach_text.COMPLAINED and turns[0].venting
+    assert turns[1].sentences == ["Ha, at least the music was nice!", "What's the booking?"] and turns[1].warnings == ["glib"]
+    assert calm_turns[0].sentences == ["Hi, I'd like to change a booking."] and not calm_turns[0].venting
+    assert "glib" in coach_text.replay(PLAYBOOK, upset, turns).turn_warnings[1][1]
+    assert not coach_text.replay(PLAYBOOK, calm, calm_turns).turn_warnings[1][1]
 
 
 def test_by_meaning_every_move_and_warning_needs_examples(tmp_path):
