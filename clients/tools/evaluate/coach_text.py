@@ -35,6 +35,7 @@ ROOT = data_dir()
 PARTS = {"dev": ROOT / "calls", "validation": ROOT / "coach_text"}
 # Sentences labelled one by one: written for tuning, and in many voices by other hands (a measuring set).
 SECOND = ROOT / "coach_text" / "second" / "labels.json"  # a second annotator's labels of the validation calls
+THIRD = ROOT / "coach_text" / "third" / "labels.json"  # and a third's, made from the bare transcripts
 DEV_SENTENCES = {"dev sentences": ROOT / "coach_text" / "dev" / "sentences.json",
                  "voices held out": ROOT / "coach_text" / "dev" / "voices-held.json",
                  "second voices held out": ROOT / "coach_text" / "dev" / "voices2-held.json",
@@ -258,19 +259,26 @@ def sentence_scores(book: Playbook, labelled: list[tuple[str, list[str]]]) -> di
 
 
 def agreement(scores: list[Score]) -> dict:
-    """Warnings per agent turn on the validation calls (their replays), three readers pairwise: the gold, a second
+    """Warnings per agent turn on the validation calls (their replays), pairwise: the gold, a second and a third
     annotator (labels made without the gold or the coach's output), the coach. [reference, other, agreed] each."""
-    second = json.loads(SECOND.read_text())["calls"]
-    out = {k: [0, 0, 0] for k in ("second against gold", "coach against gold", "coach against second")}
+    theirs = {}
+    for who, path in (("second", SECOND), ("third", THIRD)):
+        if path.exists():
+            calls = json.loads(path.read_text())["calls"]
+            theirs[who] = {name: {row["turn"]: set(row["warnings"]) - {"interrupting"} for row in rows}
+                           for name, rows in calls.items()}
+    pairs = [(f"{who} against gold", "gold", who) for who in theirs]
+    if len(theirs) == 2:
+        pairs.append(("third against second", "second", "third"))
+    pairs += [(f"coach against {who}", who, "coach") for who in ("gold", *theirs)]
+    out = {key: [0, 0, 0] for key, _, _ in pairs}
     for score in scores:
-        theirs = {row["turn"]: set(row["warnings"]) - {"interrupting"} for row in second.get(score.name, [])}
         for index, (gold, found) in score.turn_warnings.items():
-            other = theirs.get(index, set())
-            for key, ref, got in (("second against gold", gold, other), ("coach against gold", gold, found),
-                                  ("coach against second", other, found)):
-                out[key][0] += len(ref)
-                out[key][1] += len(got)
-                out[key][2] += len(ref & got)
+            read = {"gold": gold, "coach": found, **{who: t.get(score.name, {}).get(index, set()) for who, t in theirs.items()}}
+            for key, ref, got in pairs:
+                out[key][0] += len(read[ref])
+                out[key][1] += len(read[got])
+                out[key][2] += len(read[ref] & read[got])
     return out
 
 
@@ -346,7 +354,7 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
                 print(f"  {how:<12} warnings P {tot['warnings_precision']:.2f} R {tot['warnings_recall']:.2f}   "
                       f"steps P {tot['steps_precision']:.2f} R {tot['steps_recall']:.2f}")
     if "validation" in parts and SECOND.exists():
-        print("\nwarnings per agent turn on validation, two annotators and the coach (P / R of the second against the first)")
+        print("\nwarnings per agent turn on validation, three annotators and the coach (P / R of the second against the first)")
         for how in ("meaning", "rules"):
             for key, (ref, got, ok) in agreement(replayed[("validation", how)]).items():
                 if how == "rules" and not key.startswith("coach"):
