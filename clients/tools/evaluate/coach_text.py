@@ -33,9 +33,11 @@ from models.heat import HeatTracker
 
 ROOT = data_dir()
 PARTS = {"dev": ROOT / "calls", "validation": ROOT / "coach_text"}
+# Other annotators' warnings of the validation calls, made without the gold or the coach's output (the third from
+# the bare transcripts).
+ANNOTATORS = {"second": ROOT / "coach_text" / "second" / "labels.json",
+              "third": ROOT / "coach_text" / "third" / "labels.json"}
 # Sentences labelled one by one: written for tuning, and in many voices by other hands (a measuring set).
-SECOND = ROOT / "coach_text" / "second" / "labels.json"  # a second annotator's labels of the validation calls
-THIRD = ROOT / "coach_text" / "third" / "labels.json"  # and a third's, made from the bare transcripts
 DEV_SENTENCES = {"dev sentences": ROOT / "coach_text" / "dev" / "sentences.json",
                  "voices held out": ROOT / "coach_text" / "dev" / "voices-held.json",
                  "second voices held out": ROOT / "coach_text" / "dev" / "voices2-held.json",
@@ -43,9 +45,10 @@ DEV_SENTENCES = {"dev sentences": ROOT / "coach_text" / "dev" / "sentences.json"
                  "fourth voices held out": ROOT / "coach_text" / "dev" / "voices4-held.json"}
 # Exchanges: a caller's words and the agent's whole reply, labelled in their context (the same words can be a
 # warning after one caller line and not after another): three hands' sets written to fit a reader of replies on
-# (nothing reads them yet), and a fourth hand's, in other businesses, held to measure it.
-EXCHANGES = {"exchanges for fitting": sorted((ROOT / "coach_text" / "dev").glob("exchanges*-fit.json")),
-             "exchanges held out": [ROOT / "coach_text" / "dev" / "exchanges-held.json"]}
+# (nothing reads them yet), and a fourth hand's, in other businesses, held to measure it. Each set with the
+# readers it is read by (None: every one; the 840 to fit on by the playbook and the rules: half a minute each).
+EXCHANGES = {"exchanges for fitting": (sorted((ROOT / "coach_text" / "dev").glob("exchanges*-fit.json")), ("meaning", "rules")),
+             "exchanges held out": ([ROOT / "coach_text" / "dev" / "exchanges-held.json"], None)}
 COMPLAINED = "I want to make a complaint, I am really not happy about this."
 SECONDS_PER_WORD = 0.35
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -111,19 +114,17 @@ def _calls(part: str) -> list[tuple[str, list[Turn], list[str]]]:
 
 
 def exchange_calls(paths) -> list[tuple[str, list[Turn], list[str]]]:
-    """Each exchange as a call of two turns: the caller's words (venting when they complain), the agent's reply."""
-    from models.text_sentiment import complaint_cues, text_score
-
+    """Each exchange as a call of two turns: the caller's words, the agent's reply. A caller the writer marked upset
+    complained earlier in the call, which the exchange does not hold: they say so first and the turn is venting
+    (whether a calm caller's own words complain is the coach's to hear, as in a call)."""
     out = []
-    for path, i, x in ((p, i, x) for p in paths for i, x in enumerate(json.loads(p.read_text())["exchanges"])):
-        said = [s for s in _SENTENCE.split(x["caller"].strip()) if s]
-        if x.get("caller_upset"):
-            # The caller complained earlier in the call, which the exchange does not hold: say so first.
-            said.insert(0, COMPLAINED)
-        upset = any(text_score(s) <= -0.3 or complaint_cues(s) for s in said)
-        out.append((f"{path.stem}/{i}", [Turn("caller", said, venting=upset),
-                                          Turn("agent", [s for s in _SENTENCE.split(x["agent"].strip()) if s],
-                                               list(x.get("steps") or []), list(x.get("warnings") or []))], []))
+    for path in paths:
+        for i, x in enumerate(json.loads(path.read_text())["exchanges"]):
+            upset = bool(x.get("caller_upset"))
+            said = [COMPLAINED] * upset + [s for s in _SENTENCE.split(x["caller"].strip()) if s]
+            reply = [s for s in _SENTENCE.split(x["agent"].strip()) if s]
+            out.append((f"{path.stem}/{i}", [Turn("caller", said, venting=upset),
+                                              Turn("agent", reply, list(x.get("steps") or []), list(x.get("warnings") or []))], []))
     return out
 
 
@@ -261,15 +262,10 @@ def sentence_scores(book: Playbook, labelled: list[tuple[str, list[str]]]) -> di
 def agreement(scores: list[Score]) -> dict:
     """Warnings per agent turn on the validation calls (their replays), pairwise: the gold, a second and a third
     annotator (labels made without the gold or the coach's output), the coach. [reference, other, agreed] each."""
-    theirs = {}
-    for who, path in (("second", SECOND), ("third", THIRD)):
-        if path.exists():
-            calls = json.loads(path.read_text())["calls"]
-            theirs[who] = {name: {row["turn"]: set(row["warnings"]) - {"interrupting"} for row in rows}
-                           for name, rows in calls.items()}
-    pairs = [(f"{who} against gold", "gold", who) for who in theirs]
-    if len(theirs) == 2:
-        pairs.append(("third against second", "second", "third"))
+    theirs = {who: {name: {row["turn"]: set(row["warnings"]) - {"interrupting"} for row in rows}
+                    for name, rows in json.loads(path.read_text())["calls"].items()}
+              for who, path in ANNOTATORS.items()}
+    pairs = [(f"{who} against gold", "gold", who) for who in theirs] + [("third against second", "second", "third")]
     pairs += [(f"coach against {who}", who, "coach") for who in ("gold", *theirs)]
     out = {key: [0, 0, 0] for key, _, _ in pairs}
     for score in scores:
@@ -343,17 +339,17 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
                 if verbose and how == meaning.meaning.get("head") and set_name == "dev sentences":
                     for miss in r["misses"]:
                         print(f"    {miss}")
-    if "dev" in parts:
-        for set_name, paths in EXCHANGES.items():
+        for set_name, (paths, readers) in EXCHANGES.items():
             data = exchange_calls(paths)
             print(f"\n{set_name} ({len(data)}), a caller's words then the agent's reply, warnings and steps per reply")
-            # The fitting sets by the playbook and the rules only (840 replies: each reading costs half a minute).
-            for how, book in (books.items() if "held" in set_name else [(h, books[h]) for h in ("meaning", "rules")]):
+            for how, book in books.items():
+                if readers is not None and how not in readers:
+                    continue
                 tot = totals([replay(book, name, turns) for name, turns, _ in data])
                 results[f"{set_name}/{how}"] = tot
                 print(f"  {how:<12} warnings P {tot['warnings_precision']:.2f} R {tot['warnings_recall']:.2f}   "
                       f"steps P {tot['steps_precision']:.2f} R {tot['steps_recall']:.2f}")
-    if "validation" in parts and SECOND.exists():
+    if "validation" in parts:
         print("\nwarnings per agent turn on validation, three annotators and the coach (P / R of the second against the first)")
         for how in ("meaning", "rules"):
             for key, (ref, got, ok) in agreement(replayed[("validation", how)]).items():
