@@ -17,7 +17,8 @@ import pytest
 from models.coach.coach import AgentWarning, Coach, StepDone
 from models.coach.embedder import ADAPTER
 from models.coach.playbook import DEFAULT_PATH, PlaybookError, load
-from models.coach.recognizer import recognize
+from models.coach.recognizer import decide_reply, recognize
+from models.floor import FloorState
 
 PLAYBOOK = load()
 RULES = dataclasses.replace(PLAYBOOK, recognition="rules", recognizer=None)
@@ -160,8 +161,10 @@ NEAR_MISSES = [
 
 
 def _found(book, text):
+    """What a sentence said as a whole reply shows: a warning heard by meaning is decided by the reply reader where
+    the playbook has one (the bundled one does)."""
     seen = recognize(book, text)
-    return set(seen.steps) | set(seen.warnings)
+    return set(seen.steps) | set(seen.warnings) | set(decide_reply(book, text, dict.fromkeys(seen.pending, text), seen.cleared))
 
 
 # The held-out misses, each marked with how the bundled playbook (the tuned encoder, both readers) reads the
@@ -220,8 +223,12 @@ def test_a_step_and_a_warning_go_through_the_coach():
     out = coach.agent_final("I feel terrible that we put you through this, I'm so sorry. "
                             "Right, I'm issuing you a full refund as we speak.", 5.0)
     assert {o.move for o in out if isinstance(o, StepDone)} >= {"apologize", "make_it_right"}
-    out = coach.agent_final("You picked the wrong tariff yourself, so that's why.", 9.0)
-    assert [w.kind for w in out if isinstance(w, AgentWarning)] == ["blame"]
+    # Heard by meaning, a warning waits for the reply to be over and read whole: the caller speaking again.
+    assert not [w for w in coach.agent_final("You picked the wrong tariff yourself, so that's why.", 9.0)
+                if isinstance(w, AgentWarning)]
+    out = coach.floor(FloorState(11.0, "caller_speaking", False, False, 0.9))
+    assert [(w.kind, w.quote) for w in out if isinstance(w, AgentWarning)] == [
+        ("blame", "You picked the wrong tariff yourself, so that's why.")]
     assert [s["move"] for s in coach.summary(0.2)["steps_done"]][:2] == ["apologize", "make_it_right"]
 
 
@@ -584,8 +591,12 @@ def test_the_text_eval_scores_meaning_against_rules(capsys):
     assert results["agreement/coach against second"][2] > results["agreement/coach against second (rules)"][2]
     # The exchanges (a caller's words, the agent's reply): four hands' sets read, meaning beside the rules.
     assert results["exchanges for fitting/meaning"]["calls"] >= 800 and results["exchanges held out/meaning"]["calls"] >= 200
-    held = {how: results[f"exchanges held out/{how}"] for how in ("meaning", "rules")}
+    held = {how: results[f"exchanges held out/{how}"] for how in ("meaning", "sentences", "rules")}
     assert held["meaning"]["warnings_recall"] > held["rules"]["warnings_recall"]
+    # The reply reader, fitted on the other hands' exchanges, makes the warnings surer on a fourth hand's and on the
+    # validation calls: what a sentence reader heard and the whole reply does not show is dropped.
+    assert held["meaning"]["warnings_precision"] > held["sentences"]["warnings_precision"] + 0.1
+    assert results["validation/meaning"]["warnings_precision"] > results["validation/sentences"]["warnings_precision"]
 
 
 def test_an_exchange_is_a_call_of_the_callers_words_and_the_agents_reply(tmp_path):

@@ -47,7 +47,9 @@ def evaluate(sub) -> None:
 
 def train(sub) -> None:
     tr = sub.add_parser("train", help="refit a learned model on its corpus and write its weights")
-    tr.add_argument("what", choices=["floor", "coach"])
+    tr.add_argument("what", choices=["floor", "coach", "replies"],
+                    help="floor: the end-of-vent model; coach: the sentence encoder's adapter, then the reply reader; "
+                         "replies: the coach's reply reader alone")
     _data_argument(tr)
     tr.add_argument("--l2", type=float, default=1.0, help="floor: L2 penalty of the logistic fit")
     tr.add_argument("--epochs", type=int, default=None, help="coach: epochs of fine-tuning the sentence encoder (4)")
@@ -120,6 +122,11 @@ def _train(args) -> int:
         from clients.tools import coach_encoder
 
         coach_encoder.train(epochs=args.epochs or coach_encoder.EPOCHS)
+    if args.what in ("coach", "replies"):
+        # The reply reader reads the adapter's vectors: a new adapter needs it refitted.
+        from clients.tools import coach_replies
+
+        coach_replies.train()
         return 0
     from clients.tools.evaluate import floor
 

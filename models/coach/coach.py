@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from models.coach.facts import Facts
 from models.coach.playbook import Playbook
-from models.coach.recognizer import recognize
+from models.coach.recognizer import decide_reply, recognize
 from models.floor import FloorState
 from models.text_sentiment import complaint_cues, text_score
 
@@ -28,6 +28,10 @@ REFUSAL = re.compile(r"\b(?:not good enough|not (?:acceptable|enough)|that'?s it
 ACCEPTED = re.compile(r"\b(?:that(?:'?s| is| would be| sounds| works)|sounds|works) (?:\w+ )?(?:great|perfect|brilliant|lovely|fine|"
                       r"good|wonderful|better|a relief)\b|\b(?:perfect|brilliant|lovely|great),? thanks?\b|"
                       r"\bthank (?:god|goodness|heavens)\b|\bthat'?s all\b|\bbye\b", re.I)
+# The reply reader reads the reply's last few finals: replies it was fitted on run one to four sentences, and a
+# long turn read whole would blur what its last sentences do.
+REPLY_FINALS = 3
+REPLY_PAUSE = 2.0  # seconds after the agent's last final with no more of the reply and no caller: it is over
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
@@ -95,6 +99,12 @@ class Coach:
     _caller_spoke: bool = False
     _overlap: _Overlap | None = None
     _agent_words: str = ""
+    _reply: list = field(default_factory=list)  # the agent's finals since the caller last spoke: the reply reader's text
+    _reply_warned: set = field(default_factory=set)  # warning kinds already shown for this reply
+    _reply_read: bool = True  # the reply so far has been read whole (reply_ended)
+    _reply_pending: dict = field(default_factory=dict)  # kind -> the reply's finals from the one it was heard in on
+    _reply_at: float = 0.0  # when the reply's last final came
+    _reply_cleared: set = field(default_factory=set)  # warnings the reply's words rule out (an exception, a near-miss)
     _released_at: float | None = None
     _hot_since: float | None = None
     _phrasing: dict = field(default_factory=dict)
@@ -104,7 +114,7 @@ class Coach:
     # -- inputs ------------------------------------------------------------------
 
     def floor(self, st: FloorState) -> list:
-        out = []
+        out = self.reply_ended(st.t) if st.state == "caller_speaking" else []
         if st.state == "overlap" and st.venting:
             self._overlap = self._overlap or _Overlap(st.t)
         elif st.state != "overlap":
@@ -141,6 +151,7 @@ class Coach:
         redaction), and the move it releases should already know "that sounds great, thanks". Reading the
         same sentence again at its final changes nothing."""
         self._caller_spoke = True
+        self._reply, self._reply_warned, self._reply_pending, self._reply_cleared = [], set(), {}, set()
         if score is None:
             score = text_score(text)  # this sentence alone, not the heat tracker's reading in context
         if score <= -0.3 or complaint_cues(text):
@@ -187,7 +198,15 @@ class Coach:
         self._agent_words = text
         out = []
         done_moves = {s.move for s in self.done}
+        self._reply, self._reply_read, self._reply_at = [*self._reply, text][-REPLY_FINALS:], False, t
         seen = recognize(self.playbook, text)
+        # A pending warning is read with what the agent said after it, not before: an apology and a refund earlier
+        # in the reply do not make "you picked the wrong tariff yourself" less of a blame; "but that's on us, I'll
+        # waive it" after a reason makes it no excuse.
+        self._reply_pending = {k: [*finals, text][:REPLY_FINALS] for k, finals in self._reply_pending.items()}
+        for kind in seen.pending:
+            self._reply_pending.setdefault(kind, [text])
+        self._reply_cleared |= set(seen.cleared)
         # Said again, it is done again; an apology acknowledges a flare-up as well as empathy does.
         self._again = [m for m in self._again if m not in seen.steps
                        and not (m == "empathize" and "apologize" in seen.steps)]
@@ -210,24 +229,49 @@ class Coach:
             # reason given when asked); a trigger phrase ("that's not my fault") counts with any caller.
             if not self._complaint and (self.playbook.warnings[kind].upset_only or kind in seen.by_meaning):
                 continue
+            self._reply_warned.add(kind)
             out += self._warn(t, kind, text)
         if out and not self._holding:
             out += self._plan(t, hold=False)
         return out
 
+    def reply_ended(self, t: float) -> list:
+        """The agent's reply is over (the caller has started to speak, or the agent has said nothing more for
+        ``REPLY_PAUSE``): read whole, it decides the warnings the sentence readers heard by meaning (they stand where
+        the reply shows them at ``reply_veto``) and may show one no sentence did (at ``reply_confirm``: "He logged
+        in at 11:40 and left at 12:25." to "your engineer never came" is arguing). Read at its end, not as it goes:
+        the reply reader was fitted on whole replies, and a reply's first sentence alone reads otherwise. By
+        meaning alone, so only toward a caller who has complained."""
+        if self._reply_read:
+            return []
+        self._reply_read = True
+        out = []
+        if self._complaint:
+            reply = " ".join(self._reply)
+            pending = {kind: " ".join(finals) for kind, finals in self._reply_pending.items()}
+            for kind in decide_reply(self.playbook, reply, pending, self._reply_cleared):
+                if kind not in self._reply_warned:
+                    self._reply_warned.add(kind)
+                    out += self._warn(t, kind, self._reply_pending[kind][0] if kind in pending else reply)
+        self._reply_pending, self._reply_cleared = {}, set()
+        return out  # the caller has the floor: the cue that repairs it comes at the next release
+
     @property
     def watching_stall(self) -> bool:
-        """A release is waiting for the agent's next step: only then does ``tick`` read ``heard``."""
-        return self._released_at is not None
+        """A release is waiting for the agent's next step, or a reply to be read whole once it is over: only then
+        does ``tick`` read ``heard``."""
+        return self._released_at is not None or not self._reply_read
 
     def tick(self, t: float, heard: float) -> list:
-        """Called as audio time passes: interrupting, stalled.
+        """Called as audio time passes: interrupting, stalled, a reply over.
 
         ``t`` is the audio time now; ``heard`` the audio time up to which the agent's speech is transcribed
         (no agent utterance still open or with its final still being transcribed before it). Whether a step
         followed the release is known only from the agent's finals: under load they come seconds after the
         words were spoken, so ``stalled`` is decided on ``heard``, never on ``t`` alone."""
-        out = []
+        # The reply is over once the agent's words are in and nothing more came for a while (heard: no utterance of
+        # theirs still open or being transcribed).
+        out = self.reply_ended(t) if not self._reply_read and min(t, heard) - self._reply_at >= REPLY_PAUSE else []
         ov = self._overlap
         if ov and not ov.warned and t - ov.start >= self.playbook.threshold("interrupting_seconds"):
             ov.warned = True

@@ -33,6 +33,10 @@ HEADS = ("nearest", "logistic", "both")
 # The sentence encoder, [meaning] encoder, one of models.coach.embedder.ENCODERS: "base", all-MiniLM-L6-v2 as
 # published; "tuned", the same with a low-rank adapter fitted on the examples and the voices' fitting halves
 # (calmline train coach; models/coach/adapter.npz). A playbook without the setting reads "base".
+# The reply reader (models/coach/replies.py), with ``replies = true``: a warning a sentence reader heard by meaning
+# stands where the whole reply so far reads as it at ``reply_veto`` or more; a reply that reads as one at
+# ``reply_confirm`` or more warns of it though no sentence did.
+REPLY_SETTINGS = ("reply_veto", "reply_confirm")
 HEAD_SETTINGS = {"probability": float, "clause_probability": float, "cues": float, "regularization": float,
                  "same_as_example": float}
 THRESHOLDS = {"apologize_first_heat": float, "empathize_heat": float, "escalation_heat": float,
@@ -169,7 +173,8 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
     if meaning:
         meaning["head"] = head
         meaning["encoder"] = encoder
-    unknown = set(meaning_data) - set(MEANING) - set(HEAD_SETTINGS) - {"head", "encoder"}
+        meaning.update(_reply_settings(meaning_data, encoder, where))
+    unknown = set(meaning_data) - set(MEANING) - set(HEAD_SETTINGS) - set(REPLY_SETTINGS) - {"head", "encoder", "replies"}
     if unknown:
         raise PlaybookError(f"{where}: [meaning] unknown {', '.join(sorted(unknown))}")
     other = _strings(data.get("other", {}).get("examples", []), f"{where}: [other] examples")
@@ -193,6 +198,26 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
         except EmbedderUnavailable as exc:
             raise PlaybookError(f"{where}: recognition by meaning: {exc}; or set recognition = \"rules\"") from None
     return book
+
+
+def _reply_settings(meaning_data: dict, encoder: str, where: str) -> dict:
+    """The reply reader's settings (models/coach/replies.py): off unless ``replies = true``, and then both
+    thresholds, the veto at most the confirmation. The reader was fitted on the tuned encoder's vectors: on the
+    published encoder it is off (a team lead trying that encoder need not change two lines)."""
+    replies = meaning_data.get("replies", False)
+    if not isinstance(replies, bool):
+        raise PlaybookError(f"{where}: [meaning] replies must be true or false")
+    if not replies:
+        return {"replies": False}
+    out = {"replies": encoder == "tuned"}
+    for name in REPLY_SETTINGS:
+        value = meaning_data.get(name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+            raise PlaybookError(f"{where}: [meaning] {name} must be a probability from 0 to 1")
+        out[name] = float(value)
+    if out["reply_veto"] > out["reply_confirm"]:
+        raise PlaybookError(f"{where}: [meaning] reply_veto must be at most reply_confirm")
+    return out
 
 
 def _strings(raw, where: str) -> tuple[str, ...]:

@@ -42,6 +42,8 @@ class Recognized:
     steps: tuple[str, ...]  # moves the words show, in playbook order
     warnings: tuple[str, ...]  # warning kinds the words show
     by_meaning: tuple[str, ...] = ()  # which of those only the examples found
+    pending: tuple[str, ...] = ()  # warnings heard by meaning alone that the whole reply decides (not in warnings)
+    cleared: tuple[str, ...] = ()  # warnings these words rule out for the reply read whole (an exception, a near-miss)
 
 
 def sentences(text: str) -> list[tuple[str, list[tuple[int, int]]]]:
@@ -71,12 +73,14 @@ class Recognizer:
         self.embedder = embedder or embedding.shared(playbook.meaning.get("encoder", "base"))
         self.meaning = playbook.meaning
         labels, texts, self.thresholds = [], [], {}
+        self.near_miss_of: dict[int, str] = {}  # an example's row -> the class it is a near-miss of
         for spec in [*playbook.moves.values(), *playbook.warnings.values()]:
             name = getattr(spec, "name", None) or spec.kind
             for example in spec.examples:
                 labels.append(name)
                 texts.append(example)
             for near in spec.near_misses:
+                self.near_miss_of[len(texts)] = name
                 labels.append(OTHER)
                 texts.append(near)
             if spec.examples:
@@ -92,6 +96,7 @@ class Recognizer:
         self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
         # Who reads: the nearest examples, the head, or both (moves from either, warnings from both).
         self.readers = {"logistic": ("logistic",), "both": ("nearest", "logistic")}.get(self.meaning.get("head"), ("nearest",))
+        self.replies = _reply_reader(playbook) if self.meaning.get("replies") else None
         self.head = None
         if "logistic" in self.readers:
             from models.coach.head import Head
@@ -113,13 +118,14 @@ class Recognizer:
             out[:, i] = np.sort(part, axis=1)[:, -take:].mean(axis=1)
         return (1 - w) * out + w * _cosines(vectors, self.centres)
 
-    def read_text(self, text: str) -> dict[str, list[tuple[str, int, str, float]]]:
+    def read_text(self, text: str) -> tuple[dict[str, list[tuple[str, int, str, float]]], set[str]]:
         """An agent final's sentences and their clauses, by each of the playbook's readers: (text, index of its
-        sentence's row or -1 for a sentence, class, score). One run of the model: a clause is read from its
-        sentence's own run (its tokens pooled), which costs nothing more than the sentence."""
+        sentence's row or -1 for a sentence, class, score); and the classes one of them is a near-miss of (the
+        same as it, at ``same_as_example``). One run of the model: a clause is read from its sentence's own run
+        (its tokens pooled), which costs nothing more than the sentence."""
         split = sentences(text)
         if not split:
-            return {}
+            return {}, set()
         whole, parts = self.embedder.embed_spans([s for s, _ in split], [spans for _, spans in split])
         rows, where = [], []
         for i, (sentence, spans) in enumerate(split):
@@ -131,8 +137,11 @@ class Recognizer:
                 where.append((sentence[a:b].strip(" ,.;"), at))
         vectors, texts = np.array(rows), [u for u, _ in where]
         sims = _cosines(vectors, self.vectors)  # once, for every reader
+        same = self.meaning.get("same_as_example")
+        near = {self.near_miss_of[int(np.argmax(row))] for row in sims
+                if same is not None and len(row) and row.max() >= same and int(np.argmax(row)) in self.near_miss_of}
         return {reader: [(u, at, label, score) for (u, at), (label, score, _) in zip(where, self._read(vectors, texts, reader, sims))]
-                for reader in self.readers}
+                for reader in self.readers}, near
 
     def _read(self, vectors: np.ndarray, texts: list[str], reader: str, sims: np.ndarray) -> list[tuple[str, float, float]]:
         # A sentence this close to one of the examples (a near-miss included) takes that example's class:
@@ -234,21 +243,84 @@ def _excepted_by_meaning(rule, sentence: str) -> bool:
     return False
 
 
+def _reply_reader(playbook):
+    """The playbook's reply reader, refused where it was fitted on vectors of another adapter or knows kinds the
+    playbook does not."""
+    import hashlib
+
+    from models.coach.embedder import ADAPTER
+    from models.coach.replies import ReplyReader, RepliesUnavailable
+
+    reader = ReplyReader()
+    fitted_on = reader.meta.get("adapter_sha256")
+    if not ADAPTER.is_file() or fitted_on != hashlib.sha256(ADAPTER.read_bytes()).hexdigest():
+        raise RepliesUnavailable("the reply reader was fitted on another adapter's vectors (calmline train replies refits it)")
+    unknown = set(reader.kinds) - set(playbook.warnings)
+    if unknown:
+        raise RepliesUnavailable(f"the reply reader knows warning kinds the playbook does not: {', '.join(sorted(unknown))}")
+    return reader
+
+
 def recognize(playbook, text: str) -> Recognized:
-    """The moves and warning kinds in one agent final: rules first, then meaning where the playbook says so."""
+    """The moves and warning kinds in one agent final: rules first, then meaning where the playbook says so.
+
+    With a reply reader (the playbook's ``replies``), a warning heard by meaning alone is pending: the agent's
+    whole reply decides it (``decide_reply``). "The tracking says two o'clock." reads as arguing alone and is a
+    plain answer in "Let me check. The tracking says two o'clock, so it should be with you soon." The trigger
+    phrases stand at once."""
     steps = {m.name for m in playbook.moves.values() if any(p.search(text) for p in m.done)}
     warnings = {w.kind for w in playbook.warnings.values() if any(p.search(text) for p in w.patterns)
                 and not _excepted(w, text)}
     by_rule = steps | warnings
     found: set[str] = set()
+    pending: set[str] = set()
+    # What this final's words rule out for the reply read whole: a warning whose exception it says ("you're quite
+    # right" is no arguing) or whose near-miss it is, and one a move found by rule contradicts ("I'm so sorry").
+    cleared = {k for k, w in playbook.warnings.items()
+               if w.unless and any(_excepted_by_meaning(w, s) for s, _ in sentences(text))}
+    cleared |= {k for k in playbook.warnings for m in steps if (m, k) in CONFLICTS or (k, m) in CONFLICTS}
     if playbook.recognition == "meaning" and playbook.recognizer is not None:
-        heard = [_by_meaning(playbook, read, by_rule, reader) for reader, read in playbook.recognizer.read_text(text).items()]
+        readings, near = playbook.recognizer.read_text(text)
+        cleared |= near & set(playbook.warnings)
+        heard = [_by_meaning(playbook, read, by_rule, reader) for reader, read in readings.items()]
         if heard:
             # One reader: what it heard. Two: a move either heard, a warning both heard. Each reader has settled its
             # own conflicts (a tie to the move), so a warning both heard meets no move either heard against it.
             moves = set().union(*heard) & set(playbook.moves)
             found = moves | (set.intersection(*heard) & set(playbook.warnings))
+        if playbook.recognizer.replies is not None:
+            pending = {x for x in found if x in playbook.recognizer.replies.kinds} - warnings
+            found -= pending
     steps |= {x for x in found if x in playbook.moves}
     warnings |= {x for x in found if x in playbook.warnings}
     return Recognized(tuple(m for m in playbook.moves if m in steps), tuple(k for k in playbook.warnings if k in warnings),
-                      tuple(sorted(found)))
+                      tuple(sorted(found)), tuple(sorted(pending)), tuple(sorted(cleared - pending - warnings)))
+
+
+def decide_reply(playbook, reply: str, pending: dict[str, str], cleared=()) -> tuple[str, ...]:
+    """The warnings of an agent's reply, by the playbook's reply reader: each a sentence reader heard (``pending``:
+    kind -> the reply from the final it was heard in on) where that text shows it at ``reply_veto``, and any the
+    whole ``reply`` shows plainly, at ``reply_confirm``, whether a sentence reader heard it or not (1: never),
+    unless the reply's words rule it out (``cleared``: the team lead's exceptions and near-misses are their word
+    on it)."""
+    confirm = playbook.meaning.get("reply_confirm", 1.0)
+    read: dict[str, dict[str, float]] = {}  # one model run per distinct text
+
+    def shows(text: str) -> dict[str, float]:
+        if text not in read:
+            read[text] = reply_probabilities(playbook, text)
+        return read[text]
+
+    out = {k for k, text in pending.items() if shows(text).get(k, 1.0) >= playbook.meaning["reply_veto"]}
+    if confirm < 1:
+        out |= {k for k, x in shows(reply).items() if x >= confirm and k not in cleared}
+    return tuple(k for k in playbook.warnings if k in out)
+
+
+def reply_probabilities(playbook, reply: str) -> dict[str, float]:
+    """Each warning kind's probability in the agent's reply read whole by the playbook's reply reader; none without
+    one (models/coach/replies.py)."""
+    recognizer = playbook.recognizer if playbook.recognition == "meaning" else None
+    if recognizer is None or recognizer.replies is None or not reply.strip():
+        return {}
+    return recognizer.replies.probabilities(recognizer.embedder.embed([reply])[0])

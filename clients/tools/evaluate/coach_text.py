@@ -47,7 +47,7 @@ DEV_SENTENCES = {"dev sentences": ROOT / "coach_text" / "dev" / "sentences.json"
 # warning after one caller line and not after another): three hands' sets written to fit a reader of replies on
 # (nothing reads them yet), and a fourth hand's, in other businesses, held to measure it. Each set with the
 # readers it is read by (None: every one; the 840 to fit on by the playbook and the rules: half a minute each).
-EXCHANGES = {"exchanges for fitting": (sorted((ROOT / "coach_text" / "dev").glob("exchanges*-fit.json")), ("meaning", "rules")),
+EXCHANGES = {"exchanges for fitting": (sorted((ROOT / "coach_text" / "dev").glob("exchanges*-fit.json")), ("meaning", "sentences", "rules")),
              "exchanges held out": ([ROOT / "coach_text" / "dev" / "exchanges-held.json"], None)}
 COMPLAINED = "I want to make a complaint, I am really not happy about this."
 SECONDS_PER_WORD = 0.35
@@ -169,6 +169,8 @@ def replay(playbook: Playbook, name: str, turns: list[Turn], facts: list[str] = 
                 if isinstance(out, AgentWarning):
                     got_warnings.add(out.kind)
             t += 0.3
+        # The caller speaks next (or the call ends): the reply is read whole, as the floor's turn to the caller does.
+        got_warnings |= {o.kind for o in coach.reply_ended(t) if isinstance(o, AgentWarning)}
         gold = set(turn.warnings)
         score.turn_warnings[index] = (gold, got_warnings)
         score.warnings_gold += len(gold)
@@ -217,24 +219,30 @@ def totals(scores: list[Score]) -> dict:
 
 
 def heads(playbook: Playbook) -> dict[str, Playbook]:
-    """The playbook read every way: by each head (its own, the nearest examples, the logistic head, both), its
-    own head on the other encoder (the published one, or the fine-tuned one where it exists), and the rules alone."""
+    """The playbook read every way: by its own head without the reply reader where it has one ("sentences"), by
+    each other head (the nearest examples, the logistic head, both) alone, its own head on the other encoder (the
+    published one, or the fine-tuned one where it exists), and the rules alone."""
     from models.coach.recognizer import Recognizer
 
     out = {}
+    sentences_only = {"replies": False}  # each sentence reader alone: no reply reader
+    if playbook.meaning.get("replies"):
+        book = dataclasses.replace(playbook, meaning={**playbook.meaning, **sentences_only})
+        object.__setattr__(book, "recognizer", Recognizer(book))
+        out["sentences"] = book  # the playbook's own head, without the reply reader
     for head in ("both", "logistic", "nearest"):
-        if playbook.meaning.get("head") == head:
+        if playbook.meaning.get("head") == head and not playbook.meaning.get("replies"):
             out[head] = playbook
         elif head != "nearest" and not set(HEAD_SETTINGS) <= set(playbook.meaning):
             continue  # a playbook without the head's settings
-        else:
-            book = dataclasses.replace(playbook, meaning={**playbook.meaning, "head": head})
+        elif head != playbook.meaning.get("head"):
+            book = dataclasses.replace(playbook, meaning={**playbook.meaning, "head": head, **sentences_only})
             object.__setattr__(book, "recognizer", Recognizer(book))
             out[head] = book
     # The other encoder: the published one, or the fine-tuned one where its adapter is there.
     other = "tuned" if playbook.meaning.get("encoder", "base") == "base" else "base"
     if playbook.recognition == "meaning" and (other == "base" or ADAPTER.is_file()):
-        book = dataclasses.replace(playbook, meaning={**playbook.meaning, "encoder": other})
+        book = dataclasses.replace(playbook, meaning={**playbook.meaning, "encoder": other, **sentences_only})
         object.__setattr__(book, "recognizer", Recognizer(book))
         out[f"{other} encoder"] = book
     out["rules"] = dataclasses.replace(playbook, recognition="rules", recognizer=None)
@@ -243,12 +251,13 @@ def heads(playbook: Playbook) -> dict[str, Playbook]:
 
 def sentence_scores(book: Playbook, labelled: list[tuple[str, list[str]]]) -> dict:
     """Warnings and steps found in sentences read alone against their labels: [gold, got, ok] each, and the misses."""
-    from models.coach.recognizer import recognize
+    from models.coach.recognizer import decide_reply, recognize
 
     out = {"warnings": [0, 0, 0], "steps": [0, 0, 0], "misses": []}
     for text, labels in labelled:
         seen = recognize(book, text)
-        gold, got = set(labels), set(seen.steps) | set(seen.warnings)
+        # A sentence alone is a whole reply: the reply reader, where there is one, decides what was pending.
+        gold, got = set(labels), set(seen.steps) | set(seen.warnings) | set(decide_reply(book, text, dict.fromkeys(seen.pending, text), seen.cleared))
         for key, names in (("warnings", book.warnings), ("steps", book.moves)):
             g, f = gold & set(names), got & set(names)
             out[key][0] += len(g)
@@ -331,12 +340,12 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
         for set_name, path in DEV_SENTENCES.items():
             labelled = [(text, labels) for text, labels in json.loads(path.read_text())["sentences"]]
             print(f"\n{set_name} read alone ({len(labelled)}), found/gold (+ extra)")
-            for how, book in others.items():
+            for how, book in {"meaning": meaning, **others}.items():
                 r = sentence_scores(book, labelled)
                 results[f"{set_name}/{how}"] = r
                 cell = lambda g, f, ok: f"P {ok / f if f else float('nan'):.2f} R {ok / g:.2f} ({ok}/{g} +{f - ok})"  # noqa: E731
-                print(f"  {how:<9} warnings {cell(*r['warnings'])}   steps {cell(*r['steps'])}")
-                if verbose and how == meaning.meaning.get("head") and set_name == "dev sentences":
+                print(f"  {how:<12} warnings {cell(*r['warnings'])}   steps {cell(*r['steps'])}")
+                if verbose and how == "meaning" and set_name == "dev sentences":
                     for miss in r["misses"]:
                         print(f"    {miss}")
         for set_name, (paths, readers) in EXCHANGES.items():

@@ -1,0 +1,184 @@
+"""The coach's reply reader: a warning heard by meaning in a sentence is decided by the agent's whole reply.
+
+The sentences here are written for these tests: none is in the exchanges it was fitted on (checked below).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from models.coach import replies
+from models.coach.coach import AgentWarning, Coach
+from models.coach.playbook import DEFAULT_PATH, PlaybookError, load
+from models.coach.recognizer import Recognizer, recognize
+from models.floor import FloorState
+
+PLAYBOOK = load()
+UPSET = "This is ridiculous, I am furious with you people."
+
+# Said to a caller who complained, each reply one final a sentence: what the whole reply is warned of.
+REPLIES = [
+    # A reason alone is an excuse; the same reason owned and followed by a remedy is not.
+    (["Half the team is off with flu this week."], ["excuse"]),
+    (["Half the team is off with flu this week, but that's our problem, not yours.", "I'll get someone to you today."], []),
+    # "Our notes say..." reads as arguing alone; followed by "that's no excuse for us" and a remedy it is not.
+    (["That isn't what happened according to our notes."], ["arguing"]),
+    (["Our notes say you were sent a reminder, but that's no excuse for us.", "I'm sorry, I'll waive the fee."], []),
+    (["Best you contact the shop where you bought it."], ["passing_the_buck"]),
+]
+
+
+def _said(coach: Coach, finals: list[str], t: float = 5.0) -> tuple[list[str], list[str]]:
+    """The warning kinds the reply draws as it is said, and when it is over (the caller speaks again)."""
+    during = [o.kind for i, text in enumerate(finals) for o in coach.agent_final(text, t + i)
+              if isinstance(o, AgentWarning)]
+    after = [o.kind for o in coach.floor(FloorState(t + len(finals) + 1, "caller_speaking", False, False, 0.9))
+             if isinstance(o, AgentWarning)]
+    return during, after
+
+
+def test_the_sentences_here_are_not_in_the_exchanges_fitted_on():
+    from clients.tools import coach_replies
+
+    fitted = " ".join(x["agent"].lower() for x in coach_replies.exchanges())
+    for finals, _ in REPLIES:
+        for text in finals:
+            assert text.lower() not in fitted, text
+
+
+@pytest.mark.parametrize("finals, warned", REPLIES, ids=[" ".join(f)[:40] for f, _ in REPLIES])
+def test_a_warning_heard_by_meaning_is_decided_by_the_whole_reply(finals, warned):
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said(UPSET)
+    during, after = _said(coach, finals)
+    assert during == [] and after == warned
+
+
+def test_a_trigger_phrase_warns_at_once_whatever_the_reply():
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said(UPSET)
+    during, after = _said(coach, ["That's not my fault.", "I'll waive the fee and book you in today."])
+    assert during == ["blame"] and after == []
+
+
+def test_a_reply_is_over_when_the_agent_says_no_more():
+    """No caller words after the reply (the call goes quiet, or ends on it): once the agent's words are all in and
+    nothing more came for REPLY_PAUSE, the reply is read whole. Not before their utterance is transcribed."""
+    from models.coach.coach import REPLY_PAUSE
+
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said(UPSET)
+    assert coach.agent_final("Best you contact the shop where you bought it.", 10.0) == []
+    assert coach.watching_stall  # so the session works out how far the agent's words are heard
+    assert coach.tick(10.0 + REPLY_PAUSE + 1, heard=10.5) == []  # another utterance of theirs still transcribing
+    out = coach.tick(10.0 + REPLY_PAUSE + 1, heard=10.0 + REPLY_PAUSE + 1)
+    assert [o.kind for o in out if isinstance(o, AgentWarning)] == ["passing_the_buck"]
+    assert coach.tick(20.0, heard=20.0) == []  # read once
+    assert not coach.watching_stall
+
+
+def test_toward_a_calm_caller_a_reply_by_meaning_warns_of_nothing():
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said("Hi, I'd like to check when my order arrives.")
+    assert _said(coach, ["Best you contact the shop where you bought it."]) == ([], [])
+
+
+def test_without_the_reader_a_warning_by_meaning_is_shown_at_once():
+    """replies = false: the sentence readers decide, per final, as before the reader."""
+    book = dataclasses.replace(PLAYBOOK, meaning={**PLAYBOOK.meaning, "replies": False})
+    object.__setattr__(book, "recognizer", Recognizer(book))
+    assert book.recognizer.replies is None and PLAYBOOK.recognizer.replies is not None
+    coach = Coach(book, 0)
+    coach.caller_said(UPSET)
+    during, after = _said(coach, ["Our notes say you were sent a reminder, but that's no excuse for us."])
+    assert during == ["arguing"] and after == []
+
+
+def test_a_reply_shows_a_warning_no_sentence_did_where_the_playbook_asks():
+    """reply_confirm below 1: a reply that reads plainly as a warning warns of it once, however many finals it
+    runs to; the team lead's exceptions hold against it ("you're right" is no arguing)."""
+    book = dataclasses.replace(PLAYBOOK, meaning={**PLAYBOOK.meaning, "reply_confirm": 0.8})
+    object.__setattr__(book, "recognizer", PLAYBOOK.recognizer)
+    finals = ["Our system shows he arrived at 11:40.", "He was there until 12:25."]
+    assert not any(recognize(book, text).pending for text in finals)  # no sentence reader hears it
+    coach = Coach(book, 0)
+    coach.caller_said("Your engineer never turned up, I waited in all day!")
+    coach.caller_said(UPSET)
+    assert _said(coach, finals) == ([], ["arguing"])
+    assert _said(coach, ["You're quite right, our system shows he arrived at 11:40."]) == ([], [])
+    assert _said(Coach(PLAYBOOK, 0), finals) == ([], [])  # the bundled playbook: 1, never
+
+
+def test_the_committed_reader_is_current_and_says_what_it_was_fitted_on():
+    """Fitted by calmline train replies on the fitting exchanges as committed, through the committed adapter."""
+    from clients.tools import coach_replies
+
+    assert coach_replies.current(), "the reply reader is stale: run calmline train replies"
+    meta, w, b = replies.read(replies.REPLIES)
+    assert meta["replies"] == len(coach_replies.exchanges()) >= 800
+    assert meta["kinds"] == [k for k in PLAYBOOK.warnings if k != "interrupting"] and w.shape == (384, len(meta["kinds"]))
+    assert all(meta["warned"][k] >= 50 for k in meta["kinds"])
+
+
+def test_fitting_gives_the_same_weights_every_time_and_learns_its_labels():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 16)).astype(np.float32)
+    y = np.stack([x[:, 0] > 0.5, x[:, 1] + x[:, 2] < 0], axis=1).astype(np.float32)
+    w1, b1 = replies.fit(x, y, 10.0)
+    w2, b2 = replies.fit(x, y, 10.0)
+    assert np.array_equal(w1, w2) and np.array_equal(b1, b2)
+    p = 1 / (1 + np.exp(-(x @ w1 + b1)))
+    assert ((p > 0.5) == (y > 0)).mean() > 0.9
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("missing", "is missing"),
+    ("not an archive", "not a reply reader"),
+    ("kinds", "do not fit its kinds"),
+    ("adapter", "another adapter's vectors"),
+])
+def test_a_reader_that_is_not_the_one_training_wrote_is_refused(tmp_path, monkeypatch, damage, message):
+    meta, w, b = replies.read(replies.REPLIES)
+    path = tmp_path / "replies.npz"
+    if damage == "not an archive":
+        path.write_bytes(b"not an npz")
+    elif damage == "kinds":
+        replies.write(path, {**meta, "kinds": meta["kinds"][:-1]}, w, b)
+    elif damage == "adapter":
+        replies.write(path, {**meta, "adapter_sha256": "0" * 64}, w, b)
+    monkeypatch.setattr(replies, "REPLIES", path)
+    with pytest.raises(PlaybookError, match=message):
+        load()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("replies = true", 'replies = "yes"'), "replies must be true or false"),
+    (lambda t: t.replace("reply_veto = 0.6", "reply_veto = 1.5"), "reply_veto must be a probability"),
+    (lambda t: t.replace("reply_veto = 0.6", ""), "reply_veto must be a probability"),
+    (lambda t: t.replace("reply_veto = 0.6", "reply_veto = 0.9").replace("reply_confirm = 1.0", "reply_confirm = 0.8"),
+     "reply_veto must be at most reply_confirm"),
+])
+def test_the_reply_settings_are_checked(tmp_path, edit, message):
+    path = tmp_path / "playbook.toml"
+    text = edit(DEFAULT_PATH.read_text())
+    assert text != DEFAULT_PATH.read_text()
+    path.write_text(text)
+    with pytest.raises(PlaybookError, match=message):
+        load(path, embed=False)
+
+
+def test_on_the_published_encoder_the_reader_is_off(tmp_path):
+    """It was fitted on the tuned encoder's vectors: a team lead trying the published one changes one line."""
+    path = tmp_path / "playbook.toml"
+    path.write_text(DEFAULT_PATH.read_text().replace('encoder = "tuned"', 'encoder = "base"'))
+    book = load(path)
+    assert book.meaning["replies"] is False and book.recognizer.replies is None
+
+
+def test_the_card_is_json_with_the_digests(tmp_path):
+    meta, w, b = replies.read(replies.REPLIES)
+    assert json.loads(json.dumps(meta)) == meta and len(meta["data_sha256"]) == len(meta["adapter_sha256"]) == 64
