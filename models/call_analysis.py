@@ -98,6 +98,10 @@ class CallAnalysis:
             return out + self.coach.caller_heat(reading.heat, now) + self.coach.refresh(now)
         return out + self.coach.agent_final(text, now)
 
+    def call_over(self, t: float) -> list[Output]:
+        """The call is ending, its last finals in: what waits on the agent's last reply is decided now."""
+        return self.coach.reply_ended(t)
+
     def summary(self) -> dict:
         """The call's summary for ``call.ended`` (steps, warnings, heat, follow-up)."""
         caller = self.heat.get(CALLER)

@@ -3,12 +3,19 @@ register them (the ``calmline.commands`` entry-point group of pyproject.toml).""
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-from importlib.metadata import entry_points
 
-from service import config, logs
+# numpy's OpenBLAS starts a thread per core at import and keeps it spinning after each product: in the server it
+# is one more thread beside the event loop and the transcription workers on the same cores, and its products are
+# small (the coach's vectors, a VAD batch's features). Before numpy is first imported, so it holds for the whole
+# process; the environment may still say otherwise.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from importlib.metadata import entry_points  # noqa: E402
+
+from service import config, logs  # noqa: E402
 
 COMMANDS = "calmline.commands"
 

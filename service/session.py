@@ -126,6 +126,7 @@ class CallSession:
             return None
         self.ended, self.end_status, self.end_reason = True, status, reason
         await finish(list(self.tracks.values()), FINAL_WAIT)
+        self.events.emit_all(self.analysis.call_over(self.audio_seconds))  # before the summary, which counts it
         self.flush_audio()
         summary = {"duration": round(self.audio_seconds, 3), "end_status": status, **self.analysis.summary()}
         # Delivered live even when it cannot be stored.

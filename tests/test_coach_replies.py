@@ -182,3 +182,26 @@ def test_on_the_published_encoder_the_reader_is_off(tmp_path):
 def test_the_card_is_json_with_the_digests(tmp_path):
     meta, w, b = replies.read(replies.REPLIES)
     assert json.loads(json.dumps(meta)) == meta and len(meta["data_sha256"]) == len(meta["adapter_sha256"]) == 64
+
+
+def test_the_calls_end_decides_what_waits_on_the_last_reply():
+    """A call that ends on the agent's reply: the session's end reads it whole before the summary is made."""
+    from models.call_analysis import CallAnalysis
+
+    analysis = CallAnalysis(PLAYBOOK, 0.0, ["caller", "agent"])
+    analysis.final("caller", UPSET, 0.0, 2.0, 2.5)
+    out = analysis.final("agent", "Best you contact the shop where you bought it.", 3.0, 5.0, 5.5)
+    assert not [o for o in out if isinstance(o, AgentWarning)]
+    assert [o.kind for o in analysis.call_over(6.0) if isinstance(o, AgentWarning)] == ["passing_the_buck"]
+    assert [w["kind"] for w in analysis.summary()["warnings"]] == ["passing_the_buck"]
+    assert analysis.call_over(7.0) == []
+
+
+def test_each_reply_is_decided_on_its_own():
+    """A reply read, the agent's next final starts the next one: a warning of the same kind can come again, and the
+    earlier reply's words are not read with it."""
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said(UPSET)
+    assert _said(coach, ["Best you contact the shop where you bought it."]) == ([], ["passing_the_buck"])
+    assert _said(coach, ["I'll chase the shop for you myself and ring you back by four."], t=20.0) == ([], [])
+    assert _said(coach, ["Best you contact the shop where you bought it."], t=40.0) == ([], ["passing_the_buck"])

@@ -99,7 +99,7 @@ class Coach:
     _caller_spoke: bool = False
     _overlap: _Overlap | None = None
     _agent_words: str = ""
-    _reply: list = field(default_factory=list)  # the agent's finals since the caller last spoke: the reply reader's text
+    _reply: list = field(default_factory=list)  # the agent's finals since their last reply was read: the reply reader's text
     _reply_warned: set = field(default_factory=set)  # warning kinds already shown for this reply
     _reply_read: bool = True  # the reply so far has been read whole (reply_ended)
     _reply_pending: dict = field(default_factory=dict)  # kind -> the reply's finals from the one it was heard in on
@@ -151,7 +151,6 @@ class Coach:
         redaction), and the move it releases should already know "that sounds great, thanks". Reading the
         same sentence again at its final changes nothing."""
         self._caller_spoke = True
-        self._reply, self._reply_warned, self._reply_pending, self._reply_cleared = [], set(), {}, set()
         if score is None:
             score = text_score(text)  # this sentence alone, not the heat tracker's reading in context
         if score <= -0.3 or complaint_cues(text):
@@ -198,6 +197,8 @@ class Coach:
         self._agent_words = text
         out = []
         done_moves = {s.move for s in self.done}
+        if self._reply_read:  # the last reply was read whole: this final starts the next one
+            self._reply, self._reply_warned = [], set()
         self._reply, self._reply_read, self._reply_at = [*self._reply, text][-REPLY_FINALS:], False, t
         seen = recognize(self.playbook, text)
         # A pending warning is read with what the agent said after it, not before: an apology and a refund earlier
