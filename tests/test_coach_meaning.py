@@ -346,6 +346,12 @@ def _by_head(text):
     (lambda t: _by_head(t).replace("cues = 0.2", ""), r"\[meaning\] cues must be a non-negative number"),
     (lambda t: t.replace("[warnings.glib]\n", "[warnings.glib]\nthreshold = 3\n"), "threshold must be a number from 0 to 1"),
     (lambda t: t.replace('examples = [\n    "Sorry for the inconvenience.",', 'examples = [\n    42,'), "list of sentences"),
+    # the reply reader's (models/coach/replies.py)
+    (lambda t: t.replace("replies = true", 'replies = "yes"'), "replies must be true or false"),
+    (lambda t: t.replace("reply_veto = 0.6", "reply_veto = 1.5"), "reply_veto must be a probability"),
+    (lambda t: t.replace("reply_veto = 0.6", ""), "reply_veto must be a probability"),
+    (lambda t: t.replace("reply_veto = 0.6", "reply_veto = 0.9").replace("reply_confirm = 1.0", "reply_confirm = 0.8"),
+     "reply_veto must be at most reply_confirm"),
 ])
 def test_meaning_settings_are_checked(tmp_path, edit, message):
     path = tmp_path / "playbook.toml"

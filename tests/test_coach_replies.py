@@ -155,22 +155,6 @@ def test_a_reader_that_is_not_the_one_training_wrote_is_refused(tmp_path, monkey
         load()
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda t: t.replace("replies = true", 'replies = "yes"'), "replies must be true or false"),
-    (lambda t: t.replace("reply_veto = 0.6", "reply_veto = 1.5"), "reply_veto must be a probability"),
-    (lambda t: t.replace("reply_veto = 0.6", ""), "reply_veto must be a probability"),
-    (lambda t: t.replace("reply_veto = 0.6", "reply_veto = 0.9").replace("reply_confirm = 1.0", "reply_confirm = 0.8"),
-     "reply_veto must be at most reply_confirm"),
-])
-def test_the_reply_settings_are_checked(tmp_path, edit, message):
-    path = tmp_path / "playbook.toml"
-    text = edit(DEFAULT_PATH.read_text())
-    assert text != DEFAULT_PATH.read_text()
-    path.write_text(text)
-    with pytest.raises(PlaybookError, match=message):
-        load(path, embed=False)
-
-
 def test_on_the_published_encoder_the_reader_is_off(tmp_path):
     """It was fitted on the tuned encoder's vectors: a team lead trying the published one changes one line."""
     path = tmp_path / "playbook.toml"
