@@ -189,3 +189,14 @@ def test_each_reply_is_decided_on_its_own():
     assert _said(coach, ["Best you contact the shop where you bought it."]) == ([], ["passing_the_buck"])
     assert _said(coach, ["I'll chase the shop for you myself and ring you back by four."], t=20.0) == ([], [])
     assert _said(coach, ["Best you contact the shop where you bought it."], t=40.0) == ([], ["passing_the_buck"])
+
+
+def test_training_writes_the_committed_reader_again(tmp_path):
+    """calmline train replies is the committed file's recipe: run again, it gives the same card and weights."""
+    from clients.tools import coach_replies
+
+    meta = coach_replies.train(out=tmp_path / "replies.npz")
+    again, w, b = replies.read(tmp_path / "replies.npz")
+    committed, w0, b0 = replies.read(replies.REPLIES)
+    assert again == committed == meta
+    assert np.allclose(w, w0, atol=1e-5) and np.allclose(b, b0, atol=1e-5)
