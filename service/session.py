@@ -126,7 +126,10 @@ class CallSession:
             return None
         self.ended, self.end_status, self.end_reason = True, status, reason
         await finish(list(self.tracks.values()), FINAL_WAIT)
-        self.events.emit_all(self.analysis.call_over(self.audio_seconds))  # before the summary, which counts it
+        try:  # before the summary, which counts what it finds
+            self.events.emit_all(self.analysis.call_over(self.audio_seconds))
+        except Exception:  # the call still ends, with what was already decided
+            log.exception("reading the agent's last reply failed", extra={"call_id": self.call_id})
         self.flush_audio()
         summary = {"duration": round(self.audio_seconds, 3), "end_status": status, **self.analysis.summary()}
         # Delivered live even when it cannot be stored.

@@ -17,7 +17,7 @@ import pytest
 from models.coach.coach import AgentWarning, Coach, StepDone
 from models.coach.embedder import ADAPTER
 from models.coach.playbook import DEFAULT_PATH, PlaybookError, load
-from models.coach.recognizer import decide_reply, recognize
+from models.coach.recognizer import read_alone
 from models.floor import FloorState
 
 PLAYBOOK = load()
@@ -163,8 +163,7 @@ NEAR_MISSES = [
 def _found(book, text):
     """What a sentence said as a whole reply shows: a warning heard by meaning is decided by the reply reader where
     the playbook has one (the bundled one does)."""
-    seen = recognize(book, text)
-    return set(seen.steps) | set(seen.warnings) | set(decide_reply(book, text, dict.fromkeys(seen.pending, text), seen.cleared))
+    return read_alone(book, text)
 
 
 # The held-out misses, each marked with how the bundled playbook (the tuned encoder, both readers) reads the
@@ -226,7 +225,7 @@ def test_a_step_and_a_warning_go_through_the_coach():
     # Heard by meaning, a warning waits for the reply to be over and read whole: the caller speaking again.
     assert not [w for w in coach.agent_final("You picked the wrong tariff yourself, so that's why.", 9.0)
                 if isinstance(w, AgentWarning)]
-    out = coach.floor(FloorState(11.0, "caller_speaking", False, False, 0.9))
+    out = coach.floor(FloorState(11.0, "caller_speaking", False, False, 0.9)) + coach.tick(11.1, heard=11.1)
     assert [(w.kind, w.quote) for w in out if isinstance(w, AgentWarning)] == [
         ("blame", "You picked the wrong tariff yourself, so that's why.")]
     assert [s["move"] for s in coach.summary(0.2)["steps_done"]][:2] == ["apologize", "make_it_right"]

@@ -6,7 +6,6 @@ The sentences here are written for these tests: none is in the exchanges it was 
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
@@ -33,12 +32,13 @@ REPLIES = [
 
 
 def _said(coach: Coach, finals: list[str], t: float = 5.0) -> tuple[list[str], list[str]]:
-    """The warning kinds the reply draws as it is said, and when it is over (the caller speaks again)."""
+    """The warning kinds the reply draws as it is said, and when it is over: the caller speaks again, and the
+    agent's words up to then are in."""
     during = [o.kind for i, text in enumerate(finals) for o in coach.agent_final(text, t + i)
               if isinstance(o, AgentWarning)]
-    after = [o.kind for o in coach.floor(FloorState(t + len(finals) + 1, "caller_speaking", False, False, 0.9))
-             if isinstance(o, AgentWarning)]
-    return during, after
+    end = t + len(finals) + 1
+    out = coach.floor(FloorState(end, "caller_speaking", False, False, 0.9)) + coach.tick(end + 0.1, heard=end + 0.1)
+    return during, [o.kind for o in out if isinstance(o, AgentWarning)]
 
 
 def test_the_sentences_here_are_not_in_the_exchanges_fitted_on():
@@ -163,9 +163,42 @@ def test_on_the_published_encoder_the_reader_is_off(tmp_path):
     assert book.meaning["replies"] is False and book.recognizer.replies is None
 
 
-def test_the_card_is_json_with_the_digests(tmp_path):
-    meta, w, b = replies.read(replies.REPLIES)
-    assert json.loads(json.dumps(meta)) == meta and len(meta["data_sha256"]) == len(meta["adapter_sha256"]) == 64
+def test_a_final_that_comes_after_the_caller_started_is_read_with_its_reply():
+    """The agent's last final is often transcribed after the caller has started to speak: the reply waits for the
+    agent's words up to then, and is read once, whole."""
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said(UPSET)
+    assert coach.agent_final("Half the team is off with flu this week, but that's our problem, not yours.", 5.0) == []
+    assert coach.floor(FloorState(7.0, "caller_speaking", False, False, 0.9)) == []
+    assert coach.tick(7.2, heard=6.5) == []  # the agent's next words, spoken before 7.0, still being transcribed
+    coach.agent_final("I'll get someone to you today.", 7.4)
+    assert [o for o in coach.tick(7.5, heard=7.5) if isinstance(o, AgentWarning)] == []  # the excuse, owned
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said(UPSET)
+    coach.agent_final("Best you contact the shop where you bought it.", 5.0)
+    coach.floor(FloorState(7.0, "caller_speaking", False, False, 0.9))
+    assert coach.tick(7.2, heard=6.5) == []
+    coach.agent_final("The number's on your receipt.", 7.4)
+    assert [o.kind for o in coach.tick(7.5, heard=7.5) if isinstance(o, AgentWarning)] == ["passing_the_buck"]
+    assert coach.tick(9.0, heard=9.0) == []  # once
+
+
+def test_a_reply_to_a_calm_caller_stays_calm_when_they_complain_after_it():
+    """Whether the caller had complained is read when the words were said, not when the reply is read."""
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said("Hi, I'd like to check when my order arrives.")
+    coach.agent_final("Best you contact the shop where you bought it.", 5.0)
+    coach.caller_intent("That's ridiculous, I'm furious, you're useless!")
+    assert coach.reply_ended(7.0) == []
+
+
+def test_a_warning_at_the_replys_end_brings_the_cue_that_repairs_it():
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said(UPSET)
+    coach.agent_final("Best you contact the shop where you bought it.", 5.0)
+    out = coach.tick(8.0, heard=8.0)  # nothing more from the agent, no caller: the pause ends the reply
+    assert [o.kind for o in out if isinstance(o, AgentWarning)] == ["passing_the_buck"]
+    assert coach.cue is not None and coach.cue.move == "apologize"
 
 
 def test_the_calls_end_decides_what_waits_on_the_last_reply():

@@ -35,9 +35,10 @@ def kinds() -> list[str]:
 
 def digest(data: list[dict], adapter: Path) -> dict:
     """What the reader was fitted on: the replies and their warnings, and the adapter whose vectors it read."""
+    from models.coach.replies import adapter_digest
+
     text = "\n".join(f"{x['agent']}\t{','.join(sorted(x.get('warnings') or []))}" for x in data)
-    return {"data_sha256": hashlib.sha256(text.encode()).hexdigest(),
-            "adapter_sha256": hashlib.sha256(adapter.read_bytes()).hexdigest()}
+    return {"data_sha256": hashlib.sha256(text.encode()).hexdigest(), "adapter_sha256": adapter_digest(adapter)}
 
 
 def current() -> bool:
@@ -51,6 +52,7 @@ def current() -> bool:
 
 
 def train(adapter: Path = ADAPTER, out: Path = REPLIES) -> dict:
+    """Fits the reader on the fitting exchanges read through ``adapter`` and writes it to ``out``; returns its card."""
     import numpy as np
 
     from models.coach import replies

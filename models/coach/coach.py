@@ -28,8 +28,8 @@ REFUSAL = re.compile(r"\b(?:not good enough|not (?:acceptable|enough)|that'?s it
 ACCEPTED = re.compile(r"\b(?:that(?:'?s| is| would be| sounds| works)|sounds|works) (?:\w+ )?(?:great|perfect|brilliant|lovely|fine|"
                       r"good|wonderful|better|a relief)\b|\b(?:perfect|brilliant|lovely|great),? thanks?\b|"
                       r"\bthank (?:god|goodness|heavens)\b|\bthat'?s all\b|\bbye\b", re.I)
-# The reply reader reads the reply's last few finals: replies it was fitted on run one to four sentences, and a
-# long turn read whole would blur what its last sentences do.
+# The reply reader reads at most this many finals of a reply (a pending warning's final and those after it): the
+# replies it was fitted on run one to four sentences, and a long turn read whole would blur what one sentence does.
 REPLY_FINALS = 3
 REPLY_PAUSE = 2.0  # seconds after the agent's last final with no more of the reply and no caller: it is over
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -104,6 +104,7 @@ class Coach:
     _reply_read: bool = True  # the reply so far has been read whole (reply_ended)
     _reply_pending: dict = field(default_factory=dict)  # kind -> the reply's finals from the one it was heard in on
     _reply_at: float = 0.0  # when the reply's last final came
+    _reply_until: float | None = None  # the caller started to speak then: the reply is over once the agent's words to here are in
     _reply_cleared: set = field(default_factory=set)  # warnings the reply's words rule out (an exception, a near-miss)
     _released_at: float | None = None
     _hot_since: float | None = None
@@ -114,7 +115,10 @@ class Coach:
     # -- inputs ------------------------------------------------------------------
 
     def floor(self, st: FloorState) -> list:
-        out = self.reply_ended(st.t) if st.state == "caller_speaking" else []
+        out = []
+        if st.state == "caller_speaking" and not self._reply_read and self._reply_until is None:
+            # The caller's turn ends the agent's reply; its last final may still be on its way (tick reads it).
+            self._reply_until = st.t
         if st.state == "overlap" and st.venting:
             self._overlap = self._overlap or _Overlap(st.t)
         elif st.state != "overlap":
@@ -206,7 +210,9 @@ class Coach:
         # waive it" after a reason makes it no excuse.
         self._reply_pending = {k: [*finals, text][:REPLY_FINALS] for k, finals in self._reply_pending.items()}
         for kind in seen.pending:
-            self._reply_pending.setdefault(kind, [text])
+            # By meaning alone, a warning only toward a caller who had complained when it was said (as below).
+            if self._complaint:
+                self._reply_pending.setdefault(kind, [text])
         self._reply_cleared |= set(seen.cleared)
         # Said again, it is done again; an apology acknowledges a flare-up as well as empathy does.
         self._again = [m for m in self._again if m not in seen.steps
@@ -237,30 +243,32 @@ class Coach:
         return out
 
     def reply_ended(self, t: float) -> list:
-        """The agent's reply is over (the caller has started to speak, or the agent has said nothing more for
-        ``REPLY_PAUSE``): read whole, it decides the warnings the sentence readers heard by meaning (they stand where
-        the reply shows them at ``reply_veto``) and may show one no sentence did (at ``reply_confirm``: "He logged
-        in at 11:40 and left at 12:25." to "your engineer never came" is arguing). Read at its end, not as it goes:
-        the reply reader was fitted on whole replies, and a reply's first sentence alone reads otherwise. By
-        meaning alone, so only toward a caller who has complained."""
+        """The agent's reply is over (``tick``: the caller started to speak and the agent's words up to then are in,
+        or nothing more came from them for ``REPLY_PAUSE``; or the call ends): read whole, it decides the warnings
+        the sentence readers heard by meaning toward a caller who had complained (each stands where the reply from
+        its final on shows it at ``reply_veto``), and may show one no sentence did (at ``reply_confirm``: "He
+        logged in at 11:40 and left at 12:25." to "your engineer never came" is arguing). Read at its end, not as
+        it goes: the reply reader was fitted on whole replies, and a reply's first sentence alone reads otherwise."""
         if self._reply_read:
             return []
-        self._reply_read = True
+        self._reply_read, self._reply_until = True, None
+        reply = " ".join(self._reply)
+        pending = {kind: " ".join(finals) for kind, finals in self._reply_pending.items()}
+        cleared = self._reply_cleared if self._complaint else set(self.playbook.warnings)  # confirmation: upset only
         out = []
-        if self._complaint:
-            reply = " ".join(self._reply)
-            pending = {kind: " ".join(finals) for kind, finals in self._reply_pending.items()}
-            for kind in decide_reply(self.playbook, reply, pending, self._reply_cleared):
-                if kind not in self._reply_warned:
-                    self._reply_warned.add(kind)
-                    out += self._warn(t, kind, self._reply_pending[kind][0] if kind in pending else reply)
+        for kind in decide_reply(self.playbook, reply, pending, cleared):
+            if kind not in self._reply_warned:
+                self._reply_warned.add(kind)
+                out += self._warn(t, kind, self._reply_pending[kind][0] if kind in pending else reply)
         self._reply_pending, self._reply_cleared = {}, set()
-        return out  # the caller has the floor: the cue that repairs it comes at the next release
+        if out and not self._holding:
+            out += self._plan(t, hold=False)  # the cue that repairs it, as after a warning said in so many words
+        return out
 
     @property
     def watching_stall(self) -> bool:
         """A release is waiting for the agent's next step, or a reply to be read whole once it is over: only then
-        does ``tick`` read ``heard``."""
+        does ``tick`` read ``heard`` (both wait on the agent's words being transcribed)."""
         return self._released_at is not None or not self._reply_read
 
     def tick(self, t: float, heard: float) -> list:
@@ -270,9 +278,12 @@ class Coach:
         (no agent utterance still open or with its final still being transcribed before it). Whether a step
         followed the release is known only from the agent's finals: under load they come seconds after the
         words were spoken, so ``stalled`` is decided on ``heard``, never on ``t`` alone."""
-        # The reply is over once the agent's words are in and nothing more came for a while (heard: no utterance of
-        # theirs still open or being transcribed).
-        out = self.reply_ended(t) if not self._reply_read and min(t, heard) - self._reply_at >= REPLY_PAUSE else []
+        # The reply is over once the agent's words are in (heard: no utterance of theirs still open or being
+        # transcribed) up to where the caller started to speak, or nothing more came from them for a while.
+        out = []
+        if not self._reply_read and (min(t, heard) - self._reply_at >= REPLY_PAUSE
+                                     or self._reply_until is not None and min(t, heard) >= self._reply_until):
+            out = self.reply_ended(t)
         ov = self._overlap
         if ov and not ov.warned and t - ov.start >= self.playbook.threshold("interrupting_seconds"):
             ov.warned = True

@@ -34,8 +34,8 @@ HEADS = ("nearest", "logistic", "both")
 # published; "tuned", the same with a low-rank adapter fitted on the examples and the voices' fitting halves
 # (calmline train coach; models/coach/adapter.npz). A playbook without the setting reads "base".
 # The reply reader (models/coach/replies.py), with ``replies = true``: a warning a sentence reader heard by meaning
-# stands where the whole reply so far reads as it at ``reply_veto`` or more; a reply that reads as one at
-# ``reply_confirm`` or more warns of it though no sentence did.
+# waits for the agent's reply to be over and stands where the reply from its final on reads as it at ``reply_veto``
+# or more; a whole reply that reads as one at ``reply_confirm`` or more (below 1) warns of it though no sentence did.
 REPLY_SETTINGS = ("reply_veto", "reply_confirm")
 HEAD_SETTINGS = {"probability": float, "clause_probability": float, "cues": float, "regularization": float,
                  "same_as_example": float}

@@ -246,14 +246,11 @@ def _excepted_by_meaning(rule, sentence: str) -> bool:
 def _reply_reader(playbook):
     """The playbook's reply reader, refused where it was fitted on vectors of another adapter or knows kinds the
     playbook does not."""
-    import hashlib
-
     from models.coach.embedder import ADAPTER
-    from models.coach.replies import ReplyReader, RepliesUnavailable
+    from models.coach.replies import ReplyReader, RepliesUnavailable, adapter_digest
 
     reader = ReplyReader()
-    fitted_on = reader.meta.get("adapter_sha256")
-    if not ADAPTER.is_file() or fitted_on != hashlib.sha256(ADAPTER.read_bytes()).hexdigest():
+    if not ADAPTER.is_file() or reader.meta.get("adapter_sha256") != adapter_digest(ADAPTER):
         raise RepliesUnavailable("the reply reader was fitted on another adapter's vectors (calmline train replies refits it)")
     unknown = set(reader.kinds) - set(playbook.warnings)
     if unknown:
@@ -315,6 +312,14 @@ def decide_reply(playbook, reply: str, pending: dict[str, str], cleared=()) -> t
     if confirm < 1:
         out |= {k for k, x in shows(reply).items() if x >= confirm and k not in cleared}
     return tuple(k for k in playbook.warnings if k in out)
+
+
+def read_alone(playbook, text: str) -> set[str]:
+    """The moves and warnings in a text said as a whole reply (a labelled sentence read alone): what ``recognize``
+    finds at once and what the reply reader keeps of what is pending."""
+    seen = recognize(playbook, text)
+    return set(seen.steps) | set(seen.warnings) | set(decide_reply(playbook, text, dict.fromkeys(seen.pending, text),
+                                                                   seen.cleared))
 
 
 def reply_probabilities(playbook, reply: str) -> dict[str, float]:

@@ -4,15 +4,15 @@ The sentence readers (recognizer.py) read one sentence at a time against the pla
 much of what makes a reply an anti-pattern is in how its sentences go together: "He logged in at 11:40 and
 left at 12:25." is arguing as the whole answer to "your engineer never turned up", and "I'm sorry." after a
 daft remark owns the slip. The reply reader is one logistic regression per warning kind on the tuned
-encoder's vector of the agent's reply so far (every final since the caller last spoke), fitted on exchanges
-(a caller's words and the agent's whole reply, labelled in that context by other hands:
-``tests/data/coach_text/dev/exchanges*-fit.json``) by ``calmline train replies`` and committed as data,
-``models/coach/replies.npz`` (a few kB, with its card: what it was fitted on, and the adapter whose vectors
-it reads).
+encoder's vector of a reply's text, fitted on exchanges (a caller's words and the agent's whole reply, labelled
+in that context by other hands: ``tests/data/coach_text/dev/exchanges*-fit.json``) by ``calmline train
+replies`` (clients/tools/coach_replies.py) and committed as data, ``models/coach/replies.npz`` (a few kB, with
+its card: what it was fitted on, and the adapter whose vectors it reads).
 
-It decides nothing alone: a warning a sentence reader heard by meaning stands only where the reply reads as
-that warning at ``reply_veto`` or more, and a reply that reads as a warning at ``reply_confirm`` or more
-warns of it once though no sentence did (the playbook's ``[meaning]`` settings; recognizer.recognize).
+When the agent's reply is over (coach.Coach.reply_ended), a warning a sentence reader heard by meaning stands
+only where the reply from its final on reads as that warning at ``reply_veto`` or more; with ``reply_confirm``
+below 1, a whole reply that reads as a warning at that probability warns of it though no sentence did (the
+playbook's ``[meaning]`` settings; recognizer.decide_reply).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ STEP = 4.0
 
 
 class RepliesUnavailable(EmbedderUnavailable):
-    """The playbook asks for the reply reader and its file is missing or malformed: recognition falls back as it
-    does without the encoder."""
+    """The playbook asks for the reply reader and its file is missing, malformed or fitted on another adapter:
+    the playbook is refused at load, as it is without its encoder."""
 
 
 def fit(vectors: np.ndarray, labels: np.ndarray, regularization: float) -> tuple[np.ndarray, np.ndarray]:
@@ -84,9 +84,17 @@ def read(path: Path) -> tuple[dict, np.ndarray, np.ndarray]:
 
 
 def write(path: Path, meta: dict, w: np.ndarray, b: np.ndarray) -> None:
+    """The reader as calmline train replies writes it: the card as JSON beside the weights, put in place whole."""
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, meta=np.array(json.dumps(meta, sort_keys=True)), w=w.astype(np.float32), b=b.astype(np.float32))
     tmp.replace(path)
+
+
+def adapter_digest(path: Path) -> str:
+    """The sha256 of an adapter file: the card names the one whose vectors the reader was fitted on."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -79,7 +79,7 @@ def main() -> None:
                 w0 = time.perf_counter()
                 coach.reply_ended(0.0)
                 ended.append((time.perf_counter() - w0) * 1000)
-                coach.caller_intent("Right.")  # the caller's turn: the next reply starts
+                coach.caller_intent("Right.")  # the caller's turn; the agent's next final starts the next reply
         print(_quantiles(f"agent final, {how}, wall", wall))
         print(_quantiles(f"agent final, {how}, cpu", cpu))
         print(_quantiles(f"reply over, {how}, wall", ended))

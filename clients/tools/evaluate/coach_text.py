@@ -44,9 +44,9 @@ DEV_SENTENCES = {"dev sentences": ROOT / "coach_text" / "dev" / "sentences.json"
                  "third voices held out": ROOT / "coach_text" / "dev" / "voices3-held.json",
                  "fourth voices held out": ROOT / "coach_text" / "dev" / "voices4-held.json"}
 # Exchanges: a caller's words and the agent's whole reply, labelled in their context (the same words can be a
-# warning after one caller line and not after another): three hands' sets written to fit a reader of replies on
-# (nothing reads them yet), and a fourth hand's, in other businesses, held to measure it. Each set with the
-# readers it is read by (None: every one; the 840 to fit on by the playbook and the rules: half a minute each).
+# warning after one caller line and not after another): three hands' sets the reply reader is fitted on
+# (clients/tools/coach_replies.py), and a fourth hand's, in other businesses, held to measure it. Each set with the
+# readers it is read by (None: every one; the 840 fitted on by the playbook, its sentence readers and the rules).
 EXCHANGES = {"exchanges for fitting": (sorted((ROOT / "coach_text" / "dev").glob("exchanges*-fit.json")), ("meaning", "sentences", "rules")),
              "exchanges held out": ([ROOT / "coach_text" / "dev" / "exchanges-held.json"], None)}
 COMPLAINED = "I want to make a complaint, I am really not happy about this."
@@ -251,13 +251,11 @@ def heads(playbook: Playbook) -> dict[str, Playbook]:
 
 def sentence_scores(book: Playbook, labelled: list[tuple[str, list[str]]]) -> dict:
     """Warnings and steps found in sentences read alone against their labels: [gold, got, ok] each, and the misses."""
-    from models.coach.recognizer import decide_reply, recognize
+    from models.coach.recognizer import read_alone
 
     out = {"warnings": [0, 0, 0], "steps": [0, 0, 0], "misses": []}
     for text, labels in labelled:
-        seen = recognize(book, text)
-        # A sentence alone is a whole reply: the reply reader, where there is one, decides what was pending.
-        gold, got = set(labels), set(seen.steps) | set(seen.warnings) | set(decide_reply(book, text, dict.fromkeys(seen.pending, text), seen.cleared))
+        gold, got = set(labels), read_alone(book, text)  # a sentence alone is a whole reply
         for key, names in (("warnings", book.warnings), ("steps", book.moves)):
             g, f = gold & set(names), got & set(names)
             out[key][0] += len(g)
