@@ -5,15 +5,13 @@ The sentences here are written for these tests: none is in the exchanges it was 
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 from models.coach import replies
 from models.coach.coach import AgentWarning, Coach
-from models.coach.playbook import DEFAULT_PATH, PlaybookError, load
-from models.coach.recognizer import Recognizer, recognize
+from models.coach.playbook import DEFAULT_PATH, PlaybookError, load, with_meaning
+from models.coach.recognizer import recognize
 from models.floor import FloorState
 
 PLAYBOOK = load()
@@ -68,7 +66,7 @@ def test_a_trigger_phrase_warns_at_once_whatever_the_reply():
 def test_a_reply_is_over_when_the_agent_says_no_more():
     """No caller words after the reply (the call goes quiet, or ends on it): once the agent's words are all in and
     nothing more came for REPLY_PAUSE, the reply is read whole. Not before their utterance is transcribed."""
-    from models.coach.coach import REPLY_PAUSE
+    from models.coach.reply import PAUSE as REPLY_PAUSE
 
     coach = Coach(PLAYBOOK, 0)
     coach.caller_said(UPSET)
@@ -89,8 +87,7 @@ def test_toward_a_calm_caller_a_reply_by_meaning_warns_of_nothing():
 
 def test_without_the_reader_a_warning_by_meaning_is_shown_at_once():
     """replies = false: the sentence readers decide, per final, as before the reader."""
-    book = dataclasses.replace(PLAYBOOK, meaning={**PLAYBOOK.meaning, "replies": False})
-    object.__setattr__(book, "recognizer", Recognizer(book))
+    book = with_meaning(PLAYBOOK, replies=False)
     assert book.recognizer.replies is None and PLAYBOOK.recognizer.replies is not None
     coach = Coach(book, 0)
     coach.caller_said(UPSET)
@@ -101,8 +98,7 @@ def test_without_the_reader_a_warning_by_meaning_is_shown_at_once():
 def test_a_reply_shows_a_warning_no_sentence_did_where_the_playbook_asks():
     """reply_confirm below 1: a reply that reads plainly as a warning warns of it once, however many finals it
     runs to; the team lead's exceptions hold against it ("you're right" is no arguing)."""
-    book = dataclasses.replace(PLAYBOOK, meaning={**PLAYBOOK.meaning, "reply_confirm": 0.8})
-    object.__setattr__(book, "recognizer", PLAYBOOK.recognizer)
+    book = with_meaning(PLAYBOOK, reply_confirm=0.8)
     finals = ["Our system shows he arrived at 11:40.", "He was there until 12:25."]
     assert not any(recognize(book, text).pending for text in finals)  # no sentence reader hears it
     coach = Coach(book, 0)

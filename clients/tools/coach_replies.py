@@ -17,7 +17,7 @@ from pathlib import Path
 from clients.tools.data import data_dir
 from models.coach.embedder import ADAPTER
 from models.coach.playbook import load
-from models.coach.replies import REPLIES
+from models.coach.replies import REPLIES, adapter_digest
 
 REGULARIZATION = 3.0  # inverse weight decay of each kind's regression
 
@@ -35,8 +35,6 @@ def kinds() -> list[str]:
 
 def digest(data: list[dict], adapter: Path) -> dict:
     """What the reader was fitted on: the replies and their warnings, and the adapter whose vectors it read."""
-    from models.coach.replies import adapter_digest
-
     text = "\n".join(f"{x['agent']}\t{','.join(sorted(x.get('warnings') or []))}" for x in data)
     return {"data_sha256": hashlib.sha256(text.encode()).hexdigest(), "adapter_sha256": adapter_digest(adapter)}
 

@@ -15,6 +15,7 @@ from typing import ClassVar
 from models.coach.facts import Facts
 from models.coach.playbook import Playbook
 from models.coach.recognizer import decide_reply, recognize
+from models.coach.reply import Reply
 from models.floor import FloorState
 from models.text_sentiment import complaint_cues, text_score
 
@@ -28,10 +29,6 @@ REFUSAL = re.compile(r"\b(?:not good enough|not (?:acceptable|enough)|that'?s it
 ACCEPTED = re.compile(r"\b(?:that(?:'?s| is| would be| sounds| works)|sounds|works) (?:\w+ )?(?:great|perfect|brilliant|lovely|fine|"
                       r"good|wonderful|better|a relief)\b|\b(?:perfect|brilliant|lovely|great),? thanks?\b|"
                       r"\bthank (?:god|goodness|heavens)\b|\bthat'?s all\b|\bbye\b", re.I)
-# The reply reader reads at most this many finals of a reply (a pending warning's final and those after it): the
-# replies it was fitted on run one to four sentences, and a long turn read whole would blur what one sentence does.
-REPLY_FINALS = 3
-REPLY_PAUSE = 2.0  # seconds after the agent's last final with no more of the reply and no caller: it is over
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
@@ -99,13 +96,7 @@ class Coach:
     _caller_spoke: bool = False
     _overlap: _Overlap | None = None
     _agent_words: str = ""
-    _reply: list = field(default_factory=list)  # the agent's finals since their last reply was read: the reply reader's text
-    _reply_warned: set = field(default_factory=set)  # warning kinds already shown for this reply
-    _reply_read: bool = True  # the reply so far has been read whole (reply_ended)
-    _reply_pending: dict = field(default_factory=dict)  # kind -> the reply's finals from the one it was heard in on
-    _reply_at: float = 0.0  # when the reply's last final came
-    _reply_until: float | None = None  # the caller started to speak then: the reply is over once the agent's words to here are in
-    _reply_cleared: set = field(default_factory=set)  # warnings the reply's words rule out (an exception, a near-miss)
+    _reply: Reply = field(default_factory=lambda: Reply(read=True))  # the agent's reply the reply reader decides
     _released_at: float | None = None
     _hot_since: float | None = None
     _phrasing: dict = field(default_factory=dict)
@@ -116,9 +107,9 @@ class Coach:
 
     def floor(self, st: FloorState) -> list:
         out = []
-        if st.state == "caller_speaking" and not self._reply_read and self._reply_until is None:
+        if st.state == "caller_speaking" and not self._reply.read and self._reply.until is None:
             # The caller's turn ends the agent's reply; its last final may still be on its way (tick reads it).
-            self._reply_until = st.t
+            self._reply.until = st.t
         if st.state == "overlap" and st.venting:
             self._overlap = self._overlap or _Overlap(st.t)
         elif st.state != "overlap":
@@ -201,19 +192,11 @@ class Coach:
         self._agent_words = text
         out = []
         done_moves = {s.move for s in self.done}
-        if self._reply_read:  # the last reply was read whole: this final starts the next one
-            self._reply, self._reply_warned = [], set()
-        self._reply, self._reply_read, self._reply_at = [*self._reply, text][-REPLY_FINALS:], False, t
+        if self._reply.read:  # the last reply was read whole: this final starts the next one
+            self._reply = Reply()
         seen = recognize(self.playbook, text)
-        # A pending warning is read with what the agent said after it, not before: an apology and a refund earlier
-        # in the reply do not make "you picked the wrong tariff yourself" less of a blame; "but that's on us, I'll
-        # waive it" after a reason makes it no excuse.
-        self._reply_pending = {k: [*finals, text][:REPLY_FINALS] for k, finals in self._reply_pending.items()}
-        for kind in seen.pending:
-            # By meaning alone, a warning only toward a caller who had complained when it was said (as below).
-            if self._complaint:
-                self._reply_pending.setdefault(kind, [text])
-        self._reply_cleared |= set(seen.cleared)
+        # By meaning alone, a warning only toward a caller who had complained when it was said (as below).
+        self._reply.add(text, t, seen.pending if self._complaint else (), seen.cleared)
         # Said again, it is done again; an apology acknowledges a flare-up as well as empathy does.
         self._again = [m for m in self._again if m not in seen.steps
                        and not (m == "empathize" and "apologize" in seen.steps)]
@@ -236,7 +219,7 @@ class Coach:
             # reason given when asked); a trigger phrase ("that's not my fault") counts with any caller.
             if not self._complaint and (self.playbook.warnings[kind].upset_only or kind in seen.by_meaning):
                 continue
-            self._reply_warned.add(kind)
+            self._reply.warned.add(kind)
             out += self._warn(t, kind, text)
         if out and not self._holding:
             out += self._plan(t, hold=False)
@@ -244,23 +227,22 @@ class Coach:
 
     def reply_ended(self, t: float) -> list:
         """The agent's reply is over (``tick``: the caller started to speak and the agent's words up to then are in,
-        or nothing more came from them for ``REPLY_PAUSE``; or the call ends): read whole, it decides the warnings
+        or nothing more came from them for ``reply.PAUSE``; or the call ends): read whole, it decides the warnings
         the sentence readers heard by meaning toward a caller who had complained (each stands where the reply from
         its final on shows it at ``reply_veto``), and may show one no sentence did (at ``reply_confirm``: "He
         logged in at 11:40 and left at 12:25." to "your engineer never came" is arguing). Read at its end, not as
         it goes: the reply reader was fitted on whole replies, and a reply's first sentence alone reads otherwise."""
-        if self._reply_read:
+        reply = self._reply
+        if reply.read:
             return []
-        self._reply_read, self._reply_until = True, None
-        reply = " ".join(self._reply)
-        pending = {kind: " ".join(finals) for kind, finals in self._reply_pending.items()}
-        cleared = self._reply_cleared if self._complaint else set(self.playbook.warnings)  # confirmation: upset only
+        reply.read = True
+        pending = reply.pending_texts()
+        cleared = reply.cleared if self._complaint else set(self.playbook.warnings)  # confirmation: upset only
         out = []
-        for kind in decide_reply(self.playbook, reply, pending, cleared):
-            if kind not in self._reply_warned:
-                self._reply_warned.add(kind)
-                out += self._warn(t, kind, self._reply_pending[kind][0] if kind in pending else reply)
-        self._reply_pending, self._reply_cleared = {}, set()
+        for kind in decide_reply(self.playbook, reply.text, pending, cleared):
+            if kind not in reply.warned:
+                reply.warned.add(kind)
+                out += self._warn(t, kind, reply.pending[kind][0] if kind in pending else reply.text)
         if out and not self._holding:
             out += self._plan(t, hold=False)  # the cue that repairs it, as after a warning said in so many words
         return out
@@ -269,7 +251,7 @@ class Coach:
     def watching_stall(self) -> bool:
         """A release is waiting for the agent's next step, or a reply to be read whole once it is over: only then
         does ``tick`` read ``heard`` (both wait on the agent's words being transcribed)."""
-        return self._released_at is not None or not self._reply_read
+        return self._released_at is not None or not self._reply.read
 
     def tick(self, t: float, heard: float) -> list:
         """Called as audio time passes: interrupting, stalled, a reply over.
@@ -278,12 +260,7 @@ class Coach:
         (no agent utterance still open or with its final still being transcribed before it). Whether a step
         followed the release is known only from the agent's finals: under load they come seconds after the
         words were spoken, so ``stalled`` is decided on ``heard``, never on ``t`` alone."""
-        # The reply is over once the agent's words are in (heard: no utterance of theirs still open or being
-        # transcribed) up to where the caller started to speak, or nothing more came from them for a while.
-        out = []
-        if not self._reply_read and (min(t, heard) - self._reply_at >= REPLY_PAUSE
-                                     or self._reply_until is not None and min(t, heard) >= self._reply_until):
-            out = self.reply_ended(t)
+        out = self.reply_ended(t) if self._reply.over(t, heard) else []
         ov = self._overlap
         if ov and not ov.warned and t - ov.start >= self.playbook.threshold("interrupting_seconds"):
             ov.warned = True

@@ -200,6 +200,18 @@ def load(path: str | Path | None = None, embed: bool = True) -> Playbook:
     return book
 
 
+def with_meaning(book: Playbook, **changes) -> Playbook:
+    """The same playbook read with some ``[meaning]`` settings changed (another head, encoder, the reply reader off),
+    its recognizer built for them: the examples' vectors are reused, a head is trained again."""
+    import dataclasses
+
+    from models.coach.recognizer import Recognizer
+
+    other = dataclasses.replace(book, meaning={**book.meaning, **changes})
+    object.__setattr__(other, "recognizer", Recognizer(other))
+    return other
+
+
 def _reply_settings(meaning_data: dict, encoder: str, where: str) -> dict:
     """The reply reader's settings (models/coach/replies.py): off unless ``replies = true``, and then both
     thresholds, the veto at most the confirmation. The reader was fitted on the tuned encoder's vectors: on the

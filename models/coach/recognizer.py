@@ -137,20 +137,21 @@ class Recognizer:
                 where.append((sentence[a:b].strip(" ,.;"), at))
         vectors, texts = np.array(rows), [u for u, _ in where]
         sims = _cosines(vectors, self.vectors)  # once, for every reader
-        same = self.meaning.get("same_as_example")
-        near = {self.near_miss_of[int(np.argmax(row))] for row in sims
-                if same is not None and len(row) and row.max() >= same and int(np.argmax(row)) in self.near_miss_of}
-        return {reader: [(u, at, label, score) for (u, at), (label, score, _) in zip(where, self._read(vectors, texts, reader, sims))]
-                for reader in self.readers}, near
-
-    def _read(self, vectors: np.ndarray, texts: list[str], reader: str, sims: np.ndarray) -> list[tuple[str, float, float]]:
         # A sentence this close to one of the examples (a near-miss included) takes that example's class:
         # either reader generalises from the examples but does not fit every one ("That was our mistake." is
         # a blame near-miss that the blame examples' centre outscores), and the team lead's example is their
-        # word on it.
+        # word on it. Once, for every reader.
         same = self.meaning.get("same_as_example")  # unset (a playbook read by the nearest examples): off
         closest = [int(np.argmax(near)) if same is not None and len(near) and near.max() >= same else -1
                    for near in sims]
+        near = {self.near_miss_of[c] for c in closest if c in self.near_miss_of}
+        return {reader: [(u, at, label, score) for (u, at), (label, score, _)
+                         in zip(where, self._read(vectors, texts, reader, sims, closest))]
+                for reader in self.readers}, near
+
+    def _read(self, vectors: np.ndarray, texts: list[str], reader: str, sims: np.ndarray,
+              closest: list[int]) -> list[tuple[str, float, float]]:
+        """Each row's class by one reader; ``closest``: the example each row is the same as (-1: none)."""
         if reader == "nearest":
             decided = self._decide(self._scores(vectors, sims))
             return [d if c < 0 else (self.classes[self.labels[c]], float(near[c]), 1.0)
@@ -271,14 +272,17 @@ def recognize(playbook, text: str) -> Recognized:
     by_rule = steps | warnings
     found: set[str] = set()
     pending: set[str] = set()
-    # What this final's words rule out for the reply read whole: a warning whose exception it says ("you're quite
-    # right" is no arguing) or whose near-miss it is, and one a move found by rule contradicts ("I'm so sorry").
-    cleared = {k for k, w in playbook.warnings.items()
-               if w.unless and any(_excepted_by_meaning(w, s) for s, _ in sentences(text))}
-    cleared |= {k for k in playbook.warnings for m in steps if (m, k) in CONFLICTS or (k, m) in CONFLICTS}
+    cleared: set[str] = set()
     if playbook.recognition == "meaning" and playbook.recognizer is not None:
         readings, near = playbook.recognizer.read_text(text)
-        cleared |= near & set(playbook.warnings)
+        if playbook.recognizer.replies is not None and playbook.meaning["reply_confirm"] < 1:
+            # What this final's words rule out for a reply read whole, which only confirmation asks: a warning whose
+            # exception it says ("you're quite right" is no arguing) or whose near-miss it is, and one a move found
+            # by rule contradicts ("I'm so sorry").
+            cleared = {k for k, w in playbook.warnings.items()
+                       if w.unless and any(_excepted_by_meaning(w, s) for s, _ in sentences(text))}
+            cleared |= {k for k in playbook.warnings for m in steps if (m, k) in CONFLICTS or (k, m) in CONFLICTS}
+            cleared |= near & set(playbook.warnings)
         heard = [_by_meaning(playbook, read, by_rule, reader) for reader, read in readings.items()]
         if heard:
             # One reader: what it heard. Two: a move either heard, a warning both heard. Each reader has settled its

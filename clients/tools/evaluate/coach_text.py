@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from models.coach.coach import AgentWarning, Coach, Cue
 from models.coach.embedder import ADAPTER
-from models.coach.playbook import HEAD_SETTINGS, Playbook, load
+from models.coach.playbook import HEAD_SETTINGS, Playbook, load, with_meaning
 from clients.tools.data import data_dir
 from models.floor import FloorState
 from models.heat import HeatTracker
@@ -222,29 +222,20 @@ def heads(playbook: Playbook) -> dict[str, Playbook]:
     """The playbook read every way: by its own head without the reply reader where it has one ("sentences"), by
     each other head (the nearest examples, the logistic head, both) alone, its own head on the other encoder (the
     published one, or the fine-tuned one where it exists), and the rules alone."""
-    from models.coach.recognizer import Recognizer
-
     out = {}
-    sentences_only = {"replies": False}  # each sentence reader alone: no reply reader
     if playbook.meaning.get("replies"):
-        book = dataclasses.replace(playbook, meaning={**playbook.meaning, **sentences_only})
-        object.__setattr__(book, "recognizer", Recognizer(book))
-        out["sentences"] = book  # the playbook's own head, without the reply reader
+        out["sentences"] = with_meaning(playbook, replies=False)  # the playbook's own head, without the reply reader
     for head in ("both", "logistic", "nearest"):
         if playbook.meaning.get("head") == head and not playbook.meaning.get("replies"):
             out[head] = playbook
         elif head != "nearest" and not set(HEAD_SETTINGS) <= set(playbook.meaning):
             continue  # a playbook without the head's settings
         elif head != playbook.meaning.get("head"):
-            book = dataclasses.replace(playbook, meaning={**playbook.meaning, "head": head, **sentences_only})
-            object.__setattr__(book, "recognizer", Recognizer(book))
-            out[head] = book
+            out[head] = with_meaning(playbook, head=head, replies=False)  # each sentence reader alone
     # The other encoder: the published one, or the fine-tuned one where its adapter is there.
     other = "tuned" if playbook.meaning.get("encoder", "base") == "base" else "base"
     if playbook.recognition == "meaning" and (other == "base" or ADAPTER.is_file()):
-        book = dataclasses.replace(playbook, meaning={**playbook.meaning, "encoder": other, **sentences_only})
-        object.__setattr__(book, "recognizer", Recognizer(book))
-        out[f"{other} encoder"] = book
+        out[f"{other} encoder"] = with_meaning(playbook, encoder=other, replies=False)
     out["rules"] = dataclasses.replace(playbook, recognition="rules", recognizer=None)
     return out
 
@@ -308,6 +299,11 @@ def run(parts: tuple[str, ...] = ("dev", "validation"), verbose: bool = False, p
 
         print(f"tuned encoder {ADAPTER}: trained on the current examples and voices: "
               f"{'yes' if coach_encoder.current() else 'no (calmline train coach)'}")
+    if meaning.meaning.get("replies"):
+        from clients.tools import coach_replies
+
+        print(f"reply reader: fitted on the current exchanges through that adapter: "
+              f"{'yes' if coach_replies.current() else 'no (calmline train replies)'}")
     print(f"\n{'part':<11} {'recognition':<11} {'calls':>5} {'first cue':>9} {'every cue':>9} {'warn P':>6} {'warn R':>6} "
           f"{'step P':>6} {'step R':>6} {'facts':>5} {'if cued':>7} {'calm warned':>11}")
     kinds: dict = {}
