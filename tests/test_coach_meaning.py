@@ -170,17 +170,17 @@ def _found(book, text):
 # sentence: each reader's class and score (the logistic head's probability). strict: one that starts passing
 # must be unmarked. (The published encoder with the nearest examples alone misses 19, 5 of these among them.)
 MISSES: dict[tuple[str, str], str] = {
-    ('thank', 'I value you giving us the heads-up on this.'): 'reads nearest: other 0.31; logistic: other 0.39',
-    ('blame', "If you'd read the small print you'd have known."): 'reads nearest: other 0.40; logistic: other 0.02',
-    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'reads nearest: other 0.33; logistic: other 0.38',
-    ('arguing', "Come on, it's only a five pound difference."): 'reads nearest: other 0.41; logistic: arguing 0.55',
-    ('arguing', 'You must be mixing us up with another company.'): 'reads nearest: arguing 0.51; logistic: blame 0.53',
-    ('passing_the_buck', "That's one for the accounts people, not me."): 'reads nearest: other 0.45; logistic: blame 0.69',
+    ('thank', 'I value you giving us the heads-up on this.'): 'reads nearest: other 0.31; logistic: other 0.30',
+    ('make_it_right', 'What would feel like a fair outcome to you?'): 'reads nearest: other 0.36; logistic: empathize 0.71',
+    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'reads nearest: other 0.37; logistic: other 0.41',
+    ('arguing', "Come on, it's only a five pound difference."): 'reads nearest: other 0.33; logistic: arguing 0.52',
+    ('arguing', 'You must be mixing us up with another company.'): 'reads nearest: arguing 0.45; logistic: blame 0.64',
+    ('passing_the_buck', "That's one for the accounts people, not me."): 'reads nearest: blame 0.45; logistic: blame 0.79',
 }
 NEAR_MISS_FIRES = {
     # Routine talk that reads like a move or a hand-off to both readers; [other] status examples did not outweigh it.
-    'When did you first take out the policy?': 'fires clarify; reads nearest: clarify 0.57; logistic: clarify 0.84',
-    "The tracking says it's in the local depot.": 'fires passing_the_buck; reads nearest: passing_the_buck 0.46; logistic: passing_the_buck 0.42',
+    'When did you first take out the policy?': 'fires clarify; reads nearest: clarify 0.54; logistic: clarify 0.76',
+    'I understand, so the account number is four four two one.': 'fires restate; reads nearest: restate 0.41; logistic: other 0.53',
 }
 
 

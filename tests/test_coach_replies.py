@@ -85,6 +85,38 @@ def test_toward_a_calm_caller_a_reply_by_meaning_warns_of_nothing():
     assert _said(coach, ["Best you contact the shop where you bought it."]) == ([], [])
 
 
+def test_a_few_words_are_read_with_the_final_before_them():
+    """A check-back question alone reads as making light of it; after the restatement it closes, it is part of one.
+    The warning it would draw quotes the final it was heard in."""
+    from models.coach.reply import SHORT
+
+    question = "Is that it in a nutshell?"
+    assert len(question.split()) < SHORT and "glib" in recognize(PLAYBOOK, question).pending
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said(UPSET)
+    assert _said(coach, ["So the parcel went to the wrong address twice and you've had no refund since March.",
+                         question]) == ([], [])
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said(UPSET)
+    coach.agent_final(question, 5.0)
+    out = coach.floor(FloorState(7.0, "caller_speaking", False, False, 0.9)) + coach.tick(7.1, heard=7.1)
+    assert [(o.kind, o.quote) for o in out if isinstance(o, AgentWarning)] == [("glib", question)]
+
+
+def test_a_goodbye_to_a_caller_who_closes_warmly_warns_of_nothing():
+    """The same breezy words brush off a furious caller; once they thank the agent for sorting it, they are a goodbye."""
+    reply = ["No worries, mate. You have a good one."]
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said(UPSET)
+    assert _said(coach, reply)[1]
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said(UPSET)
+    coach.caller_said("Right, thanks for sorting it.")
+    assert _said(coach, reply) == ([], [])
+    coach.caller_said("Actually no, this is still a shambles, I'm furious.")  # the complaint is back
+    assert _said(coach, reply, t=20.0)[1]
+
+
 def test_without_the_reader_a_warning_by_meaning_is_shown_at_once():
     """replies = false: the sentence readers decide, per final, as before the reader."""
     book = with_meaning(PLAYBOOK, replies=False)

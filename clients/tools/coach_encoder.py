@@ -1,9 +1,11 @@
 """Fine-tunes the coach's sentence encoder: all-MiniLM-L6-v2 taught the playbook's classes through a low-rank adapter.
 
 ``calmline train coach`` runs it. The data: every example of every move and warning kind in the
-playbook (near-misses and [other] as "other") and the fitting halves of the voices
-(``tests/data/coach_text/dev/voices*-fit.json``); the held sets and the validation calls are never read
-here. The objective: a cosine classifier over the mean-pooled, unit-length sentence vector (the vector
+playbook (near-misses and [other] as "other"), the fitting halves of the voices
+(``tests/data/coach_text/dev/voices*-fit.json``) and the agents' whole replies of the fitting exchanges
+(``exchanges*-fit.json``, each with its warnings and moves, "other" with none: what a reply does is often in how
+its sentences go together, and the reply reader reads these vectors); the held sets and the validation calls are
+never read here. The objective: a cosine classifier over the mean-pooled, unit-length sentence vector (the vector
 the embedder serves), cross-entropy with the classes weighted to count alike, so sentences of one
 class end up near each other and the playbook's examples, read by the nearest-examples or the
 logistic head at load, work in a space that separates intent from topic. Seeded: the same data gives the
@@ -47,7 +49,8 @@ OTHER = "other"
 
 
 def rows(playbook_path: str | None = None) -> list[tuple[str, str]]:
-    """(sentence, class) pairs: the playbook's examples and the voices' fitting half (a sentence with two labels twice)."""
+    """(text, class) pairs: the playbook's examples, the voices' fitting half and the fitting exchanges' replies (a
+    text with two labels twice)."""
     book = load(playbook_path, embed=False)
     out = []
     for spec in [*book.moves.values(), *book.warnings.values()]:
@@ -57,6 +60,10 @@ def rows(playbook_path: str | None = None) -> list[tuple[str, str]]:
     for path in sorted((data_dir() / "coach_text" / "dev").glob("voices*-fit.json")):
         for text, labels in json.loads(path.read_text())["sentences"]:
             out += [(text, label) for label in (labels or [OTHER])]
+    for path in sorted((data_dir() / "coach_text" / "dev").glob("exchanges*-fit.json")):
+        for x in json.loads(path.read_text())["exchanges"]:
+            labels = [*(x.get("warnings") or []), *(x.get("steps") or [])]
+            out += [(x["agent"], label) for label in (labels or [OTHER])]
     return out
 
 

@@ -91,6 +91,7 @@ class Coach:
     _complaint: bool = False
     _repair: bool = False  # a warning since the last apology: the next move is to repair it
     _closing: bool = False
+    _thanked: bool = False  # a sentence of the caller's turn so far closed warmly, and none after it complained
     _accepted: bool = False  # the caller took the remedy on offer (or is relieved): closing moves are next
     _again: list = field(default_factory=list)  # moves the caller's last words made due again, first first
     _caller_spoke: bool = False
@@ -117,6 +118,7 @@ class Coach:
         if st.state in ("caller_speaking", "caller_pausing", "overlap") and not st.finished_venting:
             if not self._holding:
                 self._holding, self._venting_turn, self._closing, self._flare = True, False, False, False
+                self._thanked = False
             if st.venting:
                 # Maybe a new flare-up of a complaint the agent had started on; the floor calls a turn venting as
                 # it starts, on the heat so far, so the caller's words decide (caller_intent): "Yes, exactly."
@@ -149,11 +151,12 @@ class Coach:
         if score is None:
             score = text_score(text)  # this sentence alone, not the heat tracker's reading in context
         if score <= -0.3 or complaint_cues(text):
-            self._complaint = True
+            self._complaint, self._thanked = True, False
             if self._flare and "empathize" not in self._again:
                 self._again.insert(0, "empathize")  # a flare-up, in their words: acknowledge the feeling again
             self._flare = False
         self._closing = bool(CLOSING.search(text)) and score > 0.2
+        self._thanked = self._thanked or self._closing
         # Only once the agent has done something for them: "fine" before that is not a remedy agreed.
         if self.done and ACCEPTED.search(text) and not REFUSAL.search(text) and score > 0.0:
             self._accepted = True
@@ -195,8 +198,9 @@ class Coach:
         if self._reply.read:  # the last reply was read whole: this final starts the next one
             self._reply = Reply()
         seen = recognize(self.playbook, text)
-        # By meaning alone, a warning only toward a caller who had complained when it was said (as below).
-        self._reply.add(text, t, seen.pending if self._complaint else (), seen.cleared)
+        # By meaning alone, a warning only toward a caller who had complained when it was said and is not now closing
+        # warmly (as below): "No worries, enjoy the show." to "Thank you, really." is a goodbye, whatever it reads as.
+        self._reply.add(text, t, seen.pending if self._upset else (), seen.cleared)
         # Said again, it is done again; an apology acknowledges a flare-up as well as empathy does.
         self._again = [m for m in self._again if m not in seen.steps
                        and not (m == "empathize" and "apologize" in seen.steps)]
@@ -217,13 +221,19 @@ class Coach:
             # only their examples heard them: the playbook is about upset callers, its examples are said to
             # them, and routine talk with a calm caller sounds like them (a transfer to a named colleague, a
             # reason given when asked); a trigger phrase ("that's not my fault") counts with any caller.
-            if not self._complaint and (self.playbook.warnings[kind].upset_only or kind in seen.by_meaning):
+            if not self._upset and (self.playbook.warnings[kind].upset_only or kind in seen.by_meaning):
                 continue
             self._reply.warned.add(kind)
             out += self._warn(t, kind, text)
         if out and not self._holding:
             out += self._plan(t, hold=False)
         return out
+
+    @property
+    def _upset(self) -> bool:
+        """The caller has complained and their turn does not close the call warmly ("thanks, that's great", with
+        nothing after it that complains): the playbook's anti-patterns are about what is said to them."""
+        return self._complaint and not self._thanked
 
     def reply_ended(self, t: float) -> list:
         """The agent's reply is over (``tick``: the caller started to speak and the agent's words up to then are in,
@@ -237,12 +247,12 @@ class Coach:
             return []
         reply.read = True
         pending = reply.pending_texts()
-        cleared = reply.cleared if self._complaint else set(self.playbook.warnings)  # confirmation: upset only
+        cleared = reply.cleared if self._upset else set(self.playbook.warnings)  # confirmation: upset only
         out = []
         for kind in decide_reply(self.playbook, reply.text, pending, cleared):
             if kind not in reply.warned:
                 reply.warned.add(kind)
-                out += self._warn(t, kind, reply.pending[kind][0] if kind in pending else reply.text)
+                out += self._warn(t, kind, reply.heard[kind] if kind in pending else reply.text)
         if out and not self._holding:
             out += self._plan(t, hold=False)  # the cue that repairs it, as after a warning said in so many words
         return out

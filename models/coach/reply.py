@@ -2,7 +2,8 @@
 
 A reply is the agent's finals from the first after their last reply was read. A warning the sentence readers heard
 by meaning waits on it (``pending``) with the finals from the one it was heard in on: what came before does not
-excuse it, what follows may ("..., but that's on us, I'll waive it"). The coach (coach.Coach) feeds it finals and
+excuse it, what follows may ("..., but that's on us, I'll waive it"). A final of a few words is read with the one
+before it. The coach (coach.Coach) feeds it finals and
 audio time and reads it once, when it is over (recognizer.decide_reply).
 """
 
@@ -14,12 +15,16 @@ from dataclasses import dataclass, field
 # it was fitted on run one to four sentences, and a long turn read whole would blur what one sentence does.
 FINALS = 3
 PAUSE = 2.0  # seconds after the agent's last final with no more of the reply and no caller: it is over
+# A final of fewer words is read with the one before it: a few words alone ("Is that the gist of it?", "I'm sorry,
+# I'll waive the fee.") carry too little of the reply for a reader fitted on whole replies.
+SHORT = 7
 
 
 @dataclass
 class Reply:
     finals: list = field(default_factory=list)  # its last FINALS finals: the text a confirmation reads
-    pending: dict = field(default_factory=dict)  # kind -> the finals from the one it was heard in on
+    pending: dict = field(default_factory=dict)  # kind -> the finals from the one it was heard in on (or the one before)
+    heard: dict = field(default_factory=dict)  # kind -> the final it was heard in (the warning quotes it)
     cleared: set = field(default_factory=set)  # kinds its words rule out for a confirmation (an exception, a near-miss)
     warned: set = field(default_factory=set)  # kinds already shown for it, at once or when it was read
     at: float = 0.0  # when its last final came
@@ -28,10 +33,12 @@ class Reply:
 
     def add(self, text: str, t: float, pending=(), cleared=()) -> None:
         """A final of the reply, with the warnings heard in it that wait on the reply and the kinds it rules out."""
+        before = self.finals[-1:] if len(text.split()) < SHORT else []
         self.finals, self.at = [*self.finals, text][-FINALS:], t
         self.pending = {k: [*finals, text][:FINALS] for k, finals in self.pending.items()}
         for kind in pending:
-            self.pending.setdefault(kind, [text])
+            self.pending.setdefault(kind, [*before, text])
+            self.heard.setdefault(kind, text)
         self.cleared |= set(cleared)
 
     def over(self, t: float, heard: float) -> bool:
