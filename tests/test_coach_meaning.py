@@ -16,7 +16,7 @@ import pytest
 
 from models.coach.coach import AgentWarning, Coach, StepDone
 from models.coach.embedder import ADAPTER
-from models.coach.playbook import DEFAULT_PATH, PlaybookError, load
+from models.coach.playbook import DEFAULT_PATH, PlaybookError, load, with_meaning
 from models.coach.recognizer import read_alone
 from models.floor import FloorState
 
@@ -692,9 +692,10 @@ def test_agreeing_with_the_caller_is_not_arguing(text):
 
 
 @pytest.mark.parametrize("text", ["Oh, sorry, I thought you'd finished, go on.", "Sorry, you broke up, could you say that again?",
-                                  "Sorry, go on, I'm listening."])
+                                  "Sorry, go on, I'm listening.", "I'm sorry, carry on.", "I am sorry, please go on."])
 def test_a_sorry_that_repairs_the_conversation_is_no_insincere_apology(text):
     assert "insincere_apology" not in _found(PLAYBOOK, text)
+    assert "insincere_apology" not in _found(with_meaning(PLAYBOOK, reply_confirm=0.8), text)  # nor read whole
 
 
 def test_an_exception_holds_only_where_it_is_said():

@@ -211,9 +211,11 @@ def test_a_final_that_comes_after_the_caller_started_is_read_with_its_reply():
     assert coach.tick(9.0, heard=9.0) == []  # once
 
 
-def test_a_reply_to_a_calm_caller_stays_calm_when_they_complain_after_it():
-    """Whether the caller had complained is read when the words were said, not when the reply is read."""
-    coach = Coach(PLAYBOOK, 0)
+@pytest.mark.parametrize("confirm", [1.0, 0.8])
+def test_a_reply_to_a_calm_caller_stays_calm_when_they_complain_after_it(confirm):
+    """Whether the caller had complained is read when the words were said, not when the reply is read; with
+    confirmation on too (the whole reply reads as passing the buck at 0.8 or more)."""
+    coach = Coach(with_meaning(PLAYBOOK, reply_confirm=confirm) if confirm < 1 else PLAYBOOK, 0)
     coach.caller_said("Hi, I'd like to check when my order arrives.")
     coach.agent_final("Best you contact the shop where you bought it.", 5.0)
     coach.caller_intent("That's ridiculous, I'm furious, you're useless!")

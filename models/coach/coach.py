@@ -200,7 +200,7 @@ class Coach:
         seen = recognize(self.playbook, text)
         # By meaning alone, a warning only toward a caller who had complained when it was said and is not now closing
         # warmly (as below): "No worries, enjoy the show." to "Thank you, really." is a goodbye, whatever it reads as.
-        self._reply.add(text, t, seen.pending if self._upset else (), seen.cleared)
+        self._reply.add(text, t, seen.pending if self._upset else (), seen.cleared, self._upset)
         # Said again, it is done again; an apology acknowledges a flare-up as well as empathy does.
         self._again = [m for m in self._again if m not in seen.steps
                        and not (m == "empathize" and "apologize" in seen.steps)]
@@ -247,7 +247,8 @@ class Coach:
             return []
         reply.read = True
         pending = reply.pending_texts()
-        cleared = reply.cleared if self._upset else set(self.playbook.warnings)  # confirmation: upset only
+        # Confirmation too only of what was said to an upset caller, judged when it was said.
+        cleared = reply.cleared if reply.upset else set(self.playbook.warnings)
         out = []
         for kind in decide_reply(self.playbook, reply.text, pending, cleared):
             if kind not in reply.warned:

@@ -27,12 +27,15 @@ class Reply:
     heard: dict = field(default_factory=dict)  # kind -> the final it was heard in (the warning quotes it)
     cleared: set = field(default_factory=set)  # kinds its words rule out for a confirmation (an exception, a near-miss)
     warned: set = field(default_factory=set)  # kinds already shown for it, at once or when it was read
+    upset: bool = False  # said to a caller the anti-patterns are about (coach.Coach._upset), when a final of it was
     at: float = 0.0  # when its last final came
     until: float | None = None  # the caller started to speak then: it is over once the agent's words to here are in
     read: bool = False
 
-    def add(self, text: str, t: float, pending=(), cleared=()) -> None:
-        """A final of the reply, with the warnings heard in it that wait on the reply and the kinds it rules out."""
+    def add(self, text: str, t: float, pending=(), cleared=(), upset: bool = False) -> None:
+        """A final of the reply, with the warnings heard in it that wait on the reply and the kinds it rules out, and
+        whether the caller was upset when it was said."""
+        self.upset = self.upset or upset
         before = self.finals[-1:] if len(text.split()) < SHORT else []
         self.finals, self.at = [*self.finals, text][-FINALS:], t
         self.pending = {k: [*finals, text][:FINALS] for k, finals in self.pending.items()}
