@@ -3,8 +3,8 @@
 A reply is the agent's finals from the first after their last reply was read. A warning the sentence readers heard
 by meaning waits on it (``pending``) with the finals from the one it was heard in on: what came before does not
 excuse it, what follows may ("..., but that's on us, I'll waive it"). A final of a few words is read with the one
-before it. The coach (coach.Coach) feeds it finals and
-audio time and reads it once, when it is over (recognizer.decide_reply).
+before it. The coach (coach.Coach) feeds it finals and audio time and reads it once, when it is over
+(recognizer.decide_reply).
 """
 
 from __future__ import annotations
