@@ -698,6 +698,11 @@ def test_a_sorry_that_repairs_the_conversation_is_no_insincere_apology(text):
     assert "insincere_apology" not in _found(with_meaning(PLAYBOOK, reply_confirm=0.8), text)  # nor read whole
 
 
+def test_an_apology_with_the_remedy_is_not_bare_and_a_dismissive_one_is():
+    assert "insincere_apology" not in _found(PLAYBOOK, "I'm sorry, I'll waive the fee.")
+    assert "insincere_apology" in _found(PLAYBOOK, "I'm sorry, go ahead and complain then.")
+
+
 def test_an_exception_holds_only_where_it_is_said():
     # Agreeing does not excuse disputing after a "but" or in the next sentence, by rule or by meaning.
     assert "arguing" in _found(PLAYBOOK, "You're right about the date. But that's not what happened, you never called us.")

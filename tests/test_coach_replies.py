@@ -85,9 +85,10 @@ def test_toward_a_calm_caller_a_reply_by_meaning_warns_of_nothing():
     assert _said(coach, ["Best you contact the shop where you bought it."]) == ([], [])
 
 
-def test_a_few_words_are_read_with_the_final_before_them():
+def test_a_short_question_is_read_with_the_final_before_it():
     """A check-back question alone reads as making light of it; after the restatement it closes, it is part of one.
-    The warning it would draw quotes the final it was heard in."""
+    The warning it would draw quotes the final it was heard in. A short remark that is no question is read alone: an
+    apology before it does not dilute a hand-off away."""
     from models.coach.reply import SHORT
 
     question = "Is that it in a nutshell?"
@@ -101,6 +102,15 @@ def test_a_few_words_are_read_with_the_final_before_them():
     coach.agent_final(question, 5.0)
     out = coach.floor(FloorState(7.0, "caller_speaking", False, False, 0.9)) + coach.tick(7.1, heard=7.1)
     assert [(o.kind, o.quote) for o in out if isinstance(o, AgentWarning)] == [("glib", question)]
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said(UPSET)
+    quip = "Worse things happen at sea, right?"  # read with the final before it, and glib still
+    assert _said(coach, ["Honestly, it happens all the time.", quip]) == ([], ["glib"])
+    assert [w.quote for w in coach.warnings if w.kind == "glib"] == [quip]
+    coach = Coach(PLAYBOOK, 0)
+    coach.caller_said(UPSET)
+    assert _said(coach, ["I'm so sorry about this, I'll refund the difference today.",
+                         "You'd have to ask the courier."]) == ([], ["passing_the_buck"])
 
 
 def test_a_goodbye_to_a_caller_who_closes_warmly_warns_of_nothing():
@@ -113,8 +123,16 @@ def test_a_goodbye_to_a_caller_who_closes_warmly_warns_of_nothing():
     coach.caller_said(UPSET)
     coach.caller_said("Right, thanks for sorting it.")
     assert _said(coach, reply) == ([], [])
-    coach.caller_said("Actually no, this is still a shambles, I'm furious.")  # the complaint is back
-    assert _said(coach, reply, t=20.0)[1]
+    coach.caller_said("Mm, cheers.")  # a backchannel in a new turn (_said's floor) keeps the thanks
+    assert _said(coach, reply, t=20.0) == ([], [])
+    coach.caller_said("Right, well, I'll wait and see then.")  # more than that in a new turn takes them back
+    assert _said(coach, reply, t=30.0)[1]
+    for after in ["Actually no, this is still a shambles, I'm furious.", "So when will the refund come through?"]:
+        coach = Coach(PLAYBOOK, 0)
+        coach.caller_said(UPSET)
+        coach.caller_said("Right, thanks for sorting it.")
+        coach.caller_said(after)  # in the same turn: a complaint, or a question, takes the thanks back
+        assert _said(coach, reply)[1], after
 
 
 def test_without_the_reader_a_warning_by_meaning_is_shown_at_once():

@@ -73,8 +73,9 @@ def digest(data: list[tuple[str, str]]) -> str:
 
 
 def current() -> bool:
-    """The adapter calmline train coach wrote was trained on the playbook's examples and the fitting voices as
-    they are now (an example added since is read at load, but not yet folded into the encoder)."""
+    """The adapter calmline train coach wrote was trained on the playbook's examples, the fitting voices and the
+    fitting exchanges' replies as they are now (an example added since is read at load, but not yet folded into the
+    encoder)."""
     return ADAPTER.is_file() and read_adapter(ADAPTER)[0].get("data_sha256") == digest(rows())
 
 

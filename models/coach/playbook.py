@@ -31,8 +31,8 @@ RECOGNITION = ("meaning", "rules")  # by meaning (examples and rules) or the reg
 MEANING = {"threshold": float, "margin": float, "nearest": int, "centroid": float}
 HEADS = ("nearest", "logistic", "both")
 # The sentence encoder, [meaning] encoder, one of models.coach.embedder.ENCODERS: "base", all-MiniLM-L6-v2 as
-# published; "tuned", the same with a low-rank adapter fitted on the examples and the voices' fitting halves
-# (calmline train coach; models/coach/adapter.npz). A playbook without the setting reads "base".
+# published; "tuned", the same with a low-rank adapter fitted on the examples, the voices' fitting halves and the
+# fitting exchanges' replies (calmline train coach; models/coach/adapter.npz). A playbook without the setting reads "base".
 # The reply reader (models/coach/replies.py), with ``replies = true``: a warning a sentence reader heard by meaning
 # waits for the agent's reply to be over and stands where the reply from its final on reads as it at ``reply_veto``
 # or more; a whole reply that reads as one at ``reply_confirm`` or more (below 1) warns of it though no sentence did.

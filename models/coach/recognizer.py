@@ -289,6 +289,10 @@ def recognize(playbook, text: str) -> Recognized:
             # own conflicts (a tie to the move), so a warning both heard meets no move either heard against it.
             moves = set().union(*heard) & set(playbook.moves)
             found = moves | (set.intersection(*heard) & set(playbook.warnings))
+            if "make_it_right" in found | steps:
+                # The playbook's insincere apology is a bare "I'm sorry" with no ownership; one said with the
+                # remedy ("I'm sorry, I'll waive the fee.") is none, however its words sit near the examples.
+                found.discard("insincere_apology")
         if playbook.recognizer.replies is not None:
             pending = {x for x in found if x in playbook.recognizer.replies.kinds} - warnings
             found -= pending
@@ -300,7 +304,8 @@ def recognize(playbook, text: str) -> Recognized:
 
 def decide_reply(playbook, reply: str, pending: dict[str, str], cleared=()) -> tuple[str, ...]:
     """The warnings of an agent's reply, by the playbook's reply reader: each a sentence reader heard (``pending``:
-    kind -> the reply from the final it was heard in on) where that text shows it at ``reply_veto``, and any the
+    kind -> the reply from the final it was heard in on, a short question's from the final before it) where that
+    text shows it at ``reply_veto``, and any the
     whole ``reply`` shows plainly, at ``reply_confirm``, whether a sentence reader heard it or not (1: never),
     unless the reply's words rule it out (``cleared``: the team lead's exceptions and near-misses are their word
     on it)."""

@@ -2,8 +2,8 @@
 
 A reply is the agent's finals from the first after their last reply was read. A warning the sentence readers heard
 by meaning waits on it (``pending``) with the finals from the one it was heard in on: what came before does not
-excuse it, what follows may ("..., but that's on us, I'll waive it"). A final of a few words is read with the one
-before it. The coach (coach.Coach) feeds it finals and audio time and reads it once, when it is over
+excuse it, what follows may ("..., but that's on us, I'll waive it"). A check-back question of a few words is read
+with the final before it. The coach (coach.Coach) feeds it finals and audio time and reads it once, when it is over
 (recognizer.decide_reply).
 """
 
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# The reader reads at most this many finals of a reply (a pending warning's final and those after it): the replies
+# The reader reads at most this many finals of a reply (a pending warning's final, or a short question's with the one
+# before it, and those after it): the replies
 # it was fitted on run one to four sentences, and a long turn read whole would blur what one sentence does.
 FINALS = 3
 PAUSE = 2.0  # seconds after the agent's last final with no more of the reply and no caller: it is over
-# A final of fewer words is read with the one before it: a few words alone ("Is that the gist of it?", "I'm sorry,
-# I'll waive the fee.") carry too little of the reply for a reader fitted on whole replies.
+# A question of fewer words is read with the final before it: a check-back alone ("Is that the gist of it?") carries
+# too little of the reply for a reader fitted on whole replies. Only a question: a short hand-off or remark after an
+# apology ("I'm so sorry. You'd have to ask the courier.") is read alone, or the apology would dilute it away.
 SHORT = 7
 
 
@@ -36,7 +38,7 @@ class Reply:
         """A final of the reply, with the warnings heard in it that wait on the reply and the kinds it rules out, and
         whether the caller was upset when it was said."""
         self.upset = self.upset or upset
-        before = self.finals[-1:] if len(text.split()) < SHORT else []
+        before = self.finals[-1:] if len(text.split()) < SHORT and text.rstrip().endswith("?") else []
         self.finals, self.at = [*self.finals, text][-FINALS:], t
         self.pending = {k: [*finals, text][:FINALS] for k, finals in self.pending.items()}
         for kind in pending:
