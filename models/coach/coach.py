@@ -205,9 +205,9 @@ class Coach:
         if self._reply.read:  # the last reply was read whole: this final starts the next one
             self._reply = Reply()
         seen = recognize(self.playbook, text)
-        # By meaning alone, a warning only toward a caller who had complained when it was said and is not now closing
-        # warmly (as below): "No worries, enjoy the show." to "Thank you, really." is a goodbye, whatever it reads as.
-        self._reply.add(text, t, seen.pending if self._upset else (), seen.cleared, self._upset)
+        # By meaning alone, a warning only toward a caller who had complained when it was said and has not since
+        # thanked the agent (as below): "No worries, enjoy the show." to "Thank you, really." is a goodbye.
+        self._reply.add(text, t, seen.pending, seen.cleared, upset=self._upset)
         # Said again, it is done again; an apology acknowledges a flare-up as well as empathy does.
         self._again = [m for m in self._again if m not in seen.steps
                        and not (m == "empathize" and "apologize" in seen.steps)]

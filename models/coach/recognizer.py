@@ -305,8 +305,8 @@ def recognize(playbook, text: str) -> Recognized:
 def decide_reply(playbook, reply: str, pending: dict[str, str], cleared=()) -> tuple[str, ...]:
     """The warnings of an agent's reply, by the playbook's reply reader: each a sentence reader heard (``pending``:
     kind -> the reply from the final it was heard in on, a short question's from the final before it) where that
-    text shows it at ``reply_veto``, and any the
-    whole ``reply`` shows plainly, at ``reply_confirm``, whether a sentence reader heard it or not (1: never),
+    text shows it at ``reply_veto``, and any the whole ``reply`` shows plainly, at ``reply_confirm``, whether a
+    sentence reader heard it or not (1: never),
     unless the reply's words rule it out (``cleared``: the team lead's exceptions and near-misses are their word
     on it)."""
     confirm = playbook.meaning.get("reply_confirm", 1.0)

@@ -35,9 +35,10 @@ class Reply:
     read: bool = False
 
     def add(self, text: str, t: float, pending=(), cleared=(), upset: bool = False) -> None:
-        """A final of the reply, with the warnings heard in it that wait on the reply and the kinds it rules out, and
-        whether the caller was upset when it was said."""
+        """A final of the reply, with the warnings heard in it by meaning alone, the kinds it rules out, and whether
+        the caller was upset when it was said: only then do its warnings wait on the reply."""
         self.upset = self.upset or upset
+        pending = pending if upset else ()
         before = self.finals[-1:] if len(text.split()) < SHORT and text.rstrip().endswith("?") else []
         self.finals, self.at = [*self.finals, text][-FINALS:], t
         self.pending = {k: [*finals, text][:FINALS] for k, finals in self.pending.items()}
