@@ -7,9 +7,11 @@ words are what the floor waits on to hand the agent the turn: in a burst of fina
 an agent's final is passed only by callers' finals queued within that lead after it); a newer
 partial for the same speaker replaces a pending older one (only the latest snapshot
 is worth showing), so partials thin out by themselves under load; partials run when
-no final waits, oldest first, so none starves, in small windows so a final arriving
-meanwhile is not held up long, and on one worker less than there are (with two, one), so
-a final always finds a worker free of them. Each run packs as many utterances as fit one Whisper
+no final waits or runs, oldest first, so none starves while there is time for them, in small
+windows so a final arriving meanwhile is not held up long, and on one worker less than there
+are (with two, one), so a final always finds a worker free of them. A partial running beside a
+final would take half the cores from it: past the CPU's capacity the partials wait for the finals
+instead, and thin out first. Each run packs as many utterances as fit one Whisper
 window (models.packing): the window costs the same whether it holds one or six. With ``batch`` > 1 (a GPU)
 a run takes up to that many windows, encoded and decoded together: a GPU does several windows in about the
 time of one. Work runs on worker threads so the event loop keeps taking audio.
@@ -76,6 +78,7 @@ class TranscriptionScheduler:
         # taken go to the audio path (profile, 32 calls on 2 cores: partials took 40 % of the workers' time).
         self.partial_workers = max(1, workers - 1)
         self._partials_running = 0
+        self._finals_running = 0  # runs of finals in progress: no partial starts beside one
         self.stats = SchedulerStats()
         self._threads = [threading.Thread(target=self._work, name=f"transcribe-{i}", daemon=True) for i in range(workers)]
         for t in self._threads:
@@ -149,7 +152,7 @@ class TranscriptionScheduler:
         oldest first."""
         with self._cv:
             while not self._closed and not self._finals and (
-                    not self._partials or self._partials_running >= self.partial_workers):
+                    not self._partials or self._partials_running >= self.partial_workers or self._finals_running):
                 self._cv.wait()
             if self._closed:
                 return None
@@ -160,6 +163,7 @@ class TranscriptionScheduler:
                     taken = self._finals[: plan([len(j.audio) / MODEL_RATE for j in self._finals], self.capacity)]
                     del self._finals[: len(taken)]
                     windows.append(taken)
+                self._finals_running += 1
             else:
                 # A partial window stays small, so a final that arrives meanwhile waits little.
                 partials = sorted(self._partials.values(), key=lambda j: j.submitted)
@@ -199,7 +203,9 @@ class TranscriptionScheduler:
                 self._running -= len(jobs)
                 if jobs[0].kind == PARTIAL:
                     self._partials_running -= 1
-                    self._cv.notify_all()  # partials may wait for this worker
+                else:
+                    self._finals_running -= 1
+                self._cv.notify_all()  # partials may wait for this worker, or for the finals to be done
 
     # Two frames of their own, so a profile tells the cost of finals from that of partials.
     def _final_window(self, windows: list[list[Job]]) -> list:

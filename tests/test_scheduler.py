@@ -297,3 +297,36 @@ async def test_a_run_takes_several_windows_finals_first_then_partials():
         sched.close()
     # 10 s finals: one a window, two windows a run; then the partials (4 s: one per 5 s partial window).
     assert model.ran == [[0], [[20], [21]], [22], [[10], [11]], [12]]
+
+
+async def test_no_partial_starts_beside_a_final():
+    """A partial beside a final would take half the cores from it: while any final runs, partials wait, even
+    with a worker free (which still takes the next final at once)."""
+
+    class Gated(GatedTranscriber):
+        def __init__(self):
+            super().__init__()
+            self.started = []
+
+        def transcribe_many(self, audios, words=True):
+            self.started.append(float(audios[0][0]))
+            if audios[0][0] == 10:  # the first final waits at the gate
+                self.gate.wait(10)
+            self.ran.append([float(a[0]) for a in audios])
+            return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
+
+    model = Gated()
+    sched = TranscriptionScheduler(model, workers=2)
+    try:
+        held = sched.submit(job("c1", "caller", FINAL, 10))
+        await until(lambda: model.started, "the first final started", timeout=5, every=0.01)
+        partial = sched.submit(job("c2", "caller", PARTIAL, 1, seconds=4.0))
+        quick = sched.submit(job("c3", "agent", FINAL, 20))
+        assert (await asyncio.wait_for(quick, 5)).text == "job 20"  # the free worker took the final at once
+        assert model.started == [10.0, 20.0] and not partial.done()  # ... but no partial beside the held one
+        model.gate.set()
+        assert (await held).text == "job 10" and (await asyncio.wait_for(partial, 5)).text == "job 1"
+        assert model.started == [10.0, 20.0, 1.0]
+    finally:
+        model.gate.set()
+        sched.close()
