@@ -147,9 +147,11 @@ class TranscriptionScheduler:
         for job in pending:
             _resolve(job, None)
 
-    def _next(self) -> list[list[Job]] | None:
+    def _next(self) -> tuple[list[list[Job]], bool] | None:
         """The windows of the next run: pending finals, as many as fit ``batch`` windows; else a few partials,
-        oldest first."""
+        oldest first. And whether the run is lean: a lone utterance in the smaller window (models.packing), for
+        partials, and for finals while other finals run or wait (alone on the machine a final is ready before
+        the silence that ends its utterance is over, so a cheaper window would only cost accuracy)."""
         with self._cv:
             while not self._closed and not self._finals and (
                     not self._partials or self._partials_running >= self.partial_workers or self._finals_running):
@@ -164,6 +166,8 @@ class TranscriptionScheduler:
                     del self._finals[: len(taken)]
                     windows.append(taken)
                 self._finals_running += 1
+                # A busy machine: finals beside this run or behind it.
+                lean = self._finals_running > 1 or bool(self._finals)
             else:
                 # A partial window stays small, so a final that arrives meanwhile waits little.
                 partials = sorted(self._partials.values(), key=lambda j: j.submitted)
@@ -174,8 +178,9 @@ class TranscriptionScheduler:
                         del self._partials[(job.call_id, job.speaker)]
                     windows.append(taken)
                 self._partials_running += 1
+                lean = True  # a partial's words are replaced by its final's
             self._running += sum(len(w) for w in windows)
-            return windows
+            return windows, lean
 
     def _work(self) -> None:
         if self.nice:
@@ -183,11 +188,13 @@ class TranscriptionScheduler:
             # (a starved loop falls behind on every call at once and misses its sockets' pings).
             lower_priority([threading.get_native_id()], self.nice)
             lower_priority(getattr(self._transcriber, "model_threads", ()), self.nice)
-        while (windows := self._next()) is not None:
+        while (taken := self._next()) is not None:
+            windows, lean = taken
             jobs = [j for w in windows for j in w]
             started = time.monotonic()
             try:
-                results = self._final_window(windows) if jobs[0].kind == FINAL else self._partial_window(windows)
+                results = (self._final_window(windows, lean) if jobs[0].kind == FINAL
+                           else self._partial_window(windows))
             except BaseException as exc:  # reported to the submitters, the worker lives on
                 results = [exc] * len(jobs)
             with self._cv:  # workers finish side by side
@@ -208,17 +215,17 @@ class TranscriptionScheduler:
                 self._cv.notify_all()  # partials may wait for this worker, or for the finals to be done
 
     # Two frames of their own, so a profile tells the cost of finals from that of partials.
-    def _final_window(self, windows: list[list[Job]]) -> list:
-        return self._transcribe(windows, words=True)
+    def _final_window(self, windows: list[list[Job]], lean: bool) -> list:
+        return self._transcribe(windows, words=True, lean=lean)
 
     def _partial_window(self, windows: list[list[Job]]) -> list:
         # A window holds finals only or partials only; a partial shows text, its words would go unused.
-        return self._transcribe(windows, words=False)
+        return self._transcribe(windows, words=False, lean=True)
 
-    def _transcribe(self, windows: list[list[Job]], words: bool) -> list:
+    def _transcribe(self, windows: list[list[Job]], words: bool, lean: bool) -> list:
         if len(windows) == 1:
-            return self._transcriber.transcribe_many([j.audio for j in windows[0]], words=words)
-        found = self._transcriber.transcribe_windows([[j.audio for j in w] for w in windows], words=words)
+            return self._transcriber.transcribe_many([j.audio for j in windows[0]], words=words, lean=lean)
+        found = self._transcriber.transcribe_windows([[j.audio for j in w] for w in windows], words=words, lean=lean)
         return [r for rs in found for r in rs]
 
 

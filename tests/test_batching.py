@@ -77,12 +77,12 @@ class Held:
         self.gate = threading.Event()
         self.runs = []
 
-    def transcribe_many(self, audios, words=True):
+    def transcribe_many(self, audios, words=True, lean=False):
         self.gate.wait(60)
         self.runs.append(1)
         return self.transcriber.transcribe_many(audios, words)
 
-    def transcribe_windows(self, windows, words=True):
+    def transcribe_windows(self, windows, words=True, lean=False):
         self.runs.append(len(windows))
         return self.transcriber.transcribe_windows(windows, words)
 

@@ -1,6 +1,6 @@
 """Packing utterances into one window: planning, spans, and giving each its own words."""
 
-from models.packing import CAPACITY, GAP, LONG_WINDOW, WINDOW, Segment, assign, assign_words, plan, spans, window_for
+from models.packing import CAPACITY, GAP, LONE_WINDOW, LONG_WINDOW, MARGIN, WINDOW, Segment, assign, assign_words, plan, spans, window_for
 
 
 def test_plan_fills_a_window_and_always_takes_one():
@@ -13,6 +13,10 @@ def test_plan_fills_a_window_and_always_takes_one():
 def test_a_long_utterance_gets_whispers_own_window():
     assert window_for(CAPACITY) == WINDOW < LONG_WINDOW == 30.0
     assert window_for(CAPACITY + 0.1) == LONG_WINDOW
+    # One utterance alone takes the smaller window when it fits it with the margin, else as packed.
+    assert window_for(LONE_WINDOW - MARGIN, alone=True) == LONE_WINDOW < WINDOW
+    assert window_for(LONE_WINDOW - MARGIN + 0.1, alone=True) == WINDOW == window_for(LONE_WINDOW - MARGIN)
+    assert window_for(CAPACITY + 0.1, alone=True) == LONG_WINDOW
 
 
 def test_spans_leave_gaps():

@@ -26,7 +26,7 @@ class GatedTranscriber:
         self.gate = threading.Event()
         self.ran = []
 
-    def transcribe_many(self, audios, words=True):
+    def transcribe_many(self, audios, words=True, lean=False):
         self.gate.wait(10)
         self.ran.append([float(a[0]) for a in audios])
         return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
@@ -105,7 +105,7 @@ async def test_partials_of_many_calls_all_get_served():
 
 async def test_a_failing_model_fails_the_job_not_the_worker():
     class Broken(GatedTranscriber):
-        def transcribe_many(self, audios, words=True):
+        def transcribe_many(self, audios, words=True, lean=False):
             if audios[0][0] == 1:
                 raise RuntimeError("boom")
             return super().transcribe_many(audios, words)
@@ -211,7 +211,7 @@ async def test_two_workers_run_windows_side_by_side():
     """While one window is held up, the second worker takes the next one: finals do not queue behind it."""
 
     class OneSlow(GatedTranscriber):
-        def transcribe_many(self, audios, words=True):
+        def transcribe_many(self, audios, words=True, lean=False):
             if audios[0][0] == 0:
                 self.gate.wait(10)
             self.ran.append([float(a[0]) for a in audios])
@@ -252,7 +252,7 @@ async def test_partials_leave_a_worker_free_for_finals():
             super().__init__()
             self.started = []
 
-        def transcribe_many(self, audios, words=True):
+        def transcribe_many(self, audios, words=True, lean=False):
             self.started.append(float(audios[0][0]))
             if audios[0][0] < 10:  # partials (tags below 10) wait at the gate
                 self.gate.wait(10)
@@ -280,7 +280,7 @@ async def test_a_run_takes_several_windows_finals_first_then_partials():
     """With batch 2 a run takes up to two windows: queued finals first, then partials (oldest first)."""
 
     class Windows(GatedTranscriber):
-        def transcribe_windows(self, windows, words=True):
+        def transcribe_windows(self, windows, words=True, lean=False):
             self.ran.append([[float(a[0]) for a in w] for w in windows])
             return [[Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in w] for w in windows]
 
@@ -308,7 +308,7 @@ async def test_no_partial_starts_beside_a_final():
             super().__init__()
             self.started = []
 
-        def transcribe_many(self, audios, words=True):
+        def transcribe_many(self, audios, words=True, lean=False):
             self.started.append(float(audios[0][0]))
             if audios[0][0] == 10:  # the first final waits at the gate
                 self.gate.wait(10)
@@ -330,3 +330,32 @@ async def test_no_partial_starts_beside_a_final():
     finally:
         model.gate.set()
         sched.close()
+
+
+async def test_runs_are_lean_only_while_the_machine_is_busy():
+    """A final alone on the machine takes the accurate window (it is ready before its utterance's end is
+    confirmed anyway); finals queued behind another, and partials, take the cheaper one for a lone utterance."""
+
+    class Leans(GatedTranscriber):
+        def __init__(self):
+            super().__init__()
+            self.leans = {}
+
+        def transcribe_many(self, audios, words=True, lean=False):
+            self.leans[float(audios[0][0])] = lean
+            return super().transcribe_many(audios, words)
+
+    model = Leans()
+    sched = TranscriptionScheduler(model, workers=1)
+    try:
+        alone = sched.submit(job("c0", "caller", FINAL, 0))
+        await until(lambda: sched.depth == 0, "the first final taken", timeout=5, every=0.005)
+        behind = [sched.submit(job(f"c{i}", "agent", FINAL, i, seconds=10.0)) for i in (1, 2)]  # one a window
+        partial = sched.submit(job("c3", "caller", PARTIAL, 3, seconds=4.0))
+        model.gate.set()
+        await asyncio.gather(alone, *behind, partial)
+    finally:
+        model.gate.set()
+        sched.close()
+    # 0 ran with nothing else queued; 1 with 2 behind it; 2 alone again; the partial lean whatever the load.
+    assert model.leans == {0.0: False, 1.0: True, 2.0: False, 3.0: True}

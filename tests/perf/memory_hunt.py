@@ -59,10 +59,10 @@ class ReplayTranscriber:
         words = tuple(Segment(0.1 * i, 0.1 * i + 0.08, (" " if i else "") + w, 0.9) for i, w in enumerate(text.split()))
         return Transcript(text, -0.2, 0.01, words=words)
 
-    def transcribe_many(self, audios, words=True):
+    def transcribe_many(self, audios, words=True, lean=False):
         return [self._one() for _ in audios]
 
-    def transcribe_windows(self, windows, words=True):
+    def transcribe_windows(self, windows, words=True, lean=False):
         return [self.transcribe_many(w, words) for w in windows]
 
 
