@@ -8,7 +8,8 @@ innermost known frame: the transcription windows (finals and partials apart: enc
 decode, align), the audio path (VAD, pitch, loudness, decoding and resampling, the
 segmenter), the recording, the session and coach, the event sockets, JSON, the recorder,
 the loop. Windows are timed on the Python thread that waits for CTranslate2 (its own
-threads carry no Python frames). Also samples /metrics every 2 s (queue depth, live calls).
+threads carry no Python frames), and each thread's CPU over the round is read from /proc, so
+the model's own threads are counted too. Also samples /metrics every 2 s (queue depth, live calls).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -84,6 +86,37 @@ def breakdown(profile: Path, rate: float, wall: float) -> str:
     return "\n".join(lines)
 
 
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds each thread of ``pid`` has used (Linux /proc): what py-spy cannot see, CTranslate2's own
+    threads computing the windows without a Python frame, is counted here too."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # from field 3 (state) on: utime and stime are 14 and 15
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_by_thread(before: dict[int, float], after: dict[int, float], profile: Path, wall: float) -> str:
+    """Each thread's CPU over the round, named as py-spy saw it (threads with no Python frame: the model's)."""
+    names = {}
+    for line in profile.read_text().splitlines():
+        found = re.match(r"thread \((\d+)\): ([^;]+)", line)
+        if found:
+            names[int(found.group(1))] = found.group(2).strip()
+    used = collections.Counter()
+    for tid, seconds in after.items():
+        used[names.get(tid, "threads with no Python frame (CTranslate2, onnxruntime)")] += seconds - before.get(tid, 0.0)
+    total = sum(used.values())
+    lines = [f"CPU by thread over the round ({total:.1f} s, {total / wall:.2f} cores):"]
+    lines += [f"  {name:<56} {seconds:7.1f} s" for name, seconds in used.most_common() if seconds >= 0.05]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=32)
@@ -124,10 +157,12 @@ def main() -> None:
                                  "--nonblocking", "-o", str(out / "profile.txt")],
                                 stdout=subprocess.DEVNULL, stderr=open(out / "py-spy.log", "w"))
     started = time.monotonic()
+    cpu_before = thread_cpu(server.proc.pid)
     try:
         row = asyncio.run(bench._one_round(server, args.calls, wavs, 1.0))
     finally:
         wall = time.monotonic() - started
+        cpu_after = thread_cpu(server.proc.pid)
         recorder.send_signal(2)
         recorder.wait(120)
         stop.set()
@@ -138,6 +173,7 @@ def main() -> None:
     for failure in row["failures"]:
         print("failed:", failure)
     print(breakdown(out / "profile.txt", args.rate, wall))
+    print(cpu_by_thread(cpu_before, cpu_after, out / "profile.txt", wall))
     read = [m for m in samples if m.get("vad_calls")]
     if read:
         print(f"VAD: {read[-1]['vad_chunks']:.0f} chunks in {read[-1]['vad_calls']:.0f} model calls "
