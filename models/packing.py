@@ -6,10 +6,11 @@ the scheduler packs utterances (from any calls) into one 20 s window (30 s for a
 utterance too long for it), separated by silence, decodes once, and gives each
 utterance the aligned words that fall inside it. A word that covers speech of two
 utterances is never guessed at: those utterances are decoded again. One utterance
-alone (most windows at light load, and every early final that finds a worker free)
-takes a 15 s window when it fits: as accurate alone as in 20 s and about 30 % cheaper,
-where several packed into 15 s lose more (tests/perf/window_size.py, 231 real-speech
-utterances: WER alone 4.3 % in 20 s, 4.5 % in 15 s; packed 4.0 % and 4.6 %).
+alone takes a 15 s window when it fits and the transcriber is asked for a lean run
+(models.scheduler: while the machine is busy, and for partials): nearly as accurate
+alone as in 20 s and about 30 % cheaper, where several packed into 15 s lose more
+(tests/perf/window_size.py, 231 real-speech utterances: WER alone 4.3 % in 20 s,
+4.5 % in 15 s; packed 3.9 % and 4.8 %).
 """
 
 from __future__ import annotations

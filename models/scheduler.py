@@ -151,7 +151,8 @@ class TranscriptionScheduler:
         """The windows of the next run: pending finals, as many as fit ``batch`` windows; else a few partials,
         oldest first. And whether the run is lean: a lone utterance in the smaller window (models.packing), for
         partials, and for finals while other finals run or wait (alone on the machine a final is ready before
-        the silence that ends its utterance is over, so a cheaper window would only cost accuracy)."""
+        the silence that ends its utterance is over, so a cheaper window would only cost accuracy). Never with
+        ``batch`` > 1 (a GPU): windows of two sizes in one run would take two passes of the model instead of one."""
         with self._cv:
             while not self._closed and not self._finals and (
                     not self._partials or self._partials_running >= self.partial_workers or self._finals_running):
@@ -167,7 +168,7 @@ class TranscriptionScheduler:
                     windows.append(taken)
                 self._finals_running += 1
                 # A busy machine: finals beside this run or behind it.
-                lean = self._finals_running > 1 or bool(self._finals)
+                lean = self.batch == 1 and (self._finals_running > 1 or bool(self._finals))
             else:
                 # A partial window stays small, so a final that arrives meanwhile waits little.
                 partials = sorted(self._partials.values(), key=lambda j: j.submitted)
@@ -178,7 +179,7 @@ class TranscriptionScheduler:
                         del self._partials[(job.call_id, job.speaker)]
                     windows.append(taken)
                 self._partials_running += 1
-                lean = True  # a partial's words are replaced by its final's
+                lean = self.batch == 1  # a partial's words are replaced by its final's
             self._running += sum(len(w) for w in windows)
             return windows, lean
 
@@ -194,33 +195,36 @@ class TranscriptionScheduler:
             started = time.monotonic()
             try:
                 results = (self._final_window(windows, lean) if jobs[0].kind == FINAL
-                           else self._partial_window(windows))
+                           else self._partial_window(windows, lean))
             except BaseException as exc:  # reported to the submitters, the worker lives on
                 results = [exc] * len(jobs)
-            with self._cv:  # workers finish side by side
-                self.stats.busy_seconds += time.monotonic() - started
-                self.stats.audio_seconds += sum(len(j.audio) for j in jobs) / MODEL_RATE
-                self.stats.jobs_done += len(jobs)
-                self.stats.windows += len(windows)
-                self.stats.runs += 1
-                self.stats.redecoded += sum(1 for r in results if getattr(r, "redecoded", False))
-            for job, result in zip(jobs, results):
-                _resolve(job, result)
-            with self._cv:
-                self._running -= len(jobs)
-                if jobs[0].kind == PARTIAL:
-                    self._partials_running -= 1
-                else:
-                    self._finals_running -= 1
-                self._cv.notify_all()  # partials may wait for this worker, or for the finals to be done
+            try:
+                with self._cv:  # workers finish side by side
+                    self.stats.busy_seconds += time.monotonic() - started
+                    self.stats.audio_seconds += sum(len(j.audio) for j in jobs) / MODEL_RATE
+                    self.stats.jobs_done += len(jobs)
+                    self.stats.windows += len(windows)
+                    self.stats.runs += 1
+                    self.stats.redecoded += sum(1 for r in results if getattr(r, "redecoded", False))
+                for job, result in zip(jobs, results):
+                    _resolve(job, result)
+            finally:
+                # Whatever happened above: a run counted as running for good would hold every partial back.
+                with self._cv:
+                    self._running -= len(jobs)
+                    if jobs[0].kind == PARTIAL:
+                        self._partials_running -= 1
+                    else:
+                        self._finals_running -= 1
+                    self._cv.notify_all()  # partials may wait for this worker, or for the finals to be done
 
     # Two frames of their own, so a profile tells the cost of finals from that of partials.
     def _final_window(self, windows: list[list[Job]], lean: bool) -> list:
         return self._transcribe(windows, words=True, lean=lean)
 
-    def _partial_window(self, windows: list[list[Job]]) -> list:
+    def _partial_window(self, windows: list[list[Job]], lean: bool) -> list:
         # A window holds finals only or partials only; a partial shows text, its words would go unused.
-        return self._transcribe(windows, words=False, lean=True)
+        return self._transcribe(windows, words=False, lean=lean)
 
     def _transcribe(self, windows: list[list[Job]], words: bool, lean: bool) -> list:
         if len(windows) == 1:

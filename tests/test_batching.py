@@ -110,3 +110,68 @@ async def test_the_scheduler_takes_several_windows_a_run(transcriber, pool):
     assert model.runs[0] == 1 and max(model.runs) == 3  # the blocker alone, then batches of windows
     assert sum(model.runs) == sched.stats.windows == 1 + len(_windows(pool, 99))
     assert sched.stats.runs == len(model.runs)
+
+
+def test_a_lean_run_takes_the_smaller_window_for_a_lone_utterance_only(transcriber, pool, monkeypatch):
+    """``lean``: one utterance alone is encoded in the 15 s window, with about the same words as in 20 s; a packed
+    window keeps 20 s whatever is asked; the words keep their times inside the utterance."""
+    from models.packing import LONE_WINDOW, WINDOW
+    from models.wer import wer
+
+    sizes = []
+    encode = transcriber._encode
+
+    def spy(audios, seconds=None):
+        sizes.append(seconds)
+        return encode(audios, seconds)
+
+    monkeypatch.setattr(transcriber, "_encode", spy)
+    lone = [c for c in pool if c.seconds < 8][:4]
+    for clip in lone:
+        sizes.clear()
+        lean = transcriber.transcribe_many([clip.audio], lean=True)[0]
+        assert sizes == [LONE_WINDOW]
+        sizes.clear()
+        full = transcriber.transcribe_many([clip.audio])[0]
+        assert sizes == [WINDOW]
+        assert wer(full.text, lean.text) <= 0.25 and wer(clip.text, lean.text) <= 0.3, (clip.text, lean.text)
+        assert lean.words and all(0 <= w.start <= w.end <= clip.seconds + 0.01 for w in lean.words)
+    sizes.clear()
+    transcriber.transcribe_many([c.audio for c in lone[:2]], lean=True)
+    assert sizes[0] == WINDOW  # packed: no smaller window (a retry of what it got wrong may follow)
+
+
+async def test_runs_on_a_gpu_batch_are_never_lean():
+    """With ``batch`` > 1, windows of two sizes in one run would take two passes of the model: no lean runs,
+    however many finals wait."""
+
+    class Windows:
+        def __init__(self):
+            self.leans = []
+            self.gate = threading.Event()
+
+        def transcribe_windows(self, windows, words=True, lean=False):
+            self.gate.wait(10)
+            self.leans.append(lean)
+            return [[None for _ in w] for w in windows]
+
+        def transcribe_many(self, audios, words=True, lean=False):
+            return self.transcribe_windows([audios], words, lean)[0]
+
+    model = Windows()
+    sched = TranscriptionScheduler(model, batch=2)
+    try:
+        audio = np.zeros(16000 * 10, dtype=np.float32)  # 10 s: one a window
+        first = sched.submit(Job("c0", "agent", 1, FINAL, audio))
+        for _ in range(500):  # the worker has taken the first and waits at the gate
+            if sched.depth == 0:
+                break
+            await asyncio.sleep(0.01)
+        queued = [sched.submit(Job(f"c{i}", "agent", 1, FINAL, audio)) for i in range(1, 4)]
+        model.gate.set()
+        await asyncio.gather(first, *queued)
+    finally:
+        model.gate.set()
+        sched.close()
+    # The first run alone, then two windows with one more waiting, then the last: a busy queue, never lean.
+    assert len(model.leans) == 3 and not any(model.leans)
