@@ -23,10 +23,29 @@ def free_port() -> int:
 
 def proc_stats(pid: int) -> tuple[float, int]:
     """(CPU seconds used, resident bytes) of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    rss_pages = int(fields[21])
-    return (int(fields[11]) + int(fields[12])) / ticks, rss_pages * os.sysconf("SC_PAGE_SIZE")
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    return _cpu_seconds(fields), int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds each thread of a process has used, by thread id, from /proc (threads that end meanwhile are
+    left out)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[int(task.name)] = _cpu_seconds(_stat_fields(task / "stat"))
+        except OSError:
+            continue
+    return out
+
+
+def _stat_fields(path: Path) -> list[str]:
+    """A /proc stat line's fields from the third (state) on: the name before them may hold spaces."""
+    return path.read_text().rsplit(")", 1)[1].split()
+
+
+def _cpu_seconds(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def metric(text: str, name: str) -> float:

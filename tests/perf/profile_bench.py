@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import collections
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -86,23 +85,9 @@ def breakdown(profile: Path, rate: float, wall: float) -> str:
     return "\n".join(lines)
 
 
-def thread_cpu(pid: int) -> dict[int, float]:
-    """CPU seconds each thread of ``pid`` has used (Linux /proc): what py-spy cannot see, CTranslate2's own
-    threads computing the windows without a Python frame, is counted here too."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:  # the thread ended meanwhile
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # from field 3 (state) on: utime and stime are 14 and 15
-        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-
 def cpu_by_thread(before: dict[int, float], after: dict[int, float], profile: Path, wall: float) -> str:
-    """Each thread's CPU over the round, named as py-spy saw it (threads with no Python frame: the model's)."""
+    """Each thread's CPU over the round (clients.tools.local_server.thread_cpu: CTranslate2's own threads, which
+    compute the windows without a Python frame, are counted too), named as py-spy saw it."""
     names = {}
     for line in profile.read_text().splitlines():
         found = re.match(r"thread \((\d+)\): ([^;]+)", line)
@@ -126,7 +111,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from clients.tools import bench
-    from clients.tools.local_server import LocalServer, metric
+    from clients.tools.local_server import LocalServer, metric, thread_cpu
 
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     out = Path(args.out or tempfile.mkdtemp(prefix="calmline-profile-"))
