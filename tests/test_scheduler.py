@@ -32,6 +32,23 @@ class GatedTranscriber:
         return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
 
 
+class Starts(GatedTranscriber):
+    """Records the tag each window starts with, and holds at the gate only the windows whose first tag ``holds``
+    picks: the rest run through."""
+
+    def __init__(self, holds):
+        super().__init__()
+        self.holds = holds
+        self.started = []
+
+    def transcribe_many(self, audios, words=True, lean=False):
+        self.started.append(float(audios[0][0]))
+        if self.holds(audios[0][0]):
+            self.gate.wait(10)
+        self.ran.append([float(a[0]) for a in audios])
+        return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
+
+
 async def holds_first(sched: TranscriptionScheduler) -> None:
     """Until a worker has taken the job queued first (the gate holds it there): a state, not a guess at time."""
     await until(lambda: sched.depth == 0, "a worker taking the first job", timeout=10, every=0.005)
@@ -210,14 +227,7 @@ async def test_an_early_final_is_withdrawn_while_queued_but_not_once_running(hel
 async def test_two_workers_run_windows_side_by_side():
     """While one window is held up, the second worker takes the next one: finals do not queue behind it."""
 
-    class OneSlow(GatedTranscriber):
-        def transcribe_many(self, audios, words=True, lean=False):
-            if audios[0][0] == 0:
-                self.gate.wait(10)
-            self.ran.append([float(a[0]) for a in audios])
-            return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
-
-    model = OneSlow()
+    model = Starts(holds=lambda tag: tag == 0)
     sched = TranscriptionScheduler(model, workers=2)
     try:
         slow = sched.submit(job("c0", "caller", FINAL, 0))
@@ -247,19 +257,7 @@ async def test_idle_only_once_every_job_has_its_result(held):
 async def test_partials_leave_a_worker_free_for_finals():
     """With two workers, partials run on one at a time: the other stays free, so a final starts at once."""
 
-    class Gated(GatedTranscriber):
-        def __init__(self):
-            super().__init__()
-            self.started = []
-
-        def transcribe_many(self, audios, words=True, lean=False):
-            self.started.append(float(audios[0][0]))
-            if audios[0][0] < 10:  # partials (tags below 10) wait at the gate
-                self.gate.wait(10)
-            self.ran.append([float(a[0]) for a in audios])
-            return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
-
-    model = Gated()
+    model = Starts(holds=lambda tag: tag < 10)  # partials (tags below 10) wait at the gate
     sched = TranscriptionScheduler(model, workers=2)
     try:
         partials = [sched.submit(job(f"c{i}", "caller", PARTIAL, i, seconds=4.0)) for i in range(1, 4)]
@@ -303,19 +301,7 @@ async def test_no_partial_starts_beside_a_final():
     """A partial beside a final would take half the cores from it: while any final runs, partials wait, even
     with a worker free (which still takes the next final at once)."""
 
-    class Gated(GatedTranscriber):
-        def __init__(self):
-            super().__init__()
-            self.started = []
-
-        def transcribe_many(self, audios, words=True, lean=False):
-            self.started.append(float(audios[0][0]))
-            if audios[0][0] == 10:  # the first final waits at the gate
-                self.gate.wait(10)
-            self.ran.append([float(a[0]) for a in audios])
-            return [Transcript(f"job {a[0]:.0f}", -0.1, 0.0) for a in audios]
-
-    model = Gated()
+    model = Starts(holds=lambda tag: tag == 10)  # the first final waits at the gate
     sched = TranscriptionScheduler(model, workers=2)
     try:
         held = sched.submit(job("c1", "caller", FINAL, 10))
