@@ -182,10 +182,6 @@ class Transcriber:
             out += self.transcribe_many(rest[: plan([len(a) / MODEL_RATE for a in rest])])
         return out
 
-    def _packed(self, audios: list[np.ndarray], want_words: bool = True) -> tuple[list[str], list[list[Segment]], list[float], set[int]]:
-        """One window's texts, aligned words and scores per item, and the items it got wrong."""
-        return self._packed_batch([audios], want_words)[0]
-
     def _packed_batch(self, windows: list[list[np.ndarray]], want_words: bool = True, lean: bool = False) -> list[tuple]:
         """Each window's texts, aligned words and scores per item, and the items it got wrong; the
         windows go through each stage together, a batch per encoder size."""

@@ -87,7 +87,8 @@ def breakdown(profile: Path, rate: float, wall: float) -> str:
 
 def cpu_by_thread(before: dict[int, float], after: dict[int, float], profile: Path, wall: float) -> str:
     """Each thread's CPU over the round (clients.tools.local_server.thread_cpu: CTranslate2's own threads, which
-    compute the windows without a Python frame, are counted too), named as py-spy saw it."""
+    compute the windows without a Python frame, are counted too), named as py-spy saw it. onnxruntime (the VAD,
+    the coach's encoder) runs in the thread that calls it, one intra-op thread each, so it counts there."""
     names = {}
     for line in profile.read_text().splitlines():
         found = re.match(r"thread \((\d+)\): ([^;]+)", line)
@@ -95,7 +96,7 @@ def cpu_by_thread(before: dict[int, float], after: dict[int, float], profile: Pa
             names[int(found.group(1))] = found.group(2).strip()
     used = collections.Counter()
     for tid, seconds in after.items():
-        used[names.get(tid, "threads with no Python frame (CTranslate2, onnxruntime)")] += seconds - before.get(tid, 0.0)
+        used[names.get(tid, "threads with no Python frame (CTranslate2's own)")] += seconds - before.get(tid, 0.0)
     total = sum(used.values())
     lines = [f"CPU by thread over the round ({total:.1f} s, {total / wall:.2f} cores):"]
     lines += [f"  {name:<56} {seconds:7.1f} s" for name, seconds in used.most_common() if seconds >= 0.05]

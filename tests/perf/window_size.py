@@ -1,12 +1,13 @@
 """Accuracy and cost of the encoder window's size, on the same real-speech utterances alone and packed.
 
-    python tests/perf/window_size.py [--windows 20,15,12] [--capacity 13] [--limit 0]
+    python tests/perf/window_size.py [--source pool|calls] [--windows 20,15,12] [--capacity 13] [--limit 0]
 
-Every utterance of the bench's pool (Debian's Asterisk prompts and pocketsphinx's LibriVox clips) that fits
-``--capacity`` seconds, transcribed alone in each window size, then packed as the scheduler packs them
-(``models.packing.plan``, up to ``--capacity`` seconds with gaps) in each size: WER against the clips'
-transcripts and the median milliseconds per window (one worker's share of the cores, as the server runs).
-What ``models.packing.LONE_WINDOW`` was chosen on.
+Every utterance that fits ``--capacity`` seconds, transcribed alone in each window size, then packed as the
+scheduler packs them (``models.packing.plan``, up to ``--capacity`` seconds with gaps) in each size: WER
+against the gold and the median milliseconds per window (one worker's share of the cores, as the server
+runs). ``pool``: the bench's real speech (Debian's Asterisk prompts and pocketsphinx's LibriVox clips), what
+``models.packing.LONE_WINDOW`` was chosen on; ``calls``: the parts of the scripted stereo calls in
+tests/data/calls (piper voices, 8 kHz), cut at their gold times, which the choice never saw.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", choices=("pool", "calls"), default="pool", help="which utterances")
     parser.add_argument("--windows", default="20,15,12", help="window sizes in seconds")
     parser.add_argument("--capacity", type=float, default=13.0, help="seconds of audio and gaps per window")
     parser.add_argument("--limit", type=int, default=0, help="at most this many utterances (0: all)")
@@ -31,7 +33,8 @@ def main() -> None:
     from models.transcriber import Transcriber
     from models.wer import wer
 
-    pool = [c for c in realspeech.clips() if c.seconds <= args.capacity]
+    clips = realspeech.clips() if args.source == "pool" else call_parts()
+    pool = [c for c in clips if c.seconds <= args.capacity]
     if args.limit:
         pool = pool[: args.limit]
     order = np.random.default_rng(1).permutation(len(pool))
@@ -55,6 +58,28 @@ def main() -> None:
                 refs += [c.text for c in group]
                 hyps += [r.text for r in found]
             print(f"{seconds:>8.0f} {how:>7} {wer(' '.join(refs), ' '.join(hyps)):>6.3f} {np.median(ms):>9.0f}", flush=True)
+
+
+def call_parts(pad: float = 0.2) -> list:
+    """Every part of the scripted calls as a clip (its speaker's channel at 16 kHz, ``pad`` seconds either side)."""
+    import json
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from clients.tools.data import data_dir
+    from models.resample import MODEL_RATE, resample
+    from models.wavfile import read_wav
+
+    out = []
+    for gold_path in sorted((data_dir() / "calls").glob("*.gold.json")):
+        gold = json.loads(gold_path.read_text())
+        audio, rate = read_wav(gold_path.with_name(Path(gold["wav"]).name))
+        channels = [resample(audio[:, c], rate, MODEL_RATE).astype(np.float32) for c in range(audio.shape[1])]
+        for part in gold["parts"]:
+            track = channels[0 if part["speaker"] == "caller" or len(channels) == 1 else 1]
+            cut = track[int(max(0.0, part["start"] - pad) * MODEL_RATE): int((part["end"] + pad) * MODEL_RATE)]
+            out.append(SimpleNamespace(audio=cut, text=part["text"], seconds=len(cut) / MODEL_RATE))
+    return out
 
 
 if __name__ == "__main__":
