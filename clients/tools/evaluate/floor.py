@@ -432,20 +432,21 @@ def _words_before(events: list[dict], t: float) -> str:
 
 
 def run_load(parts: tuple[str, ...] = ("validation",), load: int = 16, only: str | None = None,
-             model: str = "bundled", save: Path | None = None) -> dict:
-    """The part's calls streamed one at a time, then ``load`` at once (the part's calls, repeated under other
-    call ids up to ``load``), through a fresh server each: the figures of both, and whether each call's
-    releases are the same (in number, and within 0.2 s) alone and under load."""
+             model: str = "bundled", save: Path | None = None, base: int = 1) -> dict:
+    """The part's calls streamed ``base`` at a time (one: alone), then ``load`` at once (the part's calls, repeated
+    under other call ids up to ``load``), through a fresh server each: the figures of both, and whether each call's
+    releases are the same (in number, and within 0.2 s) in the first pass and under load."""
     import os
 
     out = {}
+    first_pass = "alone" if base == 1 else f"{base} at a time"
     for part in parts:
         calls = load_part(part, only)
         wavs = [cache_wav(part, c) for c in calls]
-        print(f"\n{part}: {len(calls)} calls streamed live one at a time, then {load} at once "
+        print(f"\n{part}: {len(calls)} calls streamed live {'one' if base == 1 else base} at a time, then {load} at once "
               f"(load average before: {os.getloadavg()[0]:.1f})", flush=True)
-        alone = stream(wavs, 1, model, "alone")
-        print(f"  alone done (load average {os.getloadavg()[0]:.1f})", flush=True)
+        alone = stream(wavs, base, model, "alone")
+        print(f"  {first_pass} done (load average {os.getloadavg()[0]:.1f})", flush=True)
         crowd = stream([wavs[i % len(wavs)] for i in range(max(load, len(wavs)))], load, model, "load")
         print(f"  {load} at once done (load average {os.getloadavg()[0]:.1f})", flush=True)
         first = {i % len(wavs): run for i, run in reversed(list(enumerate(crowd)))}  # each call's first copy
@@ -459,7 +460,7 @@ def run_load(parts: tuple[str, ...] = ("validation",), load: int = 16, only: str
         for i, run in enumerate(crowd):
             every.add(calls[i % len(calls)], live_releases(run))
         timer = score(calls, timer_releases)
-        print(_line("model, alone", lone))
+        print(_line(f"model, {first_pass}", lone))
         print(_line(f"model, {load} at once", many))
         print(_line(f"  all {len(crowd)} streams", every.row()))
         print(_line(f"{TIMER} s silence timer", timer))
@@ -467,7 +468,7 @@ def run_load(parts: tuple[str, ...] = ("validation",), load: int = 16, only: str
         for i, call in enumerate(calls):
             a, b = live_releases(alone[i])[0], live_releases(first[i])[0]
             if len(a) != len(b):
-                differ.append(f"{call.name} ({len(a)} alone, {len(b)} under load)")
+                differ.append(f"{call.name} ({len(a)} {first_pass}, {len(b)} under load)")
                 continue
             shifts = [abs(x - y) for x, y in zip(a, b)]
             shift = max([shift] + shifts)
@@ -475,8 +476,8 @@ def run_load(parts: tuple[str, ...] = ("validation",), load: int = 16, only: str
             for x, y in zip(a, b):
                 if abs(x - y) > 0.2:
                     heard = _words_before(alone[i].events, min(x, y)), _words_before(first[i].events, min(x, y))
-                    print(f"    {call.name}: {x:.2f} alone, {y:.2f} under load; last words {heard[0]!r} / {heard[1]!r}")
-        print(f"  alone against {load} at once: {len(differ)} calls release a different number of times"
+                    print(f"    {call.name}: {x:.2f} {first_pass}, {y:.2f} under load; last words {heard[0]!r} / {heard[1]!r}")
+        print(f"  {first_pass} against {load} at once: {len(differ)} calls release a different number of times"
               f"{': ' + ', '.join(differ) if differ else ''}; {moved} releases move by more than 0.2 s, "
               f"the largest shift is {shift:.3f} s")
         out[part] = {"alone": lone, "load": many, "all": every.row(), "timer": timer, "differ": differ,
