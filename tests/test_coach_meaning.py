@@ -170,17 +170,18 @@ def _found(book, text):
 # sentence: each reader's class and score (the logistic head's probability). strict: one that starts passing
 # must be unmarked. (The published encoder with the nearest examples alone misses 19, 5 of these among them.)
 MISSES: dict[tuple[str, str], str] = {
-    ('thank', 'I value you giving us the heads-up on this.'): 'reads nearest: other 0.31; logistic: other 0.30',
-    ('make_it_right', 'What would feel like a fair outcome to you?'): 'reads nearest: other 0.36; logistic: empathize 0.71',
-    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'reads nearest: other 0.37; logistic: other 0.41',
-    ('arguing', "Come on, it's only a five pound difference."): 'reads nearest: other 0.33; logistic: arguing 0.52',
-    ('arguing', 'You must be mixing us up with another company.'): 'reads nearest: arguing 0.45; logistic: blame 0.64',
-    ('passing_the_buck', "That's one for the accounts people, not me."): 'reads nearest: blame 0.45; logistic: blame 0.79',
+    ('thank', 'I value you giving us the heads-up on this.'): 'reads nearest: other 0.36; logistic: other 0.34',
+    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'reads nearest: other 0.40; logistic: policy_wall 0.41; the reply reader: arguing 0.85',
+    ('blame', "Honestly that's down to the courier, we just hand it over."): 'reads nearest: other 0.50; logistic: passing_the_buck 0.48; the reply reader: passing_the_buck 0.78',
+    ('blame', "If you'd read the small print you'd have known."): 'reads nearest: blame 0.42; logistic: blame 0.45; vetoed: the reply reader reads blame 0.50',
+    ('arguing', "Come on, it's only a five pound difference."): 'reads nearest: other 0.42; logistic: arguing 0.55; the reply reader: arguing 0.80',
+    ('arguing', 'You must be mixing us up with another company.'): 'reads nearest: arguing 0.54; logistic: blame 0.58; the reply reader: passing_the_buck 0.54',
+    ('passing_the_buck', "That's one for the accounts people, not me."): 'reads nearest: blame 0.44; logistic: blame 0.75; the reply reader: blame 0.49',
 }
 NEAR_MISS_FIRES = {
     # Routine talk that reads like a move or a hand-off to both readers; [other] status examples did not outweigh it.
-    'When did you first take out the policy?': 'fires clarify; reads nearest: clarify 0.54; logistic: clarify 0.76',
-    'I understand, so the account number is four four two one.': 'fires restate; reads nearest: restate 0.41; logistic: other 0.53',
+    'When did you first take out the policy?': 'fires clarify; reads nearest: clarify 0.57; logistic: clarify 0.76',
+    "Thanks for calling Northwind Gas, you're speaking with Ola.": 'fires thank; reads nearest: thank 0.57; logistic: other 0.55',
 }
 
 
@@ -349,7 +350,7 @@ def _by_head(text):
     (lambda t: t.replace("replies = true", 'replies = "yes"'), "replies must be true or false"),
     (lambda t: t.replace("reply_veto = 0.6", "reply_veto = 1.5"), "reply_veto must be a probability"),
     (lambda t: t.replace("reply_veto = 0.6", ""), "reply_veto must be a probability"),
-    (lambda t: t.replace("reply_veto = 0.6", "reply_veto = 0.9").replace("reply_confirm = 1.0", "reply_confirm = 0.8"),
+    (lambda t: t.replace("reply_veto = 0.6", "reply_veto = 0.9").replace("reply_confirm = 0.95", "reply_confirm = 0.8"),
      "reply_veto must be at most reply_confirm"),
 ])
 def test_meaning_settings_are_checked(tmp_path, edit, message):

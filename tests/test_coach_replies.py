@@ -115,7 +115,7 @@ def test_a_short_question_is_read_with_the_final_before_it():
 
 def test_a_goodbye_to_a_caller_who_closes_warmly_warns_of_nothing():
     """The same breezy words brush off a furious caller; once they thank the agent for sorting it, they are a goodbye."""
-    reply = ["No worries, mate. You have a good one."]
+    reply = ["Lovely stuff. Have a good one, yeah?"]
     coach = Coach(PLAYBOOK, 0)
     coach.caller_said(UPSET)
     assert _said(coach, reply)[1]

@@ -291,8 +291,10 @@ def recognize(playbook, text: str) -> Recognized:
             found = moves | (set.intersection(*heard) & set(playbook.warnings))
             if "make_it_right" in found | steps:
                 # The playbook's insincere apology is a bare "I'm sorry" with no ownership; one said with the
-                # remedy ("I'm sorry, I'll waive the fee.") is none, however its words sit near the examples.
+                # remedy ("I'm sorry, I'll waive the fee.") is none, however its words sit near the examples, and
+                # however the whole reply reads.
                 found.discard("insincere_apology")
+                cleared.add("insincere_apology")
         if playbook.recognizer.replies is not None:
             pending = {x for x in found if x in playbook.recognizer.replies.kinds} - warnings
             found -= pending

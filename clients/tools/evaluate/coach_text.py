@@ -45,10 +45,12 @@ DEV_SENTENCES = {"dev sentences": ROOT / "coach_text" / "dev" / "sentences.json"
                  "fourth voices held out": ROOT / "coach_text" / "dev" / "voices4-held.json"}
 # Exchanges: a caller's words and the agent's whole reply, labelled in their context (the same words can be a
 # warning after one caller line and not after another): three hands' sets the reply reader is fitted on
-# (clients/tools/coach_replies.py), and a fourth hand's, in other businesses, held to measure it. Each set with the
-# readers it is read by (None: every one; the 840 fitted on by the playbook, its sentence readers and the rules).
+# (clients/tools/coach_replies.py; five hands' since 5 December), and two more hands' sets, each in businesses no
+# other set has, held to measure it. Each set with the readers it is read by (None: every one; the ones fitted on by
+# the playbook, its sentence readers and the rules).
 EXCHANGES = {"exchanges for fitting": (sorted((ROOT / "coach_text" / "dev").glob("exchanges*-fit.json")), ("meaning", "sentences", "rules")),
-             "exchanges held out": ([ROOT / "coach_text" / "dev" / "exchanges-held.json"], None)}
+             "exchanges held out": ([ROOT / "coach_text" / "dev" / "exchanges-held.json"], None),
+             "second exchanges held out": ([ROOT / "coach_text" / "dev" / "exchanges2-held.json"], None)}
 COMPLAINED = "I want to make a complaint, I am really not happy about this."
 SECONDS_PER_WORD = 0.35
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
