@@ -1,7 +1,8 @@
 """The one transcription queue every call submits to.
 
 Policies: finals go before partials (a final is what the coach and the record
-need), in the order their pauses were heard, whatever call they come from, except that a caller's
+need), in the order their utterances are known to have ended (a final started at a pause, from when the
+silence would confirm it), whatever call they come from, except that a caller's
 final passes the agents' finals queued less than ``caller_lead`` seconds before it (the caller's
 words are what the floor waits on to hand the agent the turn: in a burst of finals they come first;
 an agent's final is passed only by callers' finals queued within that lead after it); a newer
@@ -93,9 +94,13 @@ class TranscriptionScheduler:
 
     @property
     def final_lag(self) -> float:
-        """Seconds the oldest queued final has waited for a worker (0 when none waits): how far behind we are."""
+        """Seconds the oldest queued final has waited for a worker since its utterance was known to have ended (0
+        when none waits): how far behind we are. A final started at a pause counts from its confirmation: its
+        wait until then is the speaker's silence, not the machine's."""
         with self._cv:
-            return time.monotonic() - min(j.submitted for j in self._finals) if self._finals else 0.0
+            if not self._finals:
+                return 0.0
+            return max(0.0, time.monotonic() - min(j.submitted + j.speculative for j in self._finals))
 
     @property
     def idle(self) -> bool:

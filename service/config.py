@@ -83,7 +83,7 @@ class Settings:
                 "(0: each frame's chunks decided as it arrives, a model call per speaker and chunk)"})
     caller_lead: float = field(default=2.0, metadata={
         "help": "seconds by which a caller's final may pass agents' finals queued before it: the floor waits on "
-                "the caller's words, so in a burst they go first (0: strictly in the order they were queued)"})
+                "the caller's words, so in a burst they go first (0: strictly in the order their utterances ended)"})
     end_silence: float = field(default=0.5, metadata={"help": "seconds of silence that end an utterance"})
     partial_interval: float = field(default=1.0, metadata={"help": "seconds between transcript.partial events"})
     playbook: str = field(default="", metadata={"help": "the coach's rules (TOML); default: the bundled playbook"})

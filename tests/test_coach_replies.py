@@ -118,7 +118,7 @@ def test_a_goodbye_to_a_caller_who_closes_warmly_warns_of_nothing():
     reply = ["Lovely stuff. Have a good one, yeah?"]
     coach = Coach(PLAYBOOK, 0)
     coach.caller_said(UPSET)
-    assert _said(coach, reply)[1]
+    assert _said(coach, reply)[1] == ["glib"]
     coach = Coach(PLAYBOOK, 0)
     coach.caller_said(UPSET)
     coach.caller_said("Right, thanks for sorting it.")
@@ -156,7 +156,10 @@ def test_a_reply_shows_a_warning_no_sentence_did_where_the_playbook_asks():
     coach.caller_said(UPSET)
     assert _said(coach, finals) == ([], ["arguing"])
     assert _said(coach, ["You're quite right, our system shows he arrived at 11:40."]) == ([], [])
-    assert _said(Coach(PLAYBOOK, 0), finals) == ([], [])  # the bundled playbook: 1, never
+    off = Coach(with_meaning(PLAYBOOK, reply_confirm=1.0), 0)  # 1: never
+    off.caller_said("Your engineer never turned up, I waited in all day!")
+    off.caller_said(UPSET)
+    assert _said(off, finals) == ([], [])
 
 
 def test_the_committed_reader_is_current_and_says_what_it_was_fitted_on():
@@ -229,11 +232,11 @@ def test_a_final_that_comes_after_the_caller_started_is_read_with_its_reply():
     assert coach.tick(9.0, heard=9.0) == []  # once
 
 
-@pytest.mark.parametrize("confirm", [1.0, 0.8])
+@pytest.mark.parametrize("confirm", [1.0, 0.95, 0.8])
 def test_a_reply_to_a_calm_caller_stays_calm_when_they_complain_after_it(confirm):
     """Whether the caller had complained is read when the words were said, not when the reply is read; with
     confirmation on too (the whole reply reads as passing the buck at 0.8 or more)."""
-    coach = Coach(with_meaning(PLAYBOOK, reply_confirm=confirm) if confirm < 1 else PLAYBOOK, 0)
+    coach = Coach(with_meaning(PLAYBOOK, reply_confirm=confirm), 0)
     coach.caller_said("Hi, I'd like to check when my order arrives.")
     coach.agent_final("Best you contact the shop where you bought it.", 5.0)
     coach.caller_intent("That's ridiculous, I'm furious, you're useless!")

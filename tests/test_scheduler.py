@@ -238,6 +238,20 @@ async def test_an_early_final_ranks_from_when_its_end_would_be_confirmed(held):
     assert model.ran == [[0], [2], [1], [3]]
 
 
+async def test_the_lag_counts_an_early_final_from_its_confirmation(held):
+    """How far behind the machine is (admission reads it): an early final's wait before its end is confirmed is the
+    speaker's silence, not the machine's."""
+    model, sched, blocker = held
+    sched.submit(Job("a", "agent", 1, FINAL, np.full(16000, 1, dtype=np.float32), speculative=30.0))
+    await asyncio.sleep(0.05)
+    assert sched.final_lag == 0.0
+    since = time.monotonic()
+    sched.submit(job("b", "agent", FINAL, 2))
+    await asyncio.sleep(0.05)
+    assert 0.05 <= sched.final_lag <= time.monotonic() - since
+    model.gate.set()
+
+
 async def test_two_workers_run_windows_side_by_side():
     """While one window is held up, the second worker takes the next one: finals do not queue behind it."""
 

@@ -80,7 +80,9 @@ async def test_words_heard_at_the_pause_reach_the_floor_before_the_final_goes_ou
     early = []
     analysis_early_words = session.analysis.early_words
     session.analysis.early_words = lambda *args: early.append(args) or analysis_early_words(*args)
-    track.utterance(PauseHeard(1, 0.5, 2.5, audio, 2.7))
+    track.utterance(PauseHeard(1, 0.5, 2.5, audio, 2.7, confirmed_in=0.3))
+    # Speculation until the silence confirms the end: it ranks among the finals from then (models.scheduler).
+    assert [j.speculative for j in transcriber.jobs] == [0.3]
     transcriber.answer(1, "This is the third time I have called!")
     track.utterance(UtteranceEnded(1, 0.5, 2.5, audio))  # the pause did end it: the early final is its final
     assert len(transcriber.jobs) == 1  # transcribed once, at the pause

@@ -108,6 +108,10 @@ def _evaluate(args) -> int:
         print()
         # Streamed in real time the dev part takes 25 minutes (alone) where validation takes 7.
         parts = tuple((args.part or ("validation" if args.load or args.live else "dev,validation")).split(","))
+        if args.base < 1 or (args.base != 1 and not args.load):
+            print("calmline eval floor: --base is how many calls the first pass of --load streams at once (1 or more)",
+                  file=sys.stderr)
+            return 2
         if args.load:
             floor.run_load(parts, args.load, args.only, args.model, Path(args.save) if args.save else None, args.base)
         elif args.live:

@@ -275,15 +275,8 @@ def recognize(playbook, text: str) -> Recognized:
     cleared: set[str] = set()
     if playbook.recognition == "meaning" and playbook.recognizer is not None:
         readings, near = playbook.recognizer.read_text(text)
-        if playbook.recognizer.replies is not None and playbook.meaning["reply_confirm"] < 1:
-            # What this final's words rule out for a reply read whole, which only confirmation asks: a warning whose
-            # exception it says ("you're quite right" is no arguing) or whose near-miss it is, and one a move found
-            # by rule contradicts ("I'm so sorry").
-            cleared = {k for k, w in playbook.warnings.items()
-                       if w.unless and any(_excepted_by_meaning(w, s) for s, _ in sentences(text))}
-            cleared |= {k for k in playbook.warnings for m in steps if (m, k) in CONFLICTS or (k, m) in CONFLICTS}
-            cleared |= near & set(playbook.warnings)
         heard = [_by_meaning(playbook, read, by_rule, reader) for reader, read in readings.items()]
+        moves: set[str] = set()
         if heard:
             # One reader: what it heard. Two: a move either heard, a warning both heard. Each reader has settled its
             # own conflicts (a tie to the move), so a warning both heard meets no move either heard against it.
@@ -291,9 +284,19 @@ def recognize(playbook, text: str) -> Recognized:
             found = moves | (set.intersection(*heard) & set(playbook.warnings))
             if "make_it_right" in found | steps:
                 # The playbook's insincere apology is a bare "I'm sorry" with no ownership; one said with the
-                # remedy ("I'm sorry, I'll waive the fee.") is none, however its words sit near the examples, and
-                # however the whole reply reads.
+                # remedy ("I'm sorry, I'll waive the fee.") is none, however its words sit near the examples.
                 found.discard("insincere_apology")
+        if playbook.recognizer.replies is not None and playbook.meaning["reply_confirm"] < 1:
+            # What this final's words rule out for a reply read whole, which only confirmation asks: a warning whose
+            # exception it says ("you're quite right" is no arguing) or whose near-miss it is, one a move heard in it
+            # contradicts, by rule or by meaning, as the sentence readers settle it ("I'm so sorry", "I'll have it
+            # re-sent today"), and a bare apology beside a remedy.
+            cleared = {k for k, w in playbook.warnings.items()
+                       if w.unless and any(_excepted_by_meaning(w, s) for s, _ in sentences(text))}
+            done = steps | moves
+            cleared |= {k for k in playbook.warnings for m in done if (m, k) in CONFLICTS or (k, m) in CONFLICTS}
+            cleared |= near & set(playbook.warnings)
+            if "make_it_right" in done:
                 cleared.add("insincere_apology")
         if playbook.recognizer.replies is not None:
             pending = {x for x in found if x in playbook.recognizer.replies.kinds} - warnings
