@@ -49,6 +49,11 @@ class Job:
     speculative: float = 0.0
     future: asyncio.Future | None = None
 
+    @property
+    def due(self) -> float:
+        """When its utterance is known to have ended: queued, or for a final started at a pause, confirmed."""
+        return self.submitted + self.speculative
+
 
 @dataclass
 class SchedulerStats:
@@ -98,9 +103,7 @@ class TranscriptionScheduler:
         when none waits): how far behind we are. A final started at a pause counts from its confirmation: its
         wait until then is the speaker's silence, not the machine's."""
         with self._cv:
-            if not self._finals:
-                return 0.0
-            return max(0.0, time.monotonic() - min(j.submitted + j.speculative for j in self._finals))
+            return max(0.0, time.monotonic() - min(j.due for j in self._finals)) if self._finals else 0.0
 
     @property
     def idle(self) -> bool:
@@ -133,7 +136,7 @@ class TranscriptionScheduler:
         free worker at once, but on a busy machine finals already confirmed go first (at 32 calls on 2 cores,
         18 % of final windows were pauses the speaker talked through), and the longer it waits the likelier
         it is withdrawn before it runs."""
-        return job.submitted + job.speculative - (self.caller_lead if job.speaker == CALLER else 0.0)
+        return job.due - (self.caller_lead if job.speaker == CALLER else 0.0)
 
     def withdraw(self, future: asyncio.Future) -> bool:
         """Take back a queued job (an early final whose speaker went on); False once it has started."""
@@ -178,8 +181,6 @@ class TranscriptionScheduler:
                     del self._finals[: len(taken)]
                     windows.append(taken)
                 self._finals_running += 1
-                # A busy machine: finals beside this run or behind it.
-                lean = self.batch == 1 and (self._finals_running > 1 or bool(self._finals))
             else:
                 # A partial window stays small, so a final that arrives meanwhile waits little.
                 partials = sorted(self._partials.values(), key=lambda j: j.submitted)
@@ -190,7 +191,10 @@ class TranscriptionScheduler:
                         del self._partials[(job.call_id, job.speaker)]
                     windows.append(taken)
                 self._partials_running += 1
-                lean = self.batch == 1  # a partial's words are replaced by its final's
+            # Finals on a busy machine (finals beside this run or behind it); partials always, their words are
+            # replaced by their finals'.
+            partial = windows[0][0].kind == PARTIAL
+            lean = self.batch == 1 and (partial or self._finals_running > 1 or bool(self._finals))
             self._running += sum(len(w) for w in windows)
             return windows, lean
 

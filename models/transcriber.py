@@ -222,11 +222,11 @@ class Transcriber:
             out.append((texts, words, item_scores, unsure))
         return out
 
-    def _encode(self, audios: list[np.ndarray], seconds: float | None = None):
-        """The encoder output for a batch of same-size windows, and the window's length in frames."""
+    def _encode(self, audios: list[np.ndarray], seconds: float):
+        """The encoder output for a batch of windows of ``seconds`` (models.packing.window_for), and the window's
+        length in frames."""
         import ctranslate2
 
-        seconds = seconds or window_for(max(len(a) for a in audios) / MODEL_RATE)
         n = int(seconds * MODEL_RATE)
         extractor = self.model.feature_extractor
         frames = n // extractor.hop_length

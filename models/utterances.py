@@ -65,7 +65,7 @@ class PauseHeard:
     end: float
     audio: np.ndarray
     audio_end: float  # where the audio stops: post_roll after the speech
-    confirmed_in: float = 0.0  # seconds of silence still to come before the utterance has ended here
+    confirmed_in: float  # seconds of silence still to come before the utterance has ended here
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ class ServiceCollector:
             for reason in (MAX_CALLS, BEHIND):
                 refused.add_metric([reason], admission.refused[reason])
             yield refused
-            yield GaugeMetricFamily("calmline_transcription_lag_seconds", "How long the oldest queued final has waited",
+            yield GaugeMetricFamily("calmline_transcription_lag_seconds", "How long the oldest queued final has waited since its utterance's end was confirmed",
                                     value=admission.final_lag)
             yield GaugeMetricFamily("calmline_event_loop_lag_seconds", "How late the event loop last ran a timer",
                                     value=admission.loop_lag)

@@ -228,11 +228,12 @@ async def test_an_early_final_ranks_from_when_its_end_would_be_confirmed(held):
     """A final started at a pause is speculation: a final confirmed less than its ``speculative`` seconds after it
     goes first on a busy machine; one confirmed later does not pass it."""
     model, sched, blocker = held
-    early = Job("a", "agent", 1, FINAL, np.full(12 * 16000, 1, dtype=np.float32), speculative=0.3)
-    early_future = sched.submit(early)
-    confirmed = sched.submit(job("b", "agent", FINAL, 2, seconds=12))  # one window each
-    await asyncio.sleep(0.4)  # past the early one's confirmation
-    later = sched.submit(job("c", "agent", FINAL, 3, seconds=12))
+    # When each was queued, set rather than slept for: a busy machine's stall between two lines cannot reorder them.
+    t = time.monotonic()
+    early = Job("a", "agent", 1, FINAL, np.full(12 * 16000, 1, dtype=np.float32), submitted=t, speculative=0.3)
+    confirmed, later = job("b", "agent", FINAL, 2, seconds=12), job("c", "agent", FINAL, 3, seconds=12)  # a window each
+    confirmed.submitted, later.submitted = t + 0.1, t + 0.4  # within the early one's 0.3 s, and past it
+    early_future, confirmed, later = sched.submit(early), sched.submit(confirmed), sched.submit(later)
     model.gate.set()
     await asyncio.gather(blocker, early_future, confirmed, later)
     assert model.ran == [[0], [2], [1], [3]]

@@ -225,13 +225,18 @@ def _by_meaning(playbook, read: list[tuple[str, int, str, float]], by_rule: set[
         # ("they cancelled on you" in a restatement) often sounds like more than it means.
         if sentence >= 0 and reader == "logistic" and score < playbook.meaning["clause_probability"]:
             continue
-        if any((label, r) in CONFLICTS or (r, label) in CONFLICTS for r in by_rule):
+        if any(_conflict(label, r) for r in by_rule):
             continue
         best[label] = max(score, best.get(label, 0.0))
     # Two sides of a conflict both by meaning: the surer one; on a tie (two sentences each the same as an
     # example), the move: a warning needs to be sure.
-    return {x for x in best if not any(((x, y) in CONFLICTS or (y, x) in CONFLICTS)
-                                       and (best[y] > best[x] or best[y] == best[x] and y in playbook.moves) for y in best)}
+    return {x for x in best if not any(_conflict(x, y) and (best[y] > best[x] or best[y] == best[x] and y in playbook.moves)
+                                       for y in best)}
+
+
+def _conflict(a: str, b: str) -> bool:
+    """A move and a warning kind one sentence cannot both be (``CONFLICTS``, either way round)."""
+    return (a, b) in CONFLICTS or (b, a) in CONFLICTS
 
 
 def _excepted_by_meaning(rule, sentence: str) -> bool:
@@ -276,28 +281,24 @@ def recognize(playbook, text: str) -> Recognized:
     if playbook.recognition == "meaning" and playbook.recognizer is not None:
         readings, near = playbook.recognizer.read_text(text)
         heard = [_by_meaning(playbook, read, by_rule, reader) for reader, read in readings.items()]
-        moves: set[str] = set()
         if heard:
             # One reader: what it heard. Two: a move either heard, a warning both heard. Each reader has settled its
             # own conflicts (a tie to the move), so a warning both heard meets no move either heard against it.
-            moves = set().union(*heard) & set(playbook.moves)
-            found = moves | (set.intersection(*heard) & set(playbook.warnings))
-            if "make_it_right" in found | steps:
-                # The playbook's insincere apology is a bare "I'm sorry" with no ownership; one said with the
-                # remedy ("I'm sorry, I'll waive the fee.") is none, however its words sit near the examples.
-                found.discard("insincere_apology")
+            found = (set().union(*heard) & set(playbook.moves)) | (set.intersection(*heard) & set(playbook.warnings))
+        done = steps | (found & set(playbook.moves))  # the moves this final makes, by rule or by meaning
+        # The playbook's insincere apology is a bare "I'm sorry" with no ownership; one said with the remedy ("I'm
+        # sorry, I'll waive the fee.") is none, however its words sit near the examples or the whole reply reads.
+        beside_remedy = {"insincere_apology"} if "make_it_right" in done else set()
+        found -= beside_remedy
         if playbook.recognizer.replies is not None and playbook.meaning["reply_confirm"] < 1:
             # What this final's words rule out for a reply read whole, which only confirmation asks: a warning whose
-            # exception it says ("you're quite right" is no arguing) or whose near-miss it is, one a move heard in it
-            # contradicts, by rule or by meaning, as the sentence readers settle it ("I'm so sorry", "I'll have it
-            # re-sent today"), and a bare apology beside a remedy.
+            # exception it says ("you're quite right" is no arguing) or whose near-miss it is, one a move made in it
+            # contradicts, as the sentence readers settle it ("I'm so sorry", "I'll have it re-sent today"), and a
+            # bare apology beside a remedy.
             cleared = {k for k, w in playbook.warnings.items()
                        if w.unless and any(_excepted_by_meaning(w, s) for s, _ in sentences(text))}
-            done = steps | moves
-            cleared |= {k for k in playbook.warnings for m in done if (m, k) in CONFLICTS or (k, m) in CONFLICTS}
-            cleared |= near & set(playbook.warnings)
-            if "make_it_right" in done:
-                cleared.add("insincere_apology")
+            cleared |= {k for k in playbook.warnings for m in done if _conflict(m, k)}
+            cleared |= (near & set(playbook.warnings)) | beside_remedy
         if playbook.recognizer.replies is not None:
             pending = {x for x in found if x in playbook.recognizer.replies.kinds} - warnings
             found -= pending
