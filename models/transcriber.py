@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.packing import GAP, LONG_WINDOW, Segment, assign_words, plan, spans, window_for
+from models.packing import GAP, Segment, assign_words, plan, spans, window_for
 from models.resample import MODEL_RATE
 
 log = logging.getLogger("calmline.transcriber")
@@ -136,8 +136,8 @@ class Transcriber:
         """Utterances packed into one window, decoded once, words given back by their aligned times.
 
         What a window got wrong (an utterance skipped, words that cannot be told apart, a
-        decoding loop) is packed again on its own, and what is still wrong is decoded alone
-        in Whisper's own 30 s window: the safest decode there is, and rarely needed. Each
+        decoding loop) is packed again on its own, and what is still wrong is decoded alone,
+        in the window a lone utterance takes (``lean`` or not). Each
         transcript carries its aligned words when ``words`` (a packed window aligns anyway;
         a lone utterance only for them). ``lean``: a lone utterance takes the smaller window
         (models.packing.LONE_WINDOW), about 30 % cheaper and a little less accurate."""
@@ -160,11 +160,14 @@ class Transcriber:
                 for j, i in enumerate(idx):
                     texts[i], aligned[i], scores[i] = texts2[j], aligned2[j], scores2[j]
                 packed[w] = (texts, aligned, scores, {idx[j] for j in unsure2})
-        # Last resort: each still wrong utterance alone in Whisper's own window, all of them in one batch.
+        # Last resort: each still wrong utterance alone, all of them in one batch. In the window a lone utterance
+        # takes, not Whisper's own 30 s: a packed window that skips its utterances fails them all at once (up to
+        # five), and 30 s windows for five cost 2-4 s of a busy worker's time for 0.2-0.4 points of WER
+        # (tests/perf/window_size.py --windows 30,20,15: alone 4.1 / 4.3 / 4.5 %, 455 / 197 / 132 ms a window).
         redo = [(w, i) for w, (_, _, _, unsure) in enumerate(packed) for i in sorted(unsure)]
         if redo:
             audios = [windows[w][i] for w, i in redo]
-            encoded, frames = self._encode(audios, LONG_WINDOW)
+            encoded, frames = self._encode(audios, max(window_for(len(a) / MODEL_RATE, alone=lean) for a in audios))
             decoded = self._generate(encoded, [_token_budget(len(a) / MODEL_RATE) for a in audios])
             found = self._align([tokens for tokens, _ in decoded], encoded, frames) if words else [[]] * len(redo)
             for (w, i), (tokens, score), ws in zip(redo, decoded, found):

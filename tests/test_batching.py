@@ -57,8 +57,8 @@ def test_partials_batched_without_words(transcriber, pool):
 
 
 def test_what_a_window_got_wrong_is_redone_alone_within_the_batch(transcriber, pool):
-    """A stretch of silence packed between speech comes back without words: that item is redone alone
-    (in Whisper's own window), in each of two windows of the batch, as it would be window by window."""
+    """A stretch of silence packed between speech comes back without words: that item is redone alone,
+    in each of two windows of the batch, as it would be window by window."""
     silence = np.zeros(3 * MODEL_RATE, dtype=np.float32)
     windows = [[pool[0].audio, silence, pool[1].audio], [pool[2].audio, silence]]
     batched = transcriber.transcribe_windows(windows)
@@ -67,6 +67,19 @@ def test_what_a_window_got_wrong_is_redone_alone_within_the_batch(transcriber, p
         _same(got, alone)
         assert got[1].redecoded  # the silence was redone on its own
         assert got[0].text  # the speech beside it kept its words
+
+
+@pytest.mark.parametrize("lean, seconds", [(False, 20.0), (True, 15.0)])
+def test_the_last_resort_takes_the_window_a_lone_utterance_would(transcriber, pool, lean, seconds, monkeypatch):
+    """What a packed window got wrong is redone in a lone utterance's window (15 s when lean), not Whisper's
+    own 30 s: a packed window that skips every utterance in it sends them all there at once."""
+    silence = np.zeros(3 * MODEL_RATE, dtype=np.float32)
+    sizes, encode = [], transcriber._encode
+    monkeypatch.setattr(transcriber, "_encode", lambda audios, s: sizes.append((len(audios), s)) or encode(audios, s))
+    got = transcriber.transcribe_many([pool[0].audio, silence, pool[1].audio], lean=lean)
+    assert got[1].redecoded and got[0].text and got[2].text
+    assert sizes[0] == (1, 20.0)  # the packed window
+    assert sizes[-1] == (1, seconds) and all(s < 30.0 for _, s in sizes)
 
 
 class Held:
