@@ -82,6 +82,18 @@ def test_the_last_resort_takes_the_window_a_lone_utterance_would(transcriber, po
     assert sizes[-1] == (1, seconds) and all(s < 30.0 for _, s in sizes)
 
 
+def test_a_packed_window_decodes_with_segment_times_and_a_lone_one_without(transcriber, pool, monkeypatch):
+    """Whisper without segment times often ends a packed window's text at its first gap (tests/perf/packed_skips.py);
+    the times themselves never reach a text."""
+    calls, generate = [], transcriber._generate
+    monkeypatch.setattr(transcriber, "_generate",
+                        lambda encoded, budgets, stamped=False: calls.append(stamped) or generate(encoded, budgets, stamped))
+    packed = transcriber.transcribe_many([c.audio for c in pool[:3]])
+    lone = transcriber.transcribe_many([pool[0].audio])
+    assert calls == [True, False]
+    assert all(r.text and "<|" not in r.text for r in packed + lone)
+
+
 class Held:
     """The real model behind a gate: the worker holds its first run until the test opens it, so a queue builds up."""
 
