@@ -114,6 +114,18 @@ async def _delayed(seconds: float, coro):
     return await coro
 
 
+def _corpus_calls(part: str) -> list[tuple[Path, list[dict]]]:
+    """The scripted dialogues of a corpus part (tests/data/corpus, rendered on first use): angry and calm callers,
+    agents coached live, calls of different lengths; their scripts are the gold."""
+    from clients.tools.render_corpus import cache_dir, ensure
+
+    out = []
+    for gold_path in ensure(part):
+        gold = json.loads(gold_path.read_text())
+        out.append((cache_dir(part) / gold["wav"], gold["parts"]))
+    return out
+
+
 def _calls(wav: str | None, count: int, seconds: float, workdir: Path) -> list[tuple[Path, list[dict]]]:
     """The calls to stream: a given WAV (gold unknown unless it is the sample), or real-speech calls."""
     if wav:
@@ -132,13 +144,19 @@ def _calls(wav: str | None, count: int, seconds: float, workdir: Path) -> list[t
 
 
 def run_bench(counts: list[int], wav: str | None, speed: float, model: str, seconds: float = 60.0,
-              device: str = "auto") -> dict:
-    """Prints the table as rows come in; returns the rows, the machine and the largest N within 1.5 s."""
+              device: str = "auto", corpus: str | None = None) -> dict:
+    """Prints the table as rows come in; returns the rows, the machine and the largest N within 1.5 s.
+    ``corpus``: the scripted dialogues of that corpus part instead of real-speech calls (the coach busy on every
+    call, as on a coached floor; more calls than the part has repeat it)."""
     import tempfile
 
     workdir = Path(tempfile.mkdtemp(prefix="calmline-bench-calls-"))
-    wavs = _calls(wav, max(counts), seconds, workdir)
-    source = wav or f"{len(wavs)} real-speech calls of {seconds:.0f} s (Asterisk prompts and LibriVox clips)"
+    if corpus:
+        wavs = _corpus_calls(corpus)
+        source = f"the {len(wavs)} scripted dialogues of the corpus' {corpus} part"
+    else:
+        wavs = _calls(wav, max(counts), seconds, workdir)
+        source = wav or f"{len(wavs)} real-speech calls of {seconds:.0f} s (Asterisk prompts and LibriVox clips)"
     print(f"calmline bench: {source}, speed {speed}, model {model}, {os.cpu_count()} cores", flush=True)
     server = LocalServer(model, device)
     rows = []

@@ -16,6 +16,9 @@ def bench(sub) -> None:
     parser.add_argument("--calls", default="1", help="comma-separated numbers of concurrent calls, e.g. 1,4,8,16")
     parser.add_argument("--wav", help="a call to stream (default: real-speech calls made from Debian's Asterisk "
                                       "prompts and pocketsphinx's LibriVox clips, installed on first use)")
+    parser.add_argument("--corpus", choices=("dev", "validation"),
+                        help="stream the scripted dialogues of this corpus part instead (angry and calm callers, the "
+                             "coach busy on every call; rendered on first use)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each real-speech call")
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--model", default="bundled")
@@ -81,7 +84,7 @@ def _bench(args) -> int:
         result = run_wer(args.model, args.device)
     else:
         result = run_bench([int(n) for n in args.calls.split(",")], args.wav, args.speed, args.model, args.seconds,
-                           args.device)
+                           args.device, args.corpus)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
