@@ -1,6 +1,6 @@
 """Where the server's core-seconds go during one ``calmline bench`` round: py-spy on the server process.
 
-    python tests/perf/profile_bench.py --calls 32 [--out /tmp/profile] [--rate 50]
+    python tests/perf/profile_bench.py --calls 32 [--corpus validation] [--out /tmp/profile] [--rate 50]
 
 Starts a fresh server, attaches py-spy (root, or ptrace allowed), streams N real-speech
 calls as the bench does, then sorts every sample into the stages of the pipeline by its
@@ -107,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--corpus", choices=("dev", "validation"), help="the corpus' scripted dialogues instead (calmline bench --corpus)")
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--out", default=None, help="directory for the raw profile, server log and metrics")
     args = parser.parse_args()
@@ -117,7 +118,8 @@ def main() -> None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     out = Path(args.out or tempfile.mkdtemp(prefix="calmline-profile-"))
     out.mkdir(parents=True, exist_ok=True)
-    wavs = bench._calls(None, args.calls, args.seconds, Path(tempfile.mkdtemp(prefix="calmline-profile-calls-")))
+    wavs = (bench._corpus_calls(args.corpus) if args.corpus
+            else bench._calls(None, args.calls, args.seconds, Path(tempfile.mkdtemp(prefix="calmline-profile-calls-"))))
     server = LocalServer("bundled", "cpu", stderr=open(out / "server.log", "w"))
     samples, stop = [], threading.Event()
 
