@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.packing import GAP, Segment, assign_words, plan, spans, window_for
+from models.packing import GAP, LONG_WINDOW, Segment, assign_words, plan, spans, window_for
 from models.resample import MODEL_RATE
 
 log = logging.getLogger("calmline.transcriber")
@@ -160,19 +160,20 @@ class Transcriber:
                 for j, i in enumerate(idx):
                     texts[i], aligned[i], scores[i] = texts2[j], aligned2[j], scores2[j]
                 packed[w] = (texts, aligned, scores, {idx[j] for j in unsure2})
-        # Last resort: each still wrong utterance alone, all of them in one batch. In the window a lone utterance
-        # takes, not Whisper's own 30 s: a packed window that skips its utterances fails them all at once (up to
-        # five), and 30 s windows for five cost 2-4 s of a busy worker's time for 0.2-0.4 points of WER
-        # (tests/perf/window_size.py --windows 30,20,15: alone 4.1 / 4.3 / 4.5 %, 455 / 197 / 132 ms a window).
+        # Last resort: each still wrong utterance alone, all of them in one batch, in the window a lone utterance
+        # takes when a packed window got it wrong, not Whisper's own 30 s: a packed window that skips its
+        # utterances fails them all at once, and 30 s windows for five of them held a busy worker 3.9 s, for 0.2-0.4
+        # points of WER (tests/perf/window_size.py --windows 30,20,15: alone 4.1 / 4.3 / 4.5 %, 455 / 197 / 132 ms
+        # a window). An utterance that was alone already (a decoding loop) takes 30 s: the same window and prompt
+        # would decode the same loop again.
         redo = [(w, i) for w, (_, _, _, unsure) in enumerate(packed) for i in sorted(unsure)]
         if redo:
-            audios = [windows[w][i] for w, i in redo]
-            encoded, frames = self._encode(audios, max(window_for(len(a) / MODEL_RATE, alone=lean) for a in audios))
-            decoded = self._generate(encoded, [_token_budget(len(a) / MODEL_RATE) for a in audios])
-            found = self._align([tokens for tokens, _ in decoded], encoded, frames) if words else [[]] * len(redo)
-            for (w, i), (tokens, score), ws in zip(redo, decoded, found):
+            alone = self._packed_batch([[windows[w][i]] for w, i in redo], words, sizes=[
+                window_for(len(windows[w][i]) / MODEL_RATE, alone=lean) if len(windows[w]) > 1 else LONG_WINDOW
+                for w, i in redo])
+            for (w, i), (texts1, aligned1, scores1, _) in zip(redo, alone):
                 texts, aligned, scores, _ = packed[w]
-                texts[i], aligned[i], scores[i] = self._text(tokens), _joined(ws), score
+                texts[i], aligned[i], scores[i] = texts1[0], aligned1[0], scores1[0]
         return [[Transcript(text, score, 0.0, i in unsure, tuple(_clamped(ws, len(audios[i]) / MODEL_RATE)))
                  for i, (text, ws, score) in enumerate(zip(texts, aligned, scores))]
                 for audios, (texts, aligned, scores, unsure) in zip(windows, packed)]
@@ -185,9 +186,11 @@ class Transcriber:
             out += self.transcribe_many(rest[: plan([len(a) / MODEL_RATE for a in rest])])
         return out
 
-    def _packed_batch(self, windows: list[list[np.ndarray]], want_words: bool = True, lean: bool = False) -> list[tuple]:
+    def _packed_batch(self, windows: list[list[np.ndarray]], want_words: bool = True, lean: bool = False,
+                      sizes: list[float] | None = None) -> list[tuple]:
         """Each window's texts, aligned words and scores per item, and the items it got wrong; the
-        windows go through each stage together, a batch per encoder size (and decoding, below)."""
+        windows go through each stage together, a batch per encoder size (and decoding, below).
+        ``sizes``: each window's encoder size, where the caller chooses them."""
         gap = np.zeros(int(GAP * MODEL_RATE), dtype=np.float32)
         lengths = [[len(a) / MODEL_RATE for a in audios] for audios in windows]
         # A lone utterance is its own window; several are joined with silence between them.
@@ -196,12 +199,14 @@ class Transcriber:
         tokens: list = [None] * len(windows)
         scores: list = [None] * len(windows)
         found: list = [None] * len(windows)
-        sizes = [window_for(len(j) / MODEL_RATE, alone=lean and len(audios) == 1) for j, audios in zip(joined, windows)]
+        sizes = sizes or [window_for(len(j) / MODEL_RATE, alone=lean and len(audios) == 1)
+                          for j, audios in zip(joined, windows)]
         # A packed window decodes with Whisper's segment times: without them Whisper often ends its text at the
         # first gap, as it ends a window at its padding, and every utterance after it comes back empty
         # (tests/perf/packed_skips.py: of 427 utterances of 32 dev calls in full windows, 28 to redo without them,
-        # 5 with them). A lone utterance keeps the cheaper decode; the model takes one kind of prompt a batch.
-        kinds = [(size, len(audios) > 1) for size, audios in zip(sizes, windows)]
+        # 5 with them). On a CPU a lone utterance keeps the cheaper decode; the model takes one kind of prompt a
+        # batch, so where runs hold several windows (a GPU) every window takes the times: one pass a run, not two.
+        kinds = [(size, len(audios) > 1 or self.batch > 1) for size, audios in zip(sizes, windows)]
         for seconds, stamped in sorted(set(kinds)):
             batch = [w for w, kind in enumerate(kinds) if kind == (seconds, stamped)]
             encoded, frames = self._encode([joined[w] for w in batch], seconds)

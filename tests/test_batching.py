@@ -75,23 +75,48 @@ def test_the_last_resort_takes_the_window_a_lone_utterance_would(transcriber, po
     own 30 s: a packed window that skips every utterance in it sends them all there at once."""
     silence = np.zeros(3 * MODEL_RATE, dtype=np.float32)
     sizes, encode = [], transcriber._encode
-    monkeypatch.setattr(transcriber, "_encode", lambda audios, s: sizes.append((len(audios), s)) or encode(audios, s))
+    monkeypatch.setattr(transcriber, "_encode", lambda audios, s: sizes.append(s) or encode(audios, s))
     got = transcriber.transcribe_many([pool[0].audio, silence, pool[1].audio], lean=lean)
     assert got[1].redecoded and got[0].text and got[2].text
-    assert sizes[0] == (1, 20.0)  # the packed window
-    assert sizes[-1] == (1, seconds) and all(s < 30.0 for _, s in sizes)
+    assert sizes[0] == 20.0  # the packed window
+    assert sizes[-1] == seconds and 30.0 not in sizes
+
+
+def test_a_lone_utterance_that_looped_is_redone_in_whispers_own_window(transcriber, pool, monkeypatch):
+    """A lone utterance whose decode looped (more words than anyone says) cannot be mended by the same window
+    and prompt: the last resort decodes it in 30 s."""
+    sizes, encode, generate = [], transcriber._encode, transcriber._generate
+    loop = transcriber.tokenizer.encode(" no no no no") * 40
+    monkeypatch.setattr(transcriber, "_encode", lambda audios, s: sizes.append(s) or encode(audios, s))
+    monkeypatch.setattr(transcriber, "_generate", lambda encoded, budgets, stamped=False: (
+        [(loop, -0.1)] if len(sizes) == 1 else generate(encoded, budgets, stamped)))
+    [got] = transcriber.transcribe_many([pool[0].audio], lean=True)
+    assert sizes == [15.0, 30.0]
+    assert got.redecoded and got.text and "no no no" not in got.text
 
 
 def test_a_packed_window_decodes_with_segment_times_and_a_lone_one_without(transcriber, pool, monkeypatch):
     """Whisper without segment times often ends a packed window's text at its first gap (tests/perf/packed_skips.py);
-    the times themselves never reach a text."""
+    on a CPU a lone utterance keeps the cheaper decode."""
     calls, generate = [], transcriber._generate
     monkeypatch.setattr(transcriber, "_generate",
                         lambda encoded, budgets, stamped=False: calls.append(stamped) or generate(encoded, budgets, stamped))
-    packed = transcriber.transcribe_many([c.audio for c in pool[:3]])
-    lone = transcriber.transcribe_many([pool[0].audio])
-    assert calls == [True, False]
-    assert all(r.text and "<|" not in r.text for r in packed + lone)
+    transcriber.transcribe_many([c.audio for c in pool[:3]])
+    packed, calls[:] = list(calls), []
+    transcriber.transcribe_many([pool[0].audio])
+    assert packed[0] is True and calls and not any(calls)
+
+
+def test_where_runs_hold_several_windows_a_run_is_one_decode(transcriber, pool, monkeypatch):
+    """The model takes one kind of prompt a batch: with runs of several windows (a GPU), a lone utterance takes the
+    segment times too, so a run of a lone window and a packed one of the same size is one pass, not two."""
+    calls, generate = [], transcriber._generate
+    monkeypatch.setattr(transcriber, "batch", 4)
+    monkeypatch.setattr(transcriber, "_generate", lambda encoded, budgets, stamped=False: (
+        calls.append((len(budgets), stamped)) or generate(encoded, budgets, stamped)))
+    got = transcriber.transcribe_windows([[pool[0].audio], [pool[1].audio, pool[2].audio]])
+    assert calls[0] == (2, True)
+    assert all(r.text and "<|" not in r.text for rs in got for r in rs)
 
 
 class Held:

@@ -14,9 +14,10 @@ from clients.tools.data import ENV, data_dir
 def bench(sub) -> None:
     parser = sub.add_parser("bench", help="measure transcript delay and real-time factor with N concurrent calls")
     parser.add_argument("--calls", default="1", help="comma-separated numbers of concurrent calls, e.g. 1,4,8,16")
-    parser.add_argument("--wav", help="a call to stream (default: real-speech calls made from Debian's Asterisk "
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--wav", help="a call to stream (default: real-speech calls made from Debian's Asterisk "
                                       "prompts and pocketsphinx's LibriVox clips, installed on first use)")
-    parser.add_argument("--corpus", choices=("dev", "validation"),
+    source.add_argument("--corpus", choices=("dev", "validation"),
                         help="stream the scripted dialogues of this corpus part instead (angry and calm callers, the "
                              "coach busy on every call; rendered on first use)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each real-speech call")
