@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -69,13 +70,22 @@ def test_what_a_window_got_wrong_is_redone_alone_within_the_batch(transcriber, p
         assert got[0].text  # the speech beside it kept its words
 
 
+def _spy(monkeypatch, transcriber) -> SimpleNamespace:
+    """Records each encoder run's window size and each decode's (windows, with segment times), and runs them."""
+    seen = SimpleNamespace(sizes=[], decodes=[])
+    encode, generate = transcriber._encode, transcriber._generate
+    monkeypatch.setattr(transcriber, "_encode", lambda audios, s: seen.sizes.append(s) or encode(audios, s))
+    monkeypatch.setattr(transcriber, "_generate", lambda encoded, budgets, stamped=False: (
+        seen.decodes.append((len(budgets), stamped)) or generate(encoded, budgets, stamped)))
+    return seen
+
+
 @pytest.mark.parametrize("lean, seconds", [(False, 20.0), (True, 15.0)])
 def test_the_last_resort_takes_the_window_a_lone_utterance_would(transcriber, pool, lean, seconds, monkeypatch):
     """What a packed window got wrong is redone in a lone utterance's window (15 s when lean), not Whisper's
     own 30 s: a packed window that skips every utterance in it sends them all there at once."""
     silence = np.zeros(3 * MODEL_RATE, dtype=np.float32)
-    sizes, encode = [], transcriber._encode
-    monkeypatch.setattr(transcriber, "_encode", lambda audios, s: sizes.append(s) or encode(audios, s))
+    sizes = _spy(monkeypatch, transcriber).sizes
     got = transcriber.transcribe_many([pool[0].audio, silence, pool[1].audio], lean=lean)
     assert got[1].redecoded and got[0].text and got[2].text
     assert sizes[0] == 20.0  # the packed window
@@ -85,9 +95,8 @@ def test_the_last_resort_takes_the_window_a_lone_utterance_would(transcriber, po
 def test_a_lone_utterance_that_looped_is_redone_in_whispers_own_window(transcriber, pool, monkeypatch):
     """A lone utterance whose decode looped (more words than anyone says) cannot be mended by the same window
     and prompt: the last resort decodes it in 30 s."""
-    sizes, encode, generate = [], transcriber._encode, transcriber._generate
-    loop = transcriber.tokenizer.encode(" no no no no") * 40
-    monkeypatch.setattr(transcriber, "_encode", lambda audios, s: sizes.append(s) or encode(audios, s))
+    sizes = _spy(monkeypatch, transcriber).sizes
+    generate, loop = transcriber._generate, transcriber.tokenizer.encode(" no no no no") * 40
     monkeypatch.setattr(transcriber, "_generate", lambda encoded, budgets, stamped=False: (
         [(loop, -0.1)] if len(sizes) == 1 else generate(encoded, budgets, stamped)))
     [got] = transcriber.transcribe_many([pool[0].audio], lean=True)
@@ -98,22 +107,19 @@ def test_a_lone_utterance_that_looped_is_redone_in_whispers_own_window(transcrib
 def test_a_packed_window_decodes_with_segment_times_and_a_lone_one_without(transcriber, pool, monkeypatch):
     """Whisper without segment times often ends a packed window's text at its first gap (tests/perf/packed_skips.py);
     on a CPU a lone utterance keeps the cheaper decode."""
-    calls, generate = [], transcriber._generate
-    monkeypatch.setattr(transcriber, "_generate",
-                        lambda encoded, budgets, stamped=False: calls.append(stamped) or generate(encoded, budgets, stamped))
+    decodes = _spy(monkeypatch, transcriber).decodes
     transcriber.transcribe_many([c.audio for c in pool[:3]])
-    packed, calls[:] = list(calls), []
+    packed, decodes[:] = [stamped for _, stamped in decodes], []
     transcriber.transcribe_many([pool[0].audio])
+    calls = [stamped for _, stamped in decodes]
     assert packed[0] is True and calls and not any(calls)
 
 
 def test_where_runs_hold_several_windows_a_run_is_one_decode(transcriber, pool, monkeypatch):
     """The model takes one kind of prompt a batch: with runs of several windows (a GPU), a lone utterance takes the
     segment times too, so a run of a lone window and a packed one of the same size is one pass, not two."""
-    calls, generate = [], transcriber._generate
     monkeypatch.setattr(transcriber, "batch", 4)
-    monkeypatch.setattr(transcriber, "_generate", lambda encoded, budgets, stamped=False: (
-        calls.append((len(budgets), stamped)) or generate(encoded, budgets, stamped)))
+    calls = _spy(monkeypatch, transcriber).decodes
     got = transcriber.transcribe_windows([[pool[0].audio], [pool[1].audio, pool[2].audio]])
     assert calls[0] == (2, True)
     assert all(r.text and "<|" not in r.text for rs in got for r in rs)

@@ -150,12 +150,11 @@ def run_bench(counts: list[int], wav: str | None, speed: float, model: str, seco
     call, as on a coached floor; more calls than the part has repeat it)."""
     import tempfile
 
-    workdir = Path(tempfile.mkdtemp(prefix="calmline-bench-calls-"))
     if corpus:
         wavs = _corpus_calls(corpus)
         source = f"the {len(wavs)} scripted dialogues of the corpus' {corpus} part"
     else:
-        wavs = _calls(wav, max(counts), seconds, workdir)
+        wavs = _calls(wav, max(counts), seconds, Path(tempfile.mkdtemp(prefix="calmline-bench-calls-")))
         source = wav or f"{len(wavs)} real-speech calls of {seconds:.0f} s (Asterisk prompts and LibriVox clips)"
     print(f"calmline bench: {source}, speed {speed}, model {model}, {os.cpu_count()} cores", flush=True)
     server = LocalServer(model, device)
