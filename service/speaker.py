@@ -12,7 +12,8 @@ and publishes what comes back, each final followed by what the call's analysis m
   transcriber orders them; the floor hears of an utterance with nothing to transcribe only after
   the words spoken before it;
 - redaction may hold a final that could be a card's first half until the speaker's next final,
-  or ``HOLD_SECONDS`` of their audio, and silences masked words in the recording.
+  until they have said nothing for ``HOLD_QUIET`` seconds after it, or ``HOLD_SECONDS`` of their
+  audio, and silences masked words in the recording.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ from service.session_deps import SessionDeps
 log = logging.getLogger("calmline.session")
 
 HOLD_SECONDS = 5.0  # a final that may be the first half of a card waits this much of its speaker's audio at most
+# ...and goes out sooner once its speaker has been silent this long after it, no final of theirs in flight: a card
+# read aloud goes on within a breath (its groups come 0.3-1 s apart), and the agent should not wait 5 s to read
+# "my order is 4471 2209" because it might have been half a card.
+HOLD_QUIET = 2.0
 
 
 @dataclass(frozen=True)
@@ -117,8 +122,15 @@ class SpeakerTrack:
         """Audio up to the speaker's clock reached the server at ``now`` (monotonic); a held final whose
         next one did not come in time goes out alone."""
         self.arrivals.append((self.samples / MODEL_RATE, now))
-        if self.hold_until and self.samples >= self.hold_until and self.last_final.done():
+        if self.hold_until and self.last_final.done() and (self.samples >= self.hold_until or self._quiet_after_held()):
             self.release_held()
+
+    def _quiet_after_held(self) -> bool:
+        """The speaker of the held final is not talking and has analysed audio ``HOLD_QUIET`` s past its end: no
+        more of a card is coming in it (more speech would be an open utterance, or a final in flight)."""
+        held = self.redactor.holding(self.role)
+        return (held is not None and not self.segmenter.in_speech
+                and self.segmenter.now - held[0].end >= HOLD_QUIET)
 
     def gap(self, seconds: float, budget: float) -> float:
         """Skips up to ``seconds`` of audio the platform never sent, not past ``budget`` on this speaker's

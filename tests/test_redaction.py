@@ -309,7 +309,27 @@ async def test_aligned_words_of_a_card_say_their_mask_in_the_event_and_the_recor
     session.audio.close()
 
 
-async def test_a_held_final_goes_out_alone_after_five_seconds_of_the_speakers_audio(tmp_path):
+async def test_a_held_final_goes_out_once_its_speaker_has_said_nothing_for_two_seconds_after_it(tmp_path):
+    from service.speaker import HOLD_QUIET
+
+    session, bus = _session(tmp_path, ["It is 4471 2209"])
+    track = session.tracks["caller"]
+    track.segmenter.skip(1.2)  # the segmenter's clock at the utterance's end, as in a call
+    track.utterance(_utterance(1, 0.0, 1.2))
+    await _settle(session)
+    assert not [e for e in bus.events if e["type"] == "transcript.final"]  # held: it could be a card's first half
+    session.feed({"caller": np.zeros(int((HOLD_QUIET - 0.3) * 16000), dtype=np.float32)})
+    assert not [e for e in bus.events if e["type"] == "transcript.final"]  # 1.7 s of silence: more may follow
+    session.feed({"caller": np.zeros(int(0.4 * 16000), dtype=np.float32)})
+    assert [e["text"] for e in bus.events if e["type"] == "transcript.final"] == ["It is 4471 2209"]
+    session.audio.close()
+
+
+async def test_a_held_final_goes_out_alone_after_five_seconds_of_the_speakers_audio(tmp_path, monkeypatch):
+    """While its speaker is still talking (an utterance open, no final) the held final waits the 5 s at most."""
+    from models.utterances import UtteranceSegmenter
+
+    monkeypatch.setattr(UtteranceSegmenter, "in_speech", property(lambda self: True))
     session, bus = _session(tmp_path, ["It is 4111 1111"])
     session.tracks["caller"].utterance(_utterance(1, 0.0, 1.2))
     await _settle(session)
