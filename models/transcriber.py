@@ -41,9 +41,10 @@ class Transcript:
         return float(np.exp(min(0.0, self.avg_logprob))) if self.text else 0.0
 
 
-def _token_budget(seconds: float) -> int:
-    """Tokens worth decoding for this much audio: a loop is cut short instead of running to 448."""
-    return min(448, int(TOKENS_PER_SECOND * seconds) + 16)
+def _token_budget(seconds: float, stamps: int = 0) -> int:
+    """Tokens worth decoding for this much audio: a loop is cut short instead of running to 448. ``stamps``:
+    utterances decoded with Whisper's segment times, two time tokens each."""
+    return min(448, int(TOKENS_PER_SECOND * seconds) + 16 + 2 * stamps)
 
 
 def bundled_model_path() -> Path:
@@ -210,9 +211,8 @@ class Transcriber:
         for seconds, stamped in sorted(set(kinds)):
             batch = [w for w, kind in enumerate(kinds) if kind == (seconds, stamped)]
             encoded, frames = self._encode([joined[w] for w in batch], seconds)
-            # Two tokens of segment times an utterance.
-            decoded = self._generate(encoded, [_token_budget(sum(lengths[w])) + 2 * stamped * len(windows[w])
-                                               for w in batch], stamped)
+            decoded = self._generate(encoded, [_token_budget(sum(lengths[w]), stamped * len(windows[w])) for w in batch],
+                                     stamped)
             need = [w for w in batch if want_words or len(windows[w]) > 1]  # a packed window aligns anyway
             aligned = self._align([decoded[batch.index(w)][0] if w in need else [] for w in batch], encoded, frames)
             for k, w in enumerate(batch):

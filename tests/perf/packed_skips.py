@@ -14,7 +14,6 @@ silence and every utterance after it comes back empty (``models.transcriber._pac
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -22,22 +21,21 @@ import numpy as np
 
 def utterances(part: str, calls: int) -> list[tuple[float, np.ndarray, str]]:
     """(end, audio, gold words) of every utterance of the part's first ``calls`` calls, in the order they end."""
-    from clients.tools.render_corpus import cache_dir, ensure
+    from clients.tools.bench import _corpus_calls
     from models.resample import resample
     from models.utterances import UtteranceEnded, UtteranceSegmenter
     from models.wavfile import read_wav
 
     out = []
-    for gold_path in ensure(part, None)[:calls]:
-        gold = json.loads(gold_path.read_text())
-        audio, rate = read_wav(cache_dir(part) / gold["wav"])
+    for wav, parts in _corpus_calls(part)[:calls]:
+        audio, rate = read_wav(wav)
         for channel, speaker in enumerate(("caller", "agent")):
             segmenter = UtteranceSegmenter()
             track = resample(audio[:, channel], rate)
             for i in range(0, len(track), 320):
                 for item in segmenter.feed(track[i:i + 320]):
                     if isinstance(item, UtteranceEnded) and not item.too_short:
-                        words = " ".join(p["text"] for p in gold["parts"] if p["speaker"] == speaker
+                        words = " ".join(p["text"] for p in parts if p["speaker"] == speaker
                                          and item.start - 0.1 <= (p["start"] + p["end"]) / 2 <= item.end + 0.1)
                         out.append((item.end, item.audio, words))
     return sorted(out, key=lambda u: u[0])

@@ -45,7 +45,7 @@ def main() -> None:
                 encoded, frames = t._encode([window], seconds)
                 t1 = time.perf_counter()
                 # As the server decodes it: a packed window with Whisper's segment times (two tokens an utterance).
-                [(tokens, _)] = t._generate(encoded, [_token_budget(len(window) / 16000) + 2 * n * (n > 1)], n > 1)
+                [(tokens, _)] = t._generate(encoded, [_token_budget(len(window) / 16000, n * (n > 1))], n > 1)
                 t2 = time.perf_counter()
                 t._align([tokens], encoded, frames)
                 t3 = time.perf_counter()

@@ -469,7 +469,8 @@ def run_load(parts: tuple[str, ...] = ("validation",), load: int = 16, only: str
             found = [d for run in runs for d in run.final_delays()]
             delays = np.array(found or [np.nan])
             finals[label] = [float(np.nanpercentile(delays, q)) for q in (50, 95, 100)]
-            # Redaction holds a final that may be a card's first half until the speaker's next one: it counts here.
+            # Redaction holds a final that may be a card's first half (until the speaker's next one, 2 s of their
+            # silence or 5 s of their audio): it counts here.
             print(f"  transcript.final delay, {label}: p50 {finals[label][0]:.2f} s, p95 {finals[label][1]:.2f} s, "
                   f"max {finals[label][2]:.2f} s ({len(found)} finals)")
         differ, shift, moved = [], 0.0, 0
