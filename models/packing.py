@@ -2,25 +2,29 @@
 
 Whisper pays for its whole encoder window whatever the audio length, and tiny
 models hallucinate on windows much shorter than the 30 s they were trained on, so
-the scheduler packs utterances (from any calls) into one 20 s window (30 s for an
-utterance too long for it), separated by silence, decodes once, and gives each
+the scheduler packs utterances (from any calls) into one 15 s window (20 s or 30 s
+for an utterance too long for it), separated by silence, decodes once, and gives each
 utterance the aligned words that fall inside it. A word that covers speech of two
-utterances is never guessed at: those utterances are decoded again. One utterance
-alone takes a 15 s window when it fits and the transcriber is asked for a lean run
-(models.scheduler: while the machine is busy, and for partials): nearly as accurate
-alone as in 20 s and about 30 % cheaper, where several packed into 15 s lose more
-(tests/perf/window_size.py, 231 real-speech utterances: WER alone 4.3 % in 20 s,
-4.5 % in 15 s; packed 3.9 % and 4.8 %; on the 80 parts of the scripted calls, which the
-choice never saw, alone 3.7 % and 4.8 %: the price of keeping up, paid only under load).
+utterances is never guessed at: those utterances are decoded again. The encoder's
+cost grows faster than its window (one thread: 15 s 97 ms, 20 s 162 ms, 30 s 399 ms):
+the same utterances packed in 15 s cost 199 ms a window against 281 ms in 20 s, at the
+same WER (tests/perf/window_size.py, 231 real-speech utterances: 3.8 % both). Filled to
+their capacities (13 s of 15, 18 s of 20), a queue of finals costs 5 % less CPU and 0.3-1.3
+points of WER (tests/perf/window_fill.py, the corpus): what 15 s buys is time, a final that
+finds the workers busy waits for a 0.2 s run, not a 0.28 s one (at 32 calls the finals' p95
+0.4 s lower, README). Below 15 s tiny.en loses words (the scripted calls' parts packed into
+12 s and 10 s windows: WER 6.9 and 10.6 % against 2.7 % in 15 s). One utterance alone on an idle machine takes
+20 s (``full``): it is ready before the silence that ends it is over, so the smaller
+window would only cost accuracy (alone 4.3 % in 20 s, 4.5 % in 15 s).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-WINDOW = 20.0  # the encoder window packed utterances share: 0.14 s to encode on 2 cores against 0.28 s for 30 s
-LONE_WINDOW = 15.0  # the window of one utterance alone that fits it
-LONG_WINDOW = 30.0  # Whisper's own window, for an utterance longer than CAPACITY
+WINDOW = 15.0  # the encoder window packed utterances share, and a lone one on a busy machine
+FULL_WINDOW = 20.0  # a lone utterance on an idle machine, and one too long for WINDOW
+LONG_WINDOW = 30.0  # Whisper's own window, for an utterance too long for FULL_WINDOW
 MARGIN = 2.0  # keeps the last words clear of the window's end
 CAPACITY = WINDOW - MARGIN  # seconds of audio and gaps per packed window
 GAP = 1.2  # silence between packed utterances: Whisper ends its segments there
@@ -45,11 +49,11 @@ def plan(lengths: list[float], capacity: float = CAPACITY, gap: float = GAP) -> 
     return max(1, count)
 
 
-def window_for(seconds: float, alone: bool = False) -> float:
-    """The encoder window for this much packed audio (``alone``: one utterance)."""
-    if alone and seconds <= LONE_WINDOW - MARGIN:
-        return LONE_WINDOW
-    return WINDOW if seconds <= CAPACITY else LONG_WINDOW
+def window_for(seconds: float, full: bool = False) -> float:
+    """The encoder window for this much packed audio, with MARGIN to spare (``full``: at least FULL_WINDOW)."""
+    if seconds <= CAPACITY and not full:
+        return WINDOW
+    return FULL_WINDOW if seconds <= FULL_WINDOW - MARGIN else LONG_WINDOW
 
 
 def spans(lengths: list[float], gap: float = GAP) -> list[tuple[float, float]]:

@@ -163,10 +163,11 @@ class TranscriptionScheduler:
 
     def _next(self) -> tuple[list[list[Job]], bool] | None:
         """The windows of the next run: pending finals, as many as fit ``batch`` windows; else a few partials,
-        oldest first. And whether the run is lean: a lone utterance in the smaller window (models.packing), for
-        partials, and for finals while other finals run or wait (alone on the machine a final is ready before
-        the silence that ends its utterance is over, so a cheaper window would only cost accuracy). Never with
-        ``batch`` > 1 (a GPU): windows of two sizes in one run would take two passes of the model instead of one."""
+        oldest first. And whether the run is lean: a lone utterance in the smaller window packed ones take
+        (models.packing), for partials, and for finals while other finals run or wait (alone on the machine a
+        final is ready before the silence that ends its utterance is over, so a cheaper window would only cost
+        accuracy). Always with ``batch`` > 1 (a GPU): windows of two sizes in one run would take two passes of
+        the model instead of one."""
         with self._cv:
             while not self._closed and not self._finals and (
                     not self._partials or self._partials_running >= self.partial_workers or self._finals_running):
@@ -194,7 +195,7 @@ class TranscriptionScheduler:
             # Finals on a busy machine (finals beside this run or behind it); partials always, their words are
             # replaced by their finals'.
             partial = windows[0][0].kind == PARTIAL
-            lean = self.batch == 1 and (partial or self._finals_running > 1 or bool(self._finals))
+            lean = self.batch > 1 or partial or self._finals_running > 1 or bool(self._finals)
             self._running += sum(len(w) for w in windows)
             return windows, lean
 

@@ -140,8 +140,8 @@ class Transcriber:
         decoding loop) is packed again on its own, and what is still wrong is decoded alone,
         in the window a lone utterance takes (``lean`` or not). Each
         transcript carries its aligned words when ``words`` (a packed window aligns anyway;
-        a lone utterance only for them). ``lean``: a lone utterance takes the smaller window
-        (models.packing.LONE_WINDOW), about 30 % cheaper and a little less accurate."""
+        a lone utterance only for them). ``lean``: a lone utterance takes the window packed ones
+        take (models.packing.WINDOW) instead of FULL_WINDOW, about 30 % cheaper and a little less accurate."""
         return self.transcribe_windows([audios], words, lean)[0]
 
     def transcribe_windows(self, windows: list[list[np.ndarray]], words: bool = True,
@@ -170,7 +170,7 @@ class Transcriber:
         redo = [(w, i) for w, (_, _, _, unsure) in enumerate(packed) for i in sorted(unsure)]
         if redo:
             alone = self._packed_batch([[windows[w][i]] for w, i in redo], words, sizes=[
-                window_for(len(windows[w][i]) / MODEL_RATE, alone=lean) if len(windows[w]) > 1 else LONG_WINDOW
+                window_for(len(windows[w][i]) / MODEL_RATE, full=not lean) if len(windows[w]) > 1 else LONG_WINDOW
                 for w, i in redo])
             for (w, i), (texts1, aligned1, scores1, _) in zip(redo, alone):
                 texts, aligned, scores, _ = packed[w]
@@ -200,7 +200,7 @@ class Transcriber:
         tokens: list = [None] * len(windows)
         scores: list = [None] * len(windows)
         found: list = [None] * len(windows)
-        sizes = sizes or [window_for(len(j) / MODEL_RATE, alone=lean and len(audios) == 1)
+        sizes = sizes or [window_for(len(j) / MODEL_RATE, full=not lean and len(audios) == 1)
                           for j, audios in zip(joined, windows)]
         # A packed window decodes with Whisper's segment times: without them Whisper often ends its text at the
         # first gap, as it ends a window at its padding, and every utterance after it comes back empty

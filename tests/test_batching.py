@@ -86,9 +86,9 @@ def test_the_last_resort_takes_the_window_a_lone_utterance_would(transcriber, po
     own 30 s: a packed window that skips every utterance in it sends them all there at once."""
     silence = np.zeros(3 * MODEL_RATE, dtype=np.float32)
     sizes = _spy(monkeypatch, transcriber).sizes
-    got = transcriber.transcribe_many([pool[0].audio, silence, pool[1].audio], lean=lean)
+    got = transcriber.transcribe_many([pool[1].audio, silence, pool[2].audio], lean=lean)  # 12.6 s with the gaps
     assert got[1].redecoded and got[0].text and got[2].text
-    assert sizes[0] == 20.0  # the packed window
+    assert sizes[0] == 15.0  # the packed window
     assert sizes[-1] == seconds and 30.0 not in sizes
 
 
@@ -117,10 +117,11 @@ def test_a_packed_window_decodes_with_segment_times_and_a_lone_one_without(trans
 
 def test_where_runs_hold_several_windows_a_run_is_one_decode(transcriber, pool, monkeypatch):
     """The model takes one kind of prompt a batch: with runs of several windows (a GPU), a lone utterance takes the
-    segment times too, so a run of a lone window and a packed one of the same size is one pass, not two."""
+    segment times too, so a run of a lone window and a packed one of the same size (such runs are lean: 15 s) is
+    one pass, not two."""
     monkeypatch.setattr(transcriber, "batch", 4)
     calls = _spy(monkeypatch, transcriber).decodes
-    got = transcriber.transcribe_windows([[pool[0].audio], [pool[1].audio, pool[2].audio]])
+    got = transcriber.transcribe_windows([[pool[0].audio], [pool[1].audio, pool[2].audio]], lean=True)
     assert calls[0] == (2, True)
     assert all(r.text and "<|" not in r.text for rs in got for r in rs)
 
@@ -168,38 +169,33 @@ async def test_the_scheduler_takes_several_windows_a_run(transcriber, pool):
     assert sched.stats.runs == len(model.runs)
 
 
-def test_a_lean_run_takes_the_smaller_window_for_a_lone_utterance_only(transcriber, pool, monkeypatch):
-    """``lean``: one utterance alone is encoded in the 15 s window, with about the same words as in 20 s; a packed
-    window keeps 20 s whatever is asked; the words keep their times inside the utterance."""
-    from models.packing import LONE_WINDOW, WINDOW
+def test_a_lone_utterance_takes_the_full_window_unless_lean(transcriber, pool, monkeypatch):
+    """``lean``: one utterance alone is encoded in the 15 s window packed ones take, with about the same words as
+    in 20 s, its full window; a packed window takes 15 s whatever is asked; the words keep their times inside the
+    utterance."""
+    from models.packing import FULL_WINDOW, WINDOW
     from models.wer import wer
 
-    sizes = []
-    encode = transcriber._encode
-
-    def spy(audios, seconds=None):
-        sizes.append(seconds)
-        return encode(audios, seconds)
-
-    monkeypatch.setattr(transcriber, "_encode", spy)
+    sizes = _spy(monkeypatch, transcriber).sizes
     lone = [c for c in pool if c.seconds < 8][:4]
     for clip in lone:
         sizes.clear()
         lean = transcriber.transcribe_many([clip.audio], lean=True)[0]
-        assert sizes == [LONE_WINDOW]
+        assert sizes == [WINDOW]
         sizes.clear()
         full = transcriber.transcribe_many([clip.audio])[0]
-        assert sizes == [WINDOW]
+        assert sizes == [FULL_WINDOW]
         assert wer(full.text, lean.text) <= 0.25 and wer(clip.text, lean.text) <= 0.3, (clip.text, lean.text)
         assert lean.words and all(0 <= w.start <= w.end <= clip.seconds + 0.01 for w in lean.words)
-    sizes.clear()
-    transcriber.transcribe_many([c.audio for c in lone[:2]], lean=True)
-    assert sizes[0] == WINDOW  # packed: no smaller window (a retry of what it got wrong may follow)
+    for ask in (True, False):
+        sizes.clear()
+        transcriber.transcribe_many([c.audio for c in lone[:2]], lean=ask)
+        assert sizes[0] == WINDOW  # packed (a retry of what it got wrong may follow)
 
 
-async def test_runs_on_a_gpu_batch_are_never_lean():
-    """With ``batch`` > 1, windows of two sizes in one run would take two passes of the model: no lean runs,
-    however many finals wait."""
+async def test_runs_on_a_gpu_batch_are_always_lean():
+    """With ``batch`` > 1, windows of two sizes in one run would take two passes of the model: every run is lean
+    (a lone utterance in the window packed ones take), however few finals wait."""
 
     class Windows:
         def __init__(self):
@@ -229,5 +225,5 @@ async def test_runs_on_a_gpu_batch_are_never_lean():
     finally:
         model.gate.set()
         sched.close()
-    # The first run alone, then two windows with one more waiting, then the last: a busy queue, never lean.
-    assert len(model.leans) == 3 and not any(model.leans)
+    # The first run alone on an idle machine, then two windows with one more waiting, then the last: all lean.
+    assert len(model.leans) == 3 and all(model.leans)

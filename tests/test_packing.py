@@ -1,22 +1,23 @@
 """Packing utterances into one window: planning, spans, and giving each its own words."""
 
-from models.packing import CAPACITY, GAP, LONE_WINDOW, LONG_WINDOW, MARGIN, WINDOW, Segment, assign, assign_words, plan, spans, window_for
+from models.packing import CAPACITY, FULL_WINDOW, GAP, LONG_WINDOW, MARGIN, WINDOW, Segment, assign, assign_words, plan, spans, window_for
 
 
 def test_plan_fills_a_window_and_always_takes_one():
-    assert plan([3.0, 3.0, 3.0, 3.0, 3.0]) == 4  # 4 x (3 + 1.2) = 16.8 <= 18; a fifth would be 21
-    assert plan([17.5, 1.0]) == 1
+    assert plan([3.0, 3.0, 3.0, 3.0, 3.0]) == 3  # 3 x (3 + 1.2) = 12.6 <= 13; a fourth would be 16.8
+    assert plan([12.5, 1.0]) == 1
     assert plan([40.0]) == 1
     assert plan([]) == 1
 
 
-def test_a_long_utterance_gets_whispers_own_window():
-    assert window_for(CAPACITY) == WINDOW < LONG_WINDOW == 30.0
-    assert window_for(CAPACITY + 0.1) == LONG_WINDOW
-    # One utterance alone takes the smaller window when it fits it with the margin, else as packed.
-    assert window_for(LONE_WINDOW - MARGIN, alone=True) == LONE_WINDOW < WINDOW
-    assert window_for(LONE_WINDOW - MARGIN + 0.1, alone=True) == WINDOW == window_for(LONE_WINDOW - MARGIN)
-    assert window_for(CAPACITY + 0.1, alone=True) == LONG_WINDOW
+def test_a_long_utterance_gets_a_larger_window():
+    assert CAPACITY == WINDOW - MARGIN
+    assert window_for(CAPACITY) == WINDOW < FULL_WINDOW < LONG_WINDOW == 30.0
+    assert window_for(CAPACITY + 0.1) == FULL_WINDOW == window_for(FULL_WINDOW - MARGIN)
+    assert window_for(FULL_WINDOW - MARGIN + 0.1) == LONG_WINDOW
+    # A lone utterance on an idle machine takes at least the full window.
+    assert window_for(1.0, full=True) == FULL_WINDOW == window_for(CAPACITY, full=True)
+    assert window_for(FULL_WINDOW - MARGIN + 0.1, full=True) == LONG_WINDOW
 
 
 def test_spans_leave_gaps():

@@ -6,7 +6,7 @@ Every utterance that fits ``--capacity`` seconds, transcribed alone in each wind
 scheduler packs them (``models.packing.plan``, up to ``--capacity`` seconds with gaps) in each size: WER
 against the gold and the median milliseconds per window (one worker's share of the cores, as the server
 runs). ``pool``: the bench's real speech (Debian's Asterisk prompts and pocketsphinx's LibriVox clips), what
-``models.packing.LONE_WINDOW`` was chosen on; ``calls``: the parts of the scripted stereo calls in
+the 15 s window for a lone utterance under load was chosen on; ``calls``: the parts of the scripted stereo calls in
 tests/data/calls (piper voices, 8 kHz), cut at their gold times, which the choice never saw.
 """
 
