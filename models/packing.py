@@ -78,7 +78,10 @@ def assign_words(words: list[Segment], item_spans: list[tuple[float, float]],
     The border between two items is the middle of the gap between them. The aligner
     often stretches a word over the silence of a gap (a last word ending late, a first
     word starting early): that is no doubt. A word that covers ``straddle`` seconds of
-    speech on both sides is: those items are decoded again. Punctuation has no sound
+    speech on both sides is: those items are decoded again. So is the item that a word
+    wholly in silence (touching no item's audio) would go to: Whisper sometimes says an
+    utterance again in the silence after it ("Great. Thanks so much Great. Thanks so much.
+    I?", the repeat aligned after the utterance's end). Punctuation has no sound
     of its own, so it joins the word before it (its text, not its time).
     """
     out: list[list[Segment]] = [[] for _ in item_spans]
@@ -98,6 +101,8 @@ def assign_words(words: list[Segment], item_spans: list[tuple[float, float]],
         covered = [i for i, (s, e) in enumerate(item_spans) if min(e, word.end) - max(s, word.start) >= straddle]
         if len(covered) > 1:
             unsure.update(range(covered[0], covered[-1] + 1))
+        if all(word.start >= e or word.end <= s for s, e in item_spans):
+            unsure.add(item)
         out[item].append(_shift(word, item_spans[item][0]))
         last = item
     return out, unsure

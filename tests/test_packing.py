@@ -46,6 +46,20 @@ def test_a_word_stretched_over_the_gap_goes_to_its_speech():
     assert texts == ["options.", "You have"] and not unsure
 
 
+def test_words_said_in_the_silence_send_their_utterance_to_be_redone():
+    """Whisper sometimes says an utterance again after it (a packed window of the validation calls: "Great. Thanks so
+    much Great. Thanks so much. I?"): the repeat is aligned where no utterance's audio is."""
+    item_spans = spans([2.0, 1.3])  # (0, 2) and (3.2, 4.5)
+    said = [Segment(0.1, 1.9, " Fine."), Segment(3.3, 3.8, " Great."), Segment(3.8, 4.45, " Thanks")]
+    assert assign(said, item_spans) == (["Fine.", "Great. Thanks"], set())
+    # After the last utterance's end, even a word of no length at all.
+    texts, unsure = assign(said + [Segment(4.52, 4.52, " Great."), Segment(4.52, 6.9, " Thanks")], item_spans)
+    assert texts[1] == "Great. Thanks Great. Thanks" and unsure == {1}
+    # Wholly inside a gap: the utterance its middle goes to (here the first: before the middle of the gap).
+    assert assign(said[:1] + [Segment(2.1, 2.5, " again")] + said[1:], item_spans)[1] == {0}
+    assert assign(said[:1] + [Segment(2.7, 3.1, " so")] + said[1:], item_spans)[1] == {1}
+
+
 def test_punctuation_stays_with_the_word_before_it():
     # The aligner stretches a full stop over the silence after it, past the border.
     words = [Segment(1.0, 1.9, " end"), Segment(1.9, 3.3, "."), Segment(3.4, 3.8, " Next"), Segment(3.8, 4.0, "?")]
