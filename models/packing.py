@@ -9,8 +9,9 @@ utterances is never guessed at: those utterances are decoded again. The encoder'
 cost grows faster than its window (one thread: 15 s 97 ms, 20 s 162 ms, 30 s 399 ms):
 the same utterances packed in 15 s cost 199 ms a window against 281 ms in 20 s, at the
 same WER (tests/perf/window_size.py, 231 real-speech utterances: 3.8 % both). Filled to
-their capacities (13 s of 15, 18 s of 20), a queue of finals costs 5 % less CPU and 0.3-1.3
-points of WER (tests/perf/window_fill.py, the corpus): what 15 s buys is time, a final that
+their capacities (13 s of 15, 18 s of 20), a queue of finals costs about 10 % less CPU at
+about the same WER (tests/perf/window_fill.py, 32 corpus calls: 9.5 against 10.0 % dev,
+10.0 against 9.8 % validation): what 15 s buys is mostly time, a final that
 finds the workers busy waits for a 0.2 s run, not a 0.28 s one (at 32 calls the finals' p95
 0.4 s lower, README). Below 15 s tiny.en loses words (the scripted calls' parts packed into
 12 s and 10 s windows: WER 6.9 and 10.6 % against 2.7 % in 15 s). One utterance alone on an idle machine takes
