@@ -50,10 +50,11 @@ def plan(lengths: list[float], capacity: float = CAPACITY, gap: float = GAP) -> 
     return max(1, count)
 
 
-def window_for(seconds: float, full: bool = False) -> float:
-    """The encoder window for this much packed audio, with MARGIN to spare (``full``: at least FULL_WINDOW)."""
-    if seconds <= CAPACITY and not full:
-        return WINDOW
+def window_for(seconds: float, full: bool = False, window: float = WINDOW, capacity: float = CAPACITY) -> float:
+    """The encoder window for this much packed audio, with MARGIN to spare (``full``: at least FULL_WINDOW).
+    ``window`` and ``capacity``: the packed window and what it holds, where a measurement tries others."""
+    if seconds <= capacity and not full:
+        return window
     return FULL_WINDOW if seconds <= FULL_WINDOW - MARGIN else LONG_WINDOW
 
 

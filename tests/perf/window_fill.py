@@ -13,6 +13,7 @@ and the seconds it took. ``models.packing.WINDOW`` was chosen with it.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 
@@ -25,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import models.transcriber as transcriber_module
-    from models.packing import FULL_WINDOW, LONG_WINDOW, MARGIN, plan
+    from models.packing import plan, window_for
     from models.resample import MODEL_RATE
     from models.transcriber import Transcriber
     from models.wer import wer
@@ -37,14 +38,7 @@ def main() -> None:
     print(f"{'window s':>8} {'capacity s':>10} {'windows':>7} {'redone':>6} {'WER':>6} {'seconds':>7}")
     for pair in args.windows.split(","):
         window, capacity = (float(x) for x in pair.split(":"))
-
-        def sized(seconds, full=False, window=window, capacity=capacity):
-            # As models.packing.window_for, with this pair for the packed window.
-            if seconds <= capacity and not full:
-                return window
-            return FULL_WINDOW if seconds <= FULL_WINDOW - MARGIN else LONG_WINDOW
-
-        transcriber_module.window_for = sized
+        transcriber_module.window_for = functools.partial(window_for, window=window, capacity=capacity)
         windows, i = [], 0
         while i < len(pool):
             k = plan([len(u[1]) / MODEL_RATE for u in pool[i:]], capacity)

@@ -48,7 +48,7 @@ def main() -> None:
     print(f"{'window s':>8} {'how':>7} {'WER':>6} {'ms/window':>9}")
     for seconds in [float(w) for w in args.windows.split(",")]:
         # Every window this size, whatever it holds (the server picks by how much and how many).
-        transcriber_module.window_for = lambda _s, alone=False, seconds=seconds: seconds
+        transcriber_module.window_for = lambda _s, full=False, seconds=seconds: seconds
         for how, groups in (("alone", [[c] for c in pool]), ("packed", packed)):
             refs, hyps, ms = [], [], []
             for group in groups:
