@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
-from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.websockets import WebSocket
 
 from service.auth import Principal, token_from
@@ -29,9 +29,25 @@ def require_call_access(who: Principal, call_agent_id: str | None) -> None:
         raise HTTPException(403, "this call belongs to another agent")
 
 
+ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+               409: "conflict", 413: "too_large", 503: "overloaded"}
+
+
+async def error_response(request: Request, exc: HTTPException) -> Response:
+    """A refused REST request says why in the JSON the ingest errors and refused handshakes use
+    (``{"type": "error", "code", "message"}``), so a client reads every error one way; the pages keep plain text."""
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    path = request.url.path
+    if not (path.startswith("/v1/") or path in ("/metrics", "/healthz")):
+        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse({"type": "error", "code": ERROR_CODES.get(exc.status_code, "error"), "message": exc.detail},
+                        status_code=exc.status_code, headers=exc.headers)
+
+
 async def deny(ws: WebSocket, status: int, message: str, code: str | None = None, headers: dict | None = None) -> None:
     """Refuse a websocket handshake with a real HTTP status and a JSON reason (``code``: by status unless given)."""
-    code = code or {401: "unauthorized", 403: "forbidden", 503: "overloaded"}.get(status, "bad_request")
+    code = code or ERROR_CODES.get(status, "bad_request")
     await ws.send_denial_response(JSONResponse({"type": "error", "code": code, "message": message}, status_code=status,
                                                headers=headers))
 

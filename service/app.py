@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from models import vad
@@ -16,7 +17,7 @@ from models.scheduler import TranscriptionScheduler
 from models.transcriber import Transcriber
 from models.utterances import SegmenterConfig
 from service.audio_files import AudioFiles
-from service import admission as admission_policy, memory, metrics, retention
+from service import access, admission as admission_policy, memory, metrics, retention
 from service.auth import Credentials, load_credentials
 from service.bus import EventBus
 from service.live_calls import LiveCalls
@@ -131,7 +132,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         svc.recorder.close()
         svc.store.close()
 
-    return Starlette(routes=routes(), lifespan=lifespan,
+    return Starlette(routes=routes(), lifespan=lifespan, exception_handlers={HTTPException: access.error_response},
                      middleware=[Middleware(ConnectionLimit, limit=settings.max_connections)])
 
 

@@ -25,6 +25,16 @@ def _pairs(value: str) -> dict[str, str]:
     return out
 
 
+def _flag(value: str) -> bool:
+    """A switch: true, 1, yes or on; false, 0, no, off or empty."""
+    word = value.strip().lower()
+    if word in ("true", "1", "yes", "on"):
+        return True
+    if word in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value[:20]!r}")
+
+
 def _cap(value: str) -> int:
     """A call cap: a number (0: none) or auto (-1: sized by the device, service.admission)."""
     if value.strip().lower() == "auto":
@@ -65,6 +75,9 @@ class Settings:
         "help": "personal data masked in transcripts, events, storage, logs and the recording: "
                 "comma list of card, ssn, phone, email (none: off)", "parse": parse_kinds})
     resume_grace: float = field(default=30.0, metadata={"help": "seconds a dropped call waits for its stream to resume"})
+    twilio_pause: bool = field(default=False, metadata={
+        "help": "a Twilio stop detaches the call for the resume grace instead of ending it, so a new stream for the "
+                "same callSid continues it (for platforms that pause streams with <Stop><Stream>, then a new <Stream>)"})
     max_frame_bytes: int = field(default=65536, metadata={"help": "largest accepted ingest frame"})
     first_message_timeout: float = field(default=10.0, metadata={
         "help": "seconds a new ingest connection has to start a call before it is closed (1008; 0: no limit)"})
@@ -127,6 +140,8 @@ def _parser_for(f):
         return float
     if f.type in ("Path", Path):
         return Path
+    if f.type in ("bool", bool):
+        return _flag
     return str
 
 

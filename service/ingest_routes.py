@@ -47,7 +47,7 @@ async def twilio_stream(ws: WebSocket) -> None:
             found = creds.identify(token) if isinstance(token, str) else None
             return found is not None and found.role == INGEST
     await ws.accept()
-    await _ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, authorize))
+    await _ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, authorize, pause=svc.settings.twilio_pause))
 
 
 async def twilio_ticket_stream(ws: WebSocket) -> None:
@@ -68,7 +68,8 @@ async def twilio_ticket_stream(ws: WebSocket) -> None:
     def call_sid_check(call_sid: str) -> str | None:
         return twilio_ticket.check(auth_token, ticket, call_sid, connected)
     await ws.accept()
-    await _ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, call_sid_check=call_sid_check))
+    await _ingest(ws, TwilioProtocol(svc.settings.max_frame_bytes, call_sid_check=call_sid_check,
+                                     pause=svc.settings.twilio_pause))
 
 
 # Headers the AudioHook checks read, each exactly once: with two, the key check and the signature

@@ -52,7 +52,8 @@ class LiveCalls:
             raise ProtocolError("unknown_call", f"call {start.call_id} has ended; start a new call")
         if start.continues and session is not None and not session.connected and not session.ended:
             # The platform paused the stream and started a new one for the same call: the same call goes on.
-            if session.agent_id != start.agent_id or set(session.start.roles) != set(start.roles):
+            # A call assigned since it started may go on in a stream that names no agent, as a resume may.
+            if start.agent_id not in (None, session.agent_id) or set(session.start.roles) != set(start.roles):
                 raise ProtocolError("bad_start", "a continued call must keep its agent_id and roles")
             self._stop_grace(start.call_id)
             session.reattach(fill_gap=True)  # the pause is silence in the recording
@@ -84,6 +85,11 @@ class LiveCalls:
             stored = await asyncio.to_thread(self.store.get_call, start.call_id)
         finally:
             self._opening.discard(start.call_id)
+        if stored is not None and start.continues and stored["status"] != LIVE:
+            # A platform that pauses streams sends stop between them, which ends a call unless told otherwise.
+            # The hint first: a close reason holds 123 bytes, and the call id is the caller's own anyway.
+            raise ProtocolError("call_exists", f"ended at its stop (CALMLINE_TWILIO_PAUSE=true lets a new stream "
+                                               f"continue it): call {start.call_id}")
         if stored is not None:
             raise ProtocolError("call_exists", f"call {start.call_id} already exists; use a new call_id")
         session = CallSession(start, self.deps, self.audio_files.open(start.call_id, list(start.roles)),

@@ -36,6 +36,7 @@ def test_no_or_unknown_token_is_401(server, call_of_a2, path, headers):
     r = httpx.get(server.http + path.format(id=call_of_a2), headers=headers)
     assert r.status_code == 401
     assert r.headers["www-authenticate"] == "Bearer"
+    assert r.json() == {"type": "error", "code": "unauthorized", "message": "missing or unknown token"}
 
 
 @pytest.mark.parametrize("path", ["/v1/calls/{id}", "/v1/calls/{id}/events", "/v1/calls/{id}/audio"])
@@ -49,7 +50,8 @@ def test_agent_reading_another_agents_call_is_403(server, call_of_a2, path):
 
 def test_ingest_key_reads_nothing(server, call_of_a2):
     assert httpx.get(f"{server.http}/v1/calls/{call_of_a2}", headers=bearer(INGEST_KEY)).status_code == 403
-    assert httpx.get(f"{server.http}/metrics", headers=bearer(AGENT_TOKENS["a-1"])).status_code == 403
+    refused = httpx.get(f"{server.http}/metrics", headers=bearer(AGENT_TOKENS["a-1"]))
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
 
 
 def test_agent_lists_only_their_own_calls(server, call_of_a2):
@@ -74,8 +76,14 @@ def test_call_list_filters(server, call_of_a2):
 
 
 def test_unknown_call_is_404_and_bad_paging_is_400(server):
-    assert httpx.get(f"{server.http}/v1/calls/nope", headers=bearer(SUPERVISOR_TOKEN)).status_code == 404
-    assert httpx.get(f"{server.http}/v1/calls", params={"limit": "x"}, headers=bearer(SUPERVISOR_TOKEN)).status_code == 400
+    # Every refused REST request says why in the one error shape the ingest errors use.
+    missing = httpx.get(f"{server.http}/v1/calls/nope", headers=bearer(SUPERVISOR_TOKEN))
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/json")
+    assert missing.json() == {"type": "error", "code": "not_found", "message": "no call nope"}
+    bad = httpx.get(f"{server.http}/v1/calls", params={"limit": "x"}, headers=bearer(SUPERVISOR_TOKEN))
+    assert bad.status_code == 400 and bad.json()["code"] == "bad_request" and "limit" in bad.json()["message"]
+    nowhere = httpx.get(f"{server.http}/v1/no-such-thing", headers=bearer(SUPERVISOR_TOKEN))
+    assert nowhere.status_code == 404 and nowhere.json()["code"] == "not_found"
     assert httpx.get(f"{server.http}/v1/calls", params={"limit": 0}, headers=bearer(SUPERVISOR_TOKEN)).status_code == 400
 
 

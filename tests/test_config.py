@@ -40,6 +40,17 @@ def test_bad_values_are_clear_errors():
         config.load(environ={"CALMLINE_PORT": "eighty"})
     with pytest.raises(SystemExit, match="CALMLINE_AGENT_TOKENS"):
         config.load(environ={"CALMLINE_AGENT_TOKENS": "just-a-token"})
+    with pytest.raises(SystemExit, match="CALMLINE_TWILIO_PAUSE"):
+        config.load(environ={"CALMLINE_TWILIO_PAUSE": "sometimes"})
+
+
+def test_a_switch_reads_as_people_write_it():
+    assert parse([], {}).twilio_pause is False
+    for word in ("true", "1", "Yes", "ON"):
+        assert parse([], {"CALMLINE_TWILIO_PAUSE": word}).twilio_pause is True
+    for word in ("false", "0", "no", "off", ""):
+        assert parse([], {"CALMLINE_TWILIO_PAUSE": word}).twilio_pause is False
+    assert parse(["--twilio-pause", "false"], {"CALMLINE_TWILIO_PAUSE": "true"}).twilio_pause is False
 
 
 def test_development_tokens_are_generated_once_and_kept(tmp_path):

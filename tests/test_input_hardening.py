@@ -131,11 +131,12 @@ async def stream_twilio(server, call_id: str, seconds: float) -> None:
         assert ws.close_code == 1000
 
 
-async def test_twilio_stop_then_a_new_stream_continues_the_call(server):
+async def test_with_twilio_pause_a_stop_then_a_new_stream_continues_the_call(server, monkeypatch):
+    monkeypatch.setattr(server.settings, "twilio_pause", True)  # read at each stream's handshake
     call_id = "CA" + uuid.uuid4().hex
     async with websockets.connect(f"{server.ws}/v1/supervise?call_id={call_id}&token={SUPERVISOR_TOKEN}") as sup:
         await stream_twilio(server, call_id, 1.0)
-        await stream_twilio(server, call_id, 1.0)  # Twilio's pause: stop, then a new <Stream> for the callSid
+        await stream_twilio(server, call_id, 1.0)  # a paused stream: stop, then a new <Stream> for the callSid
         events = []
         while not events or events[-1]["type"] != "call.ended":
             events.append(json.loads(await asyncio.wait_for(sup.recv(), 120)))

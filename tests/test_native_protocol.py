@@ -35,6 +35,15 @@ def test_start_becomes_a_session_start():
     assert s.metadata == {"queue": "billing"} and s.resume is False and s.source == "native"
 
 
+def test_a_start_may_name_no_agent_and_is_then_unassigned():
+    for over in ({"agent_id": None}, {}):
+        msg = json.loads(start(**over))
+        if not over:
+            del msg["agent_id"]
+        [s] = NativeProtocol().receive_text(json.dumps(msg))
+        assert isinstance(s, Start) and s.agent_id is None and s.call_id == "c-1"
+
+
 def test_mono_defaults_to_the_caller():
     _, s = opened(channels=1, roles=None)
     assert s.roles == ("caller",)
@@ -75,6 +84,8 @@ def test_control_messages():
     (start(call_id=""), ["bad_start", 1008]),
     (start(call_id="a/b"), ["bad_start", 1008]),
     (start(agent_id=7), ["bad_start", 1008]),
+    (start(agent_id=""), ["bad_start", 1008]),
+    (start(agent_id="a 7"), ["bad_start", 1008]),
     (start(encoding="opus"), ["unsupported_encoding", 1003]),
     (start(sample_rate=44100), ["unsupported_rate", 1003]),
     (start(sample_rate=True), ["unsupported_rate", 1003]),

@@ -40,10 +40,15 @@ def test_nested_metadata_and_mono():
     assert s.agent_id == "a-9" and s.roles == ("caller",) and s.sample_rate == 16000
 
 
+def test_metadata_without_an_agent_starts_an_unassigned_call():
+    [s] = JambonzProtocol().receive_text(metadata(agent_id=None))
+    assert isinstance(s, Start) and s.agent_id is None
+
+
 @pytest.mark.parametrize("first, expected", [
     (b"\x00\x00", [(1008, "bad_start")]),
     ("hello", [(1008, "bad_start")]),
-    (metadata(agent_id=None), [(1008, "bad_start")]),
+    (metadata(agent_id="a/9"), [(1008, "bad_start")]),
     (metadata(callSid=None), [(1008, "bad_start")]),
     (metadata(sampleRate=11025), [(1003, "unsupported_rate")]),
     (metadata(mixType="quad"), [(1003, "unsupported_media")]),

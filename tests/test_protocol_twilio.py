@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models.codecs import encode
-from service.call_actions import Dtmf, Gap, Start, Suspend
+from service.call_actions import Dtmf, Gap, Start, Stop, Suspend
 from service.ingest.protocol import Close
 from service.ingest.twilio import TwilioProtocol
 from service.ingest.twilio_signature import candidate_urls, signature, valid
@@ -50,10 +50,37 @@ def test_normal_sequence():
     assert p.receive_text(json.dumps({"event": "dtmf", "sequenceNumber": "4", "streamSid": SID,
                                       "dtmf": {"track": "inbound_track", "digit": "7"}})) == [Dtmf("7")]
     assert p.receive_text(json.dumps({"event": "mark", "sequenceNumber": "5", "streamSid": SID, "mark": {"name": "m"}})) == []
+    # A hang-up sends stop: the call ends there, and its summary goes out at once.
     assert p.receive_text(json.dumps({"event": "stop", "sequenceNumber": "6", "streamSid": SID,
-                                      "stop": {"accountSid": "AC", "callSid": "CA"}})) == [Suspend()]
+                                      "stop": {"accountSid": "AC", "callSid": "CA"}})) == [Stop()]
     [close] = p.ended(3.0)
     assert close.code == 1000
+
+
+def test_a_start_without_an_agent_is_an_unassigned_call():
+    [s] = TwilioProtocol().receive_text(start(params={"queue": "billing"}))
+    assert isinstance(s, Start) and s.agent_id is None and s.metadata["queue"] == "billing"
+
+
+def test_with_pauses_a_stop_detaches_the_call_for_a_new_stream():
+    p = TwilioProtocol(pause=True)
+    p.receive_text(start())
+    assert p.receive_text(json.dumps({"event": "stop", "sequenceNumber": "2", "streamSid": SID,
+                                      "stop": {"accountSid": "AC", "callSid": "CA"}})) == [Suspend()]
+
+
+def test_a_start_that_names_no_format_or_tracks_gets_twilios_format_and_both_tracks():
+    p = TwilioProtocol()
+    [s] = p.receive_text(json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": SID, "start": {
+        "callSid": CALL, "streamSid": SID, "customParameters": {"agent_id": "a-1"}}}))
+    assert isinstance(s, Start) and (s.encoding, s.sample_rate, s.channels) == ("mulaw", 8000, 2)
+    assert s.roles == ("caller", "agent")
+    [a] = p.receive_text(media(2, "outbound", 0))
+    assert list(a.frames) == ["agent"]
+    # Named, the tracks are taken as said: an inbound-only fork has the caller alone.
+    q = TwilioProtocol()
+    [s] = q.receive_text(start(tracks=("inbound",)))
+    assert s.roles == ("caller",)
 
 
 def test_audio_is_16k_and_gaps_in_a_track_skip_the_clock():
@@ -81,7 +108,7 @@ def test_a_two_hour_timestamp_jump_allocates_nothing():
 @pytest.mark.parametrize("messages, expected", [
     ([media(1, "inbound", 0)], [(1008, "bad_start")]),  # media before start
     ([start(fmt={"encoding": "audio/x-l16", "sampleRate": 16000, "channels": 1})], [(1003, "unsupported_media")]),
-    ([start(params={})], [(1008, "bad_start")]),  # no agent_id
+    ([start(params={"agent_id": "a 1"})], [(1008, "bad_start")]),  # a malformed agent_id
     ([start(seq="5"), media(4, "inbound", 0)], [(1008, "out_of_order")]),
     ([start(seq="1"), media(1, "inbound", 0)], [(1008, "out_of_order")]),  # a repeat
     ([start(), json.dumps({"event": "media", "sequenceNumber": "2", "media": {"track": "inbound", "payload": "@@"}})],

@@ -29,9 +29,10 @@ SPEED = 3.0
 
 @pytest.fixture(scope="module")
 def signed_server(tmp_path_factory, transcriber):
-    # A short resume grace: a Twilio call ends that long after its last stop.
+    # Paused Twilio streams on (a stop holds the call for a new stream), with a short resume grace: a Twilio
+    # call ends that long after its last stop.
     srv = RunningServer(tmp_path_factory.mktemp("signed"), transcriber, audiohook_client_secret=SECRET,
-                        twilio_auth_token=TWILIO_TOKEN, resume_grace=10.0)
+                        twilio_auth_token=TWILIO_TOKEN, resume_grace=10.0, twilio_pause=True)
     yield srv
     srv.stop()
 
@@ -240,6 +241,23 @@ async def test_twilio_needs_a_ticket_for_the_call_when_signatures_are_on(signed_
     assert stored["status"] == "ended" and stored["source"] == "twilio" and stored["audio_seconds"] >= 2.0
 
 
+async def test_a_twilio_stop_ends_the_call_and_a_later_stream_for_it_is_told_why_it_is_refused(server):
+    call_sid = "CA" + uuid.uuid4().hex
+    url = f"{server.ws}/v1/twilio?token={INGEST_KEY}"
+    async with websockets.connect(f"{server.ws}/v1/supervise?call_id={call_sid}&token={SUPERVISOR_TOKEN}") as sup:
+        # The stream's close comes after the call has ended (its last finals, call.ended, the stored row).
+        assert await twilio_ticket_stream(url, call_sid) == (1000, "call ended")
+        async with httpx.AsyncClient(base_url=server.http, headers={"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}) as c:
+            stored = (await c.get(f"/v1/calls/{call_sid}")).json()
+        assert stored["status"] == "ended" and stored["summary"] is not None
+        events = []
+        while not events or events[-1]["type"] != "call.ended":
+            events.append(json.loads(await asyncio.wait_for(sup.recv(), 30)))
+    # Without CALMLINE_TWILIO_PAUSE a new stream for the callSid is a call that already ended, and says so.
+    code, reason = await twilio_ticket_stream(url, call_sid)
+    assert code == 1008 and reason.startswith("call_exists:") and "CALMLINE_TWILIO_PAUSE" in reason
+
+
 async def test_twilio_tickets_without_the_auth_token_are_refused(server):
     from service.ingest.twilio_ticket import stream_url
 
@@ -295,3 +313,32 @@ async def test_streamdouble_streams_a_call_into_twilio(server, tmp_path):
     assert "bright books" in said.replace("brightbooks", "bright books") and "fed up" in said
     assert {e["speaker"] for e in events if e["type"] == "transcript.final"} == {"caller", "agent"}
     assert stored["audio_seconds"] == pytest.approx(20.0, abs=0.5)
+
+
+async def test_a_native_call_may_start_without_an_agent_and_is_assigned_later(server):
+    call_id = "unassigned-" + uuid.uuid4().hex[:8]
+    sup = {"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}
+    async with websockets.connect(f"{server.ws}/v1/supervise?call_id={call_id}&token={SUPERVISOR_TOKEN}") as watch, \
+            websockets.connect(f"{server.ws}/v1/stream?token={INGEST_KEY}") as ws:
+        await ws.send(json.dumps({"type": "start", "call_id": call_id, "encoding": "pcm16", "sample_rate": 8000,
+                                  "channels": 1}))
+        started = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        assert started["type"] == "started" and started["agent_id"] is None
+        await ws.send((np.sin(np.arange(8000) * 0.3) * 3000).astype(np.int16).tobytes())
+        async with httpx.AsyncClient(base_url=server.http, headers=sup) as c:
+            row = (await c.get(f"/v1/calls/{call_id}")).json()
+            assert row["agent_id"] is None and row["status"] == "live"
+            assigned = await c.put(f"/v1/calls/{call_id}/agent", json={"agent_id": "a-2"})
+            assert assigned.status_code == 200 and assigned.json()["previous_agent_id"] is None
+        await ws.send(json.dumps({"type": "stop"}))
+        while json.loads(await asyncio.wait_for(ws.recv(), 60))["type"] != "stopped":
+            pass
+        types = []
+        while not types or types[-1] != "call.ended":
+            event = json.loads(await asyncio.wait_for(watch.recv(), 60))
+            types.append(event["type"])
+            if event["type"] == "call.started":
+                assert event["agent_id"] is None
+    assert "call.assigned" in types
+    async with httpx.AsyncClient(base_url=server.http, headers=sup) as c:
+        assert (await c.get(f"/v1/calls/{call_id}")).json()["agent_id"] == "a-2"

@@ -57,8 +57,9 @@ class JambonzProtocol(Adapter):
             custom.update(msg["metadata"])
         agent_id = custom.get("agent_id")
         call_id = msg.get("callSid") or msg.get("call_sid") or msg.get("uuid")
-        if not isinstance(agent_id, str) or not CALL_ID.match(agent_id):
-            return fail("bad_start", "metadata.agent_id is missing or malformed", POLICY)
+        # A call may start without an agent (DESIGN.md): unassigned until someone assigns it.
+        if agent_id is not None and (not isinstance(agent_id, str) or not CALL_ID.match(agent_id)):
+            return fail("bad_start", "metadata.agent_id is malformed", POLICY)
         if not isinstance(call_id, str) or not CALL_ID.match(call_id):
             return fail("bad_start", "callSid is missing or malformed", POLICY)
         rate = msg.get("sampleRate", 8000)

@@ -89,7 +89,8 @@ class NativeProtocol(Adapter):
         call_id, agent_id = msg.get("call_id"), msg.get("agent_id")
         if not isinstance(call_id, str) or not CALL_ID.match(call_id):
             return fatal("bad_start", "call_id must be 1-128 characters of letters, digits and . _ : -", POLICY)
-        if not isinstance(agent_id, str) or not CALL_ID.match(agent_id):
+        # A call may start without an agent (DESIGN.md): unassigned until someone assigns it.
+        if agent_id is not None and (not isinstance(agent_id, str) or not CALL_ID.match(agent_id)):
             return fatal("bad_start", "agent_id must be 1-128 characters of letters, digits and . _ : -", POLICY)
         encoding = msg.get("encoding", "pcm16")
         if encoding not in ENCODINGS:

@@ -6,8 +6,11 @@ Twilio sends JSON text frames only: ``connected``, ``start`` (customParameters c
 one-way stream, so errors are told by the close code and reason.
 
 Every field is read by type (a string where an object belongs is a protocol error, never a
-traceback). A ``stop`` detaches the call for the resume grace: Twilio "pauses" a stream by
-stopping it and starting a new one for the same ``callSid``, which continues the call.
+traceback). A ``stop`` ends the call (a hang-up sends it, and the agent wants the summary then), unless
+``pause`` is set (``CALMLINE_TWILIO_PAUSE``): then it detaches the call for the resume grace, since a platform
+that "pauses" a stream (while a card number is read, say) stops it and starts a new one for the same
+``callSid``, which continues the call. A ``start`` without ``mediaFormat`` is taken as Twilio's only format
+(mu-law 8 kHz mono); one without ``tracks`` carries both.
 
 On ``/v1/twilio/t/{ticket}`` the stream may carry one call only, the ticket's: ``call_sid_check`` tells why a
 ``start``'s ``callSid`` is refused (``bad_ticket``), or None.
@@ -22,20 +25,22 @@ from collections.abc import Callable
 
 from models.codecs import decode, to_float
 from models.resample import StreamResampler
-from service.call_actions import Audio, Dtmf, Gap, Start, Suspend
+from service.call_actions import Audio, Dtmf, Gap, Start, Stop, Suspend
 from service.ingest.decoder import flush_resamplers
 from service.ingest.protocol import (CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED, Adapter, fail,
                                      frame_size, load_json, wire_safe)
 
 TRACKS = {"inbound": "caller", "outbound": "agent"}
 RATE = 8000
+TWILIO_FORMAT = {"encoding": "audio/x-mulaw", "sampleRate": RATE, "channels": 1}
 MIN_GAP_MS = 40  # a missing frame or two is jitter; more is audio the platform skipped
 
 
 class TwilioProtocol(Adapter):
     def __init__(self, max_frame_bytes: int = 65536, authorize=None,
-                 call_sid_check: Callable[[str], str | None] | None = None):
+                 call_sid_check: Callable[[str], str | None] | None = None, pause: bool = False):
         self.max_frame_bytes = max_frame_bytes
+        self.pause = pause
         # Set when the handshake proved nothing: the ingest key must then come as customParameters.token
         # (Twilio drops query strings from <Stream url> and cannot add headers).
         self.authorize = authorize
@@ -81,8 +86,8 @@ class TwilioProtocol(Adapter):
         if event == "mark":
             return []
         if event == "stop":
-            # The call may go on in a new stream (Twilio's pause); it ends after the resume grace otherwise.
-            return [Suspend()]
+            # Paused streams: the call may go on in a new stream, and ends after the resume grace otherwise.
+            return [Suspend()] if self.pause else [Stop()]
         return []  # events added to the protocol later are not errors
 
     def flush(self) -> list:
@@ -94,7 +99,8 @@ class TwilioProtocol(Adapter):
         start = msg.get("start")
         if not isinstance(start, dict):
             return fail("bad_start", "start must be an object", POLICY)
-        fmt = _obj(start.get("mediaFormat"))
+        # Twilio always says its format; a start that names none (a hand-made client) gets Twilio's one format.
+        fmt = _obj(start.get("mediaFormat")) if "mediaFormat" in start else TWILIO_FORMAT
         if fmt.get("encoding") != "audio/x-mulaw" or _int(fmt.get("sampleRate")) != RATE or _int(fmt.get("channels")) != 1:
             return fail("unsupported_media", f"expected audio/x-mulaw 8000 Hz mono, got {json.dumps(fmt)[:60]}", UNSUPPORTED)
         params = start.get("customParameters")
@@ -111,11 +117,13 @@ class TwilioProtocol(Adapter):
                 return fail("bad_ticket", refused, POLICY)
         agent_id = params.get("agent_id")
         call_id = start.get("callSid") or msg.get("streamSid")
-        if not isinstance(agent_id, str) or not CALL_ID.match(agent_id):
-            return fail("bad_start", "customParameters.agent_id is missing or malformed", POLICY)
+        # A call may start without an agent (DESIGN.md): unassigned until someone assigns it.
+        if agent_id is not None and (not isinstance(agent_id, str) or not CALL_ID.match(agent_id)):
+            return fail("bad_start", "customParameters.agent_id is malformed", POLICY)
         if not isinstance(call_id, str) or not CALL_ID.match(call_id):
             return fail("bad_start", "start.callSid is missing or malformed", POLICY)
-        tracks = start.get("tracks") or ["inbound"]
+        # Twilio lists the tracks it forks; where nothing says, both may come (an agent's audio is not dropped).
+        tracks = start.get("tracks") if "tracks" in start else list(TRACKS)
         if not isinstance(tracks, list):
             return fail("bad_start", "start.tracks must be a list", POLICY)
         tracks = [t for t in tracks if isinstance(t, str) and t in TRACKS]

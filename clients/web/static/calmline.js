@@ -22,7 +22,7 @@ const Calmline = {
     const r = await fetch(path, { headers: { Authorization: "Bearer " + token } });
     if (!r.ok) {
       let message = r.statusText;
-      try { message = (await r.json()).detail || message; } catch (e) { /* not JSON */ }
+      try { message = (await r.json()).message || message; } catch (e) { /* not JSON */ }
       const err = new Error(r.status === 401 ? "Unknown token: sign in again." : message);
       err.status = r.status;
       throw err;

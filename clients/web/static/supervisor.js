@@ -65,7 +65,7 @@
         const r = await fetch(`/v1/calls/${encodeURIComponent(callId)}/agent`, {
           method: "PUT", headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
           body: JSON.stringify({ agent_id: input.value.trim() }) });
-        if (!r.ok) { let m = r.statusText; try { m = (await r.json()).detail || m; } catch (_) { /* not JSON */ } throw new Error(m); }
+        if (!r.ok) { let m = r.statusText; try { m = (await r.json()).message || m; } catch (_) { /* not JSON */ } throw new Error(m); }
         status.textContent = "";  // call.assigned updates the row
       } catch (err) { status.textContent = err.message; }
     };
