@@ -282,6 +282,25 @@ def mask_words(words, found: list[Found]) -> list[tuple[object, str]]:
     return out
 
 
+IDENTIFIER = re.compile(r"(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[\w-]+", re.ASCII)
+
+
+def mask_data(value, kinds):
+    """Every string of a JSON value (a call's start metadata) with the ``kinds`` masked, keys kept. A string that is
+    one identifier of letters and digits (a callSid, a UUID) is kept whole: a hex id can hold a run of digits that
+    passes the card check, and a platform's ids are not said by anyone."""
+    if isinstance(value, dict):
+        return {k: mask_data(v, kinds) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_data(v, kinds) for v in value]
+    if isinstance(value, str) and kinds and not IDENTIFIER.fullmatch(value):
+        return apply(value, find(value, kinds)[0])
+    if isinstance(value, int) and not isinstance(value, bool) and kinds and value >= 0:
+        masked = apply(str(value), find(str(value), kinds)[0])
+        return value if masked == str(value) else masked
+    return value
+
+
 def mask_log(line: str) -> str:
     """Card numbers in a log line, whatever the setting: logs are copied far and kept long."""
     return LOG_CARD.sub(lambda m: "[card]" if looks_like_card(re.sub(r"\D", "", m.group(0))) else m.group(0), line)

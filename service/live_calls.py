@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 
+from models import redaction
 from service.admission import Admission
 from service.audio_files import AudioFiles, Recording
 from service.bus import EventBus
@@ -92,6 +94,8 @@ class LiveCalls:
                                                f"continue it): call {start.call_id}")
         if stored is not None:
             raise ProtocolError("call_exists", f"call {start.call_id} already exists; use a new call_id")
+        # The platform's metadata goes out in call.started and into the stored row: masked like every text.
+        start = dataclasses.replace(start, metadata=redaction.mask_data(start.metadata, self.deps.redact))
         session = CallSession(start, self.deps, self.audio_files.open(start.call_id, list(start.roles)),
                               CallEvents(start.call_id, start.agent_id, self.bus))
         self._sessions[start.call_id] = session

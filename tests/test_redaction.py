@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from models.packing import Segment
-from models.redaction import (KINDS, Redactor, apply, find, luhn, mask_log, mask_partial, mask_words, masked_times,
+from models.redaction import (KINDS, Redactor, apply, find, luhn, mask_data, mask_log, mask_partial, mask_words, masked_times,
                               parse_kinds)
 
 CARD = ("card",)
@@ -339,3 +339,18 @@ async def test_a_held_final_goes_out_alone_after_five_seconds_of_the_speakers_au
     session.feed({"caller": np.zeros(int(1.2 * 16000), dtype=np.float32)})
     assert [e["text"] for e in bus.events if e["type"] == "transcript.final"] == ["It is 4111 1111"]
     session.audio.close()
+
+
+def test_start_metadata_is_masked_value_by_value_and_platform_ids_are_kept():
+    metadata = {"note": "card 4111 1111 1111 1111 exp 12/29", "cc": "4111111111111111", "account": 4111111111111111,
+                "contact": ["jo@example.com", 7, True, None], "from": "+15551234567",
+                # Identifiers of letters and digits stay whole, whatever digit runs they hold.
+                "twilio": {"callSid": "CA4111111111111111aabbccddeeff0011", "uuid": "3fa85f64-5717-4562-b3fc-2c963f66afa6"}}
+    masked = mask_data(metadata, ("card", "email"))
+    assert masked["note"].startswith("card [card]") and "4111" not in masked["note"]
+    assert masked["cc"] == "[card]" and masked["account"] == "[card]"
+    assert masked["contact"] == ["[email]", 7, True, None]
+    assert masked["from"] == "+15551234567"  # phone is not asked for
+    assert masked["twilio"] == metadata["twilio"]
+    assert mask_data(metadata, ("phone",))["from"] == "+[phone]"
+    assert mask_data(metadata, ()) == metadata

@@ -35,7 +35,12 @@ def texts(value, key: str = "") -> list[str]:
 
 
 async def test_a_card_read_aloud_is_redacted_everywhere(server):
-    run = await stream_call(WAV, server.ws, "a-1", INGEST_KEY, watch_token=SUPERVISOR_TOKEN, speed=2.0)
+    # The platform's start metadata too (a CRM note, a field): it goes out in call.started and into the row.
+    metadata = {"note": "card 4111 1111 1111 1111", "crm": {"cc": "4111111111111111"}}
+    run = await stream_call(WAV, server.ws, "a-1", INGEST_KEY, watch_token=SUPERVISOR_TOKEN, speed=2.0,
+                            metadata=metadata)
+    assert run.events[0]["type"] == "call.started"
+    assert run.events[0]["metadata"] == {"note": "card [card]", "crm": {"cc": "[card]"}}
     finals = [e["text"] for e in run.events if e["type"] == "transcript.final"]
     assert any("[card]" in t for t in finals), finals
     assert any("[expiry]" in t or "[cvv]" in t for t in finals), finals
