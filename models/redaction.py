@@ -282,22 +282,24 @@ def mask_words(words, found: list[Found]) -> list[tuple[object, str]]:
     return out
 
 
-IDENTIFIER = re.compile(r"(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[\w-]+", re.ASCII)
+# The ids platforms put in a start (Twilio's SIDs, the UUIDs of AudioHook and jambonz): a hex id can hold a run of
+# digits that passes the card check, and no one says them aloud.
+PLATFORM_ID = re.compile(r"[A-Z]{2}[0-9a-f]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
 
 def mask_data(value, kinds):
-    """Every string of a JSON value (a call's start metadata) with the ``kinds`` masked, keys kept. A string that is
-    one identifier of letters and digits (a callSid, a UUID) is kept whole: a hex id can hold a run of digits that
-    passes the card check, and a platform's ids are not said by anyone."""
+    """Every string of a JSON value (a call's start metadata) with the ``kinds`` masked, keys kept; a platform's
+    ids (``PLATFORM_ID``) stay whole. A whole number is masked where it is a card (it becomes the string
+    ``[card]``); as a number it is a count or a time, not a phone or a social security number."""
     if isinstance(value, dict):
         return {k: mask_data(v, kinds) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_data(v, kinds) for v in value]
-    if isinstance(value, str) and kinds and not IDENTIFIER.fullmatch(value):
+    if isinstance(value, str) and kinds and not PLATFORM_ID.fullmatch(value):
         return apply(value, find(value, kinds)[0])
-    if isinstance(value, int) and not isinstance(value, bool) and kinds and value >= 0:
-        masked = apply(str(value), find(str(value), kinds)[0])
-        return value if masked == str(value) else masked
+    if isinstance(value, int) and not isinstance(value, bool) and "card" in kinds:
+        digits = str(abs(value))
+        return "[card]" if find(digits, ("card",))[0] else value
     return value
 
 

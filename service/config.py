@@ -58,7 +58,7 @@ class Settings:
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     compute_type: str = field(default="default", metadata={"help": "CTranslate2 compute type; int8 on CPU, float16 on CUDA"})
     cpu_threads: int = field(default=0, metadata={"help": "threads per transcription worker (0: the cores shared out, at most 4)"})
-    workers: int = field(default=0, metadata={"help": "transcription workers running windows side by side (0: 2 on CPU, 1 on GPU)"})
+    workers: int = field(default=0, metadata={"help": "transcription workers running windows side by side (0: 2, or 1 on a single core)"})
     transcribe_nice: int = field(default=0, metadata={"help": "niceness of the transcription threads (0-19): past the CPU's capacity the audio path of every call goes before any window (0: off)"})
     batch: int = field(default=0, metadata={"help": "windows encoded and decoded together in one model call (0: 1 on CPU, 16 on GPU)"})
     language: str = field(default="en", metadata={"help": "spoken language for multilingual models"})

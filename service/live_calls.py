@@ -54,8 +54,7 @@ class LiveCalls:
             raise ProtocolError("unknown_call", f"call {start.call_id} has ended; start a new call")
         if start.continues and session is not None and not session.connected and not session.ended:
             # The platform paused the stream and started a new one for the same call: the same call goes on.
-            # A call assigned since it started may go on in a stream that names no agent, as a resume may.
-            if start.agent_id not in (None, session.agent_id) or set(session.start.roles) != set(start.roles):
+            if not _same_call(session, start):
                 raise ProtocolError("bad_start", "a continued call must keep its agent_id and roles")
             self._stop_grace(start.call_id)
             session.reattach(fill_gap=True)  # the pause is silence in the recording
@@ -71,8 +70,7 @@ class LiveCalls:
                 raise ProtocolError("unknown_call", f"no live call {start.call_id} to resume (ended, or never started)")
             if session.connected:
                 raise ProtocolError("call_in_use", f"call {start.call_id} is still streaming on another connection")
-            # A call assigned since it started may come back without the agent it got.
-            if (start.agent_id not in (None, session.agent_id) or set(session.start.roles) != set(start.roles)):
+            if not _same_call(session, start):
                 raise ProtocolError("bad_start", "a resumed call must keep its agent_id and roles")
             self._stop_grace(start.call_id)
             session.reattach()
@@ -85,17 +83,19 @@ class LiveCalls:
         self._opening.add(start.call_id)
         try:
             stored = await asyncio.to_thread(self.store.get_call, start.call_id)
+            if stored is None:
+                # The platform's metadata goes out in call.started and into the stored row: masked like every
+                # text. Off the loop: a long string in a 64 KB start takes the masking seconds.
+                start = dataclasses.replace(start, metadata=await asyncio.to_thread(
+                    redaction.mask_data, start.metadata, self.deps.redact))
         finally:
             self._opening.discard(start.call_id)
         if stored is not None and start.continues and stored["status"] != LIVE:
-            # A platform that pauses streams sends stop between them, which ends a call unless told otherwise.
-            # The hint first: a close reason holds 123 bytes, and the call id is the caller's own anyway.
-            raise ProtocolError("call_exists", f"ended at its stop (CALMLINE_TWILIO_PAUSE=true lets a new stream "
-                                               f"continue it): call {start.call_id}")
+            # A stream of a call that has ended (a Twilio stop ends it unless CALMLINE_TWILIO_PAUSE is set).
+            raise ProtocolError("call_exists", f"call {start.call_id} has ended ({stored['status']}); a new stream "
+                                               f"cannot continue it")
         if stored is not None:
             raise ProtocolError("call_exists", f"call {start.call_id} already exists; use a new call_id")
-        # The platform's metadata goes out in call.started and into the stored row: masked like every text.
-        start = dataclasses.replace(start, metadata=redaction.mask_data(start.metadata, self.deps.redact))
         session = CallSession(start, self.deps, self.audio_files.open(start.call_id, list(start.roles)),
                               CallEvents(start.call_id, start.agent_id, self.bus))
         self._sessions[start.call_id] = session
@@ -221,3 +221,10 @@ class LiveCalls:
                 await self.end(session, "interrupted", "server shut down")
             except Exception:  # one failing call must not leave the others live
                 log.exception("call did not end cleanly at shutdown", extra={"call_id": session.call_id})
+
+
+def _same_call(session: CallSession, start: Start) -> bool:
+    """Whether a stream that takes up a detached call is that call's: its roles, and its agent, the one it started
+    with or the one it was assigned since (a stream may also name none)."""
+    return (start.agent_id in (None, session.agent_id, session.start.agent_id)
+            and set(session.start.roles) == set(start.roles))

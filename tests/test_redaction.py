@@ -343,14 +343,18 @@ async def test_a_held_final_goes_out_alone_after_five_seconds_of_the_speakers_au
 
 def test_start_metadata_is_masked_value_by_value_and_platform_ids_are_kept():
     metadata = {"note": "card 4111 1111 1111 1111 exp 12/29", "cc": "4111111111111111", "account": 4111111111111111,
-                "contact": ["jo@example.com", 7, True, None], "from": "+15551234567",
-                # Identifiers of letters and digits stay whole, whatever digit runs they hold.
-                "twilio": {"callSid": "CA4111111111111111aabbccddeeff0011", "uuid": "3fa85f64-5717-4562-b3fc-2c963f66afa6"}}
-    masked = mask_data(metadata, ("card", "email"))
+                "contact": ["jo@example.com", 7, True, None, 1.5], "from": "+15551234567", "at": 1700000000,
+                # Ids of the shape a platform gives (a Twilio SID, a UUID) stay whole, whatever digits they hold;
+                # other strings of letters and digits do not.
+                "twilio": {"callSid": "CA4111111111111111aabbccddeeff0011", "uuid": "3fa85f64-5717-4562-b3fc-2c963f66afa6"},
+                "ref": "card_4111111111111111", "ext": "555-123-4567x89"}
+    masked = mask_data(metadata, ("card", "email", "phone"))
     assert masked["note"].startswith("card [card]") and "4111" not in masked["note"]
     assert masked["cc"] == "[card]" and masked["account"] == "[card]"
-    assert masked["contact"] == ["[email]", 7, True, None]
-    assert masked["from"] == "+15551234567"  # phone is not asked for
+    assert masked["contact"] == ["[email]", 7, True, None, 1.5]
+    assert masked["from"] == "+[phone]" and "4567" not in masked["ext"]
+    assert masked["at"] == 1700000000  # a number is a card or nothing: not a phone
     assert masked["twilio"] == metadata["twilio"]
-    assert mask_data(metadata, ("phone",))["from"] == "+[phone]"
+    assert "4111111111111111" not in masked["ref"]
+    assert mask_data(metadata, ("card",))["from"] == "+15551234567"  # phone not asked for
     assert mask_data(metadata, ()) == metadata

@@ -243,7 +243,8 @@ class IngestConnection:
         self._clock0 = time.monotonic() - self.session.audio_seconds
         if self.adapter.forwards_events:
             self._forwarder = asyncio.create_task(self._forward(start.call_id))
-        await self._apply(self.adapter.started({"audio_seconds": self.session.audio_seconds}))
+        await self._apply(self.adapter.started({"audio_seconds": self.session.audio_seconds,
+                                                "agent_id": self.session.agent_id}))
 
     async def _ended_by_server(self) -> None:
         """The server ended the call while it streamed (a storage fault, here or in the recorder; a

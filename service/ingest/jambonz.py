@@ -12,6 +12,7 @@ from __future__ import annotations
 from service.call_actions import Audio, Dtmf, Start
 from service.ingest.decoder import StreamDecoder
 from service.ingest.protocol import (CALL_ID, DTMF_DIGITS, POLICY, TOO_BIG, UNSUPPORTED, Adapter, check_frame, fail,
+                                     optional_agent,
                                      frame_size, load_json, wire_safe)
 
 SUBPROTOCOLS = ("audio.jambonz.org", "audio.drachtio.org")
@@ -57,8 +58,8 @@ class JambonzProtocol(Adapter):
             custom.update(msg["metadata"])
         agent_id = custom.get("agent_id")
         call_id = msg.get("callSid") or msg.get("call_sid") or msg.get("uuid")
-        # A call may start without an agent (DESIGN.md): unassigned until someone assigns it.
-        if agent_id is not None and (not isinstance(agent_id, str) or not CALL_ID.match(agent_id)):
+        agent_id = optional_agent(agent_id)
+        if agent_id is False:
             return fail("bad_start", "metadata.agent_id is malformed", POLICY)
         if not isinstance(call_id, str) or not CALL_ID.match(call_id):
             return fail("bad_start", "callSid is missing or malformed", POLICY)

@@ -10,6 +10,7 @@ from models.codecs import ENCODINGS
 from service.call_actions import ROLES, Audio, Dtmf, Pause, Resume, Start, Stop
 from service.ingest.decoder import StreamDecoder
 from service.ingest.protocol import (CALL_ID, DTMF_DIGITS, POLICY, TOO_BIG, UNSUPPORTED, Adapter, Close, Send, check_frame,
+                                     optional_agent,
                                      fail, frame_size, load_json, wire_safe)
 
 RATES = (8000, 16000)
@@ -73,7 +74,8 @@ class NativeProtocol(Adapter):
         return self._decoder.flush() if self._decoder is not None else []
 
     def started(self, call: dict) -> list:
-        return [Send({"type": "started", "call_id": self.start.call_id, "agent_id": self.start.agent_id,
+        # The call's agent, which an assignment may have changed since the start this stream sent.
+        return [Send({"type": "started", "call_id": self.start.call_id, "agent_id": call.get("agent_id", self.start.agent_id),
                       "resumed": self.start.resume, "audio_seconds": call.get("audio_seconds", 0.0)})]
 
     def ended(self, audio_seconds: float) -> list:
@@ -89,8 +91,8 @@ class NativeProtocol(Adapter):
         call_id, agent_id = msg.get("call_id"), msg.get("agent_id")
         if not isinstance(call_id, str) or not CALL_ID.match(call_id):
             return fatal("bad_start", "call_id must be 1-128 characters of letters, digits and . _ : -", POLICY)
-        # A call may start without an agent (DESIGN.md): unassigned until someone assigns it.
-        if agent_id is not None and (not isinstance(agent_id, str) or not CALL_ID.match(agent_id)):
+        agent_id = optional_agent(agent_id)
+        if agent_id is False:
             return fatal("bad_start", "agent_id must be 1-128 characters of letters, digits and . _ : -", POLICY)
         encoding = msg.get("encoding", "pcm16")
         if encoding not in ENCODINGS:

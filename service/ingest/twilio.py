@@ -28,6 +28,7 @@ from models.resample import StreamResampler
 from service.call_actions import Audio, Dtmf, Gap, Start, Stop, Suspend
 from service.ingest.decoder import flush_resamplers
 from service.ingest.protocol import (CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED, Adapter, fail,
+                                     optional_agent,
                                      frame_size, load_json, wire_safe)
 
 TRACKS = {"inbound": "caller", "outbound": "agent"}
@@ -117,13 +118,13 @@ class TwilioProtocol(Adapter):
                 return fail("bad_ticket", refused, POLICY)
         agent_id = params.get("agent_id")
         call_id = start.get("callSid") or msg.get("streamSid")
-        # A call may start without an agent (DESIGN.md): unassigned until someone assigns it.
-        if agent_id is not None and (not isinstance(agent_id, str) or not CALL_ID.match(agent_id)):
+        agent_id = optional_agent(agent_id)
+        if agent_id is False:
             return fail("bad_start", "customParameters.agent_id is malformed", POLICY)
         if not isinstance(call_id, str) or not CALL_ID.match(call_id):
             return fail("bad_start", "start.callSid is missing or malformed", POLICY)
         # Twilio lists the tracks it forks; where nothing says, both may come (an agent's audio is not dropped).
-        tracks = start.get("tracks") if "tracks" in start else list(TRACKS)
+        tracks = start.get("tracks") or list(TRACKS)
         if not isinstance(tracks, list):
             return fail("bad_start", "start.tracks must be a list", POLICY)
         tracks = [t for t in tracks if isinstance(t, str) and t in TRACKS]
