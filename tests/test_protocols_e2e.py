@@ -356,6 +356,13 @@ async def test_a_reassigned_call_resumes_naming_the_agent_it_started_with(server
         async with httpx.AsyncClient(base_url=server.http, headers={"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}) as c:
             assert (await c.put(f"/v1/calls/{call_id}/agent", json={"agent_id": "a-2"})).status_code == 200
         # The softphone's connection drops (no stop): the call waits for a resume.
+    async with httpx.AsyncClient(base_url=server.http, headers={"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}) as c:
+        async def detached():
+            return (await c.get(f"/v1/calls/{call_id}")).json()["connected"] is False
+        deadline = time.monotonic() + 30  # the server sees the close when its reader next runs: later under load
+        while not await detached():
+            assert time.monotonic() < deadline, "the server never saw the first stream go"
+            await asyncio.sleep(0.05)
     async with websockets.connect(f"{server.ws}/v1/stream?token={INGEST_KEY}") as ws:
         # The softphone knows only the agent it started the call with.
         await ws.send(json.dumps({**start, "resume": True}))

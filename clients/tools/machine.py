@@ -3,8 +3,8 @@
 The same build on the same 2-core machine gives a 32-call p95 of 0.8 s in one hour and 1.5 s in another, so a
 bench row means little without the machine's speed beside it. Two readings: the milliseconds one core takes to
 encode a 15 s window with the bundled tiny.en, whatever model the bench runs (the largest single cost of a final
-on CPU, and what a slower or shared core slows first), and the share of the machine's CPU time the hypervisor gave to someone else (steal, from
-/proc/stat) over a row.
+on CPU, and what a slower or shared core slows first), and the share of the machine's CPU time the hypervisor
+gave to someone else (steal, from /proc/stat) over a row.
 """
 
 from __future__ import annotations

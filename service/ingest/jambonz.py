@@ -12,8 +12,7 @@ from __future__ import annotations
 from service.call_actions import Audio, Dtmf, Start
 from service.ingest.decoder import StreamDecoder
 from service.ingest.protocol import (CALL_ID, DTMF_DIGITS, POLICY, TOO_BIG, UNSUPPORTED, Adapter, check_frame, fail,
-                                     optional_agent,
-                                     frame_size, load_json, wire_safe)
+                                     frame_size, load_json, optional_agent, wire_safe)
 
 SUBPROTOCOLS = ("audio.jambonz.org", "audio.drachtio.org")
 RATES = (8000, 16000, 24000, 32000, 48000, 64000)
@@ -56,9 +55,8 @@ class JambonzProtocol(Adapter):
         custom = {k: v for k, v in msg.items() if k not in CALL_FIELDS}
         if isinstance(msg.get("metadata"), dict):
             custom.update(msg["metadata"])
-        agent_id = custom.get("agent_id")
+        agent_id = optional_agent(custom.get("agent_id"))
         call_id = msg.get("callSid") or msg.get("call_sid") or msg.get("uuid")
-        agent_id = optional_agent(agent_id)
         if agent_id is False:
             return fail("bad_start", "metadata.agent_id is malformed", POLICY)
         if not isinstance(call_id, str) or not CALL_ID.match(call_id):

@@ -10,8 +10,7 @@ from models.codecs import ENCODINGS
 from service.call_actions import ROLES, Audio, Dtmf, Pause, Resume, Start, Stop
 from service.ingest.decoder import StreamDecoder
 from service.ingest.protocol import (CALL_ID, DTMF_DIGITS, POLICY, TOO_BIG, UNSUPPORTED, Adapter, Close, Send, check_frame,
-                                     optional_agent,
-                                     fail, frame_size, load_json, wire_safe)
+                                     fail, frame_size, load_json, optional_agent, wire_safe)
 
 RATES = (8000, 16000)
 
@@ -88,10 +87,9 @@ class NativeProtocol(Adapter):
     def _open(self, msg: dict) -> list:
         if msg["type"] != "start":
             return fatal("bad_start", f"the first frame must be a start message, not {msg['type'][:40]!r}", POLICY)
-        call_id, agent_id = msg.get("call_id"), msg.get("agent_id")
+        call_id, agent_id = msg.get("call_id"), optional_agent(msg.get("agent_id"))
         if not isinstance(call_id, str) or not CALL_ID.match(call_id):
             return fatal("bad_start", "call_id must be 1-128 characters of letters, digits and . _ : -", POLICY)
-        agent_id = optional_agent(agent_id)
         if agent_id is False:
             return fatal("bad_start", "agent_id must be 1-128 characters of letters, digits and . _ : -", POLICY)
         encoding = msg.get("encoding", "pcm16")

@@ -14,14 +14,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 CALL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")  # call and agent ids, whatever the platform
-
-
-def optional_agent(value) -> str | None | bool:
-    """A start's agent id: None where it names none (absent, null or empty: the call starts unassigned, DESIGN.md),
-    False where it is malformed."""
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, str) and CALL_ID.match(value) else False
 DTMF_DIGITS = set("0123456789*#ABCD")
 
 # Close codes (RFC 6455 section 7.4.1).
@@ -130,6 +122,14 @@ def close_reason(reason: str) -> str:
 def frame_size(text: str) -> int:
     """Bytes of a text frame as it came on the wire (UTF-8)."""
     return len(text.encode("utf-8", "surrogatepass"))
+
+
+def optional_agent(value) -> str | None | bool:
+    """A start's agent id: None where it names none (absent, null or empty: the call starts unassigned, DESIGN.md),
+    False where it is malformed."""
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) and CALL_ID.match(value) else False
 
 
 def fail(code: str, message: str, close_code: int) -> list:

@@ -28,8 +28,7 @@ from models.resample import StreamResampler
 from service.call_actions import Audio, Dtmf, Gap, Start, Stop, Suspend
 from service.ingest.decoder import flush_resamplers
 from service.ingest.protocol import (CALL_ID, DTMF_DIGITS, INVALID_DATA, POLICY, TOO_BIG, UNSUPPORTED, Adapter, fail,
-                                     optional_agent,
-                                     frame_size, load_json, wire_safe)
+                                     frame_size, load_json, optional_agent, wire_safe)
 
 TRACKS = {"inbound": "caller", "outbound": "agent"}
 RATE = 8000
@@ -116,9 +115,8 @@ class TwilioProtocol(Adapter):
             refused = self.call_sid_check(sid if isinstance(sid, str) else "")
             if refused is not None:
                 return fail("bad_ticket", refused, POLICY)
-        agent_id = params.get("agent_id")
+        agent_id = optional_agent(params.get("agent_id"))
         call_id = start.get("callSid") or msg.get("streamSid")
-        agent_id = optional_agent(agent_id)
         if agent_id is False:
             return fail("bad_start", "customParameters.agent_id is malformed", POLICY)
         if not isinstance(call_id, str) or not CALL_ID.match(call_id):
