@@ -170,18 +170,19 @@ def _found(book, text):
 # sentence: each reader's class and score (the logistic head's probability). strict: one that starts passing
 # must be unmarked. (The published encoder with the nearest examples alone misses 19 of the 80: test below.)
 MISSES: dict[tuple[str, str], str] = {
-    ('thank', 'I value you giving us the heads-up on this.'): 'reads nearest: other 0.36; logistic: other 0.34',
-    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'reads nearest: other 0.40; logistic: policy_wall 0.41; the reply reader: arguing 0.85',
-    ('blame', "Honestly that's down to the courier, we just hand it over."): 'reads nearest: other 0.50; logistic: passing_the_buck 0.48; the reply reader: passing_the_buck 0.78',
-    ('blame', "If you'd read the small print you'd have known."): 'reads nearest: blame 0.42; logistic: blame 0.45; vetoed: the reply reader reads blame 0.50',
-    ('arguing', "Come on, it's only a five pound difference."): 'reads nearest: other 0.42; logistic: arguing 0.55; the reply reader: arguing 0.80',
-    ('arguing', 'You must be mixing us up with another company.'): 'reads nearest: arguing 0.54; logistic: blame 0.58; the reply reader: passing_the_buck 0.54',
-    ('passing_the_buck', "That's one for the accounts people, not me."): 'reads nearest: blame 0.44; logistic: blame 0.75; the reply reader: blame 0.49',
+    ('thank', 'I value you giving us the heads-up on this.'): 'reads nearest: other 0.30; logistic: other 0.28',
+    ('make_it_right', 'What would feel like a fair outcome to you?'): 'reads nearest: empathize 0.39; logistic: empathize 0.78',
+    ('policy_wall', "We only take returns within fourteen days, so that's that."): 'reads nearest: other 0.43; logistic: policy_wall 0.60; the reply reader: policy_wall 0.93',
+    ('blame', "Honestly that's down to the courier, we just hand it over."): 'reads nearest: blame 0.50; logistic: passing_the_buck 0.41; the reply reader: blame 0.70',
+    ('blame', "It's really the bank's doing, not ours."): 'reads nearest: blame 0.61; logistic: blame 0.89; vetoed: the reply reader reads blame 0.61',
+    ('arguing', "Come on, it's only a five pound difference."): 'reads nearest: other 0.49; logistic: arguing 0.41; the reply reader: arguing 0.83',
+    ('arguing', 'You must be mixing us up with another company.'): 'reads nearest: other 0.51; logistic: blame 0.74; the reply reader: blame 0.89',
+    ('passing_the_buck', "That's one for the accounts people, not me."): 'reads nearest: blame 0.44; logistic: blame 0.77; the reply reader: passing_the_buck 0.70',
 }
 NEAR_MISS_FIRES = {
     # Routine talk that reads like a move or a hand-off to both readers; [other] status examples did not outweigh it.
-    'When did you first take out the policy?': 'fires clarify; reads nearest: clarify 0.57; logistic: clarify 0.76',
-    "Thanks for calling Northwind Gas, you're speaking with Ola.": 'fires thank; reads nearest: thank 0.57; logistic: other 0.55',
+    'When did you first take out the policy?': 'fires clarify; reads nearest: clarify 0.56; logistic: clarify 0.71',
+    "Thanks for calling Northwind Gas, you're speaking with Ola.": 'fires thank; reads nearest: thank 0.61; logistic: thank 0.70',
 }
 
 
@@ -302,7 +303,7 @@ def test_with_both_heads_a_move_either_hears_counts_and_a_warning_needs_both(tmp
         assert move in _found(both, text) and move not in _found(RULES, text), text
     for kind, text in [("excuse", "The supplier sent us a bad batch, so everything's late."),  # the nearest alone
                        ("arguing", "You're blowing this out of proportion."),  # the head alone
-                       ("insincere_apology", "Sorry, one second, the screen is frozen.")]:  # a near-miss, the head alone
+                       ("insincere_apology", "Sorry, the line is a bit crackly.")]:  # a near-miss, the head alone
         assert kind in _found(nearest, text) or kind in _found(logistic, text), text
         assert kind not in _found(both, text), text
     # Heard by both, a warning stands; and a rule's finding needs no reader at all.
@@ -348,9 +349,9 @@ def _by_head(text):
     (lambda t: t.replace('examples = [\n    "Sorry for the inconvenience.",', 'examples = [\n    42,'), "list of sentences"),
     # the reply reader's (models/coach/replies.py)
     (lambda t: t.replace("replies = true", 'replies = "yes"'), "replies must be true or false"),
-    (lambda t: t.replace("reply_veto = 0.6", "reply_veto = 1.5"), "reply_veto must be a probability"),
-    (lambda t: t.replace("reply_veto = 0.6", ""), "reply_veto must be a probability"),
-    (lambda t: t.replace("reply_veto = 0.6", "reply_veto = 0.9").replace("reply_confirm = 0.95", "reply_confirm = 0.8"),
+    (lambda t: t.replace("reply_veto = 0.7", "reply_veto = 1.5"), "reply_veto must be a probability"),
+    (lambda t: t.replace("reply_veto = 0.7", ""), "reply_veto must be a probability"),
+    (lambda t: t.replace("reply_veto = 0.7", "reply_veto = 0.9").replace("reply_confirm = 0.97", "reply_confirm = 0.8"),
      "reply_veto must be at most reply_confirm"),
 ])
 def test_meaning_settings_are_checked(tmp_path, edit, message):
@@ -693,7 +694,8 @@ def test_agreeing_with_the_caller_is_not_arguing(text):
 
 
 @pytest.mark.parametrize("text", ["Oh, sorry, I thought you'd finished, go on.", "Sorry, you broke up, could you say that again?",
-                                  "Sorry, go on, I'm listening.", "I'm sorry, carry on.", "I am sorry, please go on."])
+                                  "Sorry, go on, I'm listening.", "I'm sorry, carry on.", "I am sorry, please go on.",
+                                  "Sorry, just a second, my system is loading.", "Sorry, bear with me while it loads."])
 def test_a_sorry_that_repairs_the_conversation_is_no_insincere_apology(text):
     assert "insincere_apology" not in _found(PLAYBOOK, text)
     assert "insincere_apology" not in _found(with_meaning(PLAYBOOK, reply_confirm=0.8), text)  # nor read whole

@@ -91,7 +91,7 @@ def test_a_short_question_is_read_with_the_final_before_it():
     apology before it does not dilute a hand-off away."""
     from models.coach.reply import SHORT
 
-    question = "Is that it in a nutshell?"
+    question = "Is that it, in a nutshell?"
     assert len(question.split()) < SHORT and "glib" in recognize(PLAYBOOK, question).pending
     coach = Coach(PLAYBOOK, 0)
     coach.caller_said(UPSET)

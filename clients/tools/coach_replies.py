@@ -1,7 +1,7 @@
 """Fits the coach's reply reader (models/coach/replies.py) on the exchanges and writes ``models/coach/replies.npz``.
 
 ``calmline train replies`` runs it (``calmline train coach`` too, after the adapter it reads through). The data:
-every exchange of the fitting sets (``tests/data/coach_text/dev/exchanges*-fit.json``: five hands' caller lines
+every exchange of the fitting sets (``tests/data/coach_text/dev/exchanges*-fit.json``: eight hands' caller lines
 and the agent's whole reply, labelled with warnings in that context); the held exchanges and the validation calls
 are never read here. Each reply is embedded by the tuned encoder as the server embeds it, and one logistic
 regression per warning kind is fitted on those vectors (models.coach.replies.fit: deterministic, seconds, no

@@ -12,8 +12,8 @@ of the voices (dev/voices-held.json, 291 sentences, and dev/voices2-held.json, 4
 other hands, most of them indirect; the other halves fine-tune the encoder, these are never fitted on), and
 dev/voices3-held.json (350, held whole: calm-call talk that sounds like a warning, and warnings), and
 dev/voices4-held.json (300, held whole: the kinds the held voices find weakest, said indirectly, and their sound-alikes).
-And exchanges (dev/exchanges*.json): a caller's words and the agent's whole reply, labelled in that context, five
-hands' 1,440 written to fit on and two more hands' 200 each held; a caller the writer marked upset is heard complaining
+And exchanges (dev/exchanges*.json): a caller's words and the agent's whole reply, labelled in that context, eight
+hands' 2,340 written to fit on and two more hands' 200 each held; a caller the writer marked upset is heard complaining
 first.
 ``python -m clients.tools.evaluate.coach_text --dev`` leaves the validation part out (for tuning).
 """
@@ -45,7 +45,7 @@ DEV_SENTENCES = {"dev sentences": ROOT / "coach_text" / "dev" / "sentences.json"
                  "third voices held out": ROOT / "coach_text" / "dev" / "voices3-held.json",
                  "fourth voices held out": ROOT / "coach_text" / "dev" / "voices4-held.json"}
 # Exchanges: a caller's words and the agent's whole reply, labelled in their context (the same words can be a
-# warning after one caller line and not after another): five hands' sets the reply reader is fitted on
+# warning after one caller line and not after another): eight hands' sets the reply reader is fitted on
 # (clients/tools/coach_replies.py), and two more hands' sets, each in businesses no other set has, held to
 # measure it. Each set with the readers it is read by (None: every one; the ones fitted on by
 # the playbook, its sentence readers and the rules).
