@@ -303,7 +303,7 @@ def test_with_both_heads_a_move_either_hears_counts_and_a_warning_needs_both(tmp
         assert move in _found(both, text) and move not in _found(RULES, text), text
     for kind, text in [("excuse", "The supplier sent us a bad batch, so everything's late."),  # the nearest alone
                        ("arguing", "You're blowing this out of proportion."),  # the head alone
-                       ("insincere_apology", "Sorry, the line is a bit crackly.")]:  # a near-miss, the head alone
+                       ("insincere_apology", "Sorry, the line is a bit crackly.")]:  # a repair no unless takes, the head alone
         assert kind in _found(nearest, text) or kind in _found(logistic, text), text
         assert kind not in _found(both, text), text
     # Heard by both, a warning stands; and a rule's finding needs no reader at all.
@@ -596,8 +596,8 @@ def test_the_text_eval_scores_meaning_against_rules(capsys):
         assert ref >= 30 and agreed / ref >= 0.8, (who, ref, got, agreed)
     # Against the second reading too, meaning finds more of the warnings than the rules do.
     assert results["agreement/coach against second"][2] > results["agreement/coach against second (rules)"][2]
-    # The exchanges (a caller's words, the agent's reply): four hands' sets read, meaning beside the rules.
-    assert results["exchanges for fitting/meaning"]["calls"] >= 800 and results["exchanges held out/meaning"]["calls"] >= 200
+    # The exchanges (a caller's words, the agent's reply): eight hands' sets read, meaning beside the rules.
+    assert results["exchanges for fitting/meaning"]["calls"] >= 2000 and results["exchanges held out/meaning"]["calls"] >= 200
     held = {how: results[f"exchanges held out/{how}"] for how in ("meaning", "sentences", "rules")}
     assert held["meaning"]["warnings_recall"] > held["rules"]["warnings_recall"]
     # The reply reader, fitted on the other hands' exchanges, makes the warnings surer on a fourth hand's and on the
@@ -699,6 +699,17 @@ def test_agreeing_with_the_caller_is_not_arguing(text):
 def test_a_sorry_that_repairs_the_conversation_is_no_insincere_apology(text):
     assert "insincere_apology" not in _found(PLAYBOOK, text)
     assert "insincere_apology" not in _found(with_meaning(PLAYBOOK, reply_confirm=0.8), text)  # nor read whole
+
+
+def test_a_hold_excuses_a_sorry_only_where_it_ends_the_phrase():
+    """"Sorry, one moment" asks for a moment; "a moment ago" or a canned apology run on after it is no hold."""
+    unless = PLAYBOOK.warnings["insincere_apology"].unless
+    for text in ["Sorry, one moment please.", "Sorry, bear with us while I look.", "Sorry, just a sec."]:
+        assert any(rule.search(text) for rule in unless), text
+    for text in ["Sorry, a moment ago you said it was fine.", "Sorry, a second engineer visit is just how it goes.",
+                 "Sorry one moment sorry for the inconvenience."]:
+        assert not any(rule.search(text) for rule in unless), text
+    assert "insincere_apology" in _found(PLAYBOOK, "Sorry one moment sorry for the inconvenience.")
 
 
 def test_an_apology_with_the_remedy_is_not_bare_and_a_dismissive_one_is():
