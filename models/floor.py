@@ -4,7 +4,8 @@ Driven chunk by chunk (32 ms) by both speakers' voice activity, and by the calle
 transcripts as they arrive. At every moment of a caller's pause a small learned model
 (models/floor_model.py over models/floor_features.py) gives the probability that the caller
 is done; the turn is released (``finished_venting``) at the first moment it reaches the
-model's threshold. The decision is a function of audio time and words alone: each pause
+model's threshold (a lower one where the words hand the floor over, lower again where they ask the agent
+outright). The decision is a function of audio time and words alone: each pause
 keeps what the audio said about it (its context at the start, when the agent spoke in it,
 where the caller went on), waits for the words of the utterance that ended at it, and is
 judged from its start once they are in, whenever that is: during the pause or after the
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.floor_features import Context, Words, completeness, hands_over, read_words, vector  # noqa: F401 (completeness)
+from models.floor_features import Context, Words, asks, completeness, hands_over, read_words, vector  # noqa: F401 (completeness)
 from models.floor_model import FloorModel, load
 from models.prosody import semitones
 from models.text_sentiment import text_score
@@ -50,6 +51,7 @@ class FloorConfig:
     vent_text: float = -0.35
     threshold: float | None = None  # the model's own when None
     handover_threshold: float | None = None  # where the last words hand the floor over; the model's own when None
+    ask_threshold: float | None = None  # where they ask the agent outright (floor_features.asks); the model's own when None
     # Silence after complete words that ends the turn whatever the model says (a backstop: past the longest pause
     # callers make inside a turn); the model's own when None, give_up when neither has one.
     settle: float | None = None
@@ -130,6 +132,9 @@ class FloorTracker:
         # Two stages: words that hand the floor over ("what are you going to do about it?") release on less.
         self.handover_threshold = next(t for t in (self.cfg.handover_threshold, self.model.handover_threshold,
                                                    self.threshold) if t is not None)
+        # Three: a question that asks the agent outright releases on less again.
+        self.ask_threshold = next(t for t in (self.cfg.ask_threshold, self.model.ask_threshold,
+                                              self.handover_threshold) if t is not None)
         # Complete words end the turn at the backstop, never later than give_up.
         self.settle = min(self.cfg.give_up, next((t for t in (self.cfg.settle, self.model.settle) if t is not None),
                                                  self.cfg.give_up))
@@ -333,7 +338,8 @@ class FloorTracker:
         last = int(np.floor((upto - p.start) / GRID + 1e-6))
         # "...and": a thought left hanging waits for give_up, and so does a pause after nothing heard.
         hanging = read[1] is None or read[1].incomplete > 0
-        threshold = self.handover_threshold if not hanging and hands_over(read[1]) else self.threshold
+        threshold = (self.threshold if hanging else self.ask_threshold if asks(read[1])
+                     else self.handover_threshold if hands_over(read[1]) else self.threshold)
         limit = (cfg.give_up if hanging else self.settle) - 1e-9
         for k in range(j, last + 1):
             at = p.start + k * GRID

@@ -104,6 +104,13 @@ def hands_over(words: Words) -> bool:
     return bool((words.question and not words.rhetorical) or words.handover or words.demand or words.thanks_end)
 
 
+def asks(words: Words) -> bool:
+    """The last words ask the agent outright, as a question: "What are you going to do about it?", "So when is
+    someone coming?". Writers put other questions and demands inside vents as often as at their ends; these
+    mostly end them."""
+    return bool(words.handover and words.question)
+
+
 def completeness(text: str) -> str:
     """question, complete or incomplete: how a caller's last words end."""
     w = read_words(text)

@@ -27,6 +27,7 @@ class FloorModel:
     threshold: float
     handover_threshold: float | None = None  # where the last words hand the floor over (floor_features.hands_over)
     settle: float | None = None  # seconds of silence after complete words that end the turn whatever the probability
+    ask_threshold: float | None = None  # where the last words ask the agent outright (floor_features.asks)
 
     def prob(self, x: list[float]) -> float:
         z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
@@ -37,6 +38,7 @@ class FloorModel:
                 "weights": self.weights.round(6).tolist(), "threshold": round(self.threshold, 4),
                 **({} if self.handover_threshold is None else {"handover_threshold": round(self.handover_threshold, 4)}),
                 **({} if self.settle is None else {"settle": round(self.settle, 3)}),
+                **({} if self.ask_threshold is None else {"ask_threshold": round(self.ask_threshold, 4)}),
                 **extra}
 
     @classmethod
@@ -45,7 +47,7 @@ class FloorModel:
             raise ValueError(f"{WEIGHTS.name}: its features differ from models.floor_features.NAMES; "
                              "run `calmline train floor`")
         return cls(np.array(doc["weights"]), np.array(doc["mean"]), np.array(doc["scale"]), float(doc["threshold"]),
-                   doc.get("handover_threshold"), doc.get("settle"))
+                   doc.get("handover_threshold"), doc.get("settle"), doc.get("ask_threshold"))
 
 
 @lru_cache(maxsize=4)

@@ -21,6 +21,15 @@ def test_the_dev_part_has_48_calls_over_10_kinds_and_validation_12_over_kinds_of
     assert len(names) == len(set(names))
 
 
+def test_the_dev_part_is_written_by_six_hands_so_a_model_can_be_judged_on_a_writer_it_never_saw():
+    from clients.tools.evaluate.floor import hand_of
+
+    hands = Counter(hand_of(c.name) for c in corpus("dev"))
+    assert len(hands) >= 6 and min(hands.values()) >= 30, hands
+    assert hand_of("h4_cinema_no_tickets") == "h4" and hand_of("air_b_missed_connection") == "h2"
+    assert hand_of("air_cancel") == "h1"
+
+
 def test_vents_come_in_bursts_with_the_pauses_that_fool_a_timer_and_end_every_way():
     turns = [t for c in corpus("dev") + corpus("validation") for t in c.turns if t.speaker == "caller"]
     vents = [t for t in turns if t.style == "vent"]
