@@ -129,7 +129,7 @@ class FloorTracker:
         self.cfg = config or FloorConfig()
         self.model = model or load()
         self.threshold = self.cfg.threshold if self.cfg.threshold is not None else self.model.threshold
-        # Two stages: words that hand the floor over ("what are you going to do about it?") release on less.
+        # Two stages: words that hand the floor over ("I want my money back.", "Where is my bag?") release on less.
         self.handover_threshold = next(t for t in (self.cfg.handover_threshold, self.model.handover_threshold,
                                                    self.threshold) if t is not None)
         # Three: a question that asks the agent outright releases on less again.

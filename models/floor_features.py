@@ -65,6 +65,7 @@ class Words:
     text_score: float
     heat: float
     rising: float
+    exclaims_in_question: float = 0.0  # a rhetorical phrase ("can you believe", "do you know how"): it asks nothing
 
 
 def read_words(text: str, text_score: float = 0.0, heat: float = 0.0, rising: bool = False) -> Words:
@@ -96,6 +97,7 @@ def read_words(text: str, text_score: float = 0.0, heat: float = 0.0, rising: bo
         text_score=text_score,
         heat=heat,
         rising=float(rising),
+        exclaims_in_question=float(question and bool(RHETORICAL.search(last))),
     )
 
 
@@ -105,10 +107,11 @@ def hands_over(words: Words) -> bool:
 
 
 def asks(words: Words) -> bool:
-    """The last words ask the agent outright, as a question: "What are you going to do about it?", "So when is
-    someone coming?". Writers put other questions and demands inside vents as often as at their ends; these
-    mostly end them."""
-    return bool(words.handover and words.question)
+    """The last words ask the agent outright, as a question: "What are you going to do about it?", "Can you send
+    someone today?". Writers put plain questions and demands inside vents too (in the dev calls 116 plain
+    questions inside a turn against 178 at its end); these mostly end it (8 against 45). "Can you believe that?"
+    matches a hand-over phrase but asks nothing."""
+    return bool(words.handover and words.question and not words.exclaims_in_question)
 
 
 def completeness(text: str) -> str:

@@ -1,7 +1,8 @@
 """The end-of-vent model: logistic regression over floor_features, its weights kept as data.
 
 ``floor_model.json`` beside this file holds the feature names, the standardisation, the
-weights and the release threshold; ``calmline train floor`` refits it (plain numpy, no
+weights, the release thresholds (for most words, for words that hand the floor over, for a question that asks
+the agent outright) and the settle backstop; ``calmline train floor`` refits it (plain numpy, no
 training library at run time).
 """
 

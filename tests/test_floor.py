@@ -73,6 +73,8 @@ class Call:
     ("Are you kidding me?", False),
     ("I want my money back.", False),  # a demand: the handover stage, not this one
     ("He's been waiting since March, you know?", False),
+    ("Can you believe that?", False),  # a hand-over phrase that asks nothing
+    ("Do you know how long I have waited?", False),
 ])
 def test_a_question_that_asks_the_agent_outright(text, asked):
     assert asks(read_words(text)) is asked
@@ -101,10 +103,12 @@ def test_a_question_releases_as_soon_as_its_transcript_is_in():
     assert released and released[0] - end <= 0.7
     last = call.out[-1]
     assert last.state == "open" and last.finished_venting and not last.venting
-    # The confidence is the model's probability where it released: asked outright, that takes less than the rest.
+    # The confidence is the model's probability where it released: asked outright, that takes less than the other
+    # words that hand the floor over.
+    assert asks(read_words("Can you tell me when it will arrive?"))
     at, _start, _x, prob = call.floor.trace[-1]
     assert at == last.t and last.confidence == round(prob, 2)
-    assert call.floor.ask_threshold <= prob < call.floor.threshold
+    assert call.floor.ask_threshold <= prob < call.floor.handover_threshold
 
 
 def test_a_venting_callers_question_waits_like_a_statement():

@@ -10,20 +10,18 @@ from collections import Counter
 
 import pytest
 
-from clients.tools.render_corpus import CORPUS, corpus, ends_how, parse
+from clients.tools.render_corpus import CORPUS, corpus, ends_how, hand_of, parse
 
 
-def test_the_dev_part_has_48_calls_over_10_kinds_and_validation_12_over_kinds_of_its_own():
+def test_the_dev_part_has_240_calls_over_30_kinds_and_validation_35_over_14_kinds_of_its_own():
     dev, val = corpus("dev"), corpus("validation")
-    assert len(dev) >= 48 and len({c.kind for c in dev}) >= 10
-    assert len(val) >= 12 and not {c.kind for c in val} & {c.kind for c in dev}
+    assert len(dev) >= 240 and len({c.kind for c in dev}) >= 30
+    assert len(val) >= 35 and len({c.kind for c in val}) >= 14 and not {c.kind for c in val} & {c.kind for c in dev}
     names = [c.name for c in dev + val]
     assert len(names) == len(set(names))
 
 
 def test_the_dev_part_is_written_by_six_hands_so_a_model_can_be_judged_on_a_writer_it_never_saw():
-    from clients.tools.evaluate.floor import hand_of
-
     hands = Counter(hand_of(c.name) for c in corpus("dev"))
     assert len(hands) >= 6 and min(hands.values()) >= 30, hands
     assert hand_of("h4_cinema_no_tickets") == "h4" and hand_of("air_b_missed_connection") == "h2"

@@ -144,6 +144,13 @@ def _turn(line: str, where: str) -> TurnScript:
     return turn
 
 
+def hand_of(name: str) -> str:
+    """Which writer wrote a dev call, from its name: the first hand's names carry no mark, the second's ``_b_``,
+    later hands' a prefix ``h3_``, ``h4_``, ..."""
+    m = re.match(r"(h\d+)_", name)
+    return m.group(1) if m else "h2" if "_b_" in name else "h1"
+
+
 def corpus(part: str) -> list[CallScript]:
     return [c for f in sorted((CORPUS / part).glob("*.txt")) for c in parse(f)]
 

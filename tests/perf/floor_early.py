@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from clients.tools.evaluate import floor as F  # noqa: E402
+from clients.tools.render_corpus import hand_of  # noqa: E402
 from models.floor import GRID, FloorTracker  # noqa: E402
 from models.floor_features import NAMES, vector  # noqa: E402
 from models.floor_model import FloorModel, fit, load  # noqa: E402
@@ -84,9 +85,11 @@ def main() -> None:
     dev, val = F.load_part("dev"), F.load_part("validation")
     full = {c.name: F.rows(c) for c in dev}
     # One row per pause: the moment `at` into it (the features' silence column is log(silence)).
-    early_rows = {n: (x[np.abs(np.exp(x[:, 1]) - at) < GRID / 3][:, columns], y[np.abs(np.exp(x[:, 1]) - at) < GRID / 3])
-                  for n, (x, y, _) in full.items()}
-    hand = {n: F.hand_of(n) for n in full}
+    early_rows = {}
+    for n, (x, y, _) in full.items():
+        moment = np.abs(np.exp(x[:, 1]) - at) < GRID / 3
+        early_rows[n] = (x[moment][:, columns], y[moment])
+    hand = {n: hand_of(n) for n in full}
     mains = F.writer_folds(dev, full)
     earlies = {}
     for h in sorted(set(hand.values())):

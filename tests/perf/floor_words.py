@@ -6,8 +6,8 @@ Every part a caller says in the floor corpus (tests/data/corpus, one breath betw
 candidate end of turn; it is the end when it is the turn's last part. A logistic model over how the
 part ends (models/floor_features.read_words: question, hand-over, demand, left hanging, exclamation,
 thanks, ...) and where it falls in the turn (parts before it, earlier questions and exclamations) is
-fitted on every dev writer but one and ranked on that one (area under the ROC curve), and fitted on
-the whole dev part and ranked on validation. No heat (the gold style would leak the labels).
+fitted on every dev writer but one and ranked on that one (area under the ROC curve), fitted on one
+writer alone and ranked on each other, and fitted on the whole dev part and ranked on validation. No heat (the gold style would leak the labels).
 
 The words' best case for the issue's target: a two-point decision, release at 0.8 s of silence where
 the model says p >= threshold, else at 1.5 s, scored on the scripts' own pauses (false: a pause inside
@@ -25,8 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from clients.tools.evaluate.floor import hand_of  # noqa: E402
-from clients.tools.render_corpus import corpus  # noqa: E402
+from clients.tools.render_corpus import corpus, hand_of  # noqa: E402
 from models.floor_features import hands_over, read_words  # noqa: E402
 from models.floor_model import fit  # noqa: E402
 
@@ -103,6 +102,16 @@ def main() -> None:
         mine = [r for r in rows if r["hand"] == h]
         report(f"{h} ({sum(r['last'] for r in mine)} turn ends, {len(mine)} parts)",
                mine, model([r for r in rows if r["hand"] != h]), minutes([c for c in dev if hand_of(c.name) == h]))
+    print("AUC of each writer (column) ranked by a model fitted on one other writer alone (row):")
+    print("        " + "".join(f"{h:>7}" for h in hands))
+    for a in hands:
+        m = model([r for r in rows if r["hand"] == a])
+        cells = []
+        for b in hands:
+            mine = [r for r in rows if r["hand"] == b]
+            y = np.array([r["last"] for r in mine], float)
+            cells.append("      -" if a == b else f"{auc(y, np.array([m.prob(r['x']) for r in mine])):7.3f}")
+        print(f"  {a:<6}" + "".join(cells))
     vrows = parts(val)
     print("validation, fitted on the whole dev part:")
     report(f"validation ({sum(r['last'] for r in vrows)} turn ends, {len(vrows)} parts)", vrows, model(rows), minutes(val))

@@ -11,7 +11,7 @@ measures the decision, not tiny.en. Scores use the dev set's definitions (client
 ``calmline eval floor`` prints, per part, the model against the 1.2 s silence timer, and the
 release-delay against false-release curve; ``--live`` streams the calls through a real server
 instead (real-time pace, the real transcriber), and scores the floor events it sends; ``calmline train floor`` refits the model on the
-dev part, cross-validated by call, and writes models/floor_model.json.
+dev part, cross-validated by writer, and writes models/floor_model.json.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import json
 import multiprocessing
 import os
 import pickle
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from clients.tools.evaluate.calls import GOES_ON, HIT_WINDOW, false_releases, turn_ends
+from clients.tools.render_corpus import hand_of
 from models.floor import AGENT, CALLER, FloorConfig, FloorTracker, _Voice
 from models.floor_features import NAMES
 from models.floor_model import WEIGHTS, FloorModel, fit, load
@@ -264,10 +264,13 @@ def _grid_point(setting: Setting) -> dict:
 def _grid(calls: list[Call], models: dict[str, FloorModel], settings: list[Setting]) -> list[tuple[Setting, dict]]:
     global _GRID
     _GRID = (calls, models)
-    # Each setting replays every call (a few seconds for 240 calls): one process per core, forked so the
-    # calls and models are shared, not pickled.
+    # Each setting replays every call (a few seconds for 240 calls): one process per core this process may
+    # use, forked so the calls and models are shared, not pickled; one after another where fork is not there.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     try:
-        with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        if cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return [(setting, _grid_point(setting)) for setting in settings]
+        with multiprocessing.get_context("fork").Pool(min(cores, len(settings))) as pool:
             return list(zip(settings, pool.map(_grid_point, settings, chunksize=4)))
     finally:
         _GRID = ()
@@ -299,13 +302,6 @@ def _best(results: list[tuple[Setting, dict]], max_false: float, max_p50: float)
         return pt[0], pt[1][0], pt[1][1], pt[1][2], pt[1][3] or 9.0
 
     return min(ok or within, key=fastest)[1] if ok or within else min(results, key=lambda tr: tr[1]["false_per_min"])[0]
-
-
-def hand_of(name: str) -> str:
-    """Which writer wrote a dev call: the first hand's names carry no mark, the second's ``_b_``, later hands'
-    a prefix ``h3_``, ``h4_``, ..."""
-    m = re.match(r"(h\d+)_", name)
-    return m.group(1) if m else "h2" if "_b_" in name else "h1"
 
 
 def writer_folds(calls: list[Call], data: dict, l2: float = 1.0) -> dict[str, FloorModel]:
