@@ -65,7 +65,7 @@ class Words:
     text_score: float
     heat: float
     rising: float
-    exclaims_in_question: float = 0.0  # a rhetorical phrase ("can you believe", "do you know how"): it asks nothing
+    rhetorical_phrase: float = 0.0  # a rhetorical phrase ("can you believe", "do you know how"): it asks nothing
 
 
 def read_words(text: str, text_score: float = 0.0, heat: float = 0.0, rising: bool = False) -> Words:
@@ -97,7 +97,7 @@ def read_words(text: str, text_score: float = 0.0, heat: float = 0.0, rising: bo
         text_score=text_score,
         heat=heat,
         rising=float(rising),
-        exclaims_in_question=float(question and bool(RHETORICAL.search(last))),
+        rhetorical_phrase=float(question and bool(RHETORICAL.search(last))),
     )
 
 
@@ -111,7 +111,7 @@ def asks(words: Words) -> bool:
     someone today?". Writers put plain questions and demands inside vents too (in the dev calls 116 plain
     questions inside a turn against 178 at its end); these mostly end it (8 against 45). "Can you believe that?"
     matches a hand-over phrase but asks nothing."""
-    return bool(words.handover and words.question and not words.exclaims_in_question)
+    return bool(words.handover and words.question and not words.rhetorical_phrase)
 
 
 def completeness(text: str) -> str:

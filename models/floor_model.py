@@ -57,8 +57,9 @@ def load(path: str | None = None) -> FloorModel:
 
 
 def fit(x: np.ndarray, y: np.ndarray, threshold: float = 0.5, l2: float = 1.0, weight: np.ndarray | None = None,
-        iterations: int = 50) -> FloorModel:
-    """L2-regularised logistic regression by Newton's method on standardised features (the bias unpenalised)."""
+        iterations: int = 50, balanced: bool = False) -> FloorModel:
+    """L2-regularised logistic regression by Newton's method on standardised features (the bias unpenalised);
+    ``balanced`` weighs the two classes alike (on top of ``weight``)."""
     x = np.asarray(x, dtype=np.float64)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     mean[0], scale[0] = 0.0, 1.0  # the bias column stays 1
@@ -66,6 +67,9 @@ def fit(x: np.ndarray, y: np.ndarray, threshold: float = 0.5, l2: float = 1.0, w
     z = (x - mean) / scale
     w = np.zeros(z.shape[1])
     sw = np.ones(len(y)) if weight is None else weight
+    if balanced:
+        share = min(max(float(np.mean(y)), 1e-3), 1 - 1e-3)
+        sw = sw * np.where(np.asarray(y) > 0, 0.5 / share, 0.5 / (1 - share))
     penalty = np.full(z.shape[1], l2)
     penalty[0] = 0.0
     for _ in range(iterations):

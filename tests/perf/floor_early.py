@@ -18,6 +18,7 @@ A few minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import multiprocessing
 import sys
@@ -28,10 +29,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from clients.tools.evaluate import floor as F  # noqa: E402
-from clients.tools.render_corpus import hand_of  # noqa: E402
 from models.floor import GRID, FloorTracker  # noqa: E402
 from models.floor_features import NAMES, vector  # noqa: E402
-from models.floor_model import FloorModel, fit, load  # noqa: E402
+from models.floor_model import FloorModel, load  # noqa: E402
 
 THRESHOLDS = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.01)
 WORDS = ("bias", "question", "handover", "demand", "incomplete", "rhetorical", "exclaim", "closer", "log_words",
@@ -43,9 +43,8 @@ class EarlyTracker(FloorTracker):
     """The committed decision, and before it one look at ``at`` seconds into each pause."""
 
     def __init__(self, model: FloorModel, early: FloorModel, at: float, threshold: float, columns: np.ndarray):
-        committed = load()
-        super().__init__(model=FloorModel(model.weights, model.mean, model.scale, committed.threshold,
-                                          committed.handover_threshold, committed.settle, committed.ask_threshold))
+        # The fold's weights with the committed model's thresholds and settle.
+        super().__init__(model=dataclasses.replace(load(), weights=model.weights, mean=model.mean, scale=model.scale))
         self.early, self.at, self.early_threshold, self.columns = early, at, threshold, columns
 
     def _prob(self, p, read, silence, at):
@@ -56,11 +55,6 @@ class EarlyTracker(FloorTracker):
             if self.early.prob(np.asarray(vector(silence, words, ctx, agent))[self.columns]) >= self.early_threshold:
                 return 1.0
         return prob
-
-
-def _fit_balanced(x: np.ndarray, y: np.ndarray) -> FloorModel:
-    share = min(max(y.mean(), 1e-3), 1 - 1e-3)
-    return fit(x, y, weight=np.where(y > 0, 0.5 / share, 0.5 / (1 - share)))
 
 
 _JOB: dict = {}
@@ -89,16 +83,11 @@ def main() -> None:
     for n, (x, y, _) in full.items():
         moment = np.abs(np.exp(x[:, 1]) - at) < GRID / 3
         early_rows[n] = (x[moment][:, columns], y[moment])
-    hand = {n: hand_of(n) for n in full}
-    mains = F.writer_folds(dev, full)
-    earlies = {}
-    for h in sorted(set(hand.values())):
-        others = [n for n in full if hand[n] != h]
-        m = _fit_balanced(*(np.concatenate([early_rows[n][i] for n in others]) for i in range(2)))
-        earlies.update({n: m for n in full if hand[n] == h})
-    x, y, w = (np.concatenate([full[n][i] for n in full]) for i in range(3))
-    main_all = fit(x, y, weight=w)
-    early_all = _fit_balanced(*(np.concatenate([early_rows[n][i] for n in full]) for i in range(2)))
+    names = list(full)
+    mains = F.writer_folds(names, lambda fitting: F.fit_calls(full, fitting))
+    earlies = F.writer_folds(names, lambda fitting: F.fit_calls(early_rows, fitting, balanced=True))
+    main_all = F.fit_calls(full, names)
+    early_all = F.fit_calls(early_rows, names, balanced=True)
     _JOB["dev"] = (dev, mains, earlies, at, columns)
     _JOB["validation"] = (val, {c.name: main_all for c in val}, {c.name: early_all for c in val}, at, columns)
     print(f"early look at {at:.3f} s of silence ({'the words alone' if args.words else 'every feature'}); dev: each hand on models fitted on the other hands; "

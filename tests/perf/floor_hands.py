@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from clients.tools.evaluate.floor import (Score, hand_of, load_part, replay, rows, score, timer_releases,  # noqa: E402
-                                          writer_folds)
+from clients.tools.evaluate.floor import (Score, fit_calls, hand_of, load_part, replay, rows, score,  # noqa: E402
+                                          timer_releases, writer_folds)
 from models.floor import FloorConfig, FloorTracker  # noqa: E402
 from models.floor_model import load  # noqa: E402
 
@@ -45,7 +45,7 @@ def main() -> None:
     cfg = FloorConfig(threshold=th, handover_threshold=hth, ask_threshold=ask, settle=settle or None)
     calls = load_part("dev")
     data = {c.name: rows(c) for c in calls}
-    folds = writer_folds(calls, data)
+    folds = writer_folds(list(data), lambda fitting: fit_calls(data, fitting))
     hands: dict[str, list] = {}
     for c in calls:
         hands.setdefault(hand_of(c.name), []).append(c)

@@ -67,9 +67,7 @@ def auc(y: np.ndarray, p: np.ndarray) -> float:
 
 def model(rows: list[dict]):
     x = np.array([r["x"] for r in rows])
-    y = np.array([r["last"] for r in rows], float)
-    share = y.mean()
-    return fit(x, y, weight=np.where(y > 0, 0.5 / share, 0.5 / (1 - share)))
+    return fit(x, np.array([r["last"] for r in rows], float), balanced=True)
 
 
 def two_point(rows: list[dict], probs: np.ndarray, mins: float, threshold: float) -> tuple[float, float]:

@@ -304,17 +304,25 @@ def _best(results: list[tuple[Setting, dict]], max_false: float, max_p50: float)
     return min(ok or within, key=fastest)[1] if ok or within else min(results, key=lambda tr: tr[1]["false_per_min"])[0]
 
 
-def writer_folds(calls: list[Call], data: dict, l2: float = 1.0) -> dict[str, FloorModel]:
-    """Each dev call's model fitted on the other writers' calls alone. Cross-validated by writer: a fold's
-    model has never seen a call of the hand it is judged on, as the model in service has never seen its
+def stack(data: dict, names: list[str]) -> tuple[np.ndarray, ...]:
+    """The rows of those calls (``rows``' arrays, or any tuple of arrays per call) as one set."""
+    return tuple(np.concatenate([data[n][i] for n in names]) for i in range(len(data[names[0]])))
+
+
+def fit_calls(data: dict, names: list[str], l2: float = 1.0, balanced: bool = False) -> FloorModel:
+    """The model fitted on those calls' rows: (x, y, weight) as ``rows`` gives them, or (x, y)."""
+    x, y, *weight = stack(data, names)
+    return fit(x, y, l2=l2, weight=weight[0] if weight else None, balanced=balanced)
+
+
+def writer_folds(names: list[str], fit_on) -> dict[str, FloorModel]:
+    """Each dev call's model, ``fit_on(names)`` of the other writers' calls alone. Cross-validated by writer: a
+    fold's model has never seen a call of the hand it is judged on, as the model in service has never seen its
     customers' calls (folds by call let a writer's habits leak across)."""
-    hand = {c.name: hand_of(c.name) for c in calls}
     models = {}
-    for h in sorted(set(hand.values())):
-        fitting = [n for n in data if hand[n] != h]
-        x, y, w = (np.concatenate([data[n][i] for n in fitting]) for i in range(3))
-        m = fit(x, y, l2=l2, weight=w)
-        models.update({n: m for n in data if hand[n] == h})
+    for h in sorted({hand_of(n) for n in names}):
+        m = fit_on([n for n in names if hand_of(n) != h])
+        models.update({n: m for n in names if hand_of(n) == h})
     return models
 
 
@@ -322,7 +330,7 @@ def train(l2: float = 1.0, out: Path = WEIGHTS) -> FloorModel:
     calls = load_part("dev")
     data = {c.name: rows(c) for c in calls}
     names = sorted(data)
-    fold_models = writer_folds(calls, data, l2)
+    fold_models = writer_folds(names, lambda fitting: fit_calls(data, fitting, l2))
     hands = len({hand_of(n) for n in names})
     chosen, results = pick_threshold(calls, fold_models)
     print(f"cross-validated by writer ({hands} hands, {len(calls)} dev calls): threshold, handover threshold, ask "
@@ -331,7 +339,7 @@ def train(l2: float = 1.0, out: Path = WEIGHTS) -> FloorModel:
         mark = " <" if th == chosen else ""
         print(f"  {th[0]:.2f} {th[1]:.2f} {th[2]:.2f} {th[3] or '-':>4}  {r['released']:.3f}  {r['false_per_min']:.2f}  "
               f"{r['p50']:.2f}  {r['p95']:.2f}  {r['vent_p50']:.2f}{mark}")
-    x, y, w = (np.concatenate([data[n][i] for n in names]) for i in range(3))
+    x, y, w = stack(data, names)
     model = fit(x, y, threshold=chosen[0], l2=l2, weight=w)
     model = FloorModel(model.weights, model.mean, model.scale, chosen[0], chosen[1], chosen[3], chosen[2])
     cv = dict(results)[chosen]
